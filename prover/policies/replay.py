@@ -1,0 +1,50 @@
+"""A model-free policy that knows the recorded tactics of a trace file, mixed with wrong ones.
+
+For each state it proposes the tactics recorded there (in any theorem) plus tactics drawn
+from elsewhere in the traces, all with seeded pseudo-random log-probabilities, so that
+right and wrong proposals are interleaved and the search has to choose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Sequence
+
+from search import Proposal
+
+from prover.envs.replay import TraceSet, load_traces
+
+
+def _seeded_logprob(seed: int, state: str, tactic: str) -> float:
+    digest = hashlib.blake2b(f"{seed}\x1f{state}\x1f{tactic}".encode(), digest_size=8).digest()
+    u = (int.from_bytes(digest, "little") + 1) / (2**64 + 1)
+    return math.log(u) - 0.05  # in (-inf, -0.05): strictly negative, finite
+
+
+class ReplayPolicy:
+    """Recorded tactics at a state plus ``num_wrong`` others, scored at random (seeded)."""
+
+    def __init__(self, traces: TraceSet, num_wrong: int = 8, seed: int = 0):
+        self.traces = traces
+        self.num_wrong = num_wrong
+        self.seed = seed
+        self._pool = traces.all_tactics()
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        batches = []
+        for state in states:
+            right = self.traces.tactics_at(state)
+            rng = random.Random(f"{self.seed}:{state}")
+            wrong = [t for t in rng.sample(self._pool, min(len(self._pool), self.num_wrong + len(right))) if t not in right]
+            tactics = sorted(right) + wrong[: self.num_wrong]
+            proposals = [Proposal(t, _seeded_logprob(self.seed, state, t)) for t in tactics]
+            proposals.sort(key=lambda p: -p.logprob)
+            batches.append(proposals[:k])
+        return batches
+
+
+def build(config) -> ReplayPolicy:
+    """Registry entry: a ``PolicyConfig`` -> a ``ReplayPolicy``."""
+    return ReplayPolicy(load_traces(config.traces), seed=config.seed)

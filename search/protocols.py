@@ -1,0 +1,128 @@
+"""The seams of the engine: what a policy and a proof environment must provide.
+
+The outcome types mirror LeanDojo's (``lean_dojo.TacticState``, ``ProofFinished``,
+``LeanError``, ``ProofGivenUp``) field for field where it matters, so the LeanDojo
+backend in ``prover.envs.dojo`` is a thin adapter, and everything here runs without Lean.
+
+Infrastructure failures (a crashed or hung Lean) are exceptions, not outcomes:
+``EnvCrashError`` and ``EnvTimeoutError``. A tactic that Lean rejects is an outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, Union, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Theorem:
+    """A theorem to prove, with as much addressing as the environment needs.
+
+    ``name`` is the identity everywhere (result files, tree files). The LeanDojo backend
+    uses ``repo_url``/``commit``/``file_path``/``full_name``; the REPL backend uses
+    ``header`` + ``statement``; offline environments use ``name`` alone.
+    """
+
+    name: str
+    statement: str = ""  # Lean source up to and including ":=", when known
+    header: str = ""  # imports / opens that the statement needs
+    repo_url: str = ""
+    commit: str = ""
+    file_path: str = ""
+    full_name: str = ""  # fully qualified Lean name; defaults to ``name``
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Theorem":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class TacticState:
+    """An open proof state: ``pp`` is Lean's pretty-printed goals, the node's identity."""
+
+    pp: str
+    id: int = 0  # the environment's handle for this state (LeanDojo's ``TacticState.id``)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ProofFinished:
+    """The tactic closed every goal."""
+
+    tactic_state_id: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LeanError:
+    """Lean rejected the tactic (or we refused to send it); ``error`` says why."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class ProofGivenUp:
+    """The tactic closed the goals only by giving up (``sorry``/``admit``)."""
+
+
+Outcome = Union[TacticState, ProofFinished, LeanError, ProofGivenUp]
+
+
+class EnvError(Exception):
+    """An infrastructure failure of the environment (not a rejected tactic)."""
+
+
+class EnvCrashError(EnvError):
+    """The prover process died; the session must be restarted."""
+
+
+class EnvTimeoutError(EnvError):
+    """A tactic ran past its time limit; the session may be unusable afterwards."""
+
+
+class EnvInitError(EnvError):
+    """The theorem could not be started (unknown theorem, tracing failed, ...)."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One candidate tactic and the policy's log-probability for it."""
+
+    tactic: str
+    logprob: float
+
+
+@runtime_checkable
+class TacticPolicy(Protocol):
+    """Proposes tactics, batched: one list of up to ``k`` proposals per input state."""
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]: ...
+
+
+@runtime_checkable
+class ProofEnv(Protocol):
+    """A proof environment that works on one theorem at a time.
+
+    ``start`` begins (or restarts) a session on a theorem and returns its initial state;
+    ``run_tactic`` applies a tactic to a state of the current session; ``close`` frees
+    any process. Environments may also offer ``check_proof`` (see ``ProofChecker``).
+    """
+
+    def start(self, theorem: Theorem) -> TacticState: ...
+
+    def run_tactic(self, state: TacticState, tactic: str) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ProofChecker(Protocol):
+    """An environment that can re-check a complete proof from scratch.
+
+    Returns ``None`` when the tactics prove the theorem, else a sentence saying why not.
+    """
+
+    def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None: ...

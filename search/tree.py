@@ -1,0 +1,351 @@
+"""The search tree: a graph of goal states joined by tactics, kept as a ``networkx`` graph.
+
+One node per distinct goal state (its pretty-printed text is its identity), so a state
+reached by two tactic sequences is one node and the "tree" is a DAG. Two sink nodes
+collect the leaves: ``QED`` (every tactic that finished the proof points there) and
+``DEAD`` (every tactic that failed: a Lean error, a refused tactic, a ``sorry``, a cycle).
+The graph is a ``networkx.MultiDiGraph`` whose edge key is the tactic, so each tactic
+tried at a state is one edge, however many land on the same target.
+
+Node status (``Status``) follows the goal-state semantics of LeanDojo, where a state
+holds all remaining goals: a node is PROVED when some tactic leads to a PROVED node,
+FAILED when it was fully expanded and every tactic leads to a FAILED node, else OPEN.
+Changes propagate to parents as they happen; ``check_invariants`` verifies all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+import networkx as nx
+
+from search.protocols import LeanError, Outcome, ProofFinished, ProofGivenUp, TacticState
+
+ROOT = 0
+QED = -1  # sink for tactics that finished the proof
+DEAD = -2  # sink for tactics that failed
+SINKS = (QED, DEAD)
+FORMAT_VERSION = 1
+
+
+class Status(str, Enum):
+    OPEN = "open"
+    PROVED = "proved"
+    FAILED = "failed"
+
+
+class EdgeOutcome(str, Enum):
+    """What a tactic did, as stored on its edge."""
+
+    STATE = "state"  # led to a new or known open state
+    PROVED = "proved"  # closed every goal
+    ERROR = "error"  # Lean (or the safety filter) rejected it
+    GIVEN_UP = "given_up"  # closed the goals with sorry/admit
+    CYCLE = "cycle"  # led back to the same state or to an ancestor
+    TIMEOUT = "timeout"  # ran past the per-tactic time limit
+
+
+class TreeFormatError(ValueError):
+    """A saved tree file that cannot be read back."""
+
+
+class SearchTree:
+    """A DAG of goal states; see the module docstring for its rules.
+
+    >>> tree = SearchTree("t", "⊢ 1 + 1 = 2")
+    >>> tree.add_outcome(ROOT, "norm_num", -0.1, ProofFinished())
+    (-1, False)
+    >>> tree.mark_expanded(ROOT)
+    >>> tree.status(ROOT), tree.proof_tactics()
+    (<Status.PROVED: 'proved'>, ['norm_num'])
+    """
+
+    def __init__(self, theorem: str, root_state: str):
+        self.graph = nx.MultiDiGraph(theorem=theorem, format_version=FORMAT_VERSION)
+        self._node_by_state: dict[str, int] = {}
+        self._num_expanded = 0
+        self.graph.add_node(QED, state="no goals", status=Status.PROVED, distance=0, sink=True)
+        self.graph.add_node(DEAD, state="failed tactics", status=Status.FAILED, distance=None, sink=True)
+        self._add_state(root_state, depth=0, cumulative_logprob=0.0, t_s=0.0)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    @property
+    def theorem(self) -> str:
+        return self.graph.graph["theorem"]
+
+    @property
+    def num_states(self) -> int:
+        """Distinct goal states, the root included, the two sinks not."""
+        return len(self._node_by_state)
+
+    @property
+    def num_expanded(self) -> int:
+        return self._num_expanded
+
+    def node(self, node: int) -> dict[str, Any]:
+        return self.graph.nodes[node]
+
+    def status(self, node: int = ROOT) -> Status:
+        return self.graph.nodes[node]["status"]
+
+    def state(self, node: int) -> str:
+        return self.graph.nodes[node]["state"]
+
+    def node_of(self, state: str) -> int | None:
+        return self._node_by_state.get(state)
+
+    def tactic_edges(self, node: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """(target, tactic, edge attributes) for every tactic tried at ``node``."""
+        for target, by_tactic in self.graph.succ[node].items():
+            for tactic, attrs in by_tactic.items():
+                yield target, tactic, attrs
+
+    # ---- growing -------------------------------------------------------------------------
+
+    def _add_state(self, state: str, depth: int, cumulative_logprob: float, t_s: float) -> int:
+        node = len(self._node_by_state)
+        self._node_by_state[state] = node
+        self.graph.add_node(
+            node,
+            state=state,
+            status=Status.OPEN,
+            depth=depth,
+            cumulative_logprob=cumulative_logprob,
+            distance=None,  # tactics to a proof, once PROVED
+            expanded_order=None,  # position in the search order, once expanded
+            partial=False,  # expansion cut short by the budget
+            t_created_s=t_s,
+            t_expanded_s=None,
+        )
+        return node
+
+    def add_outcome(
+        self,
+        source: int,
+        tactic: str,
+        logprob: float,
+        outcome: Outcome,
+        time_s: float = 0.0,
+        t_s: float = 0.0,
+        timed_out: bool = False,
+    ) -> tuple[int, bool]:
+        """Record that ``tactic`` at ``source`` gave ``outcome``.
+
+        Returns ``(target node, worth_queueing)``: the second is true when the target is an
+        unexpanded state whose best score this edge created or improved, so the search
+        should (re)queue it.
+        """
+        attrs = self.graph.nodes[source]
+        error = ""
+        worth_queueing = False
+        if isinstance(outcome, TacticState):
+            target = self._node_by_state.get(outcome.pp)
+            cumulative = attrs["cumulative_logprob"] + logprob
+            if target is None:
+                target = self._add_state(outcome.pp, attrs["depth"] + 1, cumulative, t_s)
+                kind = EdgeOutcome.STATE
+                worth_queueing = True
+            elif target == source or self._is_ancestor(target, source):
+                kind, error, target = EdgeOutcome.CYCLE, "returns to an earlier state", DEAD
+            else:
+                kind = EdgeOutcome.STATE
+                known = self.graph.nodes[target]
+                if known["expanded_order"] is None and cumulative > known["cumulative_logprob"]:
+                    known["cumulative_logprob"] = cumulative
+                    known["depth"] = attrs["depth"] + 1
+                    worth_queueing = True
+        elif isinstance(outcome, ProofFinished):
+            kind, target = EdgeOutcome.PROVED, QED
+        elif isinstance(outcome, ProofGivenUp):
+            kind, error, target = EdgeOutcome.GIVEN_UP, "the proof was given up (sorry)", DEAD
+        elif isinstance(outcome, LeanError):
+            kind = EdgeOutcome.TIMEOUT if timed_out else EdgeOutcome.ERROR
+            error, target = outcome.error, DEAD
+        else:
+            raise TypeError(f"not an outcome: {outcome!r}")
+        self.graph.add_edge(
+            source,
+            target,
+            key=tactic,
+            tactic=tactic,
+            logprob=logprob,
+            outcome=kind,
+            error=error,
+            time_s=time_s,
+            step=self._num_expanded,
+        )
+        return target, worth_queueing
+
+    def _is_ancestor(self, candidate: int, node: int) -> bool:
+        """Whether ``candidate`` reaches ``node`` (so an edge node->candidate makes a cycle)."""
+        # Walk up from ``node``: ancestors are few compared with descendants.
+        seen = {node}
+        stack = [node]
+        pred = self.graph.pred
+        while stack:
+            for parent in pred[stack.pop()]:
+                if parent == candidate:
+                    return True
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return False
+
+    def mark_expanded(self, node: int, t_s: float = 0.0, partial: bool = False) -> None:
+        """Close ``node``'s expansion and update its status and its ancestors'."""
+        attrs = self.graph.nodes[node]
+        if attrs["expanded_order"] is None:
+            attrs["expanded_order"] = self._num_expanded
+            attrs["t_expanded_s"] = t_s
+            self._num_expanded += 1
+        attrs["partial"] = partial
+        self._refresh(node)
+
+    def _derive(self, node: int) -> tuple[Status, int | None]:
+        nodes = self.graph.nodes
+        best_distance = None
+        all_failed = True
+        for target in self.graph.succ[node]:
+            child = nodes[target]
+            status = child["status"]
+            if status is Status.PROVED:
+                distance = child["distance"] + 1
+                if best_distance is None or distance < best_distance:
+                    best_distance = distance
+            elif status is Status.OPEN:
+                all_failed = False
+        if best_distance is not None:
+            return Status.PROVED, best_distance
+        attrs = nodes[node]
+        if all_failed and attrs["expanded_order"] is not None and not attrs["partial"]:
+            return Status.FAILED, None
+        return Status.OPEN, None
+
+    def _refresh(self, node: int) -> None:
+        nodes = self.graph.nodes
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            attrs = nodes[current]
+            status, distance = self._derive(current)
+            if status is attrs["status"] and distance == attrs["distance"]:
+                continue
+            attrs["status"] = status
+            attrs["distance"] = distance
+            pending.extend(self.graph.pred[current])
+
+    # ---- proofs --------------------------------------------------------------------------
+
+    def proof_edges(self) -> list[tuple[int, int, str]] | None:
+        """The shortest proof as (source, target, tactic) steps, or None if unproved.
+
+        Among equally short proofs, the one whose tactics the policy scored highest.
+        """
+        if self.status(ROOT) is not Status.PROVED:
+            return None
+        nodes = self.graph.nodes
+        steps = []
+        node = ROOT
+        while node != QED:
+            wanted = nodes[node]["distance"] - 1
+            best = None
+            for target, tactic, attrs in self.tactic_edges(node):
+                child = nodes[target]
+                if child["status"] is Status.PROVED and child["distance"] == wanted:
+                    if best is None or attrs["logprob"] > best[2]:
+                        best = (target, tactic, attrs["logprob"])
+            assert best is not None, "a PROVED node has a PROVED child one step closer"
+            steps.append((node, best[0], best[1]))
+            node = best[0]
+        return steps
+
+    def proof_tactics(self) -> list[str] | None:
+        edges = self.proof_edges()
+        return None if edges is None else [tactic for _, _, tactic in edges]
+
+    # ---- checking ------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the tree breaks any of its rules."""
+        g = self.graph
+        assert nx.is_directed_acyclic_graph(g), "the search graph has a cycle"
+        assert g.nodes[QED]["status"] is Status.PROVED and not g.succ[QED]
+        assert g.nodes[DEAD]["status"] is Status.FAILED and not g.succ[DEAD]
+        assert len(self._node_by_state) == g.number_of_nodes() - len(SINKS)
+        expanded_orders = set()
+        for state, node in self._node_by_state.items():
+            attrs = g.nodes[node]
+            assert attrs["state"] == state, f"node {node} lost its state"
+            assert node == ROOT or g.pred[node], f"node {node} is unreachable"
+            if attrs["expanded_order"] is None:
+                assert not g.succ[node], f"unexpanded node {node} has children"
+            else:
+                assert attrs["expanded_order"] not in expanded_orders
+                expanded_orders.add(attrs["expanded_order"])
+            status, distance = self._derive(node)
+            assert attrs["status"] is status, f"node {node} is {attrs['status']}, should be {status}"
+            assert attrs["distance"] == distance, f"node {node} distance {attrs['distance']} != {distance}"
+            if attrs["expanded_order"] is None and node != ROOT:
+                best = max(
+                    g.nodes[p]["cumulative_logprob"] + e["logprob"]
+                    for p, by_tactic in g.pred[node].items()
+                    for e in by_tactic.values()
+                )
+                assert abs(attrs["cumulative_logprob"] - best) < 1e-9, f"node {node} score is stale"
+        assert len(expanded_orders) == self._num_expanded
+        for source, target, tactic, attrs in g.edges(keys=True, data=True):
+            assert source not in SINKS, "a sink has an outgoing edge"
+            assert attrs["tactic"] == tactic
+            for field in ("logprob", "outcome", "error", "time_s", "step"):
+                assert field in attrs, f"edge {source}->{target} has no {field}"
+
+    # ---- saving --------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (networkx node-link format) that ``from_json`` reads back whole."""
+        data = nx.node_link_data(self.graph, edges="edges")
+        data["graph"] = dict(self.graph.graph, num_expanded=self._num_expanded)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchTree":
+        try:
+            graph = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
+            tree = cls.__new__(cls)
+            tree._num_expanded = graph.graph.pop("num_expanded")
+            for _, attrs in graph.nodes(data=True):
+                attrs["status"] = Status(attrs["status"])
+            for *_, attrs in graph.edges(keys=True, data=True):
+                attrs["outcome"] = EdgeOutcome(attrs["outcome"])
+            tree.graph = graph
+            tree._node_by_state = {
+                attrs["state"]: node for node, attrs in graph.nodes(data=True) if node not in SINKS
+            }
+            if graph.graph.get("format_version") != FORMAT_VERSION or ROOT not in graph:
+                raise ValueError("missing format version or root")
+        except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+            raise TreeFormatError(f"not a search tree saved by this tool ({exc})") from None
+        return tree
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Write the tree (and ``extra`` metadata, e.g. the search result) to a JSON file."""
+        data = self.to_json()
+        if extra:
+            data["graph"]["result"] = extra
+        Path(path).write_text(json.dumps(data, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SearchTree":
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise TreeFormatError(f"cannot read tree file {path}: {exc.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TreeFormatError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise TreeFormatError(f"{path} is not a search tree saved by this tool")
+        return cls.from_json(data)

@@ -1,0 +1,49 @@
+"""Shared test set-up: the path to the shared data, and skips for lean/gpu tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prover.config import default_minif2f_path, default_traces_path
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_lean = pytest.mark.skip(reason="needs a Lean toolchain: `lake` is not on PATH here")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU, and none is visible here")
+    has_lake = shutil.which("lake") is not None
+    has_gpu = None
+    for item in items:
+        if "lean" in item.keywords and not has_lake:
+            item.add_marker(skip_lean)
+        if "gpu" in item.keywords:
+            if has_gpu is None:
+                has_gpu = _has_gpu()
+            if not has_gpu:
+                item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def traces_path() -> Path:
+    path = default_traces_path()
+    if not path.exists():
+        pytest.skip(f"the shared trace file {path} is absent (set PROVER_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minif2f_path() -> Path:
+    path = default_minif2f_path()
+    if not path.exists():
+        pytest.skip(f"the shared miniF2F statements {path} are absent (set PROVER_DATA)")
+    return path
