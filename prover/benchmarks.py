@@ -1,0 +1,106 @@
+"""Theorem sets: the synthetic set, the theorems of a trace file, miniF2F, or a list file.
+
+    theorems = load_theorems(TheoremSetConfig(benchmark="minif2f", split="valid"), EnvConfig())
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from search import Theorem
+
+from prover.config import EnvConfig, TheoremSetConfig, default_minif2f_path
+from prover.errors import ProverError
+
+BENCHMARKS = ("synthetic", "replay", "minif2f")
+SPLITS = ("valid", "test")
+# The theorem set an environment runs when no --benchmark is given.
+DEFAULT_BENCHMARK = {"synthetic": "synthetic", "replay": "replay", "dojo": "minif2f", "repl": "minif2f"}
+
+
+def load_theorems(spec: TheoremSetConfig, env: EnvConfig) -> list[Theorem]:
+    """The theorems that ``spec`` names, in a stable order, at most ``spec.limit`` of them."""
+    if spec.theorems_file:
+        theorems = theorems_from_file(spec.theorems_file, spec, env)
+    else:
+        benchmark = spec.benchmark or DEFAULT_BENCHMARK.get(env.name, "minif2f")
+        if benchmark == "synthetic":
+            theorems = [Theorem(f"synthetic_{i:04d}") for i in range(spec.num_theorems)]
+        elif benchmark == "replay":
+            from prover.envs.replay import load_traces
+
+            theorems = [Theorem(name) for name in load_traces(env.traces).names()]
+        elif benchmark == "minif2f":
+            theorems = minif2f(spec.split)
+        else:
+            close = difflib.get_close_matches(benchmark, BENCHMARKS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(BENCHMARKS)}."
+            raise ProverError(f"unknown benchmark '{benchmark}'{hint}")
+    return theorems[: spec.limit] if spec.limit is not None else theorems
+
+
+def find_theorem(name: str, spec: TheoremSetConfig, env: EnvConfig) -> Theorem:
+    """The theorem called ``name`` in the set; "did you mean" when there is none."""
+    theorems = load_theorems(TheoremSetConfig(**{**spec.__dict__, "limit": None}), env)
+    by_name = {t.name: t for t in theorems}
+    if name in by_name:
+        return by_name[name]
+    if not spec.theorems_file and (spec.benchmark or DEFAULT_BENCHMARK.get(env.name)) == "synthetic":
+        if name.startswith("synthetic_"):  # the synthetic set is unbounded
+            return Theorem(name)
+    if not spec.theorems_file and (spec.benchmark or DEFAULT_BENCHMARK.get(env.name)) == "minif2f":
+        # A name from the other split is still a miniF2F theorem.
+        other = {t.name: t for t in minif2f("test" if spec.split == "valid" else "valid")}
+        if name in other:
+            return other[name]
+    close = difflib.get_close_matches(name, by_name, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    where = spec.theorems_file or spec.benchmark or DEFAULT_BENCHMARK.get(env.name, "the benchmark")
+    raise ProverError(f"no theorem named '{name}' in {where}{hint}")
+
+
+def minif2f(split: str, path: str | Path | None = None) -> list[Theorem]:
+    """The miniF2F theorems of ``split`` ("valid" or "test") with their statements."""
+    if split not in SPLITS:
+        raise ProverError(f"unknown miniF2F split '{split}'; choose 'valid' or 'test'")
+    path = Path(path) if path else default_minif2f_path()
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ProverError(f"the miniF2F statements file {path} does not exist; set PROVER_DATA") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ProverError(f"cannot read the miniF2F statements file {path}: {exc}") from None
+    return [
+        Theorem(row["name"], statement=row["formal_statement"], header=row.get("header", ""))
+        for row in rows
+        if row.get("split") == split
+    ]
+
+
+def theorems_from_file(path: str | Path, spec: TheoremSetConfig, env: EnvConfig) -> list[Theorem]:
+    """A list file: one theorem per line, either a bare name (looked up in the benchmark)
+    or a JSON object with at least ``name`` (and any ``Theorem`` field). ``#`` comments."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ProverError(f"cannot read theorem list {path}: {exc.strerror}") from None
+    base = TheoremSetConfig(**{**spec.__dict__, "theorems_file": None, "limit": None})
+    theorems = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+                theorems.append(Theorem.from_dict(data))
+            except (json.JSONDecodeError, TypeError):
+                raise ProverError(f"line {number} of {path} is not a theorem (JSON with a 'name')") from None
+            if not theorems[-1].name:
+                raise ProverError(f"line {number} of {path} has no theorem name")
+        else:
+            theorems.append(find_theorem(line, base, env))
+    return theorems
