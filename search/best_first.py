@@ -67,8 +67,12 @@ def best_first_search(
     env: ProofEnv,
     limits: SearchLimits = SearchLimits(),
     scorer: Scorer = cumulative_logprob,
+    on_expansion: Callable[[SearchTree, int], None] | None = None,
 ) -> SearchResult:
     """Search for a proof of ``theorem``; never raises for environment failures.
+
+    ``on_expansion(tree, node)``, if given, is called after each expansion (tests use it
+    to check the tree's invariants at every step; a UI can use it to show progress).
 
     An environment that cannot start the theorem gives status ERROR; one that crashes
     mid-search for good (after its own restarts) gives ERROR with the tree so far.
@@ -156,6 +160,8 @@ def best_first_search(
                 elif target == QED:
                     break  # this node is proved: its other tactics cannot matter
             tree.mark_expanded(node, t_s=clock() - started, partial=partial)
+            if on_expansion is not None:
+                on_expansion(tree, node)
             if error is not None:
                 stop_reason = "env_error"
                 break

@@ -1,0 +1,171 @@
+import json
+
+import pytest
+
+from search import (
+    DEAD,
+    QED,
+    ROOT,
+    EdgeOutcome,
+    LeanError,
+    ProofFinished,
+    ProofGivenUp,
+    SearchTree,
+    Status,
+    TacticState,
+    TreeFormatError,
+)
+
+
+def test_repeated_state_is_one_node():
+    tree = SearchTree("t", "A")
+    b, new_b = tree.add_outcome(ROOT, "intro x", -0.5, TacticState("B"))
+    c, _ = tree.add_outcome(ROOT, "cases h", -0.1, TacticState("C"))
+    tree.mark_expanded(ROOT)
+    again, new_again = tree.add_outcome(c, "simp", -1.0, TacticState("B"))  # worse than -0.5
+    tree.mark_expanded(c)
+    assert (again, new_b, new_again) == (b, True, False)
+    assert tree.num_states == 3
+    assert tree.graph.in_degree(b) == 2
+    tree.check_invariants()
+
+
+def test_better_path_to_unexpanded_state_improves_its_score():
+    tree = SearchTree("t", "A")
+    b, _ = tree.add_outcome(ROOT, "slow", -3.0, TacticState("B"))
+    c, _ = tree.add_outcome(ROOT, "fast", -0.1, TacticState("C"))
+    tree.mark_expanded(ROOT)
+    _, requeue = tree.add_outcome(c, "jump", -0.1, TacticState("B"))
+    tree.mark_expanded(c)
+    assert requeue
+    assert tree.node(b)["cumulative_logprob"] == pytest.approx(-0.2)
+    assert tree.node(b)["depth"] == 2
+    tree.check_invariants()
+
+
+def test_proof_marks_every_ancestor_proved_with_distances():
+    tree = SearchTree("t", "A")
+    b, _ = tree.add_outcome(ROOT, "intro", -0.5, TacticState("B"))
+    tree.mark_expanded(ROOT)
+    assert tree.status(ROOT) is Status.OPEN
+    target, _ = tree.add_outcome(b, "simp", -0.2, ProofFinished())
+    tree.mark_expanded(b)
+    assert target == QED
+    assert tree.status(b) is Status.PROVED and tree.status(ROOT) is Status.PROVED
+    assert tree.node(ROOT)["distance"] == 2
+    assert tree.proof_tactics() == ["intro", "simp"]
+    tree.check_invariants()
+
+
+def test_failed_children_mark_parent_failed_up_the_tree():
+    tree = SearchTree("t", "A")
+    b, _ = tree.add_outcome(ROOT, "intro", -0.5, TacticState("B"))
+    c, _ = tree.add_outcome(ROOT, "ring", -1.0, LeanError("ring failed"))
+    tree.mark_expanded(ROOT)
+    assert c == DEAD and tree.status(ROOT) is Status.OPEN  # B is still open
+    tree.add_outcome(b, "simp", -0.2, LeanError("simp made no progress"))
+    tree.add_outcome(b, "sorry", -0.1, ProofGivenUp())
+    tree.mark_expanded(b)
+    assert tree.status(b) is Status.FAILED
+    assert tree.status(ROOT) is Status.FAILED
+    tree.check_invariants()
+
+
+def test_expanded_node_with_no_tactics_fails():
+    tree = SearchTree("t", "A")
+    tree.mark_expanded(ROOT)
+    assert tree.status(ROOT) is Status.FAILED
+
+
+def test_partial_expansion_stays_open():
+    tree = SearchTree("t", "A")
+    tree.add_outcome(ROOT, "ring", -1.0, LeanError("no"))
+    tree.mark_expanded(ROOT, partial=True)
+    assert tree.status(ROOT) is Status.OPEN
+    tree.check_invariants()
+
+
+def test_tactic_back_to_an_ancestor_is_a_cycle_not_an_edge_upward():
+    tree = SearchTree("t", "A")
+    b, _ = tree.add_outcome(ROOT, "intro", -0.5, TacticState("B"))
+    tree.mark_expanded(ROOT)
+    target, _ = tree.add_outcome(b, "revert", -0.5, TacticState("A"))
+    same, _ = tree.add_outcome(b, "skip", -0.5, TacticState("B"))
+    tree.mark_expanded(b)
+    assert target == DEAD and same == DEAD
+    assert tree.graph.edges[b, DEAD, "revert"]["outcome"] is EdgeOutcome.CYCLE
+    assert tree.status(ROOT) is Status.FAILED
+    tree.check_invariants()
+
+
+def test_proof_extraction_takes_the_shortest_proof():
+    tree = SearchTree("t", "A")
+    b, _ = tree.add_outcome(ROOT, "long", -0.1, TacticState("B"))
+    tree.add_outcome(ROOT, "short", -2.0, TacticState("C"))
+    tree.mark_expanded(ROOT)
+    c = tree.node_of("C")
+    d, _ = tree.add_outcome(b, "more", -0.1, TacticState("D"))
+    tree.mark_expanded(b)
+    tree.add_outcome(d, "done", -0.1, ProofFinished())
+    tree.mark_expanded(d)
+    assert tree.proof_tactics() == ["long", "more", "done"]
+    tree.add_outcome(c, "finish", -0.1, ProofFinished())
+    tree.mark_expanded(c)
+    assert tree.proof_tactics() == ["short", "finish"]
+    tree.check_invariants()
+
+
+def test_invariant_check_catches_a_wrong_status():
+    tree = SearchTree("t", "A")
+    tree.add_outcome(ROOT, "simp", -0.1, ProofFinished())
+    tree.mark_expanded(ROOT)
+    tree.node(ROOT)["status"] = Status.OPEN
+    with pytest.raises(AssertionError):
+        tree.check_invariants()
+
+
+def _sample_tree() -> SearchTree:
+    tree = SearchTree("thm ∀ x", "x : ℕ\n⊢ x = x")
+    b, _ = tree.add_outcome(ROOT, "induction x", -0.7, TacticState("case zero\n⊢ 0 = 0"), time_s=0.25, t_s=0.3)
+    tree.add_outcome(ROOT, "bad", -2.0, LeanError("unknown tactic"), time_s=0.01)
+    tree.mark_expanded(ROOT, t_s=0.4)
+    tree.add_outcome(b, "rfl", -0.1, ProofFinished(), time_s=0.02)
+    tree.mark_expanded(b, t_s=0.5)
+    return tree
+
+
+def test_json_round_trip_loses_nothing(tmp_path):
+    tree = _sample_tree()
+    path = tmp_path / "tree.json"
+    tree.save(path, extra={"status": "proved"})
+    loaded = SearchTree.load(path)
+    assert dict(loaded.graph.nodes(data=True)) == dict(tree.graph.nodes(data=True))
+    assert sorted(loaded.graph.edges(keys=True, data=True), key=str) == sorted(
+        tree.graph.edges(keys=True, data=True), key=str
+    )
+    assert loaded.graph.graph["result"] == {"status": "proved"}
+    assert loaded.num_expanded == tree.num_expanded
+    assert loaded.proof_tactics() == ["induction x", "rfl"]
+    loaded.check_invariants()
+    # the file is plain JSON that a browser can parse: no NaN or Infinity
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a search tree"),
+        ('{"nodes": [], "edges": []}', "not a search tree"),
+    ],
+)
+def test_loading_a_malformed_tree_says_so(tmp_path, content, message):
+    path = tmp_path / "tree.json"
+    path.write_text(content)
+    with pytest.raises(TreeFormatError, match=message):
+        SearchTree.load(path)
+
+
+def test_loading_a_missing_tree_says_so(tmp_path):
+    with pytest.raises(TreeFormatError, match="cannot read"):
+        SearchTree.load(tmp_path / "absent.json")
