@@ -128,6 +128,11 @@ def theorem_set_options(function):
 
 def build_run_config(options: dict) -> RunConfig:
     """A RunConfig from the parsed flags of any command that searches."""
+    from prover.registry import ENVS, POLICIES, check_name
+
+    check_name("environment", options["env_name"], ENVS)
+    if options["policy_name"]:
+        check_name("policy", options["policy_name"], POLICIES)
     env = EnvConfig(
         name=options["env_name"], traces=options["traces"], branching=options["branching"],
         depth=options["depth"], proof_density=options["proof_density"], error_rate=options["error_rate"],

@@ -28,11 +28,16 @@ POLICIES: dict[str, str] = {
 }
 
 
-def resolve(kind: str, name: str, table: dict[str, str]) -> Callable[..., Any]:
-    """The builder registered as ``name`` in ``table``; ``kind`` names the table in errors."""
+def check_name(kind: str, name: str, table: dict[str, str]) -> None:
+    """Raise a ProverError with "did you mean" unless ``name`` is registered in ``table``."""
     if name not in table:
         close = difflib.get_close_matches(name, table, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(table)}."
         raise ProverError(f"unknown {kind} '{name}'{hint}")
+
+
+def resolve(kind: str, name: str, table: dict[str, str]) -> Callable[..., Any]:
+    """The builder registered as ``name`` in ``table``; ``kind`` names the table in errors."""
+    check_name(kind, name, table)
     module_name, _, attribute = table[name].partition(":")
     return getattr(importlib.import_module(module_name), attribute)

@@ -54,6 +54,9 @@ class TheoremTrace:
     proofs: list[list[str]] = field(default_factory=list)  # recorded tactic sequences
 
 
+_RANK = {ProofFinished: 0, TacticState: 1, ProofGivenUp: 2, LeanError: 3}
+
+
 def _outcome(record: dict) -> Outcome:
     if record.get("error"):
         return LeanError(record["error"])
@@ -112,8 +115,12 @@ class TraceSet:
         for name, group in by_theorem.items():
             transitions: dict[str, dict[str, Outcome]] = defaultdict(dict)
             for record in group:
-                # The first record of a (state, tactic) pair wins; later ones repeat it.
-                transitions[record["state_before"]].setdefault(record["tactic"].strip(), _outcome(record))
+                # Runs under different Lean versions can disagree on a (state, tactic) pair
+                # (newer `rw` closes goals with `rfl`): keep the outcome that gets furthest.
+                by_tactic = transitions[record["state_before"]]
+                tactic, outcome = record["tactic"].strip(), _outcome(record)
+                if tactic not in by_tactic or _RANK[type(outcome)] < _RANK[type(by_tactic[tactic])]:
+                    by_tactic[tactic] = outcome
             for i, initial in enumerate(_initial_states(group)):
                 variant = name if i == 0 else f"{name}@{i + 1}"
                 trace = TheoremTrace(variant, initial, dict(transitions))
