@@ -1,8 +1,8 @@
 """The ``prover`` command line: attack one theorem, prove a set in batch, show a tree.
 
-    prover attack synthetic_0003
+    prover attack synthetic_0002
     prover prove-split --out runs/demo
-    prover viz runs/demo/trees/synthetic_0003.json
+    prover viz runs/demo/trees/synthetic_0002.json
 
 Exit codes: 0 done (for ``attack``: proved), 1 ``attack`` found no proof, 2 bad input or
 a missing dependency (one sentence on stderr), 3 an internal error, 130 interrupted.

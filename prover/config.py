@@ -34,9 +34,9 @@ class EnvConfig:
     traces: str | None = None  # default: default_traces_path()
     # synthetic
     branching: int = 4
-    depth: int = 3
-    proof_density: float = 0.5
-    error_rate: float = 0.3
+    depth: int = 5
+    proof_density: float = 0.3
+    error_rate: float = 0.4
     latency_s: float = 0.0
     seed: int = 0
     # Lean (dojo / repl)

@@ -29,9 +29,9 @@ def prover(*args, cwd=None, check_clean=True):
 
 def test_attack_prints_the_proof_and_saves_the_tree(tmp_path):
     tree_path = tmp_path / "tree.json"
-    result = prover("attack", "synthetic_0003", "--tree-out", str(tree_path))
+    result = prover("attack", "synthetic_0002", "--tree-out", str(tree_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("proved synthetic_0003")
+    assert result.stdout.startswith("proved synthetic_0002")
     tree = SearchTree.load(tree_path)
     assert tree.proof_tactics() == tree.graph.graph["result"]["proof"]
     for tactic in tree.proof_tactics():
@@ -119,9 +119,9 @@ def test_prove_split_writes_a_run_directory_and_resumes(tmp_path):
 
 def test_viz_renders_a_saved_tree_as_text(tmp_path):
     tree_path = tmp_path / "tree.json"
-    prover("attack", "synthetic_0003", "--tree-out", str(tree_path))
+    prover("attack", "synthetic_0002", "--tree-out", str(tree_path))
     result = prover("viz", str(tree_path), "--format", "text")
     assert result.returncode == 0, result.stderr
     tree = SearchTree.load(tree_path)
-    assert result.stdout.startswith(f"theorem synthetic_0003: proved, {tree.num_states} states")
+    assert result.stdout.startswith(f"theorem synthetic_0002: proved, {tree.num_states} states")
     assert result.stdout.count("*") == len(tree.proof_tactics())

@@ -30,9 +30,9 @@ DEAD_END = -1
 @dataclass(frozen=True)
 class SyntheticConfig:
     branching: int = 4
-    depth: int = 3
-    proof_density: float = 0.5
-    error_rate: float = 0.3
+    depth: int = 5
+    proof_density: float = 0.3
+    error_rate: float = 0.4
     latency_s: float = 0.0
     seed: int = 0
 
