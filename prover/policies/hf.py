@@ -1,0 +1,307 @@
+"""A tactic policy on Hugging Face ``transformers``: any causal LM, Llemma by default.
+
+Many states go through one batched ``generate`` call; each gets ``k`` candidates, sampled
+(``temperature``, ``top_p``; temperature 0 is greedy) or from beam search (``num_beams=k``).
+A candidate's score is the sum of the model's log-probs of its generated tokens, up to and
+including the token that ends the tactic (see ``prompts.cut_continuation``), or that sum
+divided by the token count with ``length_normalise``. The log-probs come from the raw
+logits, not the temperature/top-p-warped ones, so they mean the same under every decoding.
+
+    policy = HFPolicy.from_config(PolicyConfig(name="hf", model="EleutherAI/llemma_7b"))
+    policy.propose(["x : ℕ\\n⊢ x + 0 = x"], k=8)   # [[Proposal("simp", -0.9), ...]]
+
+or from the command line: ``prover attack ... --policy hf --model PATH_OR_HUB_ID``.
+
+Loading: bf16 on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs (when
+``accelerate`` is installed), left padding, pad = eos where the tokenizer has no pad token.
+A model directory written by ``prover.policies.train`` holds ``prover_policy.json`` naming
+the prompt format it was trained on; that format is then used whatever ``--prompt`` says,
+since the model knows no other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlparse
+
+from search import Proposal
+
+from prover.config import PolicyConfig
+from prover.errors import MissingDependencyError, ProverError
+from prover.policies.prompts import PromptFormat, cut_continuation, get_prompt
+
+log = logging.getLogger(__name__)
+
+POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.policies.train
+
+
+class HFPolicy:
+    """Proposes tactics with a ``transformers`` causal LM; see the module docstring.
+
+    Give it a loaded ``model`` and ``tokenizer`` (tests, reuse), or build it with
+    ``HFPolicy.from_config(config)`` which loads ``config.model``.
+    """
+
+    def __init__(self, model, tokenizer, config: PolicyConfig = PolicyConfig(name="hf")):
+        import torch
+
+        if config.decoding not in ("sampling", "beam"):
+            raise ValueError(f"decoding must be 'sampling' or 'beam', not '{config.decoding}'")
+        if config.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if config.temperature < 0 or not 0 < config.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.format: PromptFormat = get_prompt(config.prompt)
+        tokenizer.padding_side = "left"  # generation continues from the right end of each row
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        fixed = self._num_prompt_tokens("")
+        if fixed >= config.max_prompt_tokens:
+            raise ValueError(
+                f"the '{self.format.name}' prompt alone takes {fixed} tokens, "
+                f"more than max_prompt_tokens={config.max_prompt_tokens}"
+            )
+        torch.manual_seed(config.seed)  # sampling uses torch's global generator
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig) -> "HFPolicy":
+        """Load ``config.model`` (a local directory or a hub id) and wrap it."""
+        model, tokenizer = load_model(config.model, config.device)
+        recorded = recorded_settings(config.model)
+        if recorded.get("prompt") and recorded["prompt"] != config.prompt:
+            log.info("model %s was trained on the '%s' prompt; using it", config.model, recorded["prompt"])
+            config = replace(config, prompt=recorded["prompt"])
+        if recorded.get("max_prompt_tokens", config.max_prompt_tokens) < config.max_prompt_tokens:
+            # Longer prompts than it was trained on only run past its position embeddings.
+            config = replace(config, max_prompt_tokens=recorded["max_prompt_tokens"])
+        return cls(model, tokenizer, config)
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def render(self, state: str) -> str:
+        """The prompt for ``state``, with the state cut from the top to fit max_prompt_tokens.
+
+        The goal is at the end of a Lean state, so the top (the oldest hypotheses) goes
+        first; the cut is at a line start where a whole line can be kept.
+        """
+        if self._num_prompt_tokens(state) <= self.config.max_prompt_tokens:
+            return self.format.render(state)
+        line_starts = [0] + [i + 1 for i, c in enumerate(state) if c == "\n"]
+        start = self._first_fitting(state, line_starts)
+        if start is None:  # even the last line is too long: cut inside it
+            start = self._first_fitting(state, list(range(line_starts[-1], len(state) + 1)))
+        return self.format.render(state[start:])
+
+    def _first_fitting(self, state: str, starts: list[int]) -> int | None:
+        # The kept suffix shrinks as the start moves right, so the fitting starts form a tail.
+        low, high = 0, len(starts)
+        while low < high:
+            middle = (low + high) // 2
+            if self._num_prompt_tokens(state[starts[middle]:]) <= self.config.max_prompt_tokens:
+                high = middle
+            else:
+                low = middle + 1
+        return starts[low] if low < len(starts) else None
+
+    def _num_prompt_tokens(self, state: str) -> int:
+        return len(self.tokenizer(self.format.render(state))["input_ids"])
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        """Up to ``k`` distinct tactics per state, best log-prob first, in one ``generate``."""
+        import torch
+
+        if not states or k < 1:
+            return [[] for _ in states]
+        greedy = self.config.decoding == "sampling" and self.config.temperature == 0
+        beam = self.config.decoding == "beam" and k > 1
+        num_return = 1 if greedy else k
+        prompts = [self.render(state) for state in states]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        options = dict(
+            max_new_tokens=self.config.max_new_tokens,
+            num_return_sequences=num_return,
+            return_dict_in_generate=True,
+            output_logits=True,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        if beam:
+            # length_penalty 0 ranks beams by summed log-prob, the score we report.
+            options.update(do_sample=False, num_beams=k, length_penalty=0.0 if not self.config.length_normalise else 1.0)
+        elif greedy or self.config.decoding == "beam":
+            options.update(do_sample=False, num_beams=1)
+        else:
+            options.update(do_sample=True, temperature=self.config.temperature, top_p=self.config.top_p, top_k=0)
+        if self.format.stop:
+            # Stops each row at "---" instead of running to max_new_tokens; the cut below
+            # does not depend on it.
+            options.update(stop_strings=list(self.format.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            output = self.model.generate(**batch, **options)
+        generated = output.sequences[:, batch["input_ids"].shape[1]:]
+        token_logprobs = _token_logprobs(output, generated)
+        return self._proposals(generated.tolist(), token_logprobs.tolist(), len(states), num_return, k)
+
+    def _proposals(self, generated, token_logprobs, num_states, num_return, k) -> list[list[Proposal]]:
+        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+        eos = self.tokenizer.eos_token_id
+        results = []
+        for s in range(num_states):
+            best: dict[str, float] = {}
+            for row in range(s * num_return, (s + 1) * num_return):
+                tactic, num_tokens = cut_continuation(self.format, generated[row], decode, eos)
+                if not tactic:
+                    continue
+                logprob = sum(token_logprobs[row][:num_tokens])
+                if self.config.length_normalise:
+                    logprob /= max(num_tokens, 1)
+                if logprob > best.get(tactic, float("-inf")):
+                    best[tactic] = logprob
+            ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
+            results.append([Proposal(tactic, min(logprob, 0.0)) for tactic, logprob in ranked])
+        return results
+
+
+def _token_logprobs(output, generated):
+    """Log-prob, under the raw model, of each generated token: shape (rows, new tokens).
+
+    With beam search, row ``i`` of step ``t``'s logits is not sequence ``i``'s ancestor;
+    ``beam_indices`` says which row it came from (-1 once the beam has finished).
+    """
+    import torch
+
+    rows = generated.shape[0]
+    beam_indices = getattr(output, "beam_indices", None)
+    result = torch.zeros(rows, generated.shape[1], dtype=torch.float32)
+    for t, logits in enumerate(output.logits[: generated.shape[1]]):
+        source = torch.arange(rows, device=logits.device)
+        if beam_indices is not None:
+            source = beam_indices[:, t].to(logits.device).clamp(min=0)
+        logprobs = torch.log_softmax(logits[source].float(), dim=-1)
+        chosen = logprobs.gather(1, generated[:, t : t + 1].to(logits.device)).squeeze(1)
+        result[:, t] = chosen.cpu()
+    return result
+
+
+def recorded_settings(model: str) -> dict:
+    """What a model directory's ``prover_policy.json`` records (prompt format, prompt-token
+    limit), or {} where there is none."""
+    path = Path(model).expanduser() / POLICY_METADATA
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; asking for a missing GPU fails."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MissingDependencyError(
+            f"--device {device} was asked for, but torch sees no CUDA GPU here; use --device cpu or auto"
+        )
+    return device
+
+
+def load_model(model: str, device: str = "auto"):
+    """``(model, tokenizer)`` for a local directory or a hub id, ready to generate.
+
+    Every failure is one ``ProverError`` sentence: a missing directory, a hub id that is
+    neither cached nor downloadable, a missing GPU.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(device)
+    source = _model_source(model)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    placement: dict = {}
+    if device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate():
+        placement = {"device_map": "auto"}
+
+    def load(**kwargs):
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        loaded = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **kwargs)
+        return loaded, tokenizer
+
+    if isinstance(source, Path):
+        try:
+            loaded, tokenizer = load()
+        except (OSError, ValueError) as exc:
+            raise ProverError(f"cannot load model from {source}: {_first_line(exc)}") from None
+    else:
+        try:
+            loaded, tokenizer = load(local_files_only=True)  # the hub cache first: no network wait
+        except OSError:
+            if not _hub_reachable():
+                raise MissingDependencyError(
+                    f"cannot load model '{model}': it is not a local directory and could not be "
+                    "downloaded (no network?); pass --model PATH to a local copy"
+                ) from None
+            try:
+                loaded, tokenizer = load()
+            except (OSError, ValueError) as exc:
+                raise ProverError(f"cannot load model '{model}' from the Hugging Face hub: {_first_line(exc)}") from None
+    if not placement:
+        loaded = loaded.to(device)
+    return loaded, tokenizer
+
+
+def _model_source(model: str) -> Path | str:
+    """A local directory as a Path, or a hub id as a string; a missing path fails here."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ProverError(f"cannot load model '{model}': it is a file, not a model directory")
+    # "org/name" is a hub id; anything else that looks like a path is a missing directory.
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
+    if looks_like_path:
+        raise ProverError(f"cannot load model '{model}': no such directory; pass --model PATH to a model directory")
+    return model
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all, checked before a download is tried
+    because the hub client otherwise retries for half a minute without a network."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _has_accelerate() -> bool:
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def build(config: PolicyConfig) -> HFPolicy:
+    """Registry entry: a ``PolicyConfig`` -> an ``HFPolicy`` with ``config.model`` loaded."""
+    return HFPolicy.from_config(config)
