@@ -41,3 +41,12 @@ def resolve(kind: str, name: str, table: dict[str, str]) -> Callable[..., Any]:
     check_name(kind, name, table)
     module_name, _, attribute = table[name].partition(":")
     return getattr(importlib.import_module(module_name), attribute)
+
+
+def build(kind: str, table: dict[str, str], config: Any) -> Any:
+    """Build the backend that ``config.name`` names; bad settings become a ProverError."""
+    builder = resolve(kind, config.name, table)
+    try:
+        return builder(config)
+    except ValueError as exc:
+        raise ProverError(f"bad settings for the {config.name} {kind}: {exc}") from None

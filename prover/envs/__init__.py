@@ -10,14 +10,9 @@ from search import ProofEnv, ProofFinished, TacticState, Theorem
 
 def make_env(config) -> ProofEnv:
     """The environment named by ``config.name`` (an ``EnvConfig``)."""
-    from prover.errors import ProverError
-    from prover.registry import ENVS, resolve
+    from prover.registry import ENVS, build
 
-    builder = resolve("environment", config.name, ENVS)
-    try:
-        return builder(config)
-    except ValueError as exc:
-        raise ProverError(f"bad settings for the {config.name} environment: {exc}") from None
+    return build("environment", ENVS, config)
 
 
 def replay_check(env: ProofEnv, theorem: Theorem, tactics: Sequence[str]) -> str | None:

@@ -102,14 +102,5 @@ class SyntheticEnv:
 
 
 def build(config) -> SyntheticEnv:
-    """Registry entry: an ``EnvConfig`` -> a ``SyntheticEnv``."""
-    return SyntheticEnv(
-        SyntheticConfig(
-            branching=config.branching,
-            depth=config.depth,
-            proof_density=config.proof_density,
-            error_rate=config.error_rate,
-            latency_s=config.latency_s,
-            seed=config.seed,
-        )
-    )
+    """Registry entry: an ``EnvConfig`` (which carries the same fields) -> a ``SyntheticEnv``."""
+    return SyntheticEnv(SyntheticConfig(**{name: getattr(config, name) for name in SyntheticConfig.__dataclass_fields__}))

@@ -8,11 +8,6 @@ from search import TacticPolicy
 
 def make_policy(config) -> TacticPolicy:
     """The policy named by ``config.name`` (a ``PolicyConfig``)."""
-    from prover.errors import ProverError
-    from prover.registry import POLICIES, resolve
+    from prover.registry import POLICIES, build
 
-    builder = resolve("policy", config.name, POLICIES)
-    try:
-        return builder(config)
-    except ValueError as exc:
-        raise ProverError(f"bad settings for the {config.name} policy: {exc}") from None
+    return build("policy", POLICIES, config)
