@@ -34,7 +34,7 @@ from search import Proposal
 
 from prover.config import PolicyConfig
 from prover.errors import MissingDependencyError, ProverError
-from prover.policies.prompts import PromptFormat, cut_continuation, get_prompt
+from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,7 @@ class HFPolicy:
         tokenizer.padding_side = "left"  # generation continues from the right end of each row
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        fixed = self._num_prompt_tokens("")
-        if fixed >= config.max_prompt_tokens:
-            raise ValueError(
-                f"the '{self.format.name}' prompt alone takes {fixed} tokens, "
-                f"more than max_prompt_tokens={config.max_prompt_tokens}"
-            )
+        fit_prompt(self.format, "", self._count_tokens, config.max_prompt_tokens)  # fails early if too long
         torch.manual_seed(config.seed)  # sampling uses torch's global generator
 
     @classmethod
@@ -90,32 +85,12 @@ class HFPolicy:
         return self.model.device
 
     def render(self, state: str) -> str:
-        """The prompt for ``state``, with the state cut from the top to fit max_prompt_tokens.
+        """The prompt for ``state``, cut from the top to fit ``max_prompt_tokens``
+        (see ``prompts.fit_prompt``)."""
+        return fit_prompt(self.format, state, self._count_tokens, self.config.max_prompt_tokens)
 
-        The goal is at the end of a Lean state, so the top (the oldest hypotheses) goes
-        first; the cut is at a line start where a whole line can be kept.
-        """
-        if self._num_prompt_tokens(state) <= self.config.max_prompt_tokens:
-            return self.format.render(state)
-        line_starts = [0] + [i + 1 for i, c in enumerate(state) if c == "\n"]
-        start = self._first_fitting(state, line_starts)
-        if start is None:  # even the last line is too long: cut inside it
-            start = self._first_fitting(state, list(range(line_starts[-1], len(state) + 1)))
-        return self.format.render(state[start:])
-
-    def _first_fitting(self, state: str, starts: list[int]) -> int | None:
-        # The kept suffix shrinks as the start moves right, so the fitting starts form a tail.
-        low, high = 0, len(starts)
-        while low < high:
-            middle = (low + high) // 2
-            if self._num_prompt_tokens(state[starts[middle]:]) <= self.config.max_prompt_tokens:
-                high = middle
-            else:
-                low = middle + 1
-        return starts[low] if low < len(starts) else None
-
-    def _num_prompt_tokens(self, state: str) -> int:
-        return len(self.tokenizer(self.format.render(state))["input_ids"])
+    def _count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         """Up to ``k`` distinct tactics per state, best log-prob first, in one ``generate``."""

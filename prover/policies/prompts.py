@@ -178,3 +178,36 @@ def cut_continuation(
     if eos_at >= 0:
         return fmt.cut(text), eos_at + 1
     return fmt.cut(text), len(token_ids)
+
+
+def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int) -> str:
+    """``fmt.render(state)``, with the state cut from the top until it has ``max_tokens``
+    tokens or fewer (``count_tokens(text)`` counts them as the model will see them).
+
+    The goal is at the end of a Lean state, so the top (the oldest hypotheses) goes first,
+    a whole line at a time while a whole line can be kept. A ``ValueError`` if the prompt
+    without any state is already too long.
+    """
+    fits = lambda start: count_tokens(fmt.render(state[start:])) <= max_tokens  # noqa: E731
+    if fits(0):
+        return fmt.render(state)
+    if not fits(len(state)):
+        raise ValueError(f"the '{fmt.name}' prompt alone is longer than max_prompt_tokens={max_tokens}")
+    line_starts = [i + 1 for i, c in enumerate(state) if c == "\n"]
+    start = _first(fits, line_starts)
+    if start is None:  # the last line alone is too long: cut inside it
+        last = line_starts[-1] if line_starts else 0
+        start = _first(fits, list(range(last, len(state) + 1)))
+    return fmt.render(state[start:])
+
+
+def _first(fits, starts: list[int]) -> int | None:
+    # Later starts keep less text, so the starts that fit form a tail of the list.
+    low, high = 0, len(starts)
+    while low < high:
+        middle = (low + high) // 2
+        if fits(starts[middle]):
+            high = middle
+        else:
+            low = middle + 1
+    return starts[low] if low < len(starts) else None

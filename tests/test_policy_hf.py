@@ -1,0 +1,254 @@
+"""The transformers policy on a tiny random Llama built on the spot (CPU, no download)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+
+from prover.config import PolicyConfig
+from prover.errors import MissingDependencyError, ProverError
+from prover.policies import make_policy
+from prover.policies import hf
+from prover.policies.hf import HFPolicy, load_model
+from prover.policies.prompts import PROMPTS, cut_continuation
+from tests.tiny_llama import STATES, save_tiny_llama
+
+# The Llemma formal2formal prompt (wellecks/llemma_formal2formal, proofsearch.py), written
+# out independently of prover.policies.prompts so that any drift there fails this test.
+LLEMMA_GOLDEN = (
+    "Given the Lean 4 tactic state, suggest a next tactic.\n"
+    "Here are some examples:\n"
+    "\n"
+    "Tactic state:\n---\n"
+    "α : Type u_1\nr : α → α → Prop\ninst✝¹ : DecidableEq α\ninst✝ : IsIrrefl α r\n"
+    "⊢ CutExpand r ≤ InvImage (Finsupp.Lex (rᶜ ⊓ fun x x_1 => x ≠ x_1) fun x x_1 => x < x_1) ↑toFinsupp\n"
+    "---\nNext tactic:\n---\n"
+    "rintro s t ⟨u, a, hr, he⟩\n"
+    "---\n"
+    "\n"
+    "Tactic state:\n---\n"
+    "ι : Type u_1\nI✝ J✝ : Box ι\nx y : ι → ℝ\nI J : WithBot (Box ι)\n⊢ ↑I = ↑J ↔ I = J\n"
+    "---\nNext tactic:\n---\n"
+    "simp only [Subset.antisymm_iff, ← le_antisymm_iff, withBotCoe_subset_iff]\n"
+    "---\n"
+    "\n"
+    "Tactic state:\n---\n"
+    "m n : ℕ\nh : Nat.coprime m n\n⊢ Nat.gcd m n = 1\n"
+    "---\nNext tactic:\n---\n"
+    "rw [← h.gcd_eq_one]\n"
+    "---\n"
+    "\n"
+    "Tactic state:\n---\n"
+    "{STATE}"
+    "\n---\nNext tactic:\n---"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    """(model, tokenizer) loaded once through the user's path, shared by the tests."""
+    return load_model(str(tiny_dir), "cpu")
+
+
+def policy(tiny, **settings) -> HFPolicy:
+    model, tokenizer = tiny
+    settings.setdefault("max_new_tokens", 12)
+    return HFPolicy(model, tokenizer, PolicyConfig(name="hf", **settings))
+
+
+def test_registry_builds_the_hf_policy_from_a_saved_directory(tiny_dir):
+    built = make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cpu", max_new_tokens=8))
+    assert isinstance(built, HFPolicy)
+    assert built.model.dtype == torch.float32  # fp32 on the CPU
+    assert built.tokenizer.padding_side == "left"
+    assert built.tokenizer.pad_token == built.tokenizer.eos_token  # the tokenizer had none
+    proposals = built.propose(list(STATES[:3]), k=4)
+    assert len(proposals) == 3
+    assert all(1 <= len(per_state) <= 4 for per_state in proposals)
+
+
+def test_misspelt_policy_name_suggests_hf():
+    with pytest.raises(ProverError, match="did you mean 'hf'"):
+        make_policy(PolicyConfig(name="hff"))
+
+
+@pytest.mark.parametrize("prompt", ["llemma", "goal_proofstep"])
+def test_batched_beam_search_equals_one_state_at_a_time(tiny, prompt):
+    beam = policy(tiny, decoding="beam", prompt=prompt)
+    batched = beam.propose(list(STATES), k=4)
+    for state, together in zip(STATES, batched):
+        (alone,) = beam.propose([state], k=4)
+        assert [p.tactic for p in together] == [p.tactic for p in alone]
+        assert [p.logprob for p in together] == pytest.approx([p.logprob for p in alone], abs=1e-3)
+
+
+def test_batched_greedy_equals_one_state_at_a_time(tiny):
+    greedy = policy(tiny, temperature=0.0, prompt="goal_proofstep")
+    batched = greedy.propose(list(STATES), k=3)
+    assert all(len(per_state) == 1 for per_state in batched)  # greedy has one candidate
+    for state, together in zip(STATES, batched):
+        (alone,) = greedy.propose([state], k=3)
+        assert together[0].tactic == alone[0].tactic
+        assert together[0].logprob == pytest.approx(alone[0].logprob, abs=1e-3)
+
+
+@pytest.mark.parametrize("decoding", ["sampling", "beam"])
+def test_logprobs_are_finite_nonpositive_sorted_and_tactics_distinct(tiny, decoding):
+    proposals = policy(tiny, decoding=decoding, temperature=1.0, top_p=0.95).propose(list(STATES), k=6)
+    for per_state in proposals:
+        assert per_state, "every state gets at least one candidate"
+        logprobs = [p.logprob for p in per_state]
+        assert all(math.isfinite(lp) and lp <= 0 for lp in logprobs)
+        assert logprobs == sorted(logprobs, reverse=True)
+        tactics = [p.tactic for p in per_state]
+        assert len(set(tactics)) == len(tactics) and all(t and t == t.strip() for t in tactics)
+
+
+def _model_logprob_of_greedy_continuation(tiny, prompt: str, num_tokens: int) -> tuple[list[int], float]:
+    """The greedy continuation's ids and their summed log-prob, by a separate forward pass."""
+    model, tokenizer = tiny
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        continuation = model.generate(ids, max_new_tokens=num_tokens, do_sample=False,
+                                      pad_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:]
+        full = torch.cat([ids[0], continuation]).unsqueeze(0)
+        logprobs = torch.log_softmax(model(full).logits[0, ids.shape[1] - 1 : -1].float(), dim=-1)
+    return continuation.tolist(), logprobs.gather(1, continuation.unsqueeze(1)).sum().item()
+
+
+def test_score_is_the_models_logprob_of_the_generated_tokens(tiny):
+    greedy = policy(tiny, temperature=0.0, prompt="goal_proofstep", max_new_tokens=8)
+    state = STATES[1]
+    continuation, expected = _model_logprob_of_greedy_continuation(tiny, greedy.render(state), 8)
+    assert tiny[1].eos_token_id not in continuation  # else the cut would shorten it
+    (proposals,) = greedy.propose([state], k=1)
+    assert proposals[0].tactic == tiny[1].decode(continuation, skip_special_tokens=True).strip()
+    assert proposals[0].logprob == pytest.approx(expected, abs=1e-4)
+
+    normalised = policy(tiny, temperature=0.0, prompt="goal_proofstep", max_new_tokens=8, length_normalise=True)
+    (proposals,) = normalised.propose([state], k=1)
+    assert proposals[0].logprob == pytest.approx(expected / 8, abs=1e-4)
+
+
+def test_llemma_prompt_matches_the_documented_format_byte_for_byte(tiny):
+    state = "x : ℕ\nh : {x} = %d\n⊢ x + 0 = x"  # braces and % must pass through untouched
+    assert policy(tiny, prompt="llemma").render(state) == LLEMMA_GOLDEN.replace("{STATE}", state)
+    assert policy(tiny, prompt="goal_proofstep").render(state) == f"[GOAL]{state}[PROOFSTEP]"
+
+
+def test_long_state_is_cut_from_the_top_keeping_the_goal(tiny):
+    _, tokenizer = tiny
+    hypotheses = "\n".join(f"h{i} : x{i} + {i} = {2 * i}" for i in range(200))
+    state = hypotheses + "\n⊢ x0 + x1 = 1"
+    short = policy(tiny, prompt="goal_proofstep", max_prompt_tokens=64)
+    prompt = short.render(state)
+    assert len(tokenizer(prompt)["input_ids"]) <= 64
+    kept = prompt.removeprefix("[GOAL]").removesuffix("[PROOFSTEP]")
+    assert state.endswith(kept) and kept.endswith("⊢ x0 + x1 = 1")
+    assert state[len(state) - len(kept) - 1] == "\n"  # cut at a line start, not mid-hypothesis
+    assert len(short.propose([state, STATES[0]], k=2)) == 2
+
+
+def test_prompt_limit_below_the_fixed_prompt_is_a_settings_error(tiny_dir):
+    with pytest.raises(ProverError, match="bad settings for the hf policy: the 'llemma' prompt alone"):
+        make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cpu", max_prompt_tokens=20))
+
+
+def test_continuation_is_cut_at_the_delimiter_and_counted_through_it(tiny):
+    _, tokenizer = tiny
+    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+    head = tokenizer("\nnlinarith [sq_nonneg (a - b)]\n---", add_special_tokens=False)["input_ids"]
+    tail = tokenizer("\nsimp\n---", add_special_tokens=False)["input_ids"]
+    tactic, num_tokens = cut_continuation(PROMPTS["llemma"], head + tail, decode, tokenizer.eos_token_id)
+    assert tactic == "nlinarith [sq_nonneg (a - b)]"
+    assert num_tokens == len(head)
+
+    multi_line = tokenizer("calc\n  b = 2 := h₀\n  _ = 4 := by norm_num", add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    tactic, num_tokens = cut_continuation(PROMPTS["goal_proofstep"], multi_line + [eos, eos, 17], decode, eos)
+    assert tactic == "calc\n  b = 2 := h₀\n  _ = 4 := by norm_num"  # a newline does not end it
+    assert num_tokens == len(multi_line) + 1  # the EOS token's log-prob counts
+
+
+def test_duplicate_tactics_keep_their_best_score_and_empty_ones_are_dropped(tiny):
+    _, tokenizer = tiny
+    goal = policy(tiny, prompt="goal_proofstep")
+    eos = tokenizer.eos_token_id
+    simp = tokenizer("simp", add_special_tokens=False)["input_ids"]
+    ring = tokenizer(" ring ", add_special_tokens=False)["input_ids"]
+    rows = [simp + [eos], ring + [eos], simp + [eos], [eos]]
+    width = max(map(len, rows))
+    rows = [row + [eos] * (width - len(row)) for row in rows]
+    scores = [[-1.0] * width, [-0.5] * width, [-0.1] * width, [-0.01] * width]
+    (proposals,) = goal._proposals(rows, scores, num_states=1, num_return=4, k=4)
+    # simp's best copy (row 2) wins over row 0; the empty row 3 is gone despite its score.
+    expected = {"simp": -0.1 * (len(simp) + 1), "ring": -0.5 * (len(ring) + 1)}
+    assert {p.tactic: p.logprob for p in proposals} == pytest.approx(expected)
+    assert [p.tactic for p in proposals] == sorted(expected, key=lambda t: -expected[t])
+
+
+def test_model_directory_records_its_prompt_format(tiny_dir, tmp_path):
+    trained = tmp_path / "trained"
+    shutil.copytree(tiny_dir, trained)
+    (trained / hf.POLICY_METADATA).write_text(json.dumps({"prompt": "goal_proofstep", "max_prompt_tokens": 256}))
+    built = hf.build(PolicyConfig(name="hf", model=str(trained), device="cpu"))
+    assert built.format.name == "goal_proofstep"
+    assert built.config.max_prompt_tokens == 256
+
+
+def test_missing_local_model_is_one_clear_sentence(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ProverError) as caught:
+        make_policy(PolicyConfig(name="hf", model=str(missing), device="cpu"))
+    message = str(caught.value)
+    assert message == f"cannot load model '{missing}': no such directory; pass --model PATH to a model directory"
+    assert "\n" not in message
+
+
+def test_model_path_that_is_a_file_is_one_clear_sentence(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(ProverError, match="it is a file, not a model directory"):
+        hf.build(PolicyConfig(name="hf", model=str(weights), device="cpu"))
+
+
+def test_hub_id_without_network_is_one_clear_sentence(monkeypatch):
+    monkeypatch.setattr(hf, "_hub_reachable", lambda timeout_s=3.0: False)
+    with pytest.raises(MissingDependencyError) as caught:
+        make_policy(PolicyConfig(name="hf", model="prover-tests/no-such-model", device="cpu"))
+    assert str(caught.value) == (
+        "cannot load model 'prover-tests/no-such-model': it is not a local directory and could not be "
+        "downloaded (no network?); pass --model PATH to a local copy"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible, so asking for one succeeds")
+def test_asking_for_cuda_without_a_gpu_is_one_clear_sentence(tiny_dir):
+    with pytest.raises(MissingDependencyError, match="no CUDA GPU here; use --device cpu or auto"):
+        make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cuda"))
+
+
+MINIF2F_STATE = (
+    "b h v : ℝ\nh₀ : 0 < b ∧ 0 < h ∧ 0 < v\nh₁ : v = 1 / 3 * (b * h)\nh₂ : b = 30\nh₃ : h = 13 / 2\n⊢ v = 65"
+)
+
+
+@pytest.mark.gpu
+def test_real_model_proposes_for_a_minif2f_state_on_the_gpu():
+    model = os.environ.get("PROVER_GPU_MODEL", "EleutherAI/llemma_7b")
+    real = make_policy(PolicyConfig(name="hf", model=model, device="cuda", decoding="beam", max_new_tokens=64))
+    assert real.model.dtype == torch.bfloat16
+    (proposals,) = real.propose([MINIF2F_STATE], k=8)
+    assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)
+    batched = real.propose([MINIF2F_STATE, "x : ℕ\n⊢ x + 0 = x"], k=8)
+    assert [p.tactic for p in batched[0]][:3] == [p.tactic for p in proposals][:3]
