@@ -9,10 +9,17 @@ from search import ProofEnv, ProofFinished, TacticState, Theorem
 
 
 def make_env(config) -> ProofEnv:
-    """The environment named by ``config.name`` (an ``EnvConfig``)."""
-    from prover.registry import ENVS, build
+    """The environment named by ``config.name`` (an ``EnvConfig``), behind the tactic filter.
 
-    return build("environment", ENVS, config)
+    Every environment is wrapped in ``prover.safety.GuardedEnv``, so no search can send
+    ``sorry``, ``native_decide`` (unless ``config.allow_native_decide``) or a metaprogram
+    to Lean, and every found proof passes the same filter in ``check_proof``.
+    """
+    from prover.registry import ENVS, build
+    from prover.safety import GuardedEnv, TacticFilter
+
+    env = build("environment", ENVS, config)
+    return GuardedEnv(env, TacticFilter(allow_native_decide=getattr(config, "allow_native_decide", False)))
 
 
 def replay_check(env: ProofEnv, theorem: Theorem, tactics: Sequence[str]) -> str | None:
