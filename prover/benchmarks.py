@@ -1,6 +1,14 @@
 """Theorem sets: the synthetic set, the theorems of a trace file, miniF2F, or a list file.
 
     theorems = load_theorems(TheoremSetConfig(benchmark="minif2f", split="valid"), EnvConfig())
+
+miniF2F theorems carry two addresses. The LeanDojo backend finds them in the repository
+yangky11/miniF2F-lean4 at the commit pinned to Lean/Mathlib v4.20.0 (the version
+lean-dojo 4.20.0 supports): all valid theorems in ``MiniF2F/Valid.lean``, all test
+theorems in ``MiniF2F/Test.lean``, under the names used there (``imo_2006_p3`` is
+``imo_2006_p6`` at that commit). The REPL backend compiles ``header + statement`` from
+``minif2f.jsonl``. The two agree on 480 of the 488 statements; at the pin 7 test
+statements are still their older versions (see shared/data/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +24,13 @@ from prover.errors import ProverError
 
 BENCHMARKS = ("synthetic", "replay", "minif2f")
 SPLITS = ("valid", "test")
+
+# miniF2F as LeanDojo reads it: shared/data/minif2f/pins-v4.20.0 holds this commit's pins.
+MINIF2F_REPO_URL = "https://github.com/yangky11/miniF2F-lean4"
+MINIF2F_COMMIT = "be1732497464bab50cffd486114c4b9ad437182f"
+MINIF2F_FILES = {"valid": "MiniF2F/Valid.lean", "test": "MiniF2F/Test.lean"}
+# Theorems named differently in that commit's files than in minif2f.jsonl.
+MINIF2F_NAMES_AT_PIN = {"imo_2006_p3": "imo_2006_p6"}
 # The theorem set an environment runs when no --benchmark is given.
 DEFAULT_BENCHMARK = {"synthetic": "synthetic", "replay": "replay", "dojo": "minif2f", "repl": "minif2f"}
 
@@ -51,10 +66,12 @@ def find_theorem(name: str, spec: TheoremSetConfig, env: EnvConfig) -> Theorem:
         if name.startswith("synthetic_"):  # the synthetic set is unbounded
             return Theorem(name)
     if not spec.theorems_file and (spec.benchmark or DEFAULT_BENCHMARK.get(env.name)) == "minif2f":
-        # A name from the other split is still a miniF2F theorem.
+        # A name from the other split is still a miniF2F theorem, and so is a name used at the pin.
         other = {t.name: t for t in minif2f("test" if spec.split == "valid" else "valid")}
-        if name in other:
-            return other[name]
+        for known in (by_name, other):
+            for theorem in known.values():
+                if name in (theorem.name, theorem.full_name):
+                    return theorem
     close = difflib.get_close_matches(name, by_name, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     where = spec.theorems_file or spec.benchmark or DEFAULT_BENCHMARK.get(env.name, "the benchmark")
@@ -62,7 +79,8 @@ def find_theorem(name: str, spec: TheoremSetConfig, env: EnvConfig) -> Theorem:
 
 
 def minif2f(split: str, path: str | Path | None = None) -> list[Theorem]:
-    """The miniF2F theorems of ``split`` ("valid" or "test") with their statements."""
+    """The miniF2F theorems of ``split`` ("valid" or "test"), with their statements and
+    their LeanDojo address at the v4.20.0 pin (see the module docstring)."""
     if split not in SPLITS:
         raise ProverError(f"unknown miniF2F split '{split}'; choose 'valid' or 'test'")
     path = Path(path) if path else default_minif2f_path()
@@ -73,7 +91,15 @@ def minif2f(split: str, path: str | Path | None = None) -> list[Theorem]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ProverError(f"cannot read the miniF2F statements file {path}: {exc}") from None
     return [
-        Theorem(row["name"], statement=row["formal_statement"], header=row.get("header", ""))
+        Theorem(
+            row["name"],
+            statement=row["formal_statement"],
+            header=row.get("header", ""),
+            repo_url=MINIF2F_REPO_URL,
+            commit=MINIF2F_COMMIT,
+            file_path=MINIF2F_FILES[split],
+            full_name=MINIF2F_NAMES_AT_PIN.get(row["name"], row["name"]),
+        )
         for row in rows
         if row.get("split") == split
     ]

@@ -165,22 +165,32 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
-@click.argument("theorem")
+@click.argument("theorem", required=False)
+@click.option("--statement", default=None,
+              help='A theorem typed in, e.g. "theorem foo (x : ℕ) : x + 0 = x :=" (THEOREM may then be left out).')
 @env_options
 @policy_options
 @search_options
 @theorem_set_options
 @click.option("--tree-out", type=click.Path(dir_okay=False), default=None,
               help="Where to save the search tree [default: runs/attack/<theorem>.json].")
-def attack(theorem: str, tree_out: str | None, **options) -> None:
-    """Search for a proof of THEOREM and print it."""
+def attack(theorem: str | None, statement: str | None, tree_out: str | None, **options) -> None:
+    """Search for a proof of THEOREM (or of --statement) and print it."""
     from prover.benchmarks import find_theorem
     from prover.policies import make_policy
     from prover.runner import result_record, search_theorem
     from prover.runs import tree_filename
+    from prover.statements import parse_statement
 
     config = build_run_config(options)
-    target = find_theorem(theorem, config.theorems, config.env)
+    if statement is not None:
+        target = parse_statement(statement)
+        if theorem and theorem != target.name:
+            raise ProverError(f"THEOREM '{theorem}' is not the name in --statement ('{target.name}'); give one of them")
+    elif theorem:
+        target = find_theorem(theorem, config.theorems, config.env)
+    else:
+        raise ProverError('name a THEOREM, or type one in with --statement "theorem foo ... :="')
     policy = make_policy(config.policy)
     result = search_theorem(target, policy, config)
     record = result_record(target, result)
@@ -259,6 +269,17 @@ def viz(tree_file: str, show_failed: bool, max_lines: int) -> None:
 
     tree = SearchTree.load(tree_file)
     click.echo(render_text(tree, show_failed=show_failed, max_lines=max_lines))
+
+
+@cli.command("setup-lean")
+@click.option("--lean-project", type=click.Path(file_okay=False), default=EnvConfig().lean_project,
+              help="The Lake project to set up [default: the repository's lean_project/].")
+@click.option("--skip-repl", is_flag=True, help="Do not fetch and build the Lean REPL (needed only by --env repl).")
+def setup_lean(lean_project: str, skip_repl: bool) -> None:
+    """Get Mathlib's cache and build lean_project/ (runs `lake exe cache get`, `lake build`); needs elan."""
+    from prover.lean_setup import prepare_repl, setup_lean_project
+
+    setup_lean_project(lean_project, repl=None if skip_repl else prepare_repl, echo=click.echo)
 
 
 def main(argv: list[str] | None = None) -> None:

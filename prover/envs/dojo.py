@@ -1,0 +1,416 @@
+"""The LeanDojo backend: real Lean 4 through ``lean_dojo.Dojo``, one session per theorem.
+
+This is the only module that imports ``lean_dojo``, and it does so lazily, so the rest of
+the code imports and runs without it. ``DojoEnv`` adapts LeanDojo to the engine:
+
+- LeanDojo's results (``TacticState``, ``ProofFinished``, ``LeanError``, ``ProofGivenUp``)
+  become the engine's outcome types of the same names (``pp`` and ``id`` kept);
+- each tactic runs under a time limit (``Dojo(theorem, timeout=...)``);
+- after a ``DojoTacticTimeoutError`` the session is restarted and the tactic path to the
+  state is replayed, because after one timeout every later tactic of that session times
+  out too (LeanDojo issue #218); the timeout itself is reported as ``EnvTimeoutError``;
+- after a ``DojoCrashError`` the session is restarted, the path replayed and the tactic
+  retried, up to ``max_crash_retries`` times, then ``EnvCrashError`` ends the search;
+- a ``DojoInitError`` becomes ``EnvInitError`` (the theorem is an ERROR result);
+- ``check_proof`` re-checks a found proof from scratch: a fresh session runs the tactics
+  in order, then ``lean_dojo.check_proof`` compiles the whole file with the proof in it.
+
+Theorems are addressed as LeanDojo expects: ``LeanGitRepo(repo_url, commit)``,
+``file_path``, ``full_name`` (miniF2F: see ``prover.benchmarks``). A theorem typed in as a
+statement has no repository; it is written to ``LeanProver/Scratch/<name>.lean`` in a
+small git repository under ``<lean_project>/.lake/prover-scratch`` (LeanDojo reads
+theorems only from a commit of a git repository), committed, and traced from there.
+
+    env = DojoEnv(lean_project="lean_project", tactic_timeout_s=60)
+    state = env.start(theorem)
+    outcome = env.run_tactic(state, "norm_num")
+    env.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from search import (
+    EnvCrashError,
+    EnvInitError,
+    EnvTimeoutError,
+    LeanError,
+    Outcome,
+    ProofFinished,
+    ProofGivenUp,
+    TacticState,
+    Theorem,
+)
+
+from prover.errors import MissingDependencyError
+from prover.lean_setup import ELAN_URL
+
+SCRATCH_DIR = Path(".lake") / "prover-scratch"  # under the Lean project
+SCRATCH_PACKAGE = "LeanProverScratch"
+
+
+def import_lean_dojo():
+    """The ``lean_dojo`` module, or a MissingDependencyError that says how to get it."""
+    try:
+        import lean_dojo
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the dojo environment needs LeanDojo ({exc}); install it with `pip install lean-dojo==4.20.0`"
+        ) from None
+    except Exception as exc:  # lean_dojo checks git and reads its settings on import
+        raise MissingDependencyError(
+            f"LeanDojo failed to load ({type(exc).__name__}: {exc}); it needs git >= 2.25 and a valid "
+            "TACTIC_MEMORY_LIMIT such as `32g`"
+        ) from None
+    return lean_dojo
+
+
+def require_lake() -> None:
+    """Raise a MissingDependencyError unless Lean's ``lake`` is on PATH."""
+    if shutil.which("lake") is None:
+        raise MissingDependencyError(
+            f"Lean's `lake` is not on PATH; install elan ({ELAN_URL}), then run `prover setup-lean`"
+        )
+
+
+def proof_source(tactics: Sequence[str]) -> str:
+    """The text that follows ``:=`` in a tactic proof: `` by`` and the indented tactics."""
+    lines = [" by"]
+    for tactic in tactics:
+        lines.extend("  " + line for line in tactic.splitlines())
+    return "\n".join(lines)
+
+
+def scratch_file_stem(name: str) -> str:
+    """A Lean module name for a theorem name (module names must be ASCII identifiers here);
+    a name that had to be changed gets a hash, so ``foo'`` and ``foo_`` do not clash."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not stem[:1].isalpha():
+        stem = f"T_{stem}"
+    if stem != name:
+        stem += "_" + hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return stem
+
+
+class ScratchRepo:
+    """A git repository for theorems typed in as statements, so LeanDojo can trace them.
+
+    It copies the Lean project's toolchain and dependency pins, writes each statement to
+    ``LeanProver/Scratch/<name>.lean`` as ``header + statement + " by sorry"`` and commits
+    it; ``address(theorem)`` returns the theorem with ``repo_url``/``commit``/``file_path``.
+    """
+
+    def __init__(self, lean_project: str | Path, root: str | Path | None = None):
+        self.lean_project = Path(lean_project)
+        self.root = Path(root) if root else self.lean_project / SCRATCH_DIR
+
+    def address(self, theorem: Theorem) -> Theorem:
+        if not theorem.statement:
+            raise EnvInitError(f"'{theorem.name}' has neither a repository address nor a statement")
+        self._initialise()
+        relative = Path("LeanProver") / "Scratch" / f"{scratch_file_stem(theorem.name)}.lean"
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = theorem.header.rstrip() + "\n\n" if theorem.header.strip() else ""
+        path.write_text(f"{header}{theorem.statement.rstrip()} by sorry\n", encoding="utf-8")
+        self._git("add", str(relative))
+        if self._git("status", "--porcelain", "--", str(relative)).strip():
+            self._git("commit", "-q", "-m", f"statement of {theorem.name}")
+        commit = self._git("rev-parse", "HEAD").strip()
+        return Theorem(
+            theorem.name,
+            statement=theorem.statement,
+            header=theorem.header,
+            repo_url=str(self.root.resolve()),
+            commit=commit,
+            file_path=str(relative),
+            full_name=theorem.full_name or theorem.name,
+        )
+
+    def _initialise(self) -> None:
+        if (self.root / ".git").exists():
+            return
+        toolchain = self.lean_project / "lean-toolchain"
+        manifest = self.lean_project / "lake-manifest.json"
+        if not toolchain.exists() or not manifest.exists():
+            raise EnvInitError(f"{self.lean_project} is not the prover's Lean project (no lean-toolchain or lake-manifest.json)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(toolchain, self.root / "lean-toolchain")
+        pins = json.loads(manifest.read_text(encoding="utf-8"))
+        pins["name"] = SCRATCH_PACKAGE
+        (self.root / "lake-manifest.json").write_text(json.dumps(pins, indent=1) + "\n", encoding="utf-8")
+        mathlib = next((p for p in pins.get("packages", []) if p.get("name") == "mathlib"), None)
+        require = (
+            f'require mathlib from git "{mathlib["url"]}" @ "{mathlib.get("inputRev") or mathlib["rev"]}"\n'
+            if mathlib
+            else ""
+        )
+        # Every scratch file must be built: LeanDojo traces only files that `lake build` compiled.
+        (self.root / "lakefile.lean").write_text(
+            "import Lake\nopen Lake DSL\n\n"
+            f"package {SCRATCH_PACKAGE}\n\n@[default_target]\nlean_lib LeanProver where\n"
+            f"  globs := #[.submodules `LeanProver]\n\n{require}",
+            encoding="utf-8",
+        )
+        (self.root / ".gitignore").write_text(".lake/\n", encoding="utf-8")
+        self._git("init", "-q")
+        self._git("add", "lean-toolchain", "lake-manifest.json", "lakefile.lean", ".gitignore")
+        self._git("commit", "-q", "-m", "scratch project for typed-in statements")
+
+    def _git(self, *args: str) -> str:
+        command = ["git", "-c", "user.name=prover", "-c", "user.email=prover@localhost", *args]
+        try:
+            done = subprocess.run(command, cwd=self.root, capture_output=True, text=True, check=True)
+        except FileNotFoundError:
+            raise EnvInitError("git is not installed; LeanDojo needs it") from None
+        except subprocess.CalledProcessError as exc:
+            raise EnvInitError(f"`git {' '.join(args)}` failed in {self.root}: {exc.stderr.strip()}") from None
+        return done.stdout
+
+
+_DEFAULT: Any = object()  # "use LeanDojo's own", distinct from None ("none at all")
+_REPOS: dict[tuple[str, str], Any] = {}  # (url, commit) -> LeanGitRepo; building one queries GitHub
+
+
+class DojoEnv:
+    """LeanDojo as a ``ProofEnv``; see the module docstring.
+
+    ``dojo_factory`` (default ``lean_dojo.Dojo``) is called as
+    ``dojo_factory(lean_dojo_theorem, timeout=seconds, build_deps=...)`` and must return a
+    context manager whose ``__enter__`` gives ``(dojo, initial_state)``; tests pass a fake.
+    ``repo_factory`` (default ``lean_dojo.LeanGitRepo``) and ``proof_checker`` (default
+    ``lean_dojo.check_proof``; None turns the whole-file check off) likewise.
+    """
+
+    def __init__(
+        self,
+        lean_project: str | Path = "lean_project",
+        tactic_timeout_s: float = 60.0,
+        max_crash_retries: int = 2,
+        dojo_factory: Callable[..., Any] | None = None,
+        repo_factory: Callable[[str, str], Any] | None = None,
+        proof_checker: Callable[[Any, str], bool] | None = _DEFAULT,
+        trace_dependencies: bool = False,
+    ):
+        if max_crash_retries < 0:
+            raise ValueError("max_crash_retries must not be negative")
+        self._ld = import_lean_dojo()
+        self.lean_project = Path(lean_project)
+        self.timeout_s = max(1, math.ceil(tactic_timeout_s))  # LeanDojo takes whole seconds
+        self.max_crash_retries = max_crash_retries
+        self.dojo_factory = dojo_factory or self._ld.Dojo
+        self.repo_factory = repo_factory or self._ld.LeanGitRepo
+        self.proof_checker = self._ld.check_proof if proof_checker is _DEFAULT else proof_checker
+        # Tracing Mathlib too (LeanDojo's default) takes hours and ~100 GB, and serves only
+        # premise retrieval, which this prover does not do: trace the theorem's repo alone.
+        self.trace_dependencies = trace_dependencies
+        self.scratch = ScratchRepo(self.lean_project)
+        self.num_restarts = 0
+        self._theorem: Any = None  # lean_dojo.Theorem of the current session
+        self._context: Any = None  # the Dojo context manager, to exit on close
+        self._dojo: Any = None
+        self._root_pp = ""
+        self._paths: dict[str, list[str]] = {}  # state pp -> tactics from the root to it
+        self._by_path: dict[tuple[str, ...], str] = {}  # the inverse of _paths
+        self._live: dict[str, Any] = {}  # state pp -> lean_dojo.TacticState of this session
+
+    # -- the ProofEnv protocol -------------------------------------------------------------
+
+    def start(self, theorem: Theorem) -> TacticState:
+        """Open a session on ``theorem``; EnvInitError when LeanDojo cannot start it."""
+        self.close()
+        self._theorem = self._dojo_theorem(theorem)
+        initial = self._open_session()
+        self._root_pp = initial.pp
+        self._paths = {initial.pp: []}
+        self._by_path = {(): initial.pp}
+        self._live = {initial.pp: initial}
+        return TacticState(initial.pp, initial.id, initial.message or "")
+
+    def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
+        """Run ``tactic`` at ``state``; restarts the session after a timeout or crash."""
+        if self._dojo is None:
+            raise EnvCrashError("no Lean session: start a theorem first")
+        if state.pp not in self._paths:
+            return LeanError("unknown proof state: it does not belong to this session")
+        crashes = 0
+        while True:
+            try:
+                live = self._live_state(state.pp)
+                result = self._dojo.run_tac(live, tactic)
+            except self._ld.DojoTacticTimeoutError:
+                self._restart(state.pp)
+                raise EnvTimeoutError(
+                    f"`{tactic}` ran past {self.timeout_s} s; the Lean session was restarted"
+                ) from None
+            except EnvCrashError:
+                raise
+            except Exception as exc:  # DojoCrashError, a dead pexpect, a broken replay
+                crashes += 1
+                if crashes > self.max_crash_retries:
+                    raise EnvCrashError(
+                        f"Lean crashed {crashes} times on `{tactic}` ({type(exc).__name__}: {exc})"
+                    ) from None
+                self._restart(state.pp)
+                continue
+            return self._outcome(result, parent_pp=state.pp, tactic=tactic)
+
+    def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
+        """Re-check ``tactics`` from scratch: None when they prove ``theorem``, else why not.
+
+        A fresh LeanDojo session runs them in order (the last must finish the proof), then
+        ``lean_dojo.check_proof`` compiles the whole file with the proof in place, which
+        also runs the kernel on the complete proof term.
+        """
+        if not tactics:
+            return "the proof has no tactics"
+        try:
+            ld_theorem = self._dojo_theorem(theorem)
+        except EnvInitError as exc:
+            return f"the theorem could not be started for the re-check: {exc}"
+        problem = self._replay_from_scratch(ld_theorem, tactics)
+        if problem is not None or self.proof_checker is None:
+            return problem
+        try:
+            accepted = self.proof_checker(ld_theorem, proof_source(tactics))
+        except Exception as exc:
+            return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
+        return None if accepted else "Lean rejected the file with the proof in place (an error or a `sorry`)"
+
+    def close(self) -> None:
+        """Exit the Dojo context, which kills the Lean process; safe to call twice."""
+        context, self._context, self._dojo = self._context, None, None
+        self._live = {}
+        if context is not None:
+            try:
+                context.__exit__(None, None, None)
+            except Exception:
+                pass  # the process is already gone; nothing else to free
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _dojo_theorem(self, theorem: Theorem) -> Any:
+        if not theorem.repo_url:
+            theorem = self.scratch.address(theorem)
+        if not (theorem.commit and theorem.file_path):
+            raise EnvInitError(f"'{theorem.name}' lacks a commit or file path for LeanDojo")
+        key = (theorem.repo_url, theorem.commit)
+        try:
+            if key not in _REPOS:
+                _REPOS[key] = self.repo_factory(theorem.repo_url, theorem.commit)
+            return self._ld.Theorem(_REPOS[key], theorem.file_path, theorem.full_name or theorem.name)
+        except Exception as exc:  # network, unknown commit, not a git repository, ...
+            raise EnvInitError(f"LeanDojo cannot address {theorem.repo_url}@{theorem.commit[:12]}: {exc}") from None
+
+    def _open_session(self) -> Any:
+        """Enter a new Dojo context for the current theorem; returns its initial state."""
+        context = self.dojo_factory(
+            self._theorem, timeout=self.timeout_s, build_deps=self.trace_dependencies
+        )
+        try:
+            dojo, initial = context.__enter__()
+        except self._ld.DojoInitError as exc:
+            raise EnvInitError(str(exc) or "LeanDojo could not initialise the theorem") from None
+        except self._ld.DojoCrashError as exc:
+            raise EnvCrashError(f"Lean crashed while starting: {exc}") from None
+        except Exception as exc:  # tracing failed, Lean4Repl missing, `lake` missing, ...
+            raise EnvInitError(f"{type(exc).__name__}: {exc}") from None
+        self._context, self._dojo = context, dojo
+        return initial
+
+    def _restart(self, pp: str) -> None:
+        """A fresh session, with the path to ``pp`` replayed so the search can go on there.
+
+        Any failure here is an EnvCrashError: the search cannot go on without a session.
+        """
+        self.close()
+        self.num_restarts += 1
+        try:
+            initial = self._open_session()
+            if initial.pp != self._root_pp:
+                raise EnvCrashError("the restarted session starts from a different goal")
+            self._live = {initial.pp: initial}
+            self._live_state(pp)
+        except EnvCrashError:
+            self.close()
+            raise
+        except Exception as exc:  # EnvInitError, a timeout or crash during the replay, ...
+            self.close()
+            raise EnvCrashError(f"the Lean session could not be restarted: {type(exc).__name__}: {exc}") from None
+
+    def _live_state(self, pp: str) -> Any:
+        """This session's LeanDojo state for ``pp``, replaying its tactic path if needed
+        (from the deepest state on that path that this session already has)."""
+        if pp in self._live:
+            return self._live[pp]
+        path = self._paths[pp]
+        start = max(k for k in range(len(path) + 1) if self._by_path.get(tuple(path[:k])) in self._live)
+        state = self._live[self._by_path[tuple(path[:start])]]
+        for tactic in path[start:]:
+            result = self._dojo.run_tac(state, tactic)
+            if not isinstance(result, self._ld.TacticState) or result.pp not in self._paths:
+                raise EnvCrashError(f"replaying `{tactic}` after a restart gave a different result")
+            state = self._live.setdefault(result.pp, result)
+        if state.pp != pp:
+            raise EnvCrashError("replaying the path after a restart led to a different state")
+        return state
+
+    def _outcome(self, result: Any, parent_pp: str, tactic: str) -> Outcome:
+        ld = self._ld
+        if isinstance(result, ld.TacticState):
+            if result.pp not in self._paths:
+                self._paths[result.pp] = self._paths[parent_pp] + [tactic]
+                self._by_path[tuple(self._paths[result.pp])] = result.pp
+            self._live.setdefault(result.pp, result)
+            return TacticState(result.pp, result.id, result.message or "")
+        if isinstance(result, ld.ProofFinished):
+            return ProofFinished(result.tactic_state_id, result.message or "")
+        if isinstance(result, ld.LeanError):
+            return LeanError(result.error)
+        if isinstance(result, ld.ProofGivenUp):
+            return ProofGivenUp()
+        raise EnvCrashError(f"LeanDojo returned an unknown result {type(result).__name__}")
+
+    def _replay_from_scratch(self, ld_theorem: Any, tactics: Sequence[str]) -> str | None:
+        context = self.dojo_factory(ld_theorem, timeout=self.timeout_s, build_deps=self.trace_dependencies)
+        try:
+            try:
+                dojo, state = context.__enter__()
+            except Exception as exc:
+                context = None  # a failed __enter__ has cleaned up after itself
+                return f"a fresh Lean session could not start: {type(exc).__name__}: {exc}"
+            for step, tactic in enumerate(tactics, 1):
+                try:
+                    result = dojo.run_tac(state, tactic)
+                except Exception as exc:
+                    return f"step {step} (`{tactic}`) failed in the fresh session: {type(exc).__name__}: {exc}"
+                if isinstance(result, self._ld.ProofFinished):
+                    return None if step == len(tactics) else f"the proof is finished early, at step {step}"
+                if not isinstance(result, self._ld.TacticState):
+                    reason = getattr(result, "error", None) or "the goals were given up"
+                    return f"step {step} (`{tactic}`) does not continue the proof: {reason}"
+                state = result
+            return "the tactics leave goals open"
+        finally:
+            if context is not None:
+                try:
+                    context.__exit__(None, None, None)
+                except Exception:
+                    pass
+
+
+def build(config) -> DojoEnv:
+    """Registry entry: an ``EnvConfig`` -> a ``DojoEnv`` (needs lean-dojo and ``lake``)."""
+    require_lake()
+    # LeanDojo reads its per-process memory limit once, at import, from this variable.
+    os.environ.setdefault("TACTIC_MEMORY_LIMIT", f"{max(1, math.ceil(config.memory_limit_mb / 1024))}g")
+    return DojoEnv(lean_project=config.lean_project, tactic_timeout_s=config.tactic_timeout_s)
