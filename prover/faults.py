@@ -1,0 +1,142 @@
+"""Fault injection: an environment wrapper that crashes, times out, hangs, or kills its process.
+
+Batch runs must lose nothing when the infrastructure misbehaves. ``FaultyEnv`` wraps any
+environment and, at seeded random tactics, raises ``EnvCrashError`` or
+``EnvTimeoutError`` or sleeps past the limit first (a hung Lean). It can also make the
+whole process exit on chosen theorems (``os._exit``, as an OOM kill would), but only in a
+process that allowed it with ``allow_process_exit()`` — the Ray search workers do; the
+CLI, the in-process runner and the test process never do.
+
+    env = FaultyEnv(SyntheticEnv(), crash_prob=0.1, timeout_prob=0.1, seed=0)
+
+As a registered environment (``EnvConfig(name="faulty", fault_inner="replay", ...)``) it
+wraps the environment named by ``fault_inner`` and takes its settings from the
+``fault_*`` fields of ``EnvConfig``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from search import EnvCrashError, EnvTimeoutError, Outcome, ProofEnv, TacticState, Theorem
+
+from prover.envs import replay_check
+
+# A process may be made to exit only where this variable is "1" (set by allow_process_exit).
+ALLOW_EXIT_VARIABLE = "PROVER_FAULTS_ALLOW_EXIT"
+EXIT_CODE = 71  # distinctive, so a log shows that the exit was injected
+
+
+def allow_process_exit() -> None:
+    """Let ``FaultyEnv`` kill this process; called by Ray search workers, which are disposable."""
+    os.environ[ALLOW_EXIT_VARIABLE] = "1"
+
+
+class FaultyEnv:
+    """Wraps ``inner`` and injects infrastructure failures; see the module docstring.
+
+    Each ``run_tactic`` draws one number from a generator seeded by (``seed``, theorem), so
+    a theorem meets the same faults at the same steps in every run: a crash with
+    ``crash_prob``, a timeout with ``timeout_prob``, and with ``hang_prob`` a sleep of
+    ``hang_s`` seconds followed by a timeout. ``exit_theorems`` are theorems whose start
+    ends the process; with ``exit_marker_dir`` each does so only once (a marker file
+    remembers it across processes), else every time.
+    """
+
+    def __init__(
+        self,
+        inner: ProofEnv,
+        crash_prob: float = 0.0,
+        timeout_prob: float = 0.0,
+        hang_prob: float = 0.0,
+        seed: int = 0,
+        hang_s: float = 5.0,
+        exit_theorems: Sequence[str] = (),
+        exit_marker_dir: str | None = None,
+    ):
+        for name, value in (("crash_prob", crash_prob), ("timeout_prob", timeout_prob), ("hang_prob", hang_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie between 0 and 1, not {value}")
+        if crash_prob + timeout_prob + hang_prob > 1.0:
+            raise ValueError("crash_prob + timeout_prob + hang_prob must not exceed 1")
+        if hang_s < 0:
+            raise ValueError(f"hang_s must not be negative, not {hang_s}")
+        self.inner = inner
+        self.crash_prob = crash_prob
+        self.timeout_prob = timeout_prob
+        self.hang_prob = hang_prob
+        self.seed = seed
+        self.hang_s = hang_s
+        self.exit_theorems = frozenset(exit_theorems)
+        self.exit_marker_dir = exit_marker_dir
+        self._rng = random.Random(seed)
+        self.num_injected = 0
+
+    def start(self, theorem: Theorem) -> TacticState:
+        if theorem.name in self.exit_theorems:
+            self._maybe_exit(theorem.name)
+        self._rng = random.Random(f"{self.seed}:{theorem.name}")
+        return self.inner.start(theorem)
+
+    def _maybe_exit(self, theorem: str) -> None:
+        if os.environ.get(ALLOW_EXIT_VARIABLE) != "1":
+            return  # never kill a process that did not ask for it (the CLI, pytest)
+        if self.exit_marker_dir is not None:
+            marker = Path(self.exit_marker_dir) / f"exited-{theorem}"
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                with open(marker, "x"):
+                    pass  # created by us: this is the first time, so exit
+            except FileExistsError:
+                return
+        os._exit(EXIT_CODE)  # no cleanup, no exception: like the OOM killer
+
+    def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
+        draw = self._rng.random()
+        if draw < self.crash_prob:
+            self.num_injected += 1
+            raise EnvCrashError("injected fault: the environment crashed")
+        draw -= self.crash_prob
+        if draw < self.timeout_prob:
+            self.num_injected += 1
+            raise EnvTimeoutError("injected fault: the tactic timed out")
+        draw -= self.timeout_prob
+        if draw < self.hang_prob:
+            self.num_injected += 1
+            time.sleep(self.hang_s)  # the limit was not honoured: the caller's watchdog must act
+            raise EnvTimeoutError(f"injected fault: the environment hung for {self.hang_s:g} s")
+        return self.inner.run_tactic(state, tactic)
+
+    def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
+        """Re-check on the inner environment, without faults: a fault is not a wrong proof."""
+        check = getattr(self.inner, "check_proof", None)
+        if check is not None:
+            return check(theorem, tactics)
+        return replay_check(self.inner, theorem, tactics)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def build(config) -> FaultyEnv:
+    """Registry entry: an ``EnvConfig`` named "faulty" -> ``FaultyEnv`` around ``fault_inner``."""
+    from prover.envs import make_env
+
+    if config.fault_inner == "faulty":
+        raise ValueError("fault_inner must name another environment, not 'faulty'")
+    inner = make_env(replace(config, name=config.fault_inner))
+    return FaultyEnv(
+        inner,
+        crash_prob=config.fault_crash_prob,
+        timeout_prob=config.fault_timeout_prob,
+        hang_prob=config.fault_hang_prob,
+        seed=config.seed,
+        hang_s=config.fault_hang_s,
+        exit_theorems=config.fault_exit_theorems,
+        exit_marker_dir=config.fault_exit_marker_dir,
+    )
