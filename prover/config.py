@@ -44,6 +44,14 @@ class EnvConfig:
     tactic_timeout_s: float = 60.0
     memory_limit_mb: int = 16_000
     allow_native_decide: bool = False
+    # faulty (prover.faults): injected failures around the environment named fault_inner
+    fault_inner: str = "synthetic"
+    fault_crash_prob: float = 0.0
+    fault_timeout_prob: float = 0.0
+    fault_hang_prob: float = 0.0
+    fault_hang_s: float = 5.0
+    fault_exit_theorems: tuple[str, ...] = ()  # their start kills a Ray worker's process
+    fault_exit_marker_dir: str | None = None  # set: each of them does so only once
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class RunConfig:
     theorems: TheoremSetConfig = field(default_factory=TheoremSetConfig)
     limits: SearchLimits = field(default_factory=SearchLimits)
     scorer: str = "cumulative"
+    # How the run was spread over Ray (a prover.distributed.DistributedConfig); None: in-process.
+    distributed: "DistributedConfig | None" = None  # noqa: F821 (imported lazily, it is optional)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,4 +115,13 @@ class RunConfig:
             theorems=build(TheoremSetConfig, data.get("theorems", {})),
             limits=build(SearchLimits, data.get("limits", {})),
             scorer=data.get("scorer", "cumulative"),
+            distributed=_distributed_from_dict(data.get("distributed"), build),
         )
+
+
+def _distributed_from_dict(values: dict | None, build):
+    if not values:
+        return None
+    from prover.distributed import DistributedConfig  # imports no Ray
+
+    return build(DistributedConfig, values)

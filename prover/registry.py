@@ -18,6 +18,7 @@ ENVS: dict[str, str] = {
     "replay": "prover.envs.replay:build",
     "dojo": "prover.envs.dojo:build",
     "repl": "prover.envs.repl:build",
+    "faulty": "prover.faults:build",
 }
 
 POLICIES: dict[str, str] = {
