@@ -215,11 +215,57 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
         sys.exit(EXIT_NOT_PROVED)
 
 
+# prove-split's Ray flags -> DistributedConfig field
+DISTRIBUTED_FLAGS = ("ray_address", "num_workers", "searches_per_worker", "worker_cpus", "policy_gpus",
+                     "max_batch_size", "max_wait_ms", "max_retries")
+
+
+def distributed_options(function):
+    from prover.distributed import DistributedConfig  # imports no Ray
+
+    d = DistributedConfig()
+    return _apply(
+        [
+            click.option("--ray-address", default=None,
+                         help="Join a running Ray cluster: auto or HOST:PORT [default: a local Ray on this machine]."),
+            click.option("--num-workers", type=click.IntRange(min=0), default=None,
+                         help="Ray search workers; 0 runs everything in this process [default: one per "
+                              "--worker-cpus of the cluster's CPUs]."),
+            click.option("--searches-per-worker", type=click.IntRange(min=1), default=d.searches_per_worker,
+                         show_default=True, help="Concurrent searches (threads) in each worker."),
+            click.option("--worker-cpus", type=click.FloatRange(min=0), default=d.worker_cpus, show_default=True,
+                         help="CPUs Ray reserves for each search worker."),
+            click.option("--policy-gpus", type=click.FloatRange(min=0), default=None,
+                         help="GPUs Ray reserves for the policy server [default: 1 where the cluster has one]."),
+            click.option("--max-batch-size", type=click.IntRange(min=1), default=d.max_batch_size,
+                         show_default=True, help="Policy server: most states in one batch."),
+            click.option("--max-wait-ms", type=click.FloatRange(min=0), default=d.max_wait_ms, show_default=True,
+                         help="Policy server: how long a batch waits for more requests."),
+            click.option("--max-retries", type=click.IntRange(min=0), default=d.max_retries, show_default=True,
+                         help="Extra attempts for a theorem whose worker died, before it is recorded as an error."),
+        ],
+        function,
+    )
+
+
+def _distributed_config(saved, options: dict):
+    """The run's DistributedConfig: the saved one (on --resume) with the flags given now on top."""
+    from click.core import ParameterSource
+
+    from prover.distributed import DistributedConfig
+
+    context = click.get_current_context()
+    given = {name: options[name] for name in DISTRIBUTED_FLAGS
+             if saved is None or context.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    return replace(saved, **given) if saved is not None else DistributedConfig(**given)
+
+
 @cli.command("prove-split")
 @env_options
 @policy_options
 @search_options
 @theorem_set_options
+@distributed_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Prove only the first N theorems.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="New run directory [default: runs/<benchmark>-<time>].")
@@ -238,15 +284,21 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
     if resume:
         run = RunDir.open(resume)
         config = run.config()
+        dist = _distributed_config(config.distributed, options)
     else:
-        config = build_run_config(options)
+        dist = _distributed_config(None, options)
+        config = replace(build_run_config(options), distributed=dist)
         name = config.theorems.benchmark or DEFAULT_BENCHMARK.get(config.env.name, "run")
         run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config)
     theorems = load_theorems(config.theorems, config.env)
-    policy = make_policy(config.policy)
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
     try:
-        summary = prove_locally(theorems, policy, config, run, show_progress=progress)
+        if dist.num_workers == 0:  # in-process: one search at a time, easy to debug
+            summary = prove_locally(theorems, make_policy(config.policy), config, run, show_progress=progress)
+        else:
+            from prover.distributed import prove_distributed
+
+            summary = prove_distributed(theorems, config, run, dist, show_progress=progress)
     except KeyboardInterrupt:
         done = len(run.finished())
         click.echo(f"\ninterrupted: {done} of {len(theorems)} theorems are saved in {run.path}; "

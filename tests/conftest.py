@@ -47,3 +47,17 @@ def minif2f_path() -> Path:
     if not path.exists():
         pytest.skip(f"the shared miniF2F statements {path} are absent (set PROVER_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """Ray on 2 CPUs, started once per test session (starting it takes seconds).
+
+    Yields the cluster's address, so a subprocess can join it with ``--ray-address``.
+    """
+    ray = pytest.importorskip("ray", reason="the distributed tests need Ray (pip install 'ray[default]')")
+    import logging
+
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
