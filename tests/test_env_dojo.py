@@ -276,10 +276,11 @@ def test_init_failure_is_an_error_record_counted_in_the_pass_rate():
     assert summary["pass_rate"] == 0.5 and summary["status_counts"] == {"proved": 1, "error": 1}
 
 
-def test_start_maps_dojo_init_error_to_env_init_error():
-    env = make_env(FakeLean({}, init_error=lean_dojo.DojoInitError("no such theorem")))
+def test_start_maps_dojo_init_error_to_env_init_error_and_cleans_up():
+    lean = FakeLean({}, init_error=lean_dojo.DojoInitError("no such theorem"))
     with pytest.raises(EnvInitError, match="no such theorem"):
-        env.start(THEOREM)
+        make_env(lean).start(THEOREM)
+    assert lean.sessions[0].exited  # a half-started Lean process is killed too
 
 
 def test_unreachable_repository_is_an_init_error():

@@ -19,7 +19,6 @@ from prover.errors import MissingDependencyError
 from prover.runs import summarize
 from prover.safety import GuardedEnv
 from search import (
-    EnvCrashError,
     EnvInitError,
     EnvTimeoutError,
     LeanError,

@@ -291,10 +291,7 @@ class DojoEnv:
         context, self._context, self._dojo = self._context, None, None
         self._live = {}
         if context is not None:
-            try:
-                context.__exit__(None, None, None)
-            except Exception:
-                pass  # the process is already gone; nothing else to free
+            _exit_quietly(context)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -318,11 +315,13 @@ class DojoEnv:
         )
         try:
             dojo, initial = context.__enter__()
-        except self._ld.DojoInitError as exc:
-            raise EnvInitError(str(exc) or "LeanDojo could not initialise the theorem") from None
-        except self._ld.DojoCrashError as exc:
-            raise EnvCrashError(f"Lean crashed while starting: {exc}") from None
-        except Exception as exc:  # tracing failed, Lean4Repl missing, `lake` missing, ...
+        except Exception as exc:
+            _exit_quietly(context)  # Dojo.__enter__ may fail after it spawned Lean
+            if isinstance(exc, self._ld.DojoInitError):
+                raise EnvInitError(str(exc) or "LeanDojo could not initialise the theorem") from None
+            if isinstance(exc, self._ld.DojoCrashError):
+                raise EnvCrashError(f"Lean crashed while starting: {exc}") from None
+            # tracing failed, Lean4Repl missing, `lake` missing, ...
             raise EnvInitError(f"{type(exc).__name__}: {exc}") from None
         self._context, self._dojo = context, dojo
         return initial
@@ -386,7 +385,6 @@ class DojoEnv:
             try:
                 dojo, state = context.__enter__()
             except Exception as exc:
-                context = None  # a failed __enter__ has cleaned up after itself
                 return f"a fresh Lean session could not start: {type(exc).__name__}: {exc}"
             for step, tactic in enumerate(tactics, 1):
                 try:
@@ -401,11 +399,15 @@ class DojoEnv:
                 state = result
             return "the tactics leave goals open"
         finally:
-            if context is not None:
-                try:
-                    context.__exit__(None, None, None)
-                except Exception:
-                    pass
+            _exit_quietly(context)
+
+
+def _exit_quietly(context: Any) -> None:
+    """Exit a Dojo context, which kills its Lean process; one that never started is fine."""
+    try:
+        context.__exit__(None, None, None)
+    except Exception:
+        pass  # e.g. no process was spawned, or it is already gone
 
 
 def build(config) -> DojoEnv:
