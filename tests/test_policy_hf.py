@@ -252,3 +252,19 @@ def test_real_model_proposes_for_a_minif2f_state_on_the_gpu():
     assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)
     batched = real.propose([MINIF2F_STATE, "x : ℕ\n⊢ x + 0 = x"], k=8)
     assert [p.tactic for p in batched[0]][:3] == [p.tactic for p in proposals][:3]
+
+
+@pytest.mark.slow
+def test_tiny_policy_trains_on_the_traces_and_loads_as_an_hf_model(traces_path, tmp_path):
+    from prover.policies.train import TinyLlamaShape, train_tiny_policy
+
+    shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    out = train_tiny_policy(traces_path, tmp_path / "tiny-policy", steps=40, seed=0, batch_size=8,
+                            max_prompt_tokens=256, shape=shape, progress=None)
+    metadata = json.loads((out / hf.POLICY_METADATA).read_text())
+    assert metadata["prompt"] == "goal_proofstep" and metadata["num_pairs"] > 500
+    assert metadata["final_loss"] < metadata["first_loss"] - 1.0
+    trained = make_policy(PolicyConfig(name="hf", model=str(out), device="cpu", max_new_tokens=16))
+    assert trained.format.name == "goal_proofstep" and trained.config.max_prompt_tokens == 256
+    (proposals,) = trained.propose(["x : ℕ\n⊢ x + 0 = x"], k=4)
+    assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)

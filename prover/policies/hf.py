@@ -123,10 +123,34 @@ class HFPolicy:
             # does not depend on it.
             options.update(stop_strings=list(self.format.stop), tokenizer=self.tokenizer)
         with torch.inference_mode():
+            if num_return > 1 and not beam:
+                batch = self._prefill_once(batch, num_return, options)
             output = self.model.generate(**batch, **options)
         generated = output.sequences[:, batch["input_ids"].shape[1]:]
         token_logprobs = _token_logprobs(output, generated)
         return self._proposals(generated.tolist(), token_logprobs.tolist(), len(states), num_return, k)
+
+    def _prefill_once(self, batch, copies: int, options: dict) -> dict:
+        """Run each prompt through the model once and give its cache to ``copies`` samples.
+
+        ``generate`` with ``num_return_sequences=k`` would copy each prompt k times before
+        the prefill, doing the prompt's (usually dominant) work k times over.
+        """
+        from transformers import DynamicCache
+
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        cache = DynamicCache(config=self.model.config)
+        # Left padding: positions count real tokens only, as generate() computes them.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                   past_key_values=cache, use_cache=True)
+        cache.batch_repeat_interleave(copies)
+        options["num_return_sequences"] = 1
+        return {
+            "input_ids": ids.repeat_interleave(copies, dim=0),
+            "attention_mask": mask.repeat_interleave(copies, dim=0),
+            "past_key_values": cache,
+        }
 
     def _proposals(self, generated, token_logprobs, num_states, num_return, k) -> list[list[Proposal]]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
