@@ -6,7 +6,7 @@ whose tactic Lean accepted, each once. The tokenizer is a byte-level BPE trained
 same text, the model a small random-initialised ``LlamaForCausalLM``; both are saved with
 ``save_pretrained``, so the directory loads like any hub model:
 
-    python -m prover.policies.train --out runs/tiny-policy            # ~2 min on 2 cores
+    python -m prover.policies.train --out runs/tiny-policy   # 2-5 min on 2 CPU cores
     prover attack --env replay --policy hf --model runs/tiny-policy ...
 
 The directory also holds ``prover_policy.json`` recording the prompt format the model
@@ -116,7 +116,7 @@ def training_pairs(traces_path: str | Path | None = None) -> list[tuple[str, str
 def train_tiny_policy(
     traces_path: str | Path | None,
     out_dir: str | Path,
-    steps: int = 600,
+    steps: int = 1200,
     seed: int = 0,
     prompt: str = "goal_proofstep",
     batch_size: int = 16,
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory to write the model to")
     parser.add_argument("--traces", default=None, help="trace file (default: the shared miniF2F traces)")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt", default="goal_proofstep", choices=sorted(PROMPTS))
     parser.add_argument("--no-eval", action="store_true", help="skip the replay evaluation")
