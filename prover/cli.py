@@ -334,6 +334,28 @@ def setup_lean(lean_project: str, skip_repl: bool) -> None:
     setup_lean_project(lean_project, repl=None if skip_repl else prepare_repl, echo=click.echo)
 
 
+@cli.command("train-policy")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the trained model.")
+@click.option("--traces", type=click.Path(dir_okay=False), default=None,
+              help="Trace file of (state, tactic) pairs [default: shared miniF2F traces].")
+@click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--prompt", type=click.Choice(["goal_proofstep", "llemma"]), default="goal_proofstep",
+              show_default=True, help="Prompt format to train on (the model directory remembers it).")
+@click.option("--eval/--no-eval", "evaluate", default=True,
+              help="Afterwards, count the replay theorems the trained policy proves.")
+def train_policy(out: str, traces: str | None, steps: int, seed: int, prompt: str, evaluate: bool) -> None:
+    """Train a tiny Llama policy on a trace file, on the CPU, for offline runs with --policy hf."""
+    from prover.policies.train import evaluate_on_replay, train_tiny_policy
+
+    model_dir = train_tiny_policy(traces, out, steps=steps, seed=seed, prompt=prompt, progress=click.echo)
+    click.echo(f"trained policy saved to {model_dir}")
+    if evaluate:
+        proved, total = evaluate_on_replay(model_dir, traces)
+        click.echo(f"it proves {proved} of {total} replay theorems (beam of 8, 32 expansions)")
+    click.echo(f"use it with: prover attack THEOREM --env replay --policy hf --model {model_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns errors into one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
