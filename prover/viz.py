@@ -1,13 +1,39 @@
-"""Showing a saved search tree. ``render_text`` draws it in the terminal.
+"""Showing a saved search tree: as text, as a self-contained HTML page, as a picture, as GraphML.
 
-    print(render_text(SearchTree.load("runs/demo/trees/synthetic_0000.json")))
+    tree = SearchTree.load("runs/demo/trees/synthetic_0002.json")
+    print(render_text(tree))                              # an outline in the terminal
+    Path("tree.html").write_text(render_html(tree))       # an interactive page, works offline
+    render_image(tree, "tree.svg")                        # a static picture (.svg or .png)
+    write_graphml(tree, "tree.graphml")                   # for Gephi, yEd, Cytoscape, networkx
+
+The HTML page is one file: its script and style (``prover/assets/tree_view.*``, plain
+JavaScript, no library) and the tree's data are inlined, so it opens without a network.
+It stays usable at 10,000 states because it builds rows only for the nodes a reader opens.
+
+Every view shows the tree as a spanning tree of its DAG: each state hangs under one
+*primary* parent (its proof predecessor on the proof path, else its earliest-created
+parent); other tactics that reach the same state point to it instead of repeating it.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
 from search import DEAD, QED, ROOT, SearchTree, Status
 
 MARK = {Status.PROVED: "✓", Status.FAILED: "✗", Status.OPEN: "·"}
+STATUS_COLOUR = {Status.PROVED: "#2e9d4f", Status.FAILED: "#d0453b", Status.OPEN: "#9aa3ad"}
+PROOF_COLOUR = "#1a7f37"
+FORMATS = ("html", "text", "svg", "png", "graphml")
+ASSETS = Path(__file__).parent / "assets"  # package data: see pyproject's package-data
 
 
 def _first_line(text: str, width: int = 70) -> str:
@@ -68,3 +94,302 @@ def render_text(tree: SearchTree, show_failed: bool = False, max_lines: int = 40
     if len(lines) >= max_lines:
         lines.append(f"… cut at {max_lines} lines")
     return "\n".join(lines)
+
+
+# ---- the spanning tree every picture draws ------------------------------------------------
+
+
+def primary_parents(tree: SearchTree) -> dict[int, int]:
+    """Each state's parent in the drawn spanning tree (the root maps to nothing).
+
+    Proof-path states hang under their proof predecessor, so the proof is one unbroken
+    branch; every other state hangs under its lowest-numbered parent. Node numbers are
+    creation order and a state is created by an edge from an existing one, so that parent
+    is numbered lower and the parents of any first-N states are among them.
+    """
+    parents: dict[int, int] = {}
+    for node in tree.graph.nodes:
+        if node in (ROOT, QED, DEAD):
+            continue
+        sources = [p for p in tree.graph.pred[node] if p not in (QED, DEAD)]
+        parents[node] = min(sources)
+    for source, target, _ in tree.proof_edges() or []:
+        if target != QED:
+            parents[target] = source
+    return parents
+
+
+def _sorted_edges(tree: SearchTree, node: int) -> list[tuple[int, str, dict[str, Any]]]:
+    # The policy's ranking: the order the tactics were proposed in.
+    return sorted(tree.tactic_edges(node), key=lambda e: -e[2]["logprob"])
+
+
+# ---- HTML ---------------------------------------------------------------------------------
+
+
+def view_data(tree: SearchTree) -> dict:
+    """The tree as the HTML page's script reads it: compact arrays, states in full.
+
+    ``nodes[i]`` is ``[id, status, depth, expanded_order, t_created_s, t_expanded_s,
+    cumulative_logprob, distance, partial, parent, state]`` and ``edges[i]`` lists node i's
+    tactics, best log-prob first, as ``[target, tactic, logprob, outcome, error, time_s,
+    step]``; targets -1 and -2 are QED and DEAD.
+    """
+    parents = primary_parents(tree)
+    nodes, edges = [], []
+    for node in sorted(n for n in tree.graph.nodes if n not in (QED, DEAD)):
+        a = tree.node(node)
+        nodes.append([
+            node, a["status"].value, a["depth"], a["expanded_order"], a["t_created_s"], a["t_expanded_s"],
+            a["cumulative_logprob"], a["distance"], a["partial"], parents.get(node, None), a["state"],
+        ])
+        edges.append([
+            [target, tactic, e["logprob"], e["outcome"].value, e["error"], e["time_s"], e["step"]]
+            for target, tactic, e in _sorted_edges(tree, node)
+        ])
+    result = tree.graph.graph.get("result") or {}
+    return {
+        "theorem": tree.theorem,
+        "status": tree.status(ROOT).value,
+        "num_states": tree.num_states,
+        "num_expanded": tree.num_expanded,
+        "result": {k: v for k, v in result.items() if isinstance(v, (str, int, float, list, type(None)))},
+        "proof": [[s, t, tactic] for s, t, tactic in tree.proof_edges() or []],
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def _script_json(data: dict) -> str:
+    # Inside <script> the text must not contain "</script" or "<!--"; escaping every "<"
+    # as \u003c keeps it valid JSON and inert HTML.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def render_html(tree: SearchTree) -> str:
+    """A self-contained, offline HTML page to explore ``tree`` in a browser.
+
+    Nodes coloured by status, the proof path highlighted and open, tactics labelled with
+    their log-prob and time, failed tactics folded per state, a node's full goal state and
+    timing on click, a search box over tactics and goals, and stepping in search order.
+    """
+    result = tree.graph.graph.get("result") or {}
+    wall = result.get("wall_time_s")
+    fields = {
+        "title": html.escape(f"{tree.theorem} — search tree"),
+        "theorem": html.escape(tree.theorem),
+        "status": tree.status(ROOT).value,
+        "num_states": str(tree.num_states),
+        "num_expanded": str(tree.num_expanded),
+        "num_tactics": str(tree.graph.number_of_edges()),
+        "wall_time": "" if wall is None else html.escape(f" · {wall:.3g} s"),
+        "css": _asset("tree_view.css"),
+        "js": _asset("tree_view.js"),
+        "data": _script_json(view_data(tree)),
+    }
+    # One pass over the template only, so text inside the data is never substituted.
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)], _asset("tree_view.html"))
+
+
+# ---- static pictures ----------------------------------------------------------------------
+
+
+def _drawn_nodes(tree: SearchTree, parents: dict[int, int], max_nodes: int) -> list[int]:
+    """The states a picture shows: all of them, or the proof path plus the first states the
+    search expanded, each with its chain of primary parents so the drawing stays connected."""
+    states = [n for n in tree.graph.nodes if n not in (QED, DEAD)]
+    if len(states) <= max_nodes:
+        return sorted(states)
+    chosen = {ROOT} | {t for _, t, _ in tree.proof_edges() or [] if t != QED}
+    for node in sorted(states, key=lambda n: (tree.node(n)["expanded_order"] is None,
+                                              tree.node(n)["expanded_order"] or 0, n)):
+        chain = []
+        while node not in chosen:
+            chain.append(node)
+            node = parents[node]
+        if len(chosen) + len(chain) > max_nodes:
+            break
+        chosen.update(chain)
+    return sorted(chosen)
+
+
+def _layered_layout(tree, drawn, parents) -> tuple[dict[int, tuple[float, int]], dict[int, list[int]]]:
+    """x from the order of leaves in a depth-first walk, parents centred over their children;
+    y = level in the spanning tree."""
+    drawn_set = set(drawn)
+    rank = {}
+    for node in drawn:
+        rank[node] = {t: i for i, (t, _, _) in enumerate(_sorted_edges(tree, node))}
+    children: dict[int, list[int]] = {n: [] for n in drawn}
+    for node in drawn:
+        if node != ROOT and parents[node] in drawn_set:
+            children[parents[node]].append(node)
+    for node, kids in children.items():
+        kids.sort(key=lambda k: rank[node].get(k, 0))
+    position: dict[int, tuple[float, int]] = {}
+    next_leaf = 0.0
+    # Iterative post-order: trees may be deeper than Python's recursion limit.
+    stack: list[tuple[int, int, bool]] = [(ROOT, 0, False)]
+    while stack:
+        node, level, done = stack.pop()
+        kids = children[node]
+        if not kids:
+            position[node] = (next_leaf, level)
+            next_leaf += 1
+        elif done:
+            position[node] = ((position[kids[0]][0] + position[kids[-1]][0]) / 2, level)
+        else:
+            stack.append((node, level, True))
+            stack.extend((kid, level + 1, False) for kid in reversed(kids))
+    return position, children
+
+
+def render_image(tree: SearchTree, path: str | Path, max_nodes: int = 200, image_format: str | None = None) -> Path:
+    """Draw ``tree`` as a layered picture into ``path``: ``image_format`` svg or png, by
+    default from the file's suffix.
+
+    At most ``max_nodes`` states: the proof path and the earliest created, with a note of
+    how many were left out. Tactic labels are drawn on the proof and, in small trees, on
+    every edge; each state's failed tactics are a red count under it.
+    """
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    path = Path(path)
+    image_format = (image_format or path.suffix.lstrip(".")).lower()
+    if image_format not in ("svg", "png"):
+        raise ValueError(f"cannot draw a tree as '{image_format}'; name the file .svg or .png")
+    parents = primary_parents(tree)
+    drawn = _drawn_nodes(tree, parents, max_nodes)
+    position, children = _layered_layout(tree, drawn, parents)
+    proof = tree.proof_edges() or []
+    proof_pairs = {(s, t) for s, t, _ in proof}
+    proof_tactic = {(s, t): tac for s, t, tac in proof}
+    last_proof = proof[-1][0] if proof else None
+
+    width = max(position[n][0] for n in drawn) + 1
+    levels = max(position[n][1] for n in drawn) + 1 + (1 if proof else 0)
+    label_all = len(drawn) <= 40
+    fig = Figure(figsize=(min(max(6.0, width * (1.1 if label_all else 0.18)), 40.0),
+                          min(max(3.5, levels * 1.1 + 1.5), 30.0)))
+    FigureCanvasAgg(fig)  # the Agg canvas renders both PNG and SVG; no global backend is set
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.86))
+    ax.set_axis_off()
+
+    def xy(node: int) -> tuple[float, float]:
+        x, level = position[node]
+        return x, -level
+
+    plain, bold = [], []
+    for node in drawn:
+        for kid in children[node]:
+            (bold if (node, kid) in proof_pairs else plain).append([xy(node), xy(kid)])
+    ax.add_collection(LineCollection(plain, colors="#b8bec6", linewidths=0.8, zorder=1))
+    ax.add_collection(LineCollection(bold, colors=PROOF_COLOUR, linewidths=2.6, zorder=2))
+    qed_xy = None
+    if last_proof is not None:
+        qed_xy = (xy(last_proof)[0], xy(last_proof)[1] - 1)
+        ax.add_collection(LineCollection([[xy(last_proof), qed_xy]], colors=PROOF_COLOUR, linewidths=2.6))
+        ax.scatter([qed_xy[0]], [qed_xy[1]], s=260, marker="*", c=PROOF_COLOUR, zorder=4)
+        ax.annotate("QED", qed_xy, xytext=(9, -3), textcoords="offset points", fontsize=9,
+                    color=PROOF_COLOUR, fontweight="bold")
+    size = 120 if label_all else max(8.0, 60.0 - len(drawn) / 5)
+    ax.scatter([xy(n)[0] for n in drawn], [xy(n)[1] for n in drawn], s=size, zorder=3,
+               c=[STATUS_COLOUR[tree.status(n)] for n in drawn],
+               edgecolors=[PROOF_COLOUR if (n == ROOT and proof) or (parents.get(n), n) in proof_pairs else "white"
+                           for n in drawn], linewidths=1.2)
+
+    # Text: node numbers and failed counts in small trees, tactics on the proof always.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        for node in drawn:
+            x, y = xy(node)
+            if label_all:
+                ax.annotate(str(node), (x, y), xytext=(0, 7), textcoords="offset points",
+                            ha="center", fontsize=7, color="#333")
+                failed = sum(1 for t, _, _ in tree.tactic_edges(node) if t == DEAD)
+                if failed:
+                    ax.annotate(f"✗{failed}", (x, y), xytext=(0, -12), textcoords="offset points",
+                                ha="center", fontsize=7, color=STATUS_COLOUR[Status.FAILED])
+            for kid in children[node]:
+                tactic = proof_tactic.get((node, kid))
+                if tactic is None and label_all:
+                    tactic = next(tac for t, tac, _ in _sorted_edges(tree, node) if t == kid)
+                if tactic is not None:
+                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs)
+        if qed_xy is not None:
+            _edge_label(ax, xy(last_proof), qed_xy, proof_tactic[(last_proof, QED)], on_proof=True)
+
+        result = tree.graph.graph.get("result") or {}
+        title = f"{tree.theorem}: {tree.status(ROOT).value}"
+        stats = f"{tree.num_states} states, {tree.num_expanded} expansions"
+        if result.get("wall_time_s") is not None:
+            stats += f", {result['wall_time_s']:.3g} s"
+        if len(drawn) < tree.num_states:
+            stats += f" — showing {len(drawn)}: the proof path and the first expanded"
+        fig.text(0.02, 0.965, title, fontsize=13, fontweight="bold", va="top")
+        fig.text(0.02, 0.925, stats, fontsize=9, color="#444", va="top")
+        legend = [Line2D([], [], marker="o", ls="", color=STATUS_COLOUR[s], label=s.value) for s in Status]
+        legend.append(Line2D([], [], color=PROOF_COLOUR, lw=2.6, label="proof"))
+        fig.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.015, 0.9), ncols=4, fontsize=8, frameon=False)
+        ax.set_xlim(-0.8, width - 0.2)
+        ax.set_ylim(-levels + 0.5, 0.6)
+        # svg.fonttype none keeps text as <text>, so the SVG is searchable and small.
+        with rc_context({"svg.fonttype": "none"}):
+            fig.savefig(path, format=image_format, dpi=110)
+    return path
+
+
+def _edge_label(ax, start, end, tactic: str, on_proof: bool) -> None:
+    text = tactic.splitlines()[0]
+    text = text if len(text) <= 28 else text[:27] + "…"
+    ax.annotate(text, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), ha="center", va="center",
+                fontsize=7, color=PROOF_COLOUR if on_proof else "#555", zorder=5,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+
+
+# ---- GraphML ------------------------------------------------------------------------------
+
+
+def graphml_graph(tree: SearchTree) -> nx.MultiDiGraph:
+    """A copy of the tree's graph with only the scalar attributes GraphML can hold.
+
+    Enums become their values, None values are left out (GraphML's "unset"), the search
+    record becomes a JSON string, and ``on_proof`` marks the proof's nodes and edges.
+    """
+    proof = tree.proof_edges() or []
+    proof_edges = {(s, t, tac) for s, t, tac in proof}
+    proof_nodes = {ROOT} | {t for _, t, _ in proof} if proof else set()
+
+    def scalar(attrs: dict) -> dict:
+        out = {}
+        for key, value in attrs.items():
+            if value is None:
+                continue
+            if isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, (dict, list, tuple)):
+                value = json.dumps(value, ensure_ascii=False)
+            out[key] = value
+        return out
+
+    graph = nx.MultiDiGraph(**scalar(tree.graph.graph), num_states=tree.num_states)
+    for node, attrs in tree.graph.nodes(data=True):
+        graph.add_node(node, **scalar(attrs), on_proof=node in proof_nodes)
+    for source, target, tactic, attrs in tree.graph.edges(keys=True, data=True):
+        graph.add_edge(source, target, key=tactic, **scalar(attrs), on_proof=(source, target, tactic) in proof_edges)
+    return graph
+
+
+def write_graphml(tree: SearchTree, path: str | Path) -> Path:
+    """Write ``tree`` as GraphML (nodes keep their numbers, edges their tactic as id)."""
+    path = Path(path)
+    nx.write_graphml(graphml_graph(tree), path)
+    return path
