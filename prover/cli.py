@@ -312,15 +312,58 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
 
 @cli.command()
 @click.argument("tree_file", type=click.Path(dir_okay=False))
-@click.option("--show-failed", is_flag=True, help="List every failed tactic instead of counting them.")
-@click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True)
-def viz(tree_file: str, show_failed: bool, max_lines: int) -> None:
-    """Show a saved search tree."""
-    from prover.viz import render_text
+@click.option("--format", "output_format", type=click.Choice(["html", "text", "svg", "png", "graphml"]),
+              default="html", show_default=True,
+              help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
+                   "graphml: for other graph tools.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Where to write [default: TREE_FILE with the format's suffix; text is printed].")
+@click.option("--max-nodes", type=click.IntRange(min=1), default=200, show_default=True,
+              help="svg/png: most states drawn (the proof path and the first expanded).")
+@click.option("--show-failed", is_flag=True, help="text: list every failed tactic instead of counting them.")
+@click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True, help="text: most lines.")
+def viz(tree_file: str, output_format: str, output: str | None, max_nodes: int, show_failed: bool,
+        max_lines: int) -> None:
+    """Show a saved search tree: an HTML page (default), text, an SVG/PNG picture or GraphML."""
+    from prover.viz import render_html, render_image, render_text, write_graphml
     from search import SearchTree
 
     tree = SearchTree.load(tree_file)
-    click.echo(render_text(tree, show_failed=show_failed, max_lines=max_lines))
+    if output_format == "text" and output is None:
+        click.echo(render_text(tree, show_failed=show_failed, max_lines=max_lines))
+        return
+    path = Path(output) if output else Path(tree_file).with_suffix("." + output_format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if output_format == "text":
+        path.write_text(render_text(tree, show_failed=show_failed, max_lines=max_lines) + "\n", encoding="utf-8")
+    elif output_format == "html":
+        path.write_text(render_html(tree), encoding="utf-8")
+    elif output_format == "graphml":
+        write_graphml(tree, path)
+    else:
+        render_image(tree, path, max_nodes=max_nodes, image_format=output_format)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("other_run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
+              help="Directory for report.md, report.json and the plots [default: RUN_DIR/report].")
+def report(run_dir: str, other_run_dir: str | None, output: str | None) -> None:
+    """Summarise a run directory, or compare it with OTHER_RUN_DIR: pass rate, counts, costs, plots."""
+    from rich.console import Console
+
+    from prover.report import comparison_lines, load_run, summary_table, write_report
+
+    runs = [load_run(run_dir)] + ([load_run(other_run_dir)] if other_run_dir else [])
+    out_dir = Path(output) if output else Path(run_dir) / "report"
+    written = write_report(runs, out_dir)
+    console = Console()
+    console.print(summary_table(written))
+    for line in comparison_lines(written):
+        console.print(line, highlight=False, markup=False)
+    click.echo(f"report written to {out_dir / 'report.md'} (with report.json and plots)")
 
 
 @cli.command("setup-lean")
