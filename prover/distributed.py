@@ -68,6 +68,7 @@ class DistributedConfig:
     policy_gpus: float | None = None
     max_batch_size: int = 32  # states per policy batch
     max_wait_ms: float = 5.0  # how long a batch waits for more requests once one arrived
+    batch_idle_ms: float | None = None  # set: a batch also closes once requests stop this long
     max_retries: int = 2  # extra attempts for a theorem whose worker died
     theorem_timeout_s: float | None = None  # None: 2 × the search time limit + 60 s
     policy_restart_wait_s: float = 300.0  # how long a search waits for a restarting server
@@ -78,6 +79,8 @@ class DistributedConfig:
         for name in ("searches_per_worker", "max_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.batch_idle_ms is not None and not self.batch_idle_ms > 0:
+            raise ValueError(f"batch_idle_ms must be positive, not {self.batch_idle_ms}")
         for name in ("worker_cpus", "max_wait_ms", "max_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
@@ -133,7 +136,10 @@ class BatchingPolicyServer:
     """One policy serving many searches: ``propose`` calls are queued and run in batches.
 
     A batch starts when a request arrives and closes when it holds ``max_batch_size``
-    states or ``max_wait_ms`` has passed, whichever is first; requests that arrive while
+    states or ``max_wait_ms`` has passed, whichever is first; with ``batch_idle_ms`` it
+    also closes once no request has come for that long. Searches that shared a batch
+    come back together (after their tactics), so requests arrive in bursts: the idle gap
+    takes a whole burst without waiting out ``max_wait_ms``. Requests that arrive while
     the model is busy wait for the next batch, so under load batches fill by themselves.
     The model runs in one thread beside the event loop (one model copy: one batch at a
     time), and the loop keeps collecting requests meanwhile.
@@ -148,9 +154,11 @@ class BatchingPolicyServer:
         max_batch_size: int = 32,
         max_wait_ms: float = 5.0,
         policy_factory: PolicyFactory | None = None,
+        batch_idle_ms: float | None = None,
     ):
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
+        self.idle_s = batch_idle_ms / 1000 if batch_idle_ms else None
         self.stats = BatchStats()
         self._waiting: collections.deque[_Request] = collections.deque()
         self._num_waiting_states = 0
@@ -213,7 +221,7 @@ class BatchingPolicyServer:
                     break
                 self._arrived.clear()
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    await asyncio.wait_for(self._arrived.wait(), min(remaining, self.idle_s or remaining))
                 except asyncio.TimeoutError:
                     break
             batch = self._take_batch()
@@ -429,7 +437,8 @@ class ProverPool:
             num_cpus=0, num_gpus=policy_gpus, max_restarts=-1, max_task_retries=-1, max_concurrency=10_000
         )
         self.server = server_class.remote(
-            self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.policy_factory
+            self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.policy_factory,
+            self.dist.batch_idle_ms,
         )
         try:
             ray.get(self.server.ready.remote())
