@@ -11,7 +11,6 @@ Errors show a traceback only with ``--debug``.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from dataclasses import replace

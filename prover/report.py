@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from prover.errors import ProverError
+from prover.runs import read_records
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
 PASS_RATE_PLOT = "pass_rate_vs_expansions.png"
@@ -56,27 +57,6 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.resolve().name
-
-
-def read_records(results_path: Path) -> list[dict]:
-    """The records of ``results.jsonl``, first kept if a theorem repeats (as ``RunDir`` does).
-
-    A last line without its newline is a write still in progress, or one the process died
-    in; it is skipped, never cut, so reading a live run leaves it alone.
-    """
-    text = results_path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete = lines[:-1]  # the part after the last newline is empty or unfinished
-    records: dict[str, dict] = {}
-    for number, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            records.setdefault(record["theorem"], record)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ProverError(f"line {number} of {results_path} is not a result record") from None
-    return list(records.values())
 
 
 def load_run(path: str | Path) -> Run:

@@ -72,16 +72,7 @@ class RunDir:
     def records(self) -> list[dict]:
         """Every finished theorem's record, first one kept if a name repeats."""
         self._drop_torn_tail()
-        records: dict[str, dict] = {}
-        for number, line in enumerate(self.results_path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                records.setdefault(record["theorem"], record)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ProverError(f"line {number} of {self.results_path} is not a result record") from None
-        return list(records.values())
+        return read_records(self.results_path)
 
     def finished(self) -> set[str]:
         return {record["theorem"] for record in self.records()}
@@ -117,6 +108,27 @@ class RunDir:
         temporary.write_text(json.dumps(summary, indent=2))
         os.replace(temporary, self.summary_path)
         return summary
+
+
+def read_records(results_path: Path) -> list[dict]:
+    """The records of ``results.jsonl``, first kept if a theorem repeats (as ``RunDir`` does).
+
+    A last line without its newline is a write still in progress, or one the process died
+    in; it is skipped, never cut, so reading a live run leaves it alone.
+    """
+    text = results_path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    complete = lines[:-1]  # the part after the last newline is empty or unfinished
+    records: dict[str, dict] = {}
+    for number, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            records.setdefault(record["theorem"], record)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ProverError(f"line {number} of {results_path} is not a result record") from None
+    return list(records.values())
 
 
 def summarize(records: list[dict], theorem_names: list[str]) -> dict:

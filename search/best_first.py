@@ -23,7 +23,6 @@ from search.protocols import (
     LeanError,
     ProofChecker,
     ProofEnv,
-    ProofFinished,
     Proposal,
     TacticPolicy,
     TacticState,

@@ -34,7 +34,7 @@ from search import Proposal
 
 from prover.config import PolicyConfig
 from prover.errors import MissingDependencyError, ProverError
-from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt
+from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt, rank_candidates
 
 log = logging.getLogger(__name__)
 
@@ -157,18 +157,11 @@ class HFPolicy:
         eos = self.tokenizer.eos_token_id
         results = []
         for s in range(num_states):
-            best: dict[str, float] = {}
+            candidates = []
             for row in range(s * num_return, (s + 1) * num_return):
                 tactic, num_tokens = cut_continuation(self.format, generated[row], decode, eos)
-                if not tactic:
-                    continue
-                logprob = sum(token_logprobs[row][:num_tokens])
-                if self.config.length_normalise:
-                    logprob /= max(num_tokens, 1)
-                if logprob > best.get(tactic, float("-inf")):
-                    best[tactic] = logprob
-            ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-            results.append([Proposal(tactic, min(logprob, 0.0)) for tactic, logprob in ranked])
+                candidates.append((tactic, sum(token_logprobs[row][:num_tokens]), num_tokens))
+            results.append(rank_candidates(candidates, k, self.config.length_normalise))
         return results
 
 

@@ -45,6 +45,10 @@ full of ``{``, ``}`` and ``%``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
+
+from search import Proposal
+from search.best_first import merge_proposals
 
 # The few-shot prefix of wellecks/llemma_formal2formal (proofsearch.py, _prompt_fewshot),
 # kept exactly: Llemma's published miniF2F numbers were measured with it.
@@ -211,3 +215,15 @@ def _first(fits, starts: list[int]) -> int | None:
         else:
             low = middle + 1
     return starts[low] if low < len(starts) else None
+
+
+def rank_candidates(
+    candidates: Iterable[tuple[str, float, int]], k: int, length_normalise: bool = False
+) -> list[Proposal]:
+    """(tactic, summed log-prob, token count) samples of one state -> its best ``k``
+    distinct, non-empty tactics, best first; optionally scored by mean token log-prob."""
+    proposals = [
+        Proposal(tactic, min(logprob / max(num_tokens, 1) if length_normalise else logprob, 0.0))
+        for tactic, logprob, num_tokens in candidates
+    ]
+    return merge_proposals(proposals, k)

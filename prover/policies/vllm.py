@@ -25,7 +25,7 @@ from search import Proposal
 
 from prover.config import PolicyConfig
 from prover.errors import MissingDependencyError
-from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt
+from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt, rank_candidates
 
 NEEDS_VLLM = "the vllm backend needs vLLM: pip install '.[vllm]' (on a machine with a CUDA GPU)"
 
@@ -91,19 +91,7 @@ class VLLMPolicy:
             candidates = self._beam_search(prompts, k)
         else:
             candidates = self._sample(prompts, k)
-        results = []
-        for per_state in candidates:
-            best: dict[str, float] = {}
-            for tactic, logprob, num_tokens in per_state:
-                if not tactic:
-                    continue
-                if self.config.length_normalise:
-                    logprob /= max(num_tokens, 1)
-                if logprob > best.get(tactic, float("-inf")):
-                    best[tactic] = logprob
-            ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-            results.append([Proposal(tactic, min(logprob, 0.0)) for tactic, logprob in ranked])
-        return results
+        return [rank_candidates(per_state, k, self.config.length_normalise) for per_state in candidates]
 
     def _sample(self, prompts: list[str], k: int) -> list[list[tuple[str, float, int]]]:
         greedy = self.config.temperature == 0 or self.config.decoding == "beam"
