@@ -182,3 +182,15 @@ def test_bad_limits_are_refused():
         SearchLimits(max_expansions=0)
     with pytest.raises(ValueError, match="time_limit_s"):
         SearchLimits(time_limit_s=0)
+
+
+def test_the_engine_imports_no_application_lean_torch_or_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, search; heavy = {'prover', 'torch', 'ray', 'lean_dojo', 'lean_interact', 'transformers'};"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
