@@ -42,7 +42,6 @@ from typing import Any, Callable, Sequence
 from search import (
     EnvCrashError,
     EnvInitError,
-    EnvTimeoutError,
     LeanError,
     Outcome,
     ProofFinished,
@@ -51,6 +50,7 @@ from search import (
     Theorem,
 )
 
+from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError
 from prover.lean_setup import ELAN_URL
 
@@ -181,7 +181,7 @@ _DEFAULT: Any = object()  # "use LeanDojo's own", distinct from None ("none at a
 _REPOS: dict[tuple[str, str], Any] = {}  # (url, commit) -> LeanGitRepo; building one queries GitHub
 
 
-class DojoEnv:
+class DojoEnv(RestartingSession):
     """LeanDojo as a ``ProofEnv``; see the module docstring.
 
     ``dojo_factory`` (default ``lean_dojo.Dojo``) is called as
@@ -201,12 +201,10 @@ class DojoEnv:
         proof_checker: Callable[[Any, str], bool] | None = _DEFAULT,
         trace_dependencies: bool = False,
     ):
-        if max_crash_retries < 0:
-            raise ValueError("max_crash_retries must not be negative")
+        # LeanDojo takes whole seconds
+        super().__init__(max(1, math.ceil(tactic_timeout_s)), max_crash_retries)
         self._ld = import_lean_dojo()
         self.lean_project = Path(lean_project)
-        self.timeout_s = max(1, math.ceil(tactic_timeout_s))  # LeanDojo takes whole seconds
-        self.max_crash_retries = max_crash_retries
         self.dojo_factory = dojo_factory or self._ld.Dojo
         self.repo_factory = repo_factory or self._ld.LeanGitRepo
         self.proof_checker = self._ld.check_proof if proof_checker is _DEFAULT else proof_checker
@@ -214,14 +212,9 @@ class DojoEnv:
         # premise retrieval, which this prover does not do: trace the theorem's repo alone.
         self.trace_dependencies = trace_dependencies
         self.scratch = ScratchRepo(self.lean_project)
-        self.num_restarts = 0
         self._theorem: Any = None  # lean_dojo.Theorem of the current session
         self._context: Any = None  # the Dojo context manager, to exit on close
         self._dojo: Any = None
-        self._root_pp = ""
-        self._paths: dict[str, list[str]] = {}  # state pp -> tactics from the root to it
-        self._by_path: dict[tuple[str, ...], str] = {}  # the inverse of _paths
-        self._live: dict[str, Any] = {}  # state pp -> lean_dojo.TacticState of this session
 
     # -- the ProofEnv protocol -------------------------------------------------------------
 
@@ -229,40 +222,9 @@ class DojoEnv:
         """Open a session on ``theorem``; EnvInitError when LeanDojo cannot start it."""
         self.close()
         self._theorem = self._dojo_theorem(theorem)
-        initial = self._open_session()
-        self._root_pp = initial.pp
-        self._paths = {initial.pp: []}
-        self._by_path = {(): initial.pp}
-        self._live = {initial.pp: initial}
+        _, initial = self._open_session()
+        self._begin(initial.pp, initial)
         return TacticState(initial.pp, initial.id, initial.message or "")
-
-    def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
-        """Run ``tactic`` at ``state``; restarts the session after a timeout or crash."""
-        if self._dojo is None:
-            raise EnvCrashError("no Lean session: start a theorem first")
-        if state.pp not in self._paths:
-            return LeanError("unknown proof state: it does not belong to this session")
-        crashes = 0
-        while True:
-            try:
-                live = self._live_state(state.pp)
-                result = self._dojo.run_tac(live, tactic)
-            except self._ld.DojoTacticTimeoutError:
-                self._restart(state.pp)
-                raise EnvTimeoutError(
-                    f"`{tactic}` ran past {self.timeout_s} s; the Lean session was restarted"
-                ) from None
-            except EnvCrashError:
-                raise
-            except Exception as exc:  # DojoCrashError, a dead pexpect, a broken replay
-                crashes += 1
-                if crashes > self.max_crash_retries:
-                    raise EnvCrashError(
-                        f"Lean crashed {crashes} times on `{tactic}` ({type(exc).__name__}: {exc})"
-                    ) from None
-                self._restart(state.pp)
-                continue
-            return self._outcome(result, parent_pp=state.pp, tactic=tactic)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Re-check ``tactics`` from scratch: None when they prove ``theorem``, else why not.
@@ -308,10 +270,10 @@ class DojoEnv:
         except Exception as exc:  # network, unknown commit, not a git repository, ...
             raise EnvInitError(f"LeanDojo cannot address {theorem.repo_url}@{theorem.commit[:12]}: {exc}") from None
 
-    def _open_session(self) -> Any:
-        """Enter a new Dojo context for the current theorem; returns its initial state."""
+    def _open_session(self) -> tuple[str, Any]:
+        """Enter a new Dojo context for the current theorem: (its initial goal, its state)."""
         context = self.dojo_factory(
-            self._theorem, timeout=self.timeout_s, build_deps=self.trace_dependencies
+            self._theorem, timeout=self.tactic_timeout_s, build_deps=self.trace_dependencies
         )
         try:
             dojo, initial = context.__enter__()
@@ -324,63 +286,30 @@ class DojoEnv:
             # tracing failed, Lean4Repl missing, `lake` missing, ...
             raise EnvInitError(f"{type(exc).__name__}: {exc}") from None
         self._context, self._dojo = context, dojo
-        return initial
+        return initial.pp, initial
 
-    def _restart(self, pp: str) -> None:
-        """A fresh session, with the path to ``pp`` replayed so the search can go on there.
+    def _session_is_open(self) -> bool:
+        return self._dojo is not None
 
-        Any failure here is an EnvCrashError: the search cannot go on without a session.
-        """
-        self.close()
-        self.num_restarts += 1
-        try:
-            initial = self._open_session()
-            if initial.pp != self._root_pp:
-                raise EnvCrashError("the restarted session starts from a different goal")
-            self._live = {initial.pp: initial}
-            self._live_state(pp)
-        except EnvCrashError:
-            self.close()
-            raise
-        except Exception as exc:  # EnvInitError, a timeout or crash during the replay, ...
-            self.close()
-            raise EnvCrashError(f"the Lean session could not be restarted: {type(exc).__name__}: {exc}") from None
+    def _timeout_errors(self) -> tuple[type[BaseException], ...]:
+        return (self._ld.DojoTacticTimeoutError,)
 
-    def _live_state(self, pp: str) -> Any:
-        """This session's LeanDojo state for ``pp``, replaying its tactic path if needed
-        (from the deepest state on that path that this session already has)."""
-        if pp in self._live:
-            return self._live[pp]
-        path = self._paths[pp]
-        start = max(k for k in range(len(path) + 1) if self._by_path.get(tuple(path[:k])) in self._live)
-        state = self._live[self._by_path[tuple(path[:start])]]
-        for tactic in path[start:]:
-            result = self._dojo.run_tac(state, tactic)
-            if not isinstance(result, self._ld.TacticState) or result.pp not in self._paths:
-                raise EnvCrashError(f"replaying `{tactic}` after a restart gave a different result")
-            state = self._live.setdefault(result.pp, result)
-        if state.pp != pp:
-            raise EnvCrashError("replaying the path after a restart led to a different state")
-        return state
-
-    def _outcome(self, result: Any, parent_pp: str, tactic: str) -> Outcome:
+    def _step(self, handle: Any, tactic: str) -> tuple[Outcome, Any]:
+        """One ``run_tac``, its LeanDojo result mapped onto the engine's outcome types."""
         ld = self._ld
+        result = self._dojo.run_tac(handle, tactic)
         if isinstance(result, ld.TacticState):
-            if result.pp not in self._paths:
-                self._paths[result.pp] = self._paths[parent_pp] + [tactic]
-                self._by_path[tuple(self._paths[result.pp])] = result.pp
-            self._live.setdefault(result.pp, result)
-            return TacticState(result.pp, result.id, result.message or "")
+            return TacticState(result.pp, result.id, result.message or ""), result
         if isinstance(result, ld.ProofFinished):
-            return ProofFinished(result.tactic_state_id, result.message or "")
+            return ProofFinished(result.tactic_state_id, result.message or ""), None
         if isinstance(result, ld.LeanError):
-            return LeanError(result.error)
+            return LeanError(result.error), None
         if isinstance(result, ld.ProofGivenUp):
-            return ProofGivenUp()
+            return ProofGivenUp(), None
         raise EnvCrashError(f"LeanDojo returned an unknown result {type(result).__name__}")
 
     def _replay_from_scratch(self, ld_theorem: Any, tactics: Sequence[str]) -> str | None:
-        context = self.dojo_factory(ld_theorem, timeout=self.timeout_s, build_deps=self.trace_dependencies)
+        context = self.dojo_factory(ld_theorem, timeout=self.tactic_timeout_s, build_deps=self.trace_dependencies)
         try:
             try:
                 dojo, state = context.__enter__()

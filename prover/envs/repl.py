@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from search import (
-    EnvCrashError,
     EnvInitError,
-    EnvTimeoutError,
     LeanError,
     Outcome,
     ProofFinished,
@@ -35,8 +33,9 @@ from search import (
     Theorem,
 )
 
-from prover.errors import MissingDependencyError
 from prover.envs.dojo import proof_source, require_lake
+from prover.envs.session import RestartingSession
+from prover.errors import MissingDependencyError
 
 COMMAND_TIMEOUT_S = 900.0  # importing Mathlib the first time can take minutes
 
@@ -77,7 +76,7 @@ def _errors(response: Any) -> list[str]:
     return [m.data for m in getattr(response, "messages", []) if m.severity == "error"]
 
 
-class ReplEnv:
+class ReplEnv(RestartingSession):
     """The Lean REPL as a ``ProofEnv``; see the module docstring.
 
     ``server_factory()`` must return an object with ``run(request, timeout=...)`` (answering
@@ -93,20 +92,12 @@ class ReplEnv:
         server_factory: Callable[[], Any] | None = None,
         command_timeout_s: float = COMMAND_TIMEOUT_S,
     ):
-        if max_crash_retries < 0:
-            raise ValueError("max_crash_retries must not be negative")
+        super().__init__(tactic_timeout_s, max_crash_retries)
         self._li = import_lean_interact()
-        self.tactic_timeout_s = tactic_timeout_s
         self.command_timeout_s = command_timeout_s
-        self.max_crash_retries = max_crash_retries
         self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb)
-        self.num_restarts = 0
         self._server: Any = None
         self._theorem: Theorem | None = None
-        self._root_pp = ""
-        self._paths: dict[str, list[str]] = {}  # state pp -> tactics from the root to it
-        self._by_path: dict[tuple[str, ...], str] = {}  # the inverse of _paths
-        self._live: dict[str, int] = {}  # state pp -> proof-state id in the current REPL
 
     # -- the ProofEnv protocol -------------------------------------------------------------
 
@@ -117,38 +108,8 @@ class ReplEnv:
         self.close()
         self._theorem = theorem
         pp, proof_state = self._open_session()
-        self._root_pp = pp
-        self._paths = {pp: []}
-        self._by_path = {(): pp}
-        self._live = {pp: proof_state}
+        self._begin(pp, proof_state)
         return TacticState(pp, proof_state)
-
-    def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
-        """Run ``tactic`` at ``state``; restarts the REPL after a timeout or crash."""
-        if self._server is None:
-            raise EnvCrashError("no Lean REPL: start a theorem first")
-        if state.pp not in self._paths:
-            return LeanError("unknown proof state: it does not belong to this session")
-        crashes = 0
-        while True:
-            try:
-                response = self._step(self._live_state(state.pp), tactic)
-            except TimeoutError:
-                self._restart(state.pp)
-                raise EnvTimeoutError(
-                    f"`{tactic}` ran past {self.tactic_timeout_s:g} s; the Lean REPL was restarted"
-                ) from None
-            except EnvCrashError:
-                raise
-            except Exception as exc:  # the REPL died, ran out of memory, or answered garbage
-                crashes += 1
-                if crashes > self.max_crash_retries:
-                    raise EnvCrashError(
-                        f"the Lean REPL crashed {crashes} times on `{tactic}` ({type(exc).__name__}: {exc})"
-                    ) from None
-                self._restart(state.pp)
-                continue
-            return self._outcome(response, parent_pp=state.pp, tactic=tactic)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Compile the whole proof as one fresh command: None when Lean accepts it with no
@@ -226,44 +187,17 @@ class ReplEnv:
             )
         return sorries[0].goal, sorries[0].proof_state
 
-    def _restart(self, pp: str) -> None:
-        """A fresh REPL, with the path to ``pp`` replayed; any failure is an EnvCrashError."""
-        self.close()
-        self.num_restarts += 1
-        try:
-            root_pp, proof_state = self._open_session()
-            if root_pp != self._root_pp:
-                raise EnvCrashError("the restarted REPL starts from a different goal")
-            self._live = {root_pp: proof_state}
-            self._live_state(pp)
-        except EnvCrashError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise EnvCrashError(f"the Lean REPL could not be restarted: {type(exc).__name__}: {exc}") from None
+    def _session_is_open(self) -> bool:
+        return self._server is not None
 
-    def _step(self, proof_state: int, tactic: str) -> Any:
-        request = self._li.ProofStep(proof_state=proof_state, tactic=tactic)
-        return self._server.run(request, timeout=self.tactic_timeout_s)
+    def _timeout_errors(self) -> tuple[type[BaseException], ...]:
+        return (TimeoutError,)
 
-    def _live_state(self, pp: str) -> int:
-        """This REPL's proof-state id for ``pp``, replaying its tactic path if needed
-        (from the deepest state on that path that this REPL already has)."""
-        if pp in self._live:
-            return self._live[pp]
-        path = self._paths[pp]
-        start = max(k for k in range(len(path) + 1) if self._by_path.get(tuple(path[:k])) in self._live)
-        proof_state = self._live[self._by_path[tuple(path[:start])]]
-        for tactic in path[start:]:
-            response = self._step(proof_state, tactic)
-            outcome = self._map(response)
-            if not isinstance(outcome, TacticState) or outcome.pp not in self._paths:
-                raise EnvCrashError(f"replaying `{tactic}` after a restart gave a different result")
-            proof_state = self._live.setdefault(outcome.pp, outcome.id)
-        if self._live.get(pp) != proof_state:
-            raise EnvCrashError("replaying the path after a restart led to a different state")
-        return proof_state
+    def _step(self, handle: int, tactic: str) -> tuple[Outcome, Any]:
+        """One proof step at proof state ``handle``; a new state's handle is its id."""
+        request = self._li.ProofStep(proof_state=handle, tactic=tactic)
+        outcome = self._map(self._server.run(request, timeout=self.tactic_timeout_s))
+        return outcome, outcome.id if isinstance(outcome, TacticState) else None
 
     def _map(self, response: Any) -> Outcome:
         """A REPL answer to a proof step -> the engine's outcome."""
@@ -281,15 +215,6 @@ class ReplEnv:
             return ProofFinished(response.proof_state)
         # No goals left, yet the REPL did not verify the proof (e.g. the kernel rejected it).
         return LeanError(f"the goals are closed but the proof does not check: {status}")
-
-    def _outcome(self, response: Any, parent_pp: str, tactic: str) -> Outcome:
-        outcome = self._map(response)
-        if isinstance(outcome, TacticState):
-            if outcome.pp not in self._paths:
-                self._paths[outcome.pp] = self._paths[parent_pp] + [tactic]
-                self._by_path[tuple(self._paths[outcome.pp])] = outcome.pp
-            self._live.setdefault(outcome.pp, outcome.id)
-        return outcome
 
 
 def build(config) -> ReplEnv:
