@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from search import ResultRecord, SearchStatus
+
 from prover.errors import ProverError
-from prover.runs import read_records
+from prover.runs import Summary, read_records
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
 PASS_RATE_PLOT = "pass_rate_vs_expansions.png"
@@ -51,7 +53,7 @@ class Run:
     """A run directory as read for a report: its records and, if written, its summary."""
 
     path: Path
-    records: list[dict]
+    records: list[ResultRecord]
     summary: dict = field(default_factory=dict)
 
     @property
@@ -97,33 +99,35 @@ class RunStats:
 def run_stats(run: Run) -> RunStats:
     """Pass rate, outcome counts and cost percentiles of ``run``."""
     records = run.records
-    counts = {status: 0 for status in STATUSES}
+    summary = Summary(r.theorem for r in records)
     for record in records:
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
+        summary.add(record)
+    counts = {status: 0 for status in STATUSES}
+    counts.update(summary.status_counts)
     num_theorems = run.summary.get("num_theorems")
-    if not isinstance(num_theorems, int) or num_theorems < len(records):
-        num_theorems = len(records)
-    proved = [r for r in records if r["status"] == "proved"]
+    if not isinstance(num_theorems, int) or num_theorems < summary.num_finished:
+        num_theorems = summary.num_finished
+    proved = [r for r in records if r.status is SearchStatus.PROVED]
     return RunStats(
         name=run.name,
         path=str(run.path),
         num_theorems=num_theorems,
-        num_finished=len(records),
+        num_finished=summary.num_finished,
         counts=counts,
-        num_unfinished=num_theorems - len(records),
-        pass_rate=len(proved) / num_theorems if num_theorems else 0.0,
-        expansions=spread([r.get("num_expansions", 0) for r in records]),
-        expansions_to_proof=spread([r.get("num_expansions", 0) for r in proved]),
-        wall_time_s=spread([r.get("wall_time_s", 0.0) for r in records]),
-        total_wall_time_s=sum(r.get("wall_time_s", 0.0) for r in records),
-        proved=sorted(r["theorem"] for r in proved),
+        num_unfinished=num_theorems - summary.num_finished,
+        pass_rate=summary.num_proved / num_theorems if num_theorems else 0.0,
+        expansions=spread([r.num_expansions for r in records]),
+        expansions_to_proof=spread([r.num_expansions for r in proved]),
+        wall_time_s=spread([r.wall_time_s for r in records]),
+        total_wall_time_s=summary.total_search_time_s,
+        proved=sorted(r.theorem for r in proved),
     )
 
 
 def compare(first: Run, second: Run) -> dict:
     """Which theorems one run proved and the other did not (among all either recorded)."""
-    proved = [{r["theorem"] for r in run.records if r["status"] == "proved"} for run in (first, second)]
-    recorded = [{r["theorem"] for r in run.records} for run in (first, second)]
+    proved = [{r.theorem for r in run.records if r.status is SearchStatus.PROVED} for run in (first, second)]
+    recorded = [{r.theorem for r in run.records} for run in (first, second)]
     return {
         "proved_by_both": len(proved[0] & proved[1]),
         "only_first": sorted(proved[0] - proved[1]),
@@ -136,59 +140,6 @@ def _labels(runs: Sequence[Run]) -> list[str]:
     names = [run.name for run in runs]
     # Two runs in folders of the same name are told apart by their paths.
     return [str(run.path) for run in runs] if len(set(names)) < len(names) else names
-
-
-# ---- plots --------------------------------------------------------------------------------
-
-
-def _figure(width: float = 7.0, height: float = 4.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # Agg, set on this figure only: no global backend switch
-    return fig
-
-
-def plot_pass_rate(runs: Sequence[Run], stats: Sequence[RunStats], labels: Sequence[str], path: Path) -> Path:
-    """Cumulative fraction of the theorem set proved within at most x expansions."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    top = 1
-    for run, stat, label in zip(runs, stats, labels):
-        spent = sorted(r.get("num_expansions", 0) for r in run.records if r["status"] == "proved")
-        budget = max((r.get("num_expansions", 0) for r in run.records), default=0)
-        top = max(top, budget)
-        xs = [0] + spent + [max(budget, spent[-1] if spent else 0)]
-        ys = [0.0] + [(i + 1) / max(stat.num_theorems, 1) for i in range(len(spent))] + [stat.pass_rate]
-        ax.step(xs, ys, where="post", label=f"{label} ({stat.pass_rate:.1%})", linewidth=1.8)
-    ax.set_xlim(0, top * 1.02)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("expansions (≤ x)")
-    ax.set_ylabel("fraction of theorems proved")
-    ax.set_title("Pass rate against expansions")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def plot_time_histogram(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path:
-    """Histogram of wall time per theorem, shared bins for every run."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    times = [[r.get("wall_time_s", 0.0) for r in run.records] for run in runs]
-    longest = max((max(t) for t in times if t), default=0.0)
-    bins = [longest * i / 30 for i in range(31)] if longest > 0 else 1
-    for values, label in zip(times, labels):
-        ax.hist(values, bins=bins, alpha=0.6 if len(runs) > 1 else 0.85, label=f"{label} ({len(values)})")
-    ax.set_xlabel("wall time per theorem (s)")
-    ax.set_ylabel("theorems")
-    ax.set_title("Time per theorem")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.savefig(path, dpi=110)
-    return path
 
 
 # ---- the report ---------------------------------------------------------------------------
@@ -250,13 +201,13 @@ def _md_name(name: str) -> str:
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
 
-def _stats_of(report: dict) -> list[RunStats]:
+def stats_of(report: dict) -> list[RunStats]:
     return [RunStats(**{k: v for k, v in r.items() if k != "label"}) for r in report["runs"]]
 
 
 def render_markdown(report: dict, plots: Sequence[str]) -> str:
     """report.md: the summary table, the theorems only one run proved, and the plots."""
-    runs = _stats_of(report)
+    runs = stats_of(report)
     labels = [r["label"] for r in report["runs"]]
     title = " vs ".join(labels)
     lines = [f"# Run report: {title}", ""]
@@ -281,7 +232,9 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(runs)
     labels = [r["label"] for r in report["runs"]]
-    stats = _stats_of(report)
+    stats = stats_of(report)
+    from prover.plots import plot_pass_rate, plot_time_histogram
+
     plots = [
         plot_pass_rate(runs, stats, labels, out_dir / PASS_RATE_PLOT),
         plot_time_histogram(runs, labels, out_dir / TIME_PLOT),
@@ -290,21 +243,6 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     (out_dir / "report.md").write_text(render_markdown(report, report["plots"]), encoding="utf-8")
     return report
-
-
-def summary_table(report: dict):
-    """The summary as a ``rich`` table for the terminal."""
-    from rich.table import Table
-
-    runs = _stats_of(report)
-    table = Table(title="Run report")
-    table.add_column("")
-    for r in report["runs"]:
-        table.add_column(r["label"], justify="right")
-    for label, cells in table_rows(runs):
-        style = "bold" if label == "pass rate" else None
-        table.add_row(label, *cells, style=style)
-    return table
 
 
 def comparison_lines(report: dict, limit: int = 20) -> list[str]:

@@ -1,91 +1,116 @@
-"""Running searches: one theorem (``attack``) or a theorem set into a run directory.
+"""Running searches: one theorem, or a theorem set into a run directory.
 
-This is the single-process path; ``prover.distributed`` runs the same per-theorem work
-on Ray actors.
+``search_theorem`` runs the configured search algorithm on one theorem with a fresh
+environment. ``prove_set`` is the one batch driver: it owns resume (finished theorems
+are skipped), saving (the driver alone writes the run directory), the summary and
+progress, and takes its results from an executor:
+
+- ``InProcessExecutor``: one search at a time in this process (``--num-workers 0``);
+- ``prover.distributed.RayExecutor``: search workers and a batching policy server on Ray.
+
+An executor is a context manager whose ``prove(theorems)`` yields ``(theorem, result)``
+once per theorem, in any order, as each search ends.
+
+    with InProcessExecutor(config) as executor:
+        summary = prove_set(theorems, config, run, executor)
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
-from search import SCORERS, SearchResult, SearchStatus, TacticPolicy, Theorem, best_first_search, proof_text
+from search import (
+    ResultRecord,
+    SearchResult,
+    StopReason,
+    TacticPolicy,
+    Theorem,
+    get_algorithm,
+    get_scorer,
+)
 
 from prover.config import RunConfig
 from prover.envs import make_env
 from prover.errors import ProverError
-from prover.runs import RunDir
-
-
-def scorer_named(name: str):
-    if name not in SCORERS:
-        raise ProverError(f"unknown scorer '{name}'; choose one of: {', '.join(SCORERS)}")
-    return SCORERS[name]
+from prover.policies import make_policy
+from prover.runs import RunDir, Summary
 
 
 def search_theorem(theorem: Theorem, policy: TacticPolicy, config: RunConfig) -> SearchResult:
-    """One search with a fresh environment; any failure becomes an ERROR result."""
-    env = make_env(config.env)  # a ProverError here is the same for every theorem: it ends the run
+    """One search with a fresh environment; any failure of one theorem becomes an ERROR result.
+
+    A ProverError (a bad setting, a missing dependency, a lost policy server) is the same
+    for every theorem, so it is raised and ends the run.
+    """
+    env = make_env(config.env, config.safety)
+    search = get_algorithm(config.search.algorithm)
     try:
-        return best_first_search(theorem, policy, env, config.limits, scorer_named(config.scorer))
+        return search(theorem, policy, env, config.limits, get_scorer(config.search.scorer))
     except ProverError:
         raise
     except Exception as exc:  # a crashing policy or environment must not end the batch
-        return SearchResult(theorem.name, SearchStatus.ERROR, "exception", error=f"{type(exc).__name__}: {exc}")
+        return SearchResult.failure(theorem.name, StopReason.EXCEPTION, f"{type(exc).__name__}: {exc}")
 
 
-def result_record(theorem: Theorem, result: SearchResult) -> dict:
-    """The results.jsonl line for a search, with the Lean proof text where it is known."""
-    record = result.to_record()
-    if result.proved and result.proof is not None and theorem.statement:
-        record["proof_text"] = proof_text(theorem.statement, result.proof)
-    return record
+class Executor(Protocol):
+    """Runs searches for ``prove_set``; see the module docstring."""
+
+    def __enter__(self) -> "Executor": ...
+
+    def __exit__(self, *exc_info) -> None: ...
+
+    def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]: ...
 
 
-@contextlib.contextmanager
-def progress_bar(total: int, done: int, proved: int, enabled: bool) -> Iterator[Callable[[bool], None]]:
-    """A progress bar with ETA and the running pass rate; yields ``advance(proved)``."""
-    if not enabled:
-        yield lambda _proved: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class InProcessExecutor:
+    """Searches one theorem at a time in this process, with the policy built here."""
 
-    columns = (
-        TextColumn("[bold]proving"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pass {task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    counts = {"done": done, "proved": proved}
+    def __init__(self, config: RunConfig, policy: TacticPolicy | None = None):
+        self.config = config
+        self.policy = policy
 
-    def rate() -> str:
-        return f"{counts['proved']}/{counts['done']}" if counts["done"] else "-"
+    def __enter__(self) -> "InProcessExecutor":
+        if self.policy is None:
+            self.policy = make_policy(self.config.policy)
+        return self
 
-    with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("prove", total=total, completed=done, rate=rate())
+    def __exit__(self, *exc_info) -> None:
+        pass
 
-        def advance(was_proved: bool) -> None:
-            counts["done"] += 1
-            counts["proved"] += was_proved
-            progress.update(task, advance=1, rate=rate())
-
-        yield advance
+    def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
+        for theorem in theorems:
+            yield theorem, search_theorem(theorem, self.policy, self.config)
 
 
-def prove_locally(
-    theorems: Sequence[Theorem], policy: TacticPolicy, config: RunConfig, run: RunDir, show_progress: bool = True
-) -> dict:
-    """Prove every unfinished theorem of the set in this process; returns the summary."""
-    records = run.records()
-    finished = {r["theorem"] for r in records}
-    todo = [t for t in theorems if t.name not in finished]
+ResultCallback = Callable[[ResultRecord, Summary], None]
+
+
+def prove_set(
+    theorems: Sequence[Theorem],
+    run: RunDir,
+    executor: Executor,
+    on_result: ResultCallback | None = None,
+) -> Summary:
+    """Prove every unfinished theorem of the set into ``run``; returns the summary.
+
+    Each result is saved (tree, then an fsync'd line) as it arrives, so a killed driver
+    keeps every finished theorem and a rerun redoes none of them. A theorem named twice
+    runs once, and a result for a theorem already recorded is never recorded again.
+    ``on_result(record, summary)`` is called after each save (progress display).
+    """
     names = [t.name for t in theorems]
-    proved = sum(r["status"] == "proved" for r in records if r["theorem"] in set(names))
-    with progress_bar(len(theorems), len(theorems) - len(todo), proved, show_progress) as advance:
-        for theorem in todo:
-            result = search_theorem(theorem, policy, config)
-            run.save(result, result_record(theorem, result))
-            run.write_summary(names)
-            advance(result.proved)
-    return run.write_summary(names)
+    summary = run.begin(names)
+    finished = run.finished()
+    todo = list({t.name: t for t in theorems if t.name not in finished}.values())
+    if todo:
+        with executor:
+            for theorem, result in executor.prove(todo):
+                if theorem.name in finished:
+                    continue
+                finished.add(theorem.name)
+                record = run.save(theorem, result)
+                run.write_summary()
+                if on_result is not None:
+                    on_result(record, summary)
+    run.write_summary()
+    return summary

@@ -1,12 +1,14 @@
 """Run directories: what a batch run was asked, and everything it finished, on disk.
 
-    RUN_DIR/config.json     the RunConfig, written once
-    RUN_DIR/results.jsonl   one line per finished theorem, appended and fsync'd as each ends
+    RUN_DIR/config.json     the RunConfig, written once (resumable settings updated on --resume)
+    RUN_DIR/results.jsonl   one ResultRecord per finished theorem, appended and fsync'd as each ends
     RUN_DIR/trees/*.json    one search tree per theorem (SearchTree.save)
     RUN_DIR/summary.json    pass rate over the whole theorem set, rewritten as results come
 
 A run killed at any moment keeps every line it wrote; a torn last line (the process died
 mid-write) is dropped on the next open, and a resumed run skips every finished theorem.
+The run directory reads ``results.jsonl`` once, when it is opened, and keeps its summary
+up to date in memory from then on.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from search import SearchResult
+from search import RecordFormatError, ResultRecord, SearchResult, SearchStatus, Theorem, proof_text
 
-from prover.config import RunConfig
+from prover.config import ConfigError, RunConfig
 from prover.errors import ProverError
 
 
@@ -32,6 +35,68 @@ def tree_filename(theorem: str) -> str:
     return f"{slug}-{hashlib.blake2b(theorem.encode(), digest_size=4).hexdigest()}.json"
 
 
+def make_record(theorem: Theorem, result: SearchResult) -> ResultRecord:
+    """The record of a search, with the Lean proof text where the statement is known."""
+    record = result.to_record()
+    if result.proved and result.proof is not None and theorem.statement:
+        record = replace(record, proof_text=proof_text(theorem.statement, result.proof))
+    return record
+
+
+class Summary:
+    """Pass rate over a whole theorem set, updated one record at a time.
+
+    Unfinished, failed and errored theorems all count against the pass rate. Records of
+    theorems outside the set (an older run's, with another ``--limit``) are ignored.
+    """
+
+    def __init__(self, theorem_names: Iterable[str]):
+        self.theorem_names = set(theorem_names)
+        self.num_finished = 0
+        self.num_proved = 0
+        self.status_counts: dict[str, int] = {}
+        self.total_expansions = 0
+        self.total_search_time_s = 0.0
+        self._seen: set[str] = set()
+
+    def add(self, record: ResultRecord) -> None:
+        if record.theorem not in self.theorem_names or record.theorem in self._seen:
+            return
+        self._seen.add(record.theorem)
+        self.num_finished += 1
+        self.num_proved += record.status is SearchStatus.PROVED
+        self.status_counts[record.status.value] = self.status_counts.get(record.status.value, 0) + 1
+        self.total_expansions += record.num_expansions
+        self.total_search_time_s += record.wall_time_s
+
+    @property
+    def num_theorems(self) -> int:
+        return len(self.theorem_names)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.num_proved / self.num_theorems if self.num_theorems else 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "num_theorems": self.num_theorems,
+            "num_finished": self.num_finished,
+            "num_proved": self.num_proved,
+            "pass_rate": self.pass_rate,
+            "status_counts": dict(sorted(self.status_counts.items())),
+            "total_expansions": self.total_expansions,
+            "total_search_time_s": self.total_search_time_s,
+        }
+
+
+def summarize(records: Iterable[ResultRecord], theorem_names: Iterable[str]) -> dict:
+    """The summary of ``records`` over the theorem set ``theorem_names``."""
+    summary = Summary(theorem_names)
+    for record in records:
+        summary.add(record)
+    return summary.to_json()
+
+
 class RunDir:
     """A run directory; ``create`` starts one, ``open`` continues one."""
 
@@ -41,23 +106,32 @@ class RunDir:
         self.results_path = self.path / "results.jsonl"
         self.summary_path = self.path / "summary.json"
         self.trees_dir = self.path / "trees"
+        self._records: dict[str, ResultRecord] | None = None
+        self.summary = Summary(())
 
     @classmethod
     def create(cls, path: str | Path, config: RunConfig) -> "RunDir":
+        """A new run in ``path``, which must not exist or be an empty directory."""
         run = cls(path)
         if run.config_path.exists():
             raise ProverError(
                 f"{run.path} already holds a run; continue it with --resume {run.path} or choose another --out"
             )
-        run.trees_dir.mkdir(parents=True, exist_ok=True)
-        run.config_path.write_text(json.dumps(config.to_dict(), indent=2))
+        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+            raise ProverError(f"{run.path} exists and is not an empty directory; choose another --out")
+        try:
+            run.trees_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProverError(f"cannot create the run directory {run.path}: {exc.strerror or exc}") from None
+        run.write_config(config)
         run.results_path.touch()
+        run._records = {}
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
         run = cls(path)
-        if not run.config_path.exists():
+        if not run.config_path.is_file():
             raise ProverError(f"{run.path} is not a run directory (it has no config.json)")
         run.trees_dir.mkdir(exist_ok=True)
         run.results_path.touch()
@@ -65,17 +139,38 @@ class RunDir:
 
     def config(self) -> RunConfig:
         try:
-            return RunConfig.from_dict(json.loads(self.config_path.read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ProverError(f"{self.config_path} is not a readable run config ({exc})") from None
+        try:
+            return RunConfig.from_dict(data, where=str(self.config_path), strict=False)
+        except ConfigError as exc:
+            raise ProverError(f"{self.config_path} is not a run config this version can read: {exc}") from None
 
-    def records(self) -> list[dict]:
-        """Every finished theorem's record, first one kept if a name repeats."""
-        self._drop_torn_tail()
-        return read_records(self.results_path)
+    def write_config(self, config: RunConfig) -> None:
+        _write_atomically(self.config_path, json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
+
+    # -- results ----------------------------------------------------------------------------
+
+    def records(self) -> list[ResultRecord]:
+        """Every finished theorem's record (read from disk once), first kept if a name repeats."""
+        if self._records is None:
+            self._drop_torn_tail()
+            self._records = {}
+            for record in read_records(self.results_path):
+                self._records.setdefault(record.theorem, record)
+        return list(self._records.values())
 
     def finished(self) -> set[str]:
-        return {record["theorem"] for record in self.records()}
+        self.records()
+        return set(self._records)
+
+    def begin(self, theorem_names: Iterable[str]) -> Summary:
+        """Start summarising over ``theorem_names`` with what is already finished."""
+        self.summary = Summary(theorem_names)
+        for record in self.records():
+            self.summary.add(record)
+        return self.summary
 
     def _drop_torn_tail(self) -> None:
         """Cut a last line that has no newline: a write the process did not finish."""
@@ -84,68 +179,58 @@ class RunDir:
             if data and not data.endswith(b"\n"):
                 handle.truncate(data.rfind(b"\n") + 1)
 
-    def append(self, record: dict) -> None:
+    def append(self, record: ResultRecord) -> None:
         """Append one record as a single write, and make it durable before returning."""
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        line = (json.dumps(record.to_json(), ensure_ascii=False) + "\n").encode()
         with open(self.results_path, "ab") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
+        self.records()
+        self._records.setdefault(record.theorem, record)
+        self.summary.add(record)
 
-    def save(self, result: SearchResult, record: dict) -> None:
+    def save(self, theorem: Theorem, result: SearchResult) -> ResultRecord:
         """Keep one finished search: its tree first, then its line in results.jsonl."""
+        record = make_record(theorem, result)
         if result.tree is not None:
-            path = self.trees_dir / tree_filename(result.theorem)
+            path = self.trees_dir / tree_filename(theorem.name)
             temporary = path.with_suffix(".tmp")
-            result.tree.save(temporary, extra=record)
+            result.tree.save(temporary, extra=record.to_json())
             os.replace(temporary, path)  # a tree file is whole or absent
-            record = {**record, "tree": str(path.relative_to(self.path))}
+            record = replace(record, tree=str(path.relative_to(self.path)))
         self.append(record)
+        return record
 
-    def write_summary(self, theorem_names: Iterable[str]) -> dict:
-        summary = summarize(self.records(), list(theorem_names))
-        temporary = self.summary_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(summary, indent=2))
-        os.replace(temporary, self.summary_path)
+    def write_summary(self) -> dict:
+        summary = self.summary.to_json()
+        _write_atomically(self.summary_path, json.dumps(summary, indent=2))
         return summary
 
 
-def read_records(results_path: Path) -> list[dict]:
-    """The records of ``results.jsonl``, first kept if a theorem repeats (as ``RunDir`` does).
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_records(results_path: Path) -> list[ResultRecord]:
+    """The records of ``results.jsonl``, in file order.
 
     A last line without its newline is a write still in progress, or one the process died
     in; it is skipped, never cut, so reading a live run leaves it alone.
     """
-    text = results_path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete = lines[:-1]  # the part after the last newline is empty or unfinished
-    records: dict[str, dict] = {}
-    for number, line in enumerate(complete, 1):
+    try:
+        text = results_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ProverError(f"{results_path} is not UTF-8 text; it is damaged") from None
+    lines = text.split("\n")[:-1]  # the part after the last newline is empty or unfinished
+    records = []
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            records.setdefault(record["theorem"], record)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ProverError(f"line {number} of {results_path} is not a result record") from None
-    return list(records.values())
-
-
-def summarize(records: list[dict], theorem_names: list[str]) -> dict:
-    """Pass rate over the whole theorem set: unfinished and failed theorems count against it."""
-    wanted = set(theorem_names)
-    done = [r for r in records if r["theorem"] in wanted]
-    counts: dict[str, int] = {}
-    for record in done:
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
-    proved = counts.get("proved", 0)
-    total = len(wanted)
-    return {
-        "num_theorems": total,
-        "num_finished": len(done),
-        "num_proved": proved,
-        "pass_rate": proved / total if total else 0.0,
-        "status_counts": counts,
-        "total_expansions": sum(r.get("num_expansions", 0) for r in done),
-        "total_wall_time_s": sum(r.get("wall_time_s", 0.0) for r in done),
-    }
+            records.append(ResultRecord.from_json(json.loads(line)))
+        except (json.JSONDecodeError, RecordFormatError, TypeError, AttributeError) as exc:
+            raise ProverError(f"line {number} of {results_path} is not a result record ({exc})") from None
+    return records

@@ -1,5 +1,7 @@
 """Proof environments: ``synthetic`` and ``replay`` run anywhere; ``dojo`` (LeanDojo) and
-``repl`` (Lean REPL) need a Lean toolchain. Choose one by name through ``make_env``."""
+``repl`` (Lean REPL) need a Lean toolchain. ``make_env`` builds one by name, behind the
+tactic filter.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +10,19 @@ from typing import Sequence
 from search import ProofEnv, ProofFinished, TacticState, Theorem
 
 
-def make_env(config) -> ProofEnv:
-    """The environment named by ``config.name`` (an ``EnvConfig``), behind the tactic filter.
+def make_env(spec, safety=None) -> ProofEnv:
+    """The environment that ``spec`` (a ``prover.config.BackendSpec``) names, wrapped once
+    in ``prover.envs.safety.GuardedEnv``.
 
-    Every environment is wrapped in ``prover.safety.GuardedEnv``, so no search can send
-    ``sorry``, ``native_decide`` (unless ``config.allow_native_decide``) or a metaprogram
-    to Lean, and every found proof passes the same filter in ``check_proof``.
+    So no search can send ``sorry``, ``native_decide`` (unless ``safety`` allows it) or a
+    metaprogram to Lean, and every found proof passes the same filter in ``check_proof``.
     """
-    from prover.registry import ENVS, build
-    from prover.safety import GuardedEnv, TacticFilter
+    from prover.envs.safety import GuardedEnv, TacticFilter
+    from prover.registry import build
 
-    env = build("environment", ENVS, config)
-    return GuardedEnv(env, TacticFilter(allow_native_decide=getattr(config, "allow_native_decide", False)))
+    env = build("environment", spec.name, spec.options)
+    allow_native = bool(safety is not None and safety.allow_native_decide)
+    return GuardedEnv(env, TacticFilter(allow_native_decide=allow_native))
 
 
 def replay_check(env: ProofEnv, theorem: Theorem, tactics: Sequence[str]) -> str | None:
@@ -27,12 +30,15 @@ def replay_check(env: ProofEnv, theorem: Theorem, tactics: Sequence[str]) -> str
 
     None when they finish the proof exactly at the last tactic, else why not.
     """
+    if not tactics:
+        return "the proof has no tactics"
     state = env.start(theorem)
     for i, tactic in enumerate(tactics, 1):
         outcome = env.run_tactic(state, tactic)
         if isinstance(outcome, ProofFinished):
             return None if i == len(tactics) else f"the proof is finished early, at step {i}"
         if not isinstance(outcome, TacticState):
-            return f"step {i} (`{tactic}`) does not continue the proof: {getattr(outcome, 'error', outcome)}"
+            reason = getattr(outcome, "error", None) or "the goals were given up"
+            return f"step {i} (`{tactic}`) does not continue the proof: {reason}"
         state = outcome
     return "the tactics leave goals open"

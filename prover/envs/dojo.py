@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -48,11 +49,13 @@ from search import (
     ProofGivenUp,
     TacticState,
     Theorem,
+    proof_text,
 )
 
+from prover.envs import replay_check
+from prover.envs.lean import LeanConfig, require_lake
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError
-from prover.lean_setup import ELAN_URL
 
 SCRATCH_DIR = Path(".lake") / "prover-scratch"  # under the Lean project
 SCRATCH_PACKAGE = "LeanProverScratch"
@@ -72,22 +75,6 @@ def import_lean_dojo():
             "TACTIC_MEMORY_LIMIT such as `32g`"
         ) from None
     return lean_dojo
-
-
-def require_lake() -> None:
-    """Raise a MissingDependencyError unless Lean's ``lake`` is on PATH."""
-    if shutil.which("lake") is None:
-        raise MissingDependencyError(
-            f"Lean's `lake` is not on PATH; install elan ({ELAN_URL}), then run `prover setup-lean`"
-        )
-
-
-def proof_source(tactics: Sequence[str]) -> str:
-    """The text that follows ``:=`` in a tactic proof: `` by`` and the indented tactics."""
-    lines = [" by"]
-    for tactic in tactics:
-        lines.extend("  " + line for line in tactic.splitlines())
-    return "\n".join(lines)
 
 
 def scratch_file_stem(name: str) -> str:
@@ -224,7 +211,7 @@ class DojoEnv(RestartingSession):
         self._theorem = self._dojo_theorem(theorem)
         _, initial = self._open_session()
         self._begin(initial.pp, initial)
-        return TacticState(initial.pp, initial.id, initial.message or "")
+        return TacticState(initial.pp, initial.message or "")
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Re-check ``tactics`` from scratch: None when they prove ``theorem``, else why not.
@@ -239,11 +226,11 @@ class DojoEnv(RestartingSession):
             ld_theorem = self._dojo_theorem(theorem)
         except EnvInitError as exc:
             return f"the theorem could not be started for the re-check: {exc}"
-        problem = self._replay_from_scratch(ld_theorem, tactics)
+        problem = replay_check(self, theorem, tactics)
         if problem is not None or self.proof_checker is None:
             return problem
         try:
-            accepted = self.proof_checker(ld_theorem, proof_source(tactics))
+            accepted = self.proof_checker(ld_theorem, proof_text("", tactics))
         except Exception as exc:
             return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
         return None if accepted else "Lean rejected the file with the proof in place (an error or a `sorry`)"
@@ -299,7 +286,7 @@ class DojoEnv(RestartingSession):
         ld = self._ld
         result = self._dojo.run_tac(handle, tactic)
         if isinstance(result, ld.TacticState):
-            return TacticState(result.pp, result.id, result.message or ""), result
+            return TacticState(result.pp, result.message or ""), result
         if isinstance(result, ld.ProofFinished):
             return ProofFinished(result.tactic_state_id, result.message or ""), None
         if isinstance(result, ld.LeanError):
@@ -307,28 +294,6 @@ class DojoEnv(RestartingSession):
         if isinstance(result, ld.ProofGivenUp):
             return ProofGivenUp(), None
         raise EnvCrashError(f"LeanDojo returned an unknown result {type(result).__name__}")
-
-    def _replay_from_scratch(self, ld_theorem: Any, tactics: Sequence[str]) -> str | None:
-        context = self.dojo_factory(ld_theorem, timeout=self.tactic_timeout_s, build_deps=self.trace_dependencies)
-        try:
-            try:
-                dojo, state = context.__enter__()
-            except Exception as exc:
-                return f"a fresh Lean session could not start: {type(exc).__name__}: {exc}"
-            for step, tactic in enumerate(tactics, 1):
-                try:
-                    result = dojo.run_tac(state, tactic)
-                except Exception as exc:
-                    return f"step {step} (`{tactic}`) failed in the fresh session: {type(exc).__name__}: {exc}"
-                if isinstance(result, self._ld.ProofFinished):
-                    return None if step == len(tactics) else f"the proof is finished early, at step {step}"
-                if not isinstance(result, self._ld.TacticState):
-                    reason = getattr(result, "error", None) or "the goals were given up"
-                    return f"step {step} (`{tactic}`) does not continue the proof: {reason}"
-                state = result
-            return "the tactics leave goals open"
-        finally:
-            _exit_quietly(context)
 
 
 def _exit_quietly(context: Any) -> None:
@@ -339,8 +304,13 @@ def _exit_quietly(context: Any) -> None:
         pass  # e.g. no process was spawned, or it is already gone
 
 
-def build(config) -> DojoEnv:
-    """Registry entry: an ``EnvConfig`` -> a ``DojoEnv`` (needs lean-dojo and ``lake``)."""
+@dataclass(frozen=True)
+class DojoConfig(LeanConfig):
+    pass
+
+
+def build(config: DojoConfig) -> DojoEnv:
+    """A ``DojoEnv`` (needs lean-dojo and ``lake``)."""
     require_lake()
     # LeanDojo reads its per-process memory limit once, at import, from this variable.
     os.environ.setdefault("TACTIC_MEMORY_LIMIT", f"{max(1, math.ceil(config.memory_limit_mb / 1024))}g")

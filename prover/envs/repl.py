@@ -20,6 +20,7 @@ timeout is then reported as ``EnvTimeoutError``, a crash is retried up to
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,24 +32,14 @@ from search import (
     ProofGivenUp,
     TacticState,
     Theorem,
+    proof_text,
 )
 
-from prover.envs.dojo import proof_source, require_lake
+from prover.envs.lean import LeanConfig, import_lean_interact, require_lake
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError
 
 COMMAND_TIMEOUT_S = 900.0  # importing Mathlib the first time can take minutes
-
-
-def import_lean_interact():
-    """The ``lean_interact`` module, or a MissingDependencyError that says how to get it."""
-    try:
-        import lean_interact
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"the repl environment needs lean-interact ({exc}); install it with `pip install lean-interact`"
-        ) from None
-    return lean_interact
 
 
 def default_server_factory(lean_project: str | Path, memory_limit_mb: int | None) -> Callable[[], Any]:
@@ -109,7 +100,7 @@ class ReplEnv(RestartingSession):
         self._theorem = theorem
         pp, proof_state = self._open_session()
         self._begin(pp, proof_state)
-        return TacticState(pp, proof_state)
+        return TacticState(pp)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Compile the whole proof as one fresh command: None when Lean accepts it with no
@@ -119,7 +110,7 @@ class ReplEnv(RestartingSession):
         if not theorem.statement:
             return f"'{theorem.name}' has no statement to check the proof against"
         header = theorem.header.rstrip() + "\n\n" if theorem.header.strip() else ""
-        source = f"{header}{theorem.statement.rstrip()}{proof_source(tactics)}\n"
+        source = f"{header}{proof_text(theorem.statement, tactics)}\n"
         try:
             if self._server is None:
                 self._server = self.server_factory()
@@ -196,8 +187,9 @@ class ReplEnv(RestartingSession):
     def _step(self, handle: int, tactic: str) -> tuple[Outcome, Any]:
         """One proof step at proof state ``handle``; a new state's handle is its id."""
         request = self._li.ProofStep(proof_state=handle, tactic=tactic)
-        outcome = self._map(self._server.run(request, timeout=self.tactic_timeout_s))
-        return outcome, outcome.id if isinstance(outcome, TacticState) else None
+        response = self._server.run(request, timeout=self.tactic_timeout_s)
+        outcome = self._map(response)
+        return outcome, response.proof_state if isinstance(outcome, TacticState) else None
 
     def _map(self, response: Any) -> Outcome:
         """A REPL answer to a proof step -> the engine's outcome."""
@@ -210,15 +202,20 @@ class ReplEnv(RestartingSession):
         if response.sorries or "sorry" in status:
             return ProofGivenUp()
         if response.goals:
-            return TacticState("\n\n".join(response.goals), response.proof_state)
+            return TacticState("\n\n".join(response.goals))
         if status == "Completed":
             return ProofFinished(response.proof_state)
         # No goals left, yet the REPL did not verify the proof (e.g. the kernel rejected it).
         return LeanError(f"the goals are closed but the proof does not check: {status}")
 
 
-def build(config) -> ReplEnv:
-    """Registry entry: an ``EnvConfig`` -> a ``ReplEnv`` (needs lean-interact and ``lake``)."""
+@dataclass(frozen=True)
+class ReplConfig(LeanConfig):
+    pass
+
+
+def build(config: ReplConfig) -> ReplEnv:
+    """A ``ReplEnv`` (needs lean-interact and ``lake``)."""
     require_lake()
     return ReplEnv(
         lean_project=config.lean_project,

@@ -20,30 +20,23 @@ import re
 import time
 from dataclasses import dataclass
 
-from prover.envs import replay_check
 from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState, Theorem
+
+from prover.config import Settings, setting
+from prover.envs import replay_check
 
 NAME = re.compile(r"synthetic_(\d+)$")
 DEAD_END = -1
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
-    branching: int = 4
-    depth: int = 5
-    proof_density: float = 0.3
-    error_rate: float = 0.4
-    latency_s: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.branching < 1 or self.depth < 1:
-            raise ValueError("branching and depth must be at least 1")
-        for name in ("proof_density", "error_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie between 0 and 1")
-        if self.latency_s < 0:
-            raise ValueError("latency_s must not be negative")
+class SyntheticConfig(Settings):
+    branching: int = setting(4, "Distinct child states per state.", min=1)
+    depth: int = setting(5, "Length of the shortest proof.", min=1)
+    proof_density: float = setting(0.3, "Chance that a child state makes progress.", min=0, max=1)
+    error_rate: float = setting(0.4, "Chance that a tactic fails.", min=0, max=1)
+    latency_s: float = setting(0.0, "Seconds each tactic takes.", min=0)
+    seed: int = setting(0, "Seed of the generated problems.", flag="--env-seed")
 
 
 def _unit(*parts: object) -> float:
@@ -101,6 +94,5 @@ class SyntheticEnv:
         self._remaining = {}
 
 
-def build(config) -> SyntheticEnv:
-    """Registry entry: an ``EnvConfig`` (which carries the same fields) -> a ``SyntheticEnv``."""
-    return SyntheticEnv(SyntheticConfig(**{name: getattr(config, name) for name in SyntheticConfig.__dataclass_fields__}))
+def build(config: SyntheticConfig) -> SyntheticEnv:
+    return SyntheticEnv(config)

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 from search import Proposal
+
+from prover.config import Settings, setting
 
 # Closing tactics that often work on competition algebra, best guesses first.
 DEFAULT_TACTICS: tuple[tuple[str, float], ...] = (
@@ -54,6 +57,13 @@ def parse_tactics(specs: Sequence[str]) -> list[tuple[str, float]]:
     return scored
 
 
-def build(config) -> FixedPolicy:
-    """Registry entry: a ``PolicyConfig`` -> a ``FixedPolicy``."""
+@dataclass(frozen=True)
+class FixedConfig(Settings):
+    tactics: tuple[str, ...] = setting(
+        (), "A tactic to propose, optionally scored as TACTIC:LOGPROB (repeatable) [default: a built-in "
+        "list of closing tactics].", flag="--tactic",
+    )
+
+
+def build(config: FixedConfig) -> FixedPolicy:
     return FixedPolicy(parse_tactics(config.tactics) if config.tactics else DEFAULT_TACTICS)

@@ -7,14 +7,14 @@ including the token that ends the tactic (see ``prompts.cut_continuation``), or 
 divided by the token count with ``length_normalise``. The log-probs come from the raw
 logits, not the temperature/top-p-warped ones, so they mean the same under every decoding.
 
-    policy = HFPolicy.from_config(PolicyConfig(name="hf", model="EleutherAI/llemma_7b"))
+    policy = HFPolicy.from_config(HFConfig(model="EleutherAI/llemma_7b"))
     policy.propose(["x : ℕ\\n⊢ x + 0 = x"], k=8)   # [[Proposal("simp", -0.9), ...]]
 
 or from the command line: ``prover attack ... --policy hf --model PATH_OR_HUB_ID``.
 
 Loading: bf16 on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs (when
 ``accelerate`` is installed), left padding, pad = eos where the tokenizer has no pad token.
-A model directory written by ``prover.policies.train`` holds ``prover_policy.json`` naming
+A model directory written by ``prover.training`` holds ``prover_policy.json`` naming
 the prompt format it was trained on; that format is then used whatever ``--prompt`` says,
 since the model knows no other.
 """
@@ -25,38 +25,45 @@ import json
 import logging
 import os
 import socket
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
 from search import Proposal
 
-from prover.config import PolicyConfig
+from prover.config import setting
 from prover.errors import MissingDependencyError, ProverError
-from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt, rank_candidates
+from prover.policies.prompts import (
+    ModelPolicyConfig,
+    PromptedPolicy,
+    PromptFormat,
+    cut_continuation,
+    fit_prompt,
+    get_prompt,
+    to_proposals,
+)
 
 log = logging.getLogger(__name__)
 
-POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.policies.train
+POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.training
 
 
-class HFPolicy:
+@dataclass(frozen=True)
+class HFConfig(ModelPolicyConfig):
+    device: str = setting("auto", "Where the model runs: auto, cpu, cuda or cuda:N.")
+
+
+class HFPolicy(PromptedPolicy):
     """Proposes tactics with a ``transformers`` causal LM; see the module docstring.
 
     Give it a loaded ``model`` and ``tokenizer`` (tests, reuse), or build it with
     ``HFPolicy.from_config(config)`` which loads ``config.model``.
     """
 
-    def __init__(self, model, tokenizer, config: PolicyConfig = PolicyConfig(name="hf")):
+    def __init__(self, model, tokenizer, config: HFConfig = HFConfig()):
         import torch
 
-        if config.decoding not in ("sampling", "beam"):
-            raise ValueError(f"decoding must be 'sampling' or 'beam', not '{config.decoding}'")
-        if config.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if config.temperature < 0 or not 0 < config.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config
@@ -64,11 +71,11 @@ class HFPolicy:
         tokenizer.padding_side = "left"  # generation continues from the right end of each row
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        fit_prompt(self.format, "", self._count_tokens, config.max_prompt_tokens)  # fails early if too long
+        fit_prompt(self.format, "", self.count_tokens, config.max_prompt_tokens)  # fails early if too long
         torch.manual_seed(config.seed)  # sampling uses torch's global generator
 
     @classmethod
-    def from_config(cls, config: PolicyConfig) -> "HFPolicy":
+    def from_config(cls, config: HFConfig) -> "HFPolicy":
         """Load ``config.model`` (a local directory or a hub id) and wrap it."""
         model, tokenizer = load_model(config.model, config.device)
         recorded = recorded_settings(config.model)
@@ -83,14 +90,6 @@ class HFPolicy:
     @property
     def device(self):
         return self.model.device
-
-    def render(self, state: str) -> str:
-        """The prompt for ``state``, cut from the top to fit ``max_prompt_tokens``
-        (see ``prompts.fit_prompt``)."""
-        return fit_prompt(self.format, state, self._count_tokens, self.config.max_prompt_tokens)
-
-    def _count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text)["input_ids"])
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         """Up to ``k`` distinct tactics per state, best log-prob first, in one ``generate``."""
@@ -161,7 +160,7 @@ class HFPolicy:
             for row in range(s * num_return, (s + 1) * num_return):
                 tactic, num_tokens = cut_continuation(self.format, generated[row], decode, eos)
                 candidates.append((tactic, sum(token_logprobs[row][:num_tokens]), num_tokens))
-            results.append(rank_candidates(candidates, k, self.config.length_normalise))
+            results.append(to_proposals(candidates, self.config.length_normalise))
         return results
 
 
@@ -294,6 +293,6 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def build(config: PolicyConfig) -> HFPolicy:
-    """Registry entry: a ``PolicyConfig`` -> an ``HFPolicy`` with ``config.model`` loaded."""
+def build(config: HFConfig) -> HFPolicy:
+    """An ``HFPolicy`` with ``config.model`` loaded."""
     return HFPolicy.from_config(config)

@@ -1,7 +1,7 @@
 """Prompt formats for model policies: how a tactic state becomes a prompt, and where the
 model's continuation is cut to give one tactic.
 
-Two formats, chosen by name (``PolicyConfig.prompt``, ``--prompt``):
+Two formats, chosen by name (``ModelPolicyConfig.prompt``, ``--prompt``):
 
 ``llemma``
     The few-shot "formal2formal" prompt of Llemma's Lean 4 evaluation
@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from search import Proposal
-from search.best_first import merge_proposals
+
+from prover.config import Settings, setting
 
 # The few-shot prefix of wellecks/llemma_formal2formal (proofsearch.py, _prompt_fewshot),
 # kept exactly: Llemma's published miniF2F numbers were measured with it.
@@ -217,13 +218,53 @@ def _first(fits, starts: list[int]) -> int | None:
     return starts[low] if low < len(starts) else None
 
 
-def rank_candidates(
-    candidates: Iterable[tuple[str, float, int]], k: int, length_normalise: bool = False
-) -> list[Proposal]:
-    """(tactic, summed log-prob, token count) samples of one state -> its best ``k``
-    distinct, non-empty tactics, best first; optionally scored by mean token log-prob."""
+def to_proposals(candidates: Iterable[tuple[str, float, int]], length_normalise: bool = False) -> list[Proposal]:
+    """(tactic, summed log-prob, token count) samples of one state -> proposals, best first,
+    scored by the summed log-prob or, with ``length_normalise``, the mean per token.
+
+    Duplicates and empty tactics are left in: the engine merges proposals once
+    (``search.merge_proposals``), keeping each tactic's best score.
+    """
     proposals = [
         Proposal(tactic, min(logprob / max(num_tokens, 1) if length_normalise else logprob, 0.0))
         for tactic, logprob, num_tokens in candidates
     ]
-    return merge_proposals(proposals, k)
+    return sorted(proposals, key=lambda p: -p.logprob)
+
+
+@dataclass(frozen=True)
+class ModelPolicyConfig(Settings):
+    """Settings shared by the policies that run a causal LM (``hf``, ``vllm``)."""
+
+    model: str = setting("EleutherAI/llemma_7b", "Hugging Face model id or local path.")
+    prompt: str = setting("llemma", "Prompt format.", choices=PROMPTS)
+    decoding: str = setting("sampling", "How the k candidates are drawn.", choices=("sampling", "beam"))
+    temperature: float = setting(1.0, "Sampling temperature; 0 is greedy.", min=0)
+    top_p: float = setting(0.95, "Nucleus sampling: keep the smallest set of tokens with this much mass.",
+                           min=0, max=1, min_open=True)
+    max_new_tokens: int = setting(128, "Most tokens generated per tactic.", min=1)
+    max_prompt_tokens: int = setting(2048, "Longest prompt; longer states lose their first lines.", min=16)
+    length_normalise: bool = setting(
+        False, "Score a tactic by its mean token log-prob instead of the sum (see --scorer for the priority "
+        "of states)."
+    )
+    seed: int = setting(0, "Seed of the policy's sampling.")
+
+
+class PromptedPolicy:
+    """What the model policies share: ``render`` a state into a prompt that fits.
+
+    A subclass sets ``self.format`` (a ``PromptFormat``), ``self.tokenizer`` and
+    ``self.config`` (a ``ModelPolicyConfig``).
+    """
+
+    format: PromptFormat
+    config: ModelPolicyConfig
+
+    def render(self, state: str) -> str:
+        """The prompt for ``state``, cut from the top to fit ``max_prompt_tokens``
+        (see ``fit_prompt``)."""
+        return fit_prompt(self.format, state, self.count_tokens, self.config.max_prompt_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])

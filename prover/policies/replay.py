@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from dataclasses import dataclass
 from typing import Sequence
 
 from search import Proposal
 
-from prover.envs.replay import TraceSet, load_traces
+from prover.config import Settings, setting
+from prover.traces import TraceSet, load_traces
 
 
 def _seeded_logprob(seed: int, state: str, tactic: str) -> float:
@@ -45,6 +47,14 @@ class ReplayPolicy:
         return batches
 
 
-def build(config) -> ReplayPolicy:
-    """Registry entry: a ``PolicyConfig`` -> a ``ReplayPolicy``."""
+@dataclass(frozen=True)
+class ReplayPolicyConfig(Settings):
+    traces: str | None = setting(
+        None, "Trace file whose recorded tactics the policy knows [default: the shipped miniF2F traces].",
+        metavar="FILE",
+    )
+    seed: int = setting(0, "Seed of the policy's sampling.")
+
+
+def build(config: ReplayPolicyConfig) -> ReplayPolicy:
     return ReplayPolicy(load_traces(config.traces), seed=config.seed)

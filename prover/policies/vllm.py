@@ -10,7 +10,7 @@ beam is cut at the prompt format's stop and re-scored from its per-token log-pro
 
 vLLM is imported here only, and only when this policy is built:
 
-    policy = VLLMPolicy(PolicyConfig(name="vllm", model="EleutherAI/llemma_7b"))
+    policy = VLLMPolicy(VLLMConfig(model="EleutherAI/llemma_7b"))
     policy.propose(["x : ℕ\\n⊢ x + 0 = x"], k=8)
 
 Tests pass a fake ``llm`` (and fake ``vllm`` classes) that mimic vLLM's output objects.
@@ -19,13 +19,25 @@ Tests pass a fake ``llm`` (and fake ``vllm`` classes) that mimic vLLM's output o
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass
 from typing import Sequence
 
 from search import Proposal
 
-from prover.config import PolicyConfig
 from prover.errors import MissingDependencyError
-from prover.policies.prompts import PromptFormat, cut_continuation, fit_prompt, get_prompt, rank_candidates
+from prover.policies.prompts import (
+    ModelPolicyConfig,
+    PromptedPolicy,
+    PromptFormat,
+    cut_continuation,
+    get_prompt,
+    to_proposals,
+)
+
+@dataclass(frozen=True)
+class VLLMConfig(ModelPolicyConfig):
+    pass
+
 
 NEEDS_VLLM = "the vllm backend needs vLLM: pip install '.[vllm]' (on a machine with a CUDA GPU)"
 
@@ -43,7 +55,7 @@ def import_vllm() -> types.SimpleNamespace:
     return types.SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams, BeamSearchParams=BeamSearchParams)
 
 
-class VLLMPolicy:
+class VLLMPolicy(PromptedPolicy):
     """Proposes tactics with a vLLM engine; see the module docstring.
 
     ``llm`` is an engine already built (or a test fake); ``vllm`` the namespace holding
@@ -51,11 +63,7 @@ class VLLMPolicy:
     Without ``llm``, ``config.model`` is loaded, in bf16, on the GPU.
     """
 
-    def __init__(self, config: PolicyConfig = PolicyConfig(name="vllm"), llm=None, vllm=None):
-        if config.decoding not in ("sampling", "beam"):
-            raise ValueError(f"decoding must be 'sampling' or 'beam', not '{config.decoding}'")
-        if config.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
+    def __init__(self, config: VLLMConfig = VLLMConfig(), llm=None, vllm=None):
         self.config = config
         self.format: PromptFormat = get_prompt(config.prompt)
         self.vllm = vllm or import_vllm()
@@ -64,7 +72,7 @@ class VLLMPolicy:
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
 
-    def _load(self, config: PolicyConfig):
+    def _load(self, config: VLLMConfig):
         try:
             return self.vllm.LLM(
                 model=config.model,
@@ -76,12 +84,6 @@ class VLLMPolicy:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise MissingDependencyError(f"vLLM cannot load model '{config.model}': {lines[0]}") from None
 
-    def render(self, state: str) -> str:
-        """The prompt for ``state``, cut from the top to fit ``max_prompt_tokens``
-        (see ``prompts.fit_prompt``)."""
-        count = lambda text: len(self.tokenizer(text)["input_ids"])  # noqa: E731
-        return fit_prompt(self.format, state, count, self.config.max_prompt_tokens)
-
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         """Up to ``k`` distinct tactics per state, best log-prob first, in one engine call."""
         if not states or k < 1:
@@ -91,7 +93,7 @@ class VLLMPolicy:
             candidates = self._beam_search(prompts, k)
         else:
             candidates = self._sample(prompts, k)
-        return [rank_candidates(per_state, k, self.config.length_normalise) for per_state in candidates]
+        return [to_proposals(per_state, self.config.length_normalise) for per_state in candidates]
 
     def _sample(self, prompts: list[str], k: int) -> list[list[tuple[str, float, int]]]:
         greedy = self.config.temperature == 0 or self.config.decoding == "beam"
@@ -157,6 +159,6 @@ def _sum_token_logprobs(token_ids, token_logprobs) -> float:
     return total
 
 
-def build(config: PolicyConfig) -> VLLMPolicy:
-    """Registry entry: a ``PolicyConfig`` -> a ``VLLMPolicy`` with ``config.model`` loaded."""
+def build(config: VLLMConfig) -> VLLMPolicy:
+    """A ``VLLMPolicy`` with ``config.model`` loaded."""
     return VLLMPolicy(config)

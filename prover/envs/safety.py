@@ -152,9 +152,6 @@ class TacticFilter:
                 return f"refused: {reason}"
         return None
 
-    def allows(self, tactic: str) -> bool:
-        return self.refusal(tactic) is None
-
     def _token_refusal(self, token: str, following: list[str]) -> str | None:
         if token in HOLES:
             return HOLES[token]
@@ -198,15 +195,15 @@ class GuardedEnv:
     environment's re-check; an inner environment without one gets the filter alone.
     """
 
-    def __init__(self, inner: ProofEnv, policy: TacticFilter | None = None):
+    def __init__(self, inner: ProofEnv, tactic_filter: TacticFilter | None = None):
         self.inner = inner
-        self.policy = policy or TacticFilter()
+        self.filter = tactic_filter or TacticFilter()
 
     def start(self, theorem: Theorem) -> TacticState:
         return self.inner.start(theorem)
 
     def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
-        refusal = self.policy.refusal(tactic)
+        refusal = self.filter.refusal(tactic)
         if refusal is not None:
             return LeanError(refusal)
         return self.inner.run_tactic(state, tactic)
@@ -214,7 +211,7 @@ class GuardedEnv:
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """None when the proof passes the filter and the inner re-check, else why not."""
         for step, tactic in enumerate(tactics, 1):
-            refusal = self.policy.refusal(tactic)
+            refusal = self.filter.refusal(tactic)
             if refusal is not None:
                 return f"step {step} (`{tactic}`) is {refusal}"
         if isinstance(self.inner, ProofChecker):

@@ -9,22 +9,24 @@ CLI, the in-process runner and the test process never do.
 
     env = FaultyEnv(SyntheticEnv(), crash_prob=0.1, timeout_prob=0.1, seed=0)
 
-As a registered environment (``EnvConfig(name="faulty", fault_inner="replay", ...)``) it
-wraps the environment named by ``fault_inner`` and takes its settings from the
-``fault_*`` fields of ``EnvConfig``.
+As the hidden registered environment ``faulty`` (``FaultyConfig``; tests and benchmarks
+name it in a ``RunConfig``, users never see it) it wraps the environment named by
+``inner``, built with the settings in ``inner_options``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from search import EnvCrashError, EnvTimeoutError, Outcome, ProofEnv, TacticState, Theorem
 
+from prover.config import BackendSpec, Settings, setting
 from prover.envs import replay_check
 
 # A process may be made to exit only where this variable is "1" (set by allow_process_exit).
@@ -123,20 +125,37 @@ class FaultyEnv:
         self.inner.close()
 
 
-def build(config) -> FaultyEnv:
-    """Registry entry: an ``EnvConfig`` named "faulty" -> ``FaultyEnv`` around ``fault_inner``."""
-    from prover.envs import make_env
+@dataclass(frozen=True)
+class FaultyConfig(Settings):
+    inner: str = setting("synthetic", "The environment the faults are injected into.")
+    inner_options: str = setting("{}", "That environment's settings, as a JSON object.")
+    crash_prob: float = setting(0.0, "Chance that a tactic crashes the environment.", min=0, max=1)
+    timeout_prob: float = setting(0.0, "Chance that a tactic times out.", min=0, max=1)
+    hang_prob: float = setting(0.0, "Chance that a tactic hangs for hang_s, then times out.", min=0, max=1)
+    hang_s: float = setting(5.0, "How long a hang lasts.", min=0)
+    seed: int = setting(0, "Seed of the fault draws.")
+    exit_theorems: tuple[str, ...] = setting((), "Theorems whose start kills a Ray worker's process.")
+    exit_marker_dir: str | None = setting(None, "Set: each exit theorem kills a process only once.")
 
-    if config.fault_inner == "faulty":
-        raise ValueError("fault_inner must name another environment, not 'faulty'")
-    inner = make_env(replace(config, name=config.fault_inner))
+
+def build(config: FaultyConfig) -> FaultyEnv:
+    from prover.registry import build as build_backend
+
+    if config.inner == "faulty":
+        raise ValueError("inner must name another environment, not 'faulty'")
+    try:
+        options = json.loads(config.inner_options)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"inner_options is not a JSON object: {exc}") from None
+    spec = BackendSpec.from_dict("environment", {"name": config.inner, **options}, "the faulty env's inner_options")
+    inner = build_backend("environment", spec.name, spec.options)
     return FaultyEnv(
         inner,
-        crash_prob=config.fault_crash_prob,
-        timeout_prob=config.fault_timeout_prob,
-        hang_prob=config.fault_hang_prob,
+        crash_prob=config.crash_prob,
+        timeout_prob=config.timeout_prob,
+        hang_prob=config.hang_prob,
         seed=config.seed,
-        hang_s=config.fault_hang_s,
-        exit_theorems=config.fault_exit_theorems,
-        exit_marker_dir=config.fault_exit_marker_dir,
+        hang_s=config.hang_s,
+        exit_theorems=config.exit_theorems,
+        exit_marker_dir=config.exit_marker_dir,
     )

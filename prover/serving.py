@@ -1,0 +1,200 @@
+"""One model serving many searches: calls are queued and run in batches (plain asyncio).
+
+``BatchingServer`` holds one policy (or any object with batched methods, such as a
+``ValueModel``) and answers ``propose(states, k)`` and ``score(states)`` — any method
+whose first argument is a list of items and whose answer is one entry per item — by
+joining concurrent calls of the same method and arguments into one call of the model.
+
+A batch starts when a request arrives and closes when it holds ``max_batch_size``
+items or ``max_wait_ms`` has passed, whichever is first; with ``batch_idle_ms`` it also
+closes once no request has come for that long. Searches that shared a batch come back
+together (after their tactics), so requests arrive in bursts: the idle gap takes a
+whole burst without waiting out ``max_wait_ms``. Requests that arrive while the model is
+busy wait for the next batch, so under load batches fill by themselves. The model runs
+in one thread beside the event loop (one model copy: one batch at a time), and the loop
+keeps collecting requests meanwhile.
+
+``prover.distributed`` hosts it in a Ray async actor; tests drive it directly:
+
+    server = BatchingServer(spec)            # a BackendSpec of a policy
+    proposals = await server.propose(["⊢ 1 + 1 = 2"], 8)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from search import Proposal
+
+
+@dataclass
+class _Request:
+    method: str
+    args: tuple
+    items: list
+    future: asyncio.Future
+
+
+@dataclass
+class BatchStats:
+    """What the server did: how many batches, and how full they were."""
+
+    num_batches: int = 0
+    num_requests: int = 0
+    num_states: int = 0
+    largest_batch: int = 0
+    busy_s: float = 0.0  # time inside the model
+
+    def add(self, num_requests: int, num_states: int, busy_s: float) -> None:
+        self.num_batches += 1
+        self.num_requests += num_requests
+        self.num_states += num_states
+        self.largest_batch = max(self.largest_batch, num_states)
+        self.busy_s += busy_s
+
+    def to_dict(self) -> dict:
+        return {
+            "num_batches": self.num_batches,
+            "num_requests": self.num_requests,
+            "num_states": self.num_states,
+            "mean_batch_size": self.num_states / self.num_batches if self.num_batches else 0.0,
+            "largest_batch": self.largest_batch,
+            "busy_s": self.busy_s,
+        }
+
+
+class BatchingServer:
+    """See the module docstring. ``spec`` names the policy to build (a ``BackendSpec``);
+    ``target`` gives an object already built instead (tests)."""
+
+    def __init__(
+        self,
+        spec: Any = None,
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5.0,
+        batch_idle_ms: float | None = None,
+        target: Any = None,
+    ):
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000
+        self.idle_s = batch_idle_ms / 1000 if batch_idle_ms else None
+        self.stats = BatchStats()
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._num_waiting_items = 0
+        self._arrived: asyncio.Event | None = None
+        self._serving: asyncio.Task | None = None
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        # A constructor that raises would make Ray restart the actor in a loop; keep the
+        # error and report it from ready() instead.
+        self._load_error: Exception | None = None
+        self.target = target
+        if target is None:
+            try:
+                from prover.policies import make_policy
+
+                self.target = make_policy(spec)
+            except Exception as exc:
+                self._load_error = exc
+
+    def _ensure_serving(self) -> None:
+        if self._serving is None:  # the actor's event loop exists only once a method runs
+            self._arrived = asyncio.Event()
+            self._serving = asyncio.get_running_loop().create_task(self._serve())
+
+    async def ready(self) -> int:
+        """Raise the error that loading the model met, if any; else this process's id."""
+        if self._load_error is not None:
+            raise self._load_error
+        self._ensure_serving()
+        return os.getpid()
+
+    async def call(self, method: str, items: Sequence[Any], *args: Any) -> list:
+        """``target.method(items, *args)``, answered from the next batch this request joins."""
+        if self._load_error is not None:
+            raise self._load_error
+        self._ensure_serving()
+        request = _Request(method, args, list(items), asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        self._num_waiting_items += len(request.items)
+        self._arrived.set()
+        return await request.future
+
+    async def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        """``TacticPolicy.propose``, batched."""
+        return await self.call("propose", states, k)
+
+    async def score(self, states: Sequence[str]) -> list[float]:
+        """``ValueModel.score``, batched (for a target that is a critic)."""
+        return await self.call("score", states)
+
+    async def get_stats(self) -> dict:
+        return self.stats.to_dict()
+
+    async def reset_stats(self) -> None:
+        self.stats = BatchStats()
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            deadline = loop.time() + self.max_wait_s
+            while self._num_waiting_items < self.max_batch_size:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), min(remaining, self.idle_s or remaining))
+                except asyncio.TimeoutError:
+                    break
+            batch = self._take_batch()
+            try:
+                await self._run(batch)
+            except Exception as exc:  # never let the serving loop die with requests waiting
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+
+    def _take_batch(self) -> list[_Request]:
+        batch: list[_Request] = []
+        size = 0
+        while self._waiting:
+            request = self._waiting[0]
+            if batch and size + len(request.items) > self.max_batch_size:
+                break  # the next batch takes it; a single oversized request goes alone
+            self._waiting.popleft()
+            self._num_waiting_items -= len(request.items)
+            batch.append(request)
+            size += len(request.items)
+        return batch
+
+    async def _run(self, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        groups: dict[tuple, list[_Request]] = collections.defaultdict(list)
+        for request in batch:
+            groups[(request.method, request.args)].append(request)
+        started = time.perf_counter()
+        for (method, args), requests in groups.items():
+            items = [item for request in requests for item in request.items]
+            try:
+                function = getattr(self.target, method)
+                answers = await loop.run_in_executor(self._model_thread, function, items, *args)
+            except Exception as exc:
+                for request in requests:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            offset = 0
+            for request in requests:
+                if not request.future.done():  # the caller may have gone away
+                    request.future.set_result(answers[offset : offset + len(request.items)])
+                offset += len(request.items)
+        self.stats.add(len(batch), sum(len(r.items) for r in batch), time.perf_counter() - started)
