@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from search import DEAD, QED, ROOT, SearchTree, Status
 
 from prover.viz import PROOF_COLOUR, STATUS_COLOUR, _drawn_nodes, _layered_layout, _sorted_edges, primary_parents
-
-if TYPE_CHECKING:
-    from prover.report import Run, RunStats
 
 
 def _figure(width: float = 7.0, height: float = 4.2):
@@ -28,7 +25,7 @@ def _figure(width: float = 7.0, height: float = 4.2):
     return fig
 
 
-def plot_pass_rate(runs: Sequence[Run], stats: Sequence[RunStats], labels: Sequence[str], path: Path) -> Path:
+def plot_pass_rate(runs: Sequence, stats: Sequence, labels: Sequence[str], path: Path) -> Path:
     """Cumulative fraction of the theorem set proved within at most x expansions."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -51,7 +48,7 @@ def plot_pass_rate(runs: Sequence[Run], stats: Sequence[RunStats], labels: Seque
     return path
 
 
-def plot_time_histogram(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path:
+def plot_time_histogram(runs: Sequence, labels: Sequence[str], path: Path) -> Path:
     """Histogram of wall time per theorem, shared bins for every run."""
     fig = _figure()
     ax = fig.add_subplot()

@@ -1,4 +1,4 @@
-"""Shared test set-up: the path to the shared data, and skips for lean/gpu tests."""
+"""Shared test set-up: the shipped data, Ray once per session, and skips for lean/gpu tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prover.config import default_minif2f_path, default_traces_path
+from prover.data import minif2f_path as shipped_minif2f_path
+from prover.data import traces_path as shipped_traces_path
 
 
 def _has_gpu() -> bool:
@@ -35,18 +36,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def traces_path() -> Path:
-    path = default_traces_path()
-    if not path.exists():
-        pytest.skip(f"the shared trace file {path} is absent (set PROVER_DATA)")
-    return path
+    """The recorded miniF2F traces shipped with the package."""
+    return shipped_traces_path()
 
 
 @pytest.fixture(scope="session")
 def minif2f_path() -> Path:
-    path = default_minif2f_path()
-    if not path.exists():
-        pytest.skip(f"the shared miniF2F statements {path} are absent (set PROVER_DATA)")
-    return path
+    """The miniF2F statements shipped with the package."""
+    return shipped_minif2f_path()
 
 
 @pytest.fixture(scope="session")
