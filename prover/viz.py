@@ -31,7 +31,6 @@ from search import DEAD, QED, ROOT, SearchTree, Status
 MARK = {Status.PROVED: "✓", Status.FAILED: "✗", Status.OPEN: "·"}
 STATUS_COLOUR = {Status.PROVED: "#2e9d4f", Status.FAILED: "#d0453b", Status.OPEN: "#9aa3ad"}
 PROOF_COLOUR = "#1a7f37"
-FORMATS = ("html", "text", "svg", "png", "graphml")
 ASSETS = Path(__file__).parent / "assets"  # package data: see pyproject's package-data
 
 

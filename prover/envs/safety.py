@@ -14,11 +14,13 @@ a refused tactic before asking the inner environment to re-check it.
 
 What is refused, and why (each rule is one entry of a table below):
 
-- proof holes: ``sorry``, ``admit``, ``sorryAx``, ``stop`` (= ``repeat sorry``),
-  ``apply?`` / ``rw?`` (they close the goal with ``sorry`` after printing suggestions);
+- proof holes: ``sorry``, ``admit``, ``sorryAx`` (also ``sorryAx.{0}``), ``stop``
+  (= ``repeat sorry``), ``apply?`` / ``rw?`` (they close the goal with ``sorry`` after
+  printing suggestions);
 - trusting the compiler instead of the kernel: ``native_decide``, ``decide +native``,
-  ``bv_decide``, ``Lean.ofReduceBool``, ``Lean.trustCompiler`` (all allowed with
-  ``allow_native_decide``);
+  ``bv_decide``, ``bv_decide?``, ``bv_check``, ``Lean.ofReduceBool``,
+  ``Lean.ofReduceNat``, ``Lean.trustCompiler`` (all allowed with ``allow_native_decide``);
+  the re-check of a found proof also rejects any axiom beyond the standard three;
 - leaving tactic mode: any ``#`` command (``#eval``, ``#exit``, ``#print``, ...), and
   every command keyword (``theorem``, ``def``, ``axiom``, ``instance``, ``attribute``,
   ``macro``, ``syntax``, ``elab``, ``notation``, ``namespace``, ``end``, ``import``, ...):
@@ -26,13 +28,19 @@ What is refused, and why (each rule is one entry of a table below):
 - metaprogramming: ``run_tac``, ``run_cmd``, ``run_elab``, ``run_meta``, ``by_elab``,
   ``elab_rules``, ``macro_rules``, identifiers under ``Lean.Elab``, ``Lean.Meta``,
   ``Lean.Parser``, ``Lean.Compiler``, ``Lean.Environment``, ``Lean.Kernel``, ...
-  (and under ``Elab.``/``Meta.`` after an ``open Lean``), and ``open Lean ... in``;
-- side effects and unchecked code: ``IO``, ``unsafe``, ``unsafeCast``,
+  (and under ``Elab.``/``Meta.`` after an ``open Lean``), and ``open ... Lean ... in``
+  (every namespace opened is checked);
+- side effects and unchecked code: ``IO``, ``dbg_trace``, ``unsafe`` (but not a rule's
+  phase in ``aesop (add unsafe 50% apply foo)``), ``unsafeCast``,
   ``unsafeBaseIO``, ``implemented_by``, ``extern``, ``@[`` attributes;
 - ``set_option`` of anything but a few harmless options (``maxRecDepth``, a *positive*
   ``maxHeartbeats``/``synthInstance.maxHeartbeats``, ``synthInstance.maxSize``,
   ``pp.*``, ``trace.*``): ``maxHeartbeats 0`` removes the deterministic time limit,
   ``debug.skipKernelTC`` skips the kernel, and unknown options are not worth the risk.
+
+Names are normalised first: ``«sorryAx»`` is ``sorryAx``, a ``_root_.`` prefix is dropped,
+a constant refused anywhere (``sorryAx``, ``ofReduceBool``, ...) is refused under any
+namespace, and ``0sorry`` is the number ``0`` followed by ``sorry``.
 
 Allowed on purpose: ``exact?`` (it closes a goal only with a real proof term, else it
 fails), ``decide`` (kernel-checked), ``open Real in ...`` (namespaces other than
@@ -50,7 +58,8 @@ from search import LeanError, Outcome, ProofChecker, ProofEnv, TacticState, Theo
 
 # A Lean identifier (with dots, subscripts, primes, `!`/`?` suffixes), a `#command`,
 # `@[`, or a number: one token each. Everything else is skipped.
-TOKEN = re.compile(r"#[A-Za-z_]\w*|@\[|[^\W\d][\w'!?.]*|\d[\w.]*", re.UNICODE)
+# A number is digits only, so `0sorry` is the number 0 and then `sorry`.
+TOKEN = re.compile(r"#[A-Za-z_]\w*|@\[|[^\W\d][\w'!?.]*|\d+", re.UNICODE)
 # «sorryAx» names the same constant as sorryAx: quotes are dropped before tokenising.
 QUOTED_NAME = re.compile(r"«([^»]*)»")
 
@@ -67,11 +76,15 @@ NATIVE = {
     "native_decide": "`native_decide` trusts compiled code instead of the kernel",
     "native": "`decide +native` trusts compiled code instead of the kernel",
     "bv_decide": "`bv_decide` trusts compiled code (`Lean.ofReduceBool`) instead of the kernel",
+    "bv_decide?": "`bv_decide?` trusts compiled code (`Lean.ofReduceBool`) instead of the kernel",
+    "bv_check": "`bv_check` trusts compiled code (`Lean.ofReduceBool`) instead of the kernel",
     "ofReduceBool": "`ofReduceBool` trusts compiled code instead of the kernel",
-    "Lean.ofReduceBool": "`Lean.ofReduceBool` trusts compiled code instead of the kernel",
+    "ofReduceNat": "`ofReduceNat` trusts compiled code instead of the kernel",
     "trustCompiler": "`trustCompiler` trusts compiled code instead of the kernel",
-    "Lean.trustCompiler": "`Lean.trustCompiler` trusts compiled code instead of the kernel",
 }
+# Constants refused under any namespace (`Lean.ofReduceBool`, `_root_.sorryAx`): the last
+# component of a dotted name is looked up in these tables too.
+BY_LAST_COMPONENT = ("sorryAx", "ofReduceBool", "ofReduceNat", "trustCompiler")
 
 META = {
     "run_tac": "`run_tac` runs arbitrary meta code",
@@ -96,6 +109,8 @@ META = {
     "unsafeBaseIO": "`unsafeBaseIO` runs side effects",
     "unsafeIO": "`unsafeIO` runs side effects",
     "unsafeEIO": "`unsafeEIO` runs side effects",
+    "dbg_trace": "`dbg_trace` runs side effects",
+    "dbgTrace": "`dbgTrace` runs side effects",
     "implemented_by": "`implemented_by` swaps in unchecked code",
     "extern": "`extern` swaps in unchecked code",
     "IO": "`IO` runs side effects",
@@ -133,8 +148,27 @@ LIMIT_OPTIONS = ("maxHeartbeats", "synthInstance.maxHeartbeats")
 
 
 def tokens(tactic: str) -> list[str]:
-    """The tactic's tokens: identifiers (dotted names kept whole), `#commands`, numbers."""
-    return TOKEN.findall(QUOTED_NAME.sub(r"\1", tactic))
+    """The tactic's tokens: identifiers (dotted names kept whole), `#commands`, numbers.
+
+    A ``_root_.`` prefix names the same constant, and a trailing ``.`` belongs to what
+    follows (``sorryAx.{0}``), so both are dropped.
+    """
+    found = []
+    for token in TOKEN.findall(QUOTED_NAME.sub(r"\1", tactic)):
+        while token.startswith("_root_."):
+            token = token[len("_root_."):]
+        token = token.rstrip(".")
+        if token:
+            found.append(token)
+    return found
+
+
+def _in_aesop_rules(before: list[str]) -> bool:
+    """Whether the tokens before a position are inside an `aesop (add ...)` clause."""
+    if "aesop" not in before:
+        return False
+    last_aesop = len(before) - 1 - before[::-1].index("aesop")
+    return "add" in before[last_aesop:]
 
 
 @dataclass(frozen=True)
@@ -147,12 +181,22 @@ class TacticFilter:
         """None when ``tactic`` may run, else a reason: ``"refused: `sorry` closes ..."``."""
         found = tokens(tactic)
         for i, token in enumerate(found):
+            if token == "unsafe" and _in_aesop_rules(found[:i]):
+                continue  # `aesop (add unsafe 50% apply foo)`: a rule's phase, not unsafe code
+            if token == "open":
+                reason = self._open_refusal(found[i + 1 :])
+                if reason is not None:
+                    return f"refused: {reason}"
+                continue
             reason = self._token_refusal(token, found[i + 1 : i + 3])
             if reason is not None:
                 return f"refused: {reason}"
         return None
 
     def _token_refusal(self, token: str, following: list[str]) -> str | None:
+        last = token.rsplit(".", 1)[-1]
+        if last in BY_LAST_COMPONENT:
+            token = last
         if token in HOLES:
             return HOLES[token]
         if token in NATIVE:
@@ -165,10 +209,18 @@ class TacticFilter:
             return f"`{token}` starts a new command, not a tactic"
         if token.startswith(META_PREFIXES):
             return f"`{token}` reaches into Lean's elaborator, kernel or IO"
-        if token == "open" and following and (following[0] == "Lean" or following[0].startswith("Lean.")):
-            return "`open Lean` gives access to metaprogramming"
         if token == "set_option":
             return self._option_refusal(following)
+        return None
+
+    @staticmethod
+    def _open_refusal(following: list[str]) -> str | None:
+        """`open A B Lean in ...`: every namespace named before `in` (or the end) is checked."""
+        for name in following:
+            if name == "in":
+                break
+            if name == "Lean" or name.startswith("Lean."):
+                return f"`open {name}` gives access to metaprogramming"
         return None
 
     @staticmethod
@@ -222,7 +274,7 @@ class GuardedEnv:
         self.inner.close()
 
     def __getattr__(self, name: str):
-        # Backend-specific extras (e.g. SyntheticEnv.theorem_names) stay reachable.
+        # Backend-specific extras (e.g. a session's num_restarts) stay reachable.
         if name == "inner":  # not yet set (e.g. during copying): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)

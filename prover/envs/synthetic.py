@@ -53,9 +53,6 @@ class SyntheticEnv:
         self._theorem = ""
         self._remaining: dict[str, int] = {}  # state pp -> steps to a proof, or DEAD_END
 
-    def theorem_names(self, count: int) -> list[str]:
-        return [f"synthetic_{i:04d}" for i in range(count)]
-
     def start(self, theorem: Theorem) -> TacticState:
         if not NAME.match(theorem.name):
             raise EnvInitError(f"'{theorem.name}' is not a synthetic theorem (synthetic_<number>)")
