@@ -2,9 +2,15 @@
 
     from search import SearchLimits, Theorem, best_first_search
     result = best_first_search(Theorem("t"), policy, env, SearchLimits(max_expansions=32))
+    record = result.to_record()  # a ResultRecord: the line of results.jsonl
+
+Extension points: ``ValueModel`` (a critic), ``Scorer``/``SCORERS`` (the priority of a
+state), ``ALGORITHMS`` (search strategies, built on ``expand_node``).
 """
 
-from search.best_first import SCORERS, best_first_search, cumulative_logprob, length_normalised
+from search.algorithms import ALGORITHMS, SearchAlgorithm, get_algorithm
+from search.best_first import best_first_search
+from search.expand import Expansion, expand_node, merge_proposals
 from search.protocols import (
     EnvCrashError,
     EnvError,
@@ -20,14 +26,37 @@ from search.protocols import (
     TacticPolicy,
     TacticState,
     Theorem,
+    ValueModel,
 )
-from search.results import SearchLimits, SearchResult, SearchStatus, proof_text
-from search.tree import DEAD, QED, ROOT, EdgeOutcome, SearchTree, Status, TreeFormatError
+from search.results import (
+    RecordFormatError,
+    ResultRecord,
+    SearchLimits,
+    SearchResult,
+    SearchStatus,
+    StopReason,
+    proof_text,
+)
+from search.scoring import SCORERS, NodeView, Scorer, cumulative_logprob, get_scorer, length_normalised
+from search.tree import (
+    DEAD,
+    QED,
+    ROOT,
+    EdgeData,
+    EdgeOutcome,
+    NodeData,
+    SearchTree,
+    SinkData,
+    Status,
+    TreeFormatError,
+)
 
 __all__ = [
-    "DEAD", "QED", "ROOT", "SCORERS", "EdgeOutcome", "EnvCrashError", "EnvError", "EnvInitError",
-    "EnvTimeoutError", "LeanError", "Outcome", "ProofChecker", "ProofEnv", "ProofFinished",
-    "ProofGivenUp", "Proposal", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
-    "Status", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError", "best_first_search",
-    "cumulative_logprob", "length_normalised", "proof_text",
+    "ALGORITHMS", "DEAD", "QED", "ROOT", "SCORERS", "EdgeData", "EdgeOutcome", "EnvCrashError", "EnvError",
+    "EnvInitError", "EnvTimeoutError", "Expansion", "LeanError", "NodeData", "NodeView", "Outcome",
+    "ProofChecker", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
+    "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
+    "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
+    "ValueModel", "best_first_search", "cumulative_logprob", "expand_node", "get_algorithm", "get_scorer",
+    "length_normalised", "merge_proposals", "proof_text",
 ]

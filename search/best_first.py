@@ -1,9 +1,10 @@
 """Best-first tactic search.
 
-The open state with the best score is expanded next: the policy proposes up to
+The open state with the highest priority is expanded next: the policy proposes up to
 ``tactics_per_node`` tactics for it, each is run in the environment, and the results grow
-the ``SearchTree``. The score is the cumulative log-probability of the tactics that led to
-the state, or any ``Scorer`` (e.g. ``length_normalised``).
+the ``SearchTree``. The priority is a ``Scorer``'s score of the state (by default the
+cumulative log-probability of the tactics that led to it); with a ``ValueModel`` the
+scorer also sees the critic's value of each state.
 
     result = best_first_search(theorem, policy, env, SearchLimits(max_expansions=64))
     print(result.status, result.proof)
@@ -16,48 +17,11 @@ import itertools
 import time
 from typing import Callable
 
-from search.protocols import (
-    EnvError,
-    EnvInitError,
-    EnvTimeoutError,
-    LeanError,
-    ProofChecker,
-    ProofEnv,
-    Proposal,
-    TacticPolicy,
-    TacticState,
-    Theorem,
-)
-from search.results import SearchLimits, SearchResult, SearchStatus
-from search.tree import QED, ROOT, SearchTree, Status
-
-Scorer = Callable[[float, int], float]
-"""Maps (cumulative log-prob, depth) of a state to its priority; higher is expanded first."""
-
-
-def cumulative_logprob(cumulative: float, depth: int) -> float:
-    return cumulative
-
-
-def length_normalised(cumulative: float, depth: int) -> float:
-    return cumulative / max(depth, 1)
-
-
-SCORERS: dict[str, Scorer] = {
-    "cumulative": cumulative_logprob,
-    "length_normalised": length_normalised,
-}
-
-
-def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:
-    """Strip tactics, drop empty ones, keep the best log-prob of duplicates, best k first."""
-    best: dict[str, float] = {}
-    for proposal in proposals:
-        tactic = proposal.tactic.strip()
-        if tactic and (tactic not in best or proposal.logprob > best[tactic]):
-            best[tactic] = proposal.logprob
-    ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-    return [Proposal(tactic, logprob) for tactic, logprob in ranked]
+from search.expand import expand_node, merge_proposals
+from search.protocols import EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
+from search.results import SearchLimits, SearchResult, SearchStatus, StopReason
+from search.scoring import Scorer, cumulative_logprob
+from search.tree import ROOT, SearchTree, Status
 
 
 def best_first_search(
@@ -66,111 +30,108 @@ def best_first_search(
     env: ProofEnv,
     limits: SearchLimits = SearchLimits(),
     scorer: Scorer = cumulative_logprob,
+    value_model: ValueModel | None = None,
     on_expansion: Callable[[SearchTree, int], None] | None = None,
 ) -> SearchResult:
     """Search for a proof of ``theorem``; never raises for environment failures.
+
+    The time budget starts once ``env.start`` has returned (starting Lean can take
+    minutes); the start is reported as ``startup_time_s``. With a ``value_model``, each
+    expansion's new states are scored in one batched call, and their values are stored on
+    the nodes and shown to ``scorer``. Each queued node keeps its ``priority``.
 
     ``on_expansion(tree, node)``, if given, is called after each expansion (tests use it
     to check the tree's invariants at every step; a UI can use it to show progress).
 
     An environment that cannot start the theorem gives status ERROR; one that crashes
     mid-search for good (after its own restarts) gives ERROR with the tree so far.
-    The environment is closed on return.
+    A proof is PROVED only once it passes the environment's ``check_proof``, where it has
+    one (else REJECTED). The environment is closed on return. Exceptions from the policy
+    or the value model propagate.
     """
     clock = time.perf_counter
-    started = clock()
-    env_time = policy_time = 0.0
-    num_tactics = 0
     try:
+        t0 = clock()
         try:
-            t0 = clock()
             initial = env.start(theorem)
-            env_time += clock() - t0
         except EnvError as exc:
             kind = "could not start" if isinstance(exc, EnvInitError) else "crashed on start"
-            return SearchResult(
-                theorem.name,
-                SearchStatus.ERROR,
-                "env_error",
-                error=f"the environment {kind}: {exc}",
-                wall_time_s=clock() - started,
-                env_time_s=env_time,
+            return SearchResult.failure(
+                theorem.name, StopReason.ENV_ERROR, f"the environment {kind}: {exc}", startup_time_s=clock() - t0
             )
+        started = clock()
+        startup_time = started - t0
+        deadline = started + limits.time_limit_s
+        env_time = policy_time = 0.0
+        num_tactics = 0
 
         tree = SearchTree(theorem.name, initial.pp)
         handles: dict[int, TacticState] = {ROOT: initial}
-        tie = itertools.count()  # equal scores: first come, first served
-        queue: list[tuple[float, int, int]] = [(0.0, next(tie), ROOT)]
+        tie = itertools.count()  # equal priorities: first come, first served
+        queue: list[tuple[float, int, int]] = []
+
+        def enqueue(nodes: list[int]) -> float:
+            """Score ``nodes`` (values first, in one batch) and queue them; the model time."""
+            model_time = 0.0
+            if value_model is not None:
+                unscored = [n for n in nodes if tree.node(n)["value"] is None]
+                if unscored:
+                    t0 = clock()
+                    values = value_model.score([tree.state(n) for n in unscored])
+                    model_time = clock() - t0
+                    if len(values) != len(unscored):
+                        raise ValueError(f"the value model gave {len(values)} scores for {len(unscored)} states")
+                    for n, value in zip(unscored, values):
+                        tree.node(n)["value"] = float(value)
+            for n in nodes:
+                attrs = tree.node(n)
+                priority = float(scorer(tree.view(n)))
+                if priority != attrs["priority"]:  # unchanged: its queue entry stands
+                    attrs["priority"] = priority
+                    heapq.heappush(queue, (-priority, next(tie), n))
+            return model_time
+
+        policy_time += enqueue([ROOT])
         k = limits.tactics_per_node
         error = None
-        stop_reason = "exhausted"
+        stop_reason = StopReason.EXHAUSTED
 
         while queue:
             if tree.num_expanded >= limits.max_expansions:
-                stop_reason = "max_expansions"
+                stop_reason = StopReason.MAX_EXPANSIONS
                 break
-            if clock() - started >= limits.time_limit_s:
-                stop_reason = "time_limit"
+            if clock() >= deadline:
+                stop_reason = StopReason.TIME_LIMIT
                 break
-            neg_score, _, node = heapq.heappop(queue)
+            neg_priority, _, node = heapq.heappop(queue)
             attrs = tree.node(node)
-            if attrs["expanded_order"] is not None or attrs["status"] is not Status.OPEN:
-                continue
-            if -neg_score != scorer(attrs["cumulative_logprob"], attrs["depth"]):
-                continue  # a stale entry: the node was requeued with a better score
+            if attrs["expanded_order"] is not None or -neg_priority != attrs["priority"]:
+                continue  # expanded already, or a stale entry: the node was requeued
 
             t0 = clock()
             proposals = merge_proposals(policy.propose([attrs["state"]], k)[0], k)
             policy_time += clock() - t0
 
-            partial = False
-            state = handles[node]
-            for proposal in proposals:
-                if clock() - started >= limits.time_limit_s:
-                    partial, stop_reason = True, "time_limit"
-                    break
-                t0 = clock()
-                timed_out = False
-                try:
-                    outcome = env.run_tactic(state, proposal.tactic)
-                except EnvTimeoutError as exc:
-                    outcome, timed_out = LeanError(f"timeout: {exc}"), True
-                except EnvError as exc:
-                    error = f"the environment crashed: {exc}"
-                    partial = True
-                    break
-                elapsed = clock() - t0
-                env_time += elapsed
-                num_tactics += 1
-                target, worth_queueing = tree.add_outcome(
-                    node,
-                    proposal.tactic,
-                    proposal.logprob,
-                    outcome,
-                    time_s=elapsed,
-                    t_s=clock() - started,
-                    timed_out=timed_out,
-                )
-                if worth_queueing:
-                    handles[target] = outcome  # type: ignore[assignment]
-                    child = tree.node(target)
-                    score = scorer(child["cumulative_logprob"], child["depth"])
-                    heapq.heappush(queue, (-score, next(tie), target))
-                elif target == QED:
-                    break  # this node is proved: its other tactics cannot matter
-            tree.mark_expanded(node, t_s=clock() - started, partial=partial)
+            expansion = expand_node(tree, node, handles[node], proposals, env, started=started, deadline=deadline)
+            num_tactics += expansion.num_tactics
+            env_time += expansion.env_time_s
+            handles.update(expansion.children)
+            policy_time += enqueue([child for child, _ in expansion.children])
             if on_expansion is not None:
                 on_expansion(tree, node)
-            if error is not None:
-                stop_reason = "env_error"
+            if expansion.error is not None:
+                error, stop_reason = expansion.error, StopReason.ENV_ERROR
                 break
             if tree.status(ROOT) is not Status.OPEN:
+                break  # proved or failed: even on the budget's last step, the result stands
+            if expansion.out_of_time:
+                stop_reason = StopReason.TIME_LIMIT
                 break
 
         root_status = tree.status(ROOT)
         proof = tree.proof_tactics()
         if root_status is Status.PROVED:
-            stop_reason = "proved"
+            stop_reason = StopReason.PROVED
             status = SearchStatus.PROVED
             if isinstance(env, ProofChecker):
                 t0 = clock()
@@ -185,8 +146,8 @@ def best_first_search(
             status = SearchStatus.FAILED
         else:
             status = SearchStatus.OPEN
-            if stop_reason == "exhausted":  # nothing left to expand, but not all failed
-                stop_reason = "no_open_states"
+            if stop_reason is StopReason.EXHAUSTED:  # nothing left to expand, but not all failed
+                stop_reason = StopReason.NO_OPEN_STATES
         return SearchResult(
             theorem.name,
             status,
@@ -196,6 +157,7 @@ def best_first_search(
             num_tactics=num_tactics,
             num_states=tree.num_states,
             wall_time_s=clock() - started,
+            startup_time_s=startup_time,
             env_time_s=env_time,
             policy_time_s=policy_time,
             error=error,

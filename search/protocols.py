@@ -6,6 +6,10 @@ backend in ``prover.envs.dojo`` is a thin adapter, and everything here runs with
 
 Infrastructure failures (a crashed or hung Lean) are exceptions, not outcomes:
 ``EnvCrashError`` and ``EnvTimeoutError``. A tactic that Lean rejects is an outcome.
+
+An environment's own handle for a state (LeanDojo's ``TacticState.id``, a REPL's proof
+state number) stays inside the environment: the engine knows a state by its text, and
+hands back to ``run_tactic`` a ``TacticState`` object that the environment returned for it.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ class TacticState:
     """An open proof state: ``pp`` is Lean's pretty-printed goals, the node's identity."""
 
     pp: str
-    id: int = 0  # the environment's handle for this state (LeanDojo's ``TacticState.id``)
     message: str = ""
 
 
@@ -100,6 +103,18 @@ class TacticPolicy(Protocol):
     """Proposes tactics, batched: one list of up to ``k`` proposals per input state."""
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]: ...
+
+
+@runtime_checkable
+class ValueModel(Protocol):
+    """A critic, batched: one score per goal state, higher for states more likely to be
+    provable (typically the log-probability that the state is provable).
+
+    The search scores each state it creates once and hands the score to its ``Scorer``
+    as ``NodeView.value``.
+    """
+
+    def score(self, states: Sequence[str]) -> list[float]: ...
 
 
 @runtime_checkable

@@ -11,6 +11,9 @@ Node status (``Status``) follows the goal-state semantics of LeanDojo, where a s
 holds all remaining goals: a node is PROVED when some tactic leads to a PROVED node,
 FAILED when it was fully expanded and every tactic leads to a FAILED node, else OPEN.
 Changes propagate to parents as they happen; ``check_invariants`` verifies all of it.
+
+The attributes of state nodes, sinks and edges are listed in ``NodeData``, ``SinkData``
+and ``EdgeData``; they are saved to JSON as they are (enums as their values).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator, TypedDict
 
 import networkx as nx
 
 from search.protocols import LeanError, Outcome, ProofFinished, ProofGivenUp, TacticState
+from search.scoring import NodeView
 
 ROOT = 0
 QED = -1  # sink for tactics that finished the proof
@@ -46,6 +50,42 @@ class EdgeOutcome(str, Enum):
     GIVEN_UP = "given_up"  # closed the goals with sorry/admit
     CYCLE = "cycle"  # led back to the same state or to an ancestor
     TIMEOUT = "timeout"  # ran past the per-tactic time limit
+
+
+class NodeData(TypedDict):
+    """The attributes of a goal-state node."""
+
+    state: str  # the pretty-printed goals: the node's identity
+    status: Status
+    depth: int  # tactics on the best known path from the root
+    cumulative_logprob: float  # the policy's log-prob of that path
+    distance: int | None  # tactics to a proof, once PROVED
+    expanded_order: int | None  # position in the search order, once expanded
+    partial: bool  # expansion cut short by the budget or a crash
+    t_created_s: float  # search time when the state was first reached
+    t_expanded_s: float | None
+    priority: float | None  # the scorer's score when last queued, once queued
+    value: float | None  # the value model's score, when the search has one
+
+
+class SinkData(TypedDict):
+    """The attributes of the two sinks, ``QED`` and ``DEAD``."""
+
+    state: str  # a label: "no goals" or "failed tactics"
+    status: Status  # PROVED for QED, FAILED for DEAD
+    distance: int | None  # 0 for QED, None for DEAD
+    sink: bool  # always True
+
+
+class EdgeData(TypedDict):
+    """The attributes of a tactic edge (its key in the multigraph is the tactic too)."""
+
+    tactic: str
+    logprob: float  # the policy's log-prob of the tactic
+    outcome: EdgeOutcome
+    error: str  # why it failed ("" unless it points at DEAD)
+    time_s: float  # time the environment took to run it
+    step: int  # the expansion it belongs to (``expanded_order`` of its source)
 
 
 class TreeFormatError(ValueError):
@@ -86,8 +126,14 @@ class SearchTree:
     def num_expanded(self) -> int:
         return self._num_expanded
 
-    def node(self, node: int) -> dict[str, Any]:
+    def node(self, node: int) -> NodeData:
+        """The node's attributes, live: the search writes ``priority`` and ``value`` here."""
         return self.graph.nodes[node]
+
+    def view(self, node: int) -> NodeView:
+        """What a ``Scorer`` sees of ``node``."""
+        attrs = self.graph.nodes[node]
+        return NodeView(attrs["cumulative_logprob"], attrs["depth"], attrs["value"])
 
     def status(self, node: int = ROOT) -> Status:
         return self.graph.nodes[node]["status"]
@@ -98,7 +144,7 @@ class SearchTree:
     def node_of(self, state: str) -> int | None:
         return self._node_by_state.get(state)
 
-    def tactic_edges(self, node: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    def tactic_edges(self, node: int) -> Iterator[tuple[int, str, EdgeData]]:
         """(target, tactic, edge attributes) for every tactic tried at ``node``."""
         for target, by_tactic in self.graph.succ[node].items():
             for tactic, attrs in by_tactic.items():
@@ -120,6 +166,8 @@ class SearchTree:
             partial=False,  # expansion cut short by the budget
             t_created_s=t_s,
             t_expanded_s=None,
+            priority=None,
+            value=None,
         )
         return node
 
@@ -279,7 +327,10 @@ class SearchTree:
         expanded_orders = set()
         for state, node in self._node_by_state.items():
             attrs = g.nodes[node]
+            assert attrs.keys() == NodeData.__annotations__.keys(), f"node {node} has attributes {sorted(attrs)}"
             assert attrs["state"] == state, f"node {node} lost its state"
+            for score in ("priority", "value"):
+                assert attrs[score] is None or isinstance(attrs[score], float), f"node {node} {score} is not a float"
             assert node == ROOT or g.pred[node], f"node {node} is unreachable"
             if attrs["expanded_order"] is None:
                 assert not g.succ[node], f"unexpanded node {node} has children"
@@ -299,9 +350,8 @@ class SearchTree:
         assert len(expanded_orders) == self._num_expanded
         for source, target, tactic, attrs in g.edges(keys=True, data=True):
             assert source not in SINKS, "a sink has an outgoing edge"
+            assert attrs.keys() == EdgeData.__annotations__.keys(), f"edge {source}->{target} has {sorted(attrs)}"
             assert attrs["tactic"] == tactic
-            for field in ("logprob", "outcome", "error", "time_s", "step"):
-                assert field in attrs, f"edge {source}->{target} has no {field}"
 
     # ---- saving --------------------------------------------------------------------------
 
@@ -317,8 +367,11 @@ class SearchTree:
             graph = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
             tree = cls.__new__(cls)
             tree._num_expanded = graph.graph.pop("num_expanded")
-            for _, attrs in graph.nodes(data=True):
+            for node, attrs in graph.nodes(data=True):
                 attrs["status"] = Status(attrs["status"])
+                if node not in SINKS:  # trees saved before scores were kept have neither
+                    attrs.setdefault("priority", None)
+                    attrs.setdefault("value", None)
             for *_, attrs in graph.edges(keys=True, data=True):
                 attrs["outcome"] = EdgeOutcome(attrs["outcome"])
             tree.graph = graph

@@ -1,0 +1,46 @@
+"""Search algorithms by name: the extension point for search strategies other than
+best-first.
+
+An algorithm is a function with ``best_first_search``'s signature; it builds on
+``search.expand`` (one expansion step) and ``search.tree`` (the graph and its statuses),
+and registers itself in ``ALGORITHMS``.
+
+    search = get_algorithm("best_first")
+    result = search(theorem, policy, env, SearchLimits(max_expansions=64))
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from search.best_first import best_first_search
+from search.protocols import ProofEnv, TacticPolicy, Theorem, ValueModel
+from search.results import SearchLimits, SearchResult
+from search.scoring import Scorer
+from search.tree import SearchTree
+
+
+class SearchAlgorithm(Protocol):
+    """Searches for a proof of one theorem; see ``best_first_search`` for the contract."""
+
+    def __call__(
+        self,
+        theorem: Theorem,
+        policy: TacticPolicy,
+        env: ProofEnv,
+        limits: SearchLimits = ...,
+        scorer: Scorer = ...,
+        value_model: ValueModel | None = ...,
+        on_expansion: Callable[[SearchTree, int], None] | None = ...,
+    ) -> SearchResult: ...
+
+
+ALGORITHMS: dict[str, SearchAlgorithm] = {"best_first": best_first_search}
+
+
+def get_algorithm(name: str) -> SearchAlgorithm:
+    """The algorithm registered as ``name``; a ValueError that lists the choices otherwise."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown search algorithm '{name}'; choose one of: {', '.join(ALGORITHMS)}") from None

@@ -1,0 +1,57 @@
+"""Scorers: which open state the search expands next.
+
+A ``Scorer`` maps what the search knows of a state (a ``NodeView``) to its priority;
+the state with the highest priority is expanded first. ``SCORERS`` names the built-in
+ones for configuration files and the command line.
+
+    from search import NodeView, get_scorer
+    get_scorer("length_normalised")(NodeView(cumulative_logprob=-1.2, depth=3))  # -0.4
+
+A scorer that uses a critic reads ``view.value``, which is set when the search runs with
+a ``ValueModel`` (and ``None`` otherwise):
+
+    def value_first(view: NodeView) -> float:
+        return view.value if view.value is not None else view.cumulative_logprob
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What a scorer may know of an open state."""
+
+    cumulative_logprob: float  # the policy's log-prob of the best known path to the state
+    depth: int  # tactics on that path
+    value: float | None = None  # the value model's score, when the search has one
+
+
+Scorer = Callable[[NodeView], float]
+"""Maps a state to its priority; higher is expanded first."""
+
+
+def cumulative_logprob(view: NodeView) -> float:
+    """The log-probability of the path: best-first search as in GPT-f and ReProver."""
+    return view.cumulative_logprob
+
+
+def length_normalised(view: NodeView) -> float:
+    """The mean log-probability per tactic, which lets confident long paths compete."""
+    return view.cumulative_logprob / max(view.depth, 1)
+
+
+SCORERS: dict[str, Scorer] = {
+    "cumulative": cumulative_logprob,
+    "length_normalised": length_normalised,
+}
+
+
+def get_scorer(name: str) -> Scorer:
+    """The scorer registered as ``name``; a ValueError that lists the choices otherwise."""
+    try:
+        return SCORERS[name]
+    except KeyError:
+        raise ValueError(f"unknown scorer '{name}'; choose one of: {', '.join(SCORERS)}") from None
