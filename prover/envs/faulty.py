@@ -1,8 +1,13 @@
 """Fault injection: an environment wrapper that crashes, times out, hangs, or kills its process.
 
 Batch runs must lose nothing when the infrastructure misbehaves. ``FaultyEnv`` wraps any
-environment and, at seeded random tactics, raises ``EnvCrashError`` or
-``EnvTimeoutError`` or sleeps past the limit first (a hung Lean). It can also make the
+environment and, at seeded random tactics, makes the session crash or time out, or hang
+past the limit first (a hung Lean). It is a ``RestartingSession``, like the Lean
+backends, so an injected fault goes through the same path a real one does: a crash
+restarts the session, replays the path to the state and retries the tactic (only a
+tactic that keeps crashing ends the search), a timeout restarts the session and is a
+failed edge. Faults are drawn once per tactic the search sends, never during the
+replay after a restart. It can also make the
 whole process exit on chosen theorems (``os._exit``, as an OOM kill would), but only in a
 process that allowed it with ``allow_process_exit()`` — the Ray search workers do; the
 CLI, the in-process runner and the test process never do.
@@ -24,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from search import EnvCrashError, EnvTimeoutError, Outcome, ProofEnv, TacticState, Theorem
+from search import Outcome, ProofEnv, TacticState, Theorem
 
 from prover.config import BackendSpec, Settings, setting
 from prover.envs import replay_check
+from prover.envs.session import RestartingSession
 
 # A process may be made to exit only where this variable is "1" (set by allow_process_exit).
 ALLOW_EXIT_VARIABLE = "PROVER_FAULTS_ALLOW_EXIT"
@@ -39,16 +45,22 @@ def allow_process_exit() -> None:
     os.environ[ALLOW_EXIT_VARIABLE] = "1"
 
 
-class FaultyEnv:
+class _InjectedTimeout(Exception):
+    """How the inner session reports an injected timeout to ``RestartingSession``."""
+
+
+class FaultyEnv(RestartingSession):
     """Wraps ``inner`` and injects infrastructure failures; see the module docstring.
 
-    Each ``run_tactic`` draws one number from a generator seeded by (``seed``, theorem), so
-    a theorem meets the same faults at the same steps in every run: a crash with
-    ``crash_prob``, a timeout with ``timeout_prob``, and with ``hang_prob`` a sleep of
+    Each tactic the search sends draws one number from a generator seeded by (``seed``,
+    theorem), so a theorem meets the same faults at the same steps in every run: a crash
+    with ``crash_prob``, a timeout with ``timeout_prob``, and with ``hang_prob`` a sleep of
     ``hang_s`` seconds followed by a timeout. ``exit_theorems`` are theorems whose start
     ends the process; with ``exit_marker_dir`` each does so only once (a marker file
     remembers it across processes), else every time.
     """
+
+    session_name = "faulty session"
 
     def __init__(
         self,
@@ -60,6 +72,7 @@ class FaultyEnv:
         hang_s: float = 5.0,
         exit_theorems: Sequence[str] = (),
         exit_marker_dir: str | None = None,
+        max_crash_retries: int = 2,
     ):
         for name, value in (("crash_prob", crash_prob), ("timeout_prob", timeout_prob), ("hang_prob", hang_prob)):
             if not 0.0 <= value <= 1.0:
@@ -68,6 +81,7 @@ class FaultyEnv:
             raise ValueError("crash_prob + timeout_prob + hang_prob must not exceed 1")
         if hang_s < 0:
             raise ValueError(f"hang_s must not be negative, not {hang_s}")
+        super().__init__(tactic_timeout_s=hang_s, max_crash_retries=max_crash_retries)
         self.inner = inner
         self.crash_prob = crash_prob
         self.timeout_prob = timeout_prob
@@ -77,13 +91,20 @@ class FaultyEnv:
         self.exit_theorems = frozenset(exit_theorems)
         self.exit_marker_dir = exit_marker_dir
         self._rng = random.Random(seed)
+        self._theorem: Theorem | None = None
+        self._open = False
+        self._pending: str | None = None  # the fault the next step meets
         self.num_injected = 0
 
     def start(self, theorem: Theorem) -> TacticState:
         if theorem.name in self.exit_theorems:
             self._maybe_exit(theorem.name)
+        self.close()
         self._rng = random.Random(f"{self.seed}:{theorem.name}")
-        return self.inner.start(theorem)
+        self._theorem = theorem
+        pp, handle = self._open_session()
+        self._begin(pp, handle)
+        return TacticState(pp)
 
     def _maybe_exit(self, theorem: str) -> None:
         if os.environ.get(ALLOW_EXIT_VARIABLE) != "1":
@@ -100,19 +121,42 @@ class FaultyEnv:
 
     def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
         draw = self._rng.random()
-        if draw < self.crash_prob:
-            self.num_injected += 1
-            raise EnvCrashError("injected fault: the environment crashed")
-        draw -= self.crash_prob
-        if draw < self.timeout_prob:
-            self.num_injected += 1
-            raise EnvTimeoutError("injected fault: the tactic timed out")
-        draw -= self.timeout_prob
-        if draw < self.hang_prob:
-            self.num_injected += 1
+        for fault, probability in (("crash", self.crash_prob), ("timeout", self.timeout_prob),
+                                   ("hang", self.hang_prob)):
+            if draw < probability:
+                self._pending = fault
+                self.num_injected += 1
+                break
+            draw -= probability
+        try:
+            return super().run_tactic(state, tactic)
+        finally:
+            self._pending = None
+
+    # -- the session a RestartingSession restarts ---------------------------------------------
+
+    def _open_session(self) -> tuple[str, TacticState]:
+        initial = self.inner.start(self._theorem)
+        self._open = True
+        return initial.pp, initial
+
+    def _step(self, handle: TacticState, tactic: str) -> tuple[Outcome, TacticState | None]:
+        fault, self._pending = self._pending, None
+        if fault == "crash":
+            self._open = False
+            raise ConnectionAbortedError("injected fault: the environment crashed")
+        if fault == "hang":
             time.sleep(self.hang_s)  # the limit was not honoured: the caller's watchdog must act
-            raise EnvTimeoutError(f"injected fault: the environment hung for {self.hang_s:g} s")
-        return self.inner.run_tactic(state, tactic)
+        if fault in ("timeout", "hang"):
+            raise _InjectedTimeout()
+        outcome = self.inner.run_tactic(handle, tactic)
+        return outcome, outcome if isinstance(outcome, TacticState) else None
+
+    def _session_is_open(self) -> bool:
+        return self._open
+
+    def _timeout_errors(self) -> tuple[type[BaseException], ...]:
+        return (_InjectedTimeout,)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Re-check on the inner environment, without faults: a fault is not a wrong proof."""
@@ -122,6 +166,8 @@ class FaultyEnv:
         return replay_check(self.inner, theorem, tactics)
 
     def close(self) -> None:
+        self._open = False
+        self._live = {}
         self.inner.close()
 
 
