@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
+import sys
 import typing
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -35,6 +35,11 @@ from typing import Any, Iterable
 from search import ALGORITHMS, SCORERS, SearchLimits
 
 from prover.errors import ProverError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from prover.registry import ENVS, POLICIES, Backend, resolve_config_class
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
