@@ -8,6 +8,7 @@ from search import (
     ROOT,
     EdgeOutcome,
     LeanError,
+    NodeView,
     ProofFinished,
     ProofGivenUp,
     SearchTree,
@@ -169,3 +170,37 @@ def test_loading_a_malformed_tree_says_so(tmp_path, content, message):
 def test_loading_a_missing_tree_says_so(tmp_path):
     with pytest.raises(TreeFormatError, match="cannot read"):
         SearchTree.load(tmp_path / "absent.json")
+
+
+def test_scores_are_unset_until_the_search_sets_them_and_are_saved(tmp_path):
+    tree = _sample_tree()
+    b = tree.node_of("case zero\n⊢ 0 = 0")
+    assert tree.node(b)["priority"] is None and tree.node(b)["value"] is None
+    assert tree.view(b) == NodeView(cumulative_logprob=-0.7, depth=1, value=None)
+    tree.node(b)["priority"], tree.node(b)["value"] = -0.7, -1.5
+    tree.check_invariants()
+    tree.save(tmp_path / "tree.json")
+    loaded = SearchTree.load(tmp_path / "tree.json")
+    assert loaded.node(b)["priority"] == -0.7
+    assert loaded.view(b) == NodeView(cumulative_logprob=-0.7, depth=1, value=-1.5)
+    loaded.check_invariants()
+
+
+def test_tree_saved_before_scores_were_kept_still_loads(tmp_path):
+    data = _sample_tree().to_json()
+    for node in data["nodes"]:
+        node.pop("priority", None), node.pop("value", None)
+    assert data["graph"]["format_version"] == 1
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = SearchTree.load(path)
+    assert loaded.node(ROOT)["priority"] is None and loaded.view(ROOT).value is None
+    assert loaded.proof_tactics() == ["induction x", "rfl"]
+    loaded.check_invariants()
+
+
+def test_invariant_check_catches_an_attribute_outside_the_schema():
+    tree = _sample_tree()
+    tree.node(ROOT)["colour"] = "red"
+    with pytest.raises(AssertionError, match="attributes"):
+        tree.check_invariants()
