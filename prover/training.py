@@ -1,12 +1,12 @@
 """A tiny Llama tactic policy, trained on the CPU in minutes, for offline runs and tests.
 
 It learns the (state_before -> tactic) pairs of a trace file (the format of
-``prover.envs.replay``; by default ``shared/data/minif2f/tactic_traces.jsonl``): records
+``prover.traces``; by default the shipped ``prover/data/tactic_traces.jsonl``): records
 whose tactic Lean accepted, each once. The tokenizer is a byte-level BPE trained on the
 same text, the model a small random-initialised ``LlamaForCausalLM``; both are saved with
 ``save_pretrained``, so the directory loads like any hub model:
 
-    python -m prover.policies.train --out runs/tiny-policy   # 2-5 min on 2 CPU cores
+    python -m prover.training --out runs/tiny-policy   # 2-5 min on 2 CPU cores
     prover attack --env replay --policy hf --model runs/tiny-policy ...
 
 The directory also holds ``prover_policy.json`` recording the prompt format the model
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from prover.config import PolicyConfig, default_traces_path
-from prover.policies.hf import POLICY_METADATA
+from prover.data import traces_path as default_traces_path
+from prover.policies.hf import POLICY_METADATA, HFConfig
 from prover.policies.prompts import PROMPTS, get_prompt
 
 SPECIAL_TOKENS = ("<s>", "</s>")  # Llama's names for BOS and EOS
@@ -127,9 +127,9 @@ def train_tiny_policy(
 ) -> Path:
     """Train a tiny Llama on a trace file's (state -> tactic) pairs; return its directory.
 
-    ``traces_path`` None means ``prover.config.default_traces_path()``. The loss is the
-    cross-entropy of the tactic tokens (and the closing EOS) given the prompt, in the
-    ``prompt`` format, with states cut from the top exactly as ``HFPolicy`` cuts them at
+    ``traces_path`` None means the shipped traces (``prover.data.traces_path()``). The
+    loss is the cross-entropy of the tactic tokens (and the closing EOS) given the prompt,
+    in the ``prompt`` format, with states cut from the top exactly as ``HFPolicy`` cuts them at
     inference. Writes ``out_dir`` with the model, tokenizer and ``prover_policy.json``
     (prompt format, prompt-token limit, losses), loadable by ``--policy hf --model out_dir``.
     """
@@ -147,7 +147,7 @@ def train_tiny_policy(
     tokenizer = build_tokenizer(corpus, vocab_size=shape.vocab_size)
     model = build_tiny_llama(tokenizer, shape, seed=seed)
     # The policy object renders (and cuts) prompts exactly as inference will.
-    policy = HFPolicy(model, tokenizer, PolicyConfig(name="hf", prompt=prompt, max_prompt_tokens=max_prompt_tokens))
+    policy = HFPolicy(model, tokenizer, HFConfig(prompt=prompt, max_prompt_tokens=max_prompt_tokens))
     examples = [_encode(tokenizer, policy.render(state), fmt.target(tactic)) for state, tactic in pairs]
 
     torch.manual_seed(seed)
@@ -230,10 +230,11 @@ def evaluate_on_replay(
     the replay environment built from ``traces_path``."""
     from search import SearchLimits, Theorem, best_first_search
 
-    from prover.envs.replay import ReplayEnv, load_traces
+    from prover.envs.replay import ReplayEnv
     from prover.policies.hf import build
+    from prover.traces import load_traces
 
-    policy = build(PolicyConfig(name="hf", model=str(model_dir), decoding=decoding, max_new_tokens=96))
+    policy = build(HFConfig(model=str(model_dir), decoding=decoding, max_new_tokens=96))
     traces = load_traces(str(traces_path) if traces_path else None)
     limits = SearchLimits(max_expansions=max_expansions, time_limit_s=time_limit_s, tactics_per_node=k)
     proved = 0
@@ -244,11 +245,11 @@ def evaluate_on_replay(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m prover.policies.train --out DIR``: train, then (unless --no-eval) report
+    """``python -m prover.training --out DIR``: train, then (unless --no-eval) report
     how many replay theorems the trained policy proves."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory to write the model to")
-    parser.add_argument("--traces", default=None, help="trace file (default: the shared miniF2F traces)")
+    parser.add_argument("--traces", default=None, help="trace file (default: the shipped miniF2F traces)")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt", default="goal_proofstep", choices=sorted(PROMPTS))
