@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from prover.config import EnvConfig
+from prover.config import BackendSpec, SafetyConfig
 from prover.envs import make_env
-from prover.safety import GuardedEnv, TacticFilter, tokens
+from prover.envs.safety import GuardedEnv, TacticFilter, tokens
+from prover.envs.synthetic import SyntheticConfig
 from search import LeanError, ProofFinished, SearchLimits, SearchStatus, TacticState, Theorem, best_first_search
 from tests.fakes import CheckedGraphEnv, GraphEnv, TablePolicy
 
@@ -77,7 +78,7 @@ LOOKALIKES = [
 
 @pytest.fixture(scope="module")
 def trace_tactics(traces_path) -> list[str]:
-    """The tactics of the successful LeanDojo searches in the shared traces."""
+    """The tactics Lean accepted in the successful LeanDojo searches of the shipped traces."""
     records = [json.loads(line) for line in traces_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     tactics = {r["tactic"] for r in records if r.get("lean_env", "").startswith("LeanDojo") and not r.get("error")}
     assert len(tactics) > 200
@@ -163,8 +164,20 @@ def test_search_through_guarded_env_never_sends_sorry_and_finds_the_real_proof()
 
 
 def test_make_env_puts_every_environment_behind_the_filter():
-    env = make_env(EnvConfig(name="synthetic"))
-    assert isinstance(env, GuardedEnv)
+    env = make_env(BackendSpec.default("environment", "synthetic"))
+    assert isinstance(env, GuardedEnv) and env.filter == TacticFilter()
     state = env.start(Theorem("synthetic_0001"))
     assert env.run_tactic(state, "admit") == LeanError("refused: `admit` closes goals without proof")
-    assert env.theorem_names(2) == ["synthetic_0000", "synthetic_0001"]  # extras stay reachable
+    assert env.run_tactic(state, "native_decide").error.startswith("refused: ")
+    assert env.config.branching == 4  # the inner environment's extras stay reachable
+
+
+def test_make_env_lets_native_decide_through_only_when_the_safety_settings_allow_it():
+    spec = BackendSpec("environment", "synthetic", SyntheticConfig(error_rate=0.0))
+    env = make_env(spec, SafetyConfig(allow_native_decide=True))
+    assert env.filter == TacticFilter(allow_native_decide=True)
+    state = env.start(Theorem("synthetic_0001"))
+    assert isinstance(env.run_tactic(state, "native_decide"), TacticState)  # it reached the environment
+    assert env.run_tactic(state, "sorry").error.startswith("refused: ")
+    strict = make_env(spec, SafetyConfig())
+    assert strict.run_tactic(strict.start(Theorem("synthetic_0001")), "native_decide").error.startswith("refused: ")
