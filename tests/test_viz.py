@@ -13,7 +13,8 @@ from PIL import Image
 from prover.cli import main
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.policies.fixed import FixedPolicy
-from prover.viz import graphml_graph, primary_parents, render_html, render_image, view_data, write_graphml
+from prover.plots import draw_tree
+from prover.viz import graphml_graph, primary_parents, render_html, view_data, write_graphml
 from search import DEAD, QED, ROOT, LeanError, ProofFinished, SearchLimits, SearchTree, TacticState, Theorem
 from search import best_first_search
 
@@ -41,7 +42,7 @@ def synthetic_tree(max_expansions: int = 60, theorem: str = "synthetic_0002", **
     config = SyntheticConfig(**{"branching": 4, "depth": 4, "proof_density": 0.4, "error_rate": 0.3, **shape})
     result = best_first_search(Theorem(theorem), FixedPolicy(), SyntheticEnv(config),
                                SearchLimits(max_expansions=max_expansions))
-    result.tree.graph.graph["result"] = result.to_record()
+    result.tree.graph.graph["result"] = result.to_record().to_json()  # as a saved tree file holds it
     return result.tree
 
 
@@ -103,7 +104,7 @@ def test_primary_parents_keep_the_proof_on_one_branch_and_reach_the_root():
 
 
 def test_png_picture_is_a_real_image(tmp_path):
-    path = render_image(synthetic_tree(), tmp_path / "tree.png")
+    path = draw_tree(synthetic_tree(), tmp_path / "tree.png")
     assert path.stat().st_size > 20_000
     with Image.open(path) as image:
         assert image.format == "PNG"
@@ -114,7 +115,7 @@ def test_png_picture_is_a_real_image(tmp_path):
 
 def test_svg_picture_names_the_theorem_the_proof_and_its_tactics(tmp_path):
     tree = small_tree()
-    path = render_image(tree, tmp_path / "tree.svg")
+    path = draw_tree(tree, tmp_path / "tree.svg")
     svg = path.read_text()
     root = ElementTree.fromstring(svg)
     assert root.tag.endswith("svg") and float(root.get("width").rstrip("pt")) >= 400
@@ -126,13 +127,19 @@ def test_svg_picture_names_the_theorem_the_proof_and_its_tactics(tmp_path):
 def test_a_huge_tree_is_drawn_cut_to_the_proof_and_the_first_expanded(tmp_path):
     tree = synthetic_tree(max_expansions=300, branching=6, depth=6, proof_density=0.2)
     assert tree.num_states > 500
-    svg = render_image(tree, tmp_path / "big.svg", max_nodes=120).read_text()
+    svg = draw_tree(tree, tmp_path / "big.svg", max_nodes=120).read_text()
     assert f"{tree.num_states} states" in svg and "showing 120" in svg
 
 
 def test_an_unknown_picture_format_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="svg or .png"):
-        render_image(small_tree(), tmp_path / "tree.gif")
+    with pytest.raises(ValueError, match="cannot draw a tree as 'gif'; name the file .svg or .png"):
+        draw_tree(small_tree(), tmp_path / "tree.gif")
+
+
+def test_a_named_picture_format_wins_over_the_file_suffix(tmp_path):
+    path = draw_tree(small_tree(), tmp_path / "tree.out", image_format="png")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
 
 
 def test_graphml_keeps_every_node_and_edge_with_scalar_attributes(tmp_path):
