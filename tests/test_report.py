@@ -9,15 +9,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from search import ResultRecord, SearchStatus, StopReason
+
 from prover.cli import main
 from prover.errors import ProverError
-from prover.report import build_report, load_run, percentile, write_report
+from prover.report import build_report, load_run, percentile, run_stats, stats_of, table_rows, write_report
+
+STOP_REASONS = {"proved": StopReason.PROVED, "failed": StopReason.EXHAUSTED, "open": StopReason.MAX_EXPANSIONS,
+                "rejected": StopReason.PROVED, "error": StopReason.ENV_ERROR}
 
 
 def record(theorem: str, status: str, expansions: int, wall_time_s: float) -> dict:
-    return {"theorem": theorem, "status": status, "stop_reason": status, "proof": None,
-            "num_expansions": expansions, "num_tactics": expansions * 8, "num_states": expansions * 3,
-            "wall_time_s": wall_time_s, "env_time_s": 0.0, "policy_time_s": 0.0, "error": None}
+    """A line of results.jsonl, as a run writes it."""
+    return ResultRecord(
+        theorem, SearchStatus(status), STOP_REASONS[status],
+        proof=("simp",) if status in ("proved", "rejected") else None,
+        num_expansions=expansions, num_tactics=expansions * 8, num_states=expansions * 3, wall_time_s=wall_time_s,
+        error="the environment could not start" if status == "error" else None,
+    ).to_json()
 
 
 def write_run(path, records, num_theorems=None):
@@ -128,6 +137,16 @@ def test_two_runs_are_compared_side_by_side(tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "## Proved by " + str(first) + " only (2)" in markdown and "- `t9`" in markdown
     assert "proved by both: 1" in printed
+
+
+def test_report_json_reads_back_as_the_stats_and_report_md_shows_the_table_rows(tmp_path):
+    run = load_run(write_run(tmp_path / "r", MIXED, num_theorems=10))
+    report = write_report([run], tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert stats_of(saved) == stats_of(report) == [run_stats(run)]
+    markdown = (tmp_path / "out" / "report.md").read_text().splitlines()
+    for label, cells in table_rows(stats_of(saved)):
+        assert f"| {label} | " + " | ".join(cells) + " |" in markdown
 
 
 def test_report_plots_are_real_images(tmp_path):
