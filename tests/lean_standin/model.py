@@ -808,9 +808,9 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
 
     if declaration.proof_span is None:
         fail(Span(declaration.keyword_span.start, declaration.keyword_span.end), "unexpected end of input; expected ':='")
-    elif declaration.by_span is None and normalise_tactic(proof_text) == "sorry":
-        if initial is not None:
-            sorries.append(SorryAt(initial.pp, declaration.proof_span.start, declaration.proof_span.end, initial))
+    elif normalise_tactic(proof_text) in ("sorry", "by sorry"):  # needs no goal: Lean only warns
+        if initial is not None:  # at the `sorry` token, the proof's last five characters
+            sorries.append(SorryAt(initial.pp, declaration.proof_span.end - 5, declaration.proof_span.end, initial))
         messages.append(Message("warning", name_span.start, name_span.end, SORRY_WARNING))
         checked.final = ProofState((), True)
     elif initial is None:
