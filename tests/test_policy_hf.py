@@ -10,12 +10,15 @@ import shutil
 import pytest
 import torch
 
-from prover.config import PolicyConfig
+from search import SearchLimits, SearchStatus, Theorem, best_first_search, merge_proposals
+
+from prover.config import BackendSpec
+from prover.envs.replay import ReplayEnv
 from prover.errors import MissingDependencyError, ProverError
-from prover.policies import make_policy
-from prover.policies import hf
-from prover.policies.hf import HFPolicy, load_model
+from prover.policies import hf, make_policy
+from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import PROMPTS, cut_continuation
+from prover.traces import TraceSet
 from tests.tiny_llama import STATES, save_tiny_llama
 
 # The Llemma formal2formal prompt (wellecks/llemma_formal2formal, proofsearch.py), written
@@ -63,23 +66,29 @@ def tiny(tiny_dir):
 def policy(tiny, **settings) -> HFPolicy:
     model, tokenizer = tiny
     settings.setdefault("max_new_tokens", 12)
-    return HFPolicy(model, tokenizer, PolicyConfig(name="hf", **settings))
+    return HFPolicy(model, tokenizer, HFConfig(**settings))
+
+
+def hf_spec(**settings) -> BackendSpec:
+    """The hf policy as a run names it, with ``settings``."""
+    return BackendSpec("policy", "hf", HFConfig(**settings))
 
 
 def test_registry_builds_the_hf_policy_from_a_saved_directory(tiny_dir):
-    built = make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cpu", max_new_tokens=8))
+    built = make_policy(hf_spec(model=str(tiny_dir), device="cpu", max_new_tokens=8))
     assert isinstance(built, HFPolicy)
     assert built.model.dtype == torch.float32  # fp32 on the CPU
     assert built.tokenizer.padding_side == "left"
     assert built.tokenizer.pad_token == built.tokenizer.eos_token  # the tokenizer had none
     proposals = built.propose(list(STATES[:3]), k=4)
-    assert len(proposals) == 3
-    assert all(1 <= len(per_state) <= 4 for per_state in proposals)
+    assert [len(per_state) for per_state in proposals] == [4, 4, 4]  # k samples each, merged by the engine
 
 
 def test_misspelt_policy_name_suggests_hf():
     with pytest.raises(ProverError, match="did you mean 'hf'"):
-        make_policy(PolicyConfig(name="hff"))
+        make_policy(BackendSpec("policy", "hff", HFConfig()))
+    with pytest.raises(ProverError, match="did you mean 'hf'"):
+        BackendSpec.default("policy", "hff")
 
 
 @pytest.mark.parametrize("prompt", ["llemma", "goal_proofstep"])
@@ -103,15 +112,16 @@ def test_batched_greedy_equals_one_state_at_a_time(tiny):
 
 
 @pytest.mark.parametrize("decoding", ["sampling", "beam"])
-def test_logprobs_are_finite_nonpositive_sorted_and_tactics_distinct(tiny, decoding):
+def test_every_candidate_is_proposed_best_first_with_a_finite_nonpositive_score(tiny, decoding):
     proposals = policy(tiny, decoding=decoding, temperature=1.0, top_p=0.95).propose(list(STATES), k=6)
     for per_state in proposals:
-        assert per_state, "every state gets at least one candidate"
+        assert len(per_state) == 6, "k candidates per state, none merged away: the engine merges"
         logprobs = [p.logprob for p in per_state]
         assert all(math.isfinite(lp) and lp <= 0 for lp in logprobs)
         assert logprobs == sorted(logprobs, reverse=True)
-        tactics = [p.tactic for p in per_state]
-        assert len(set(tactics)) == len(tactics) and all(t and t == t.strip() for t in tactics)
+        assert all(p.tactic == p.tactic.strip() for p in per_state)
+    if decoding == "beam":  # beams are distinct token sequences
+        assert all(len({p.tactic for p in per_state}) > 1 for per_state in proposals)
 
 
 def _model_logprob_of_greedy_continuation(tiny, prompt: str, num_tokens: int) -> tuple[list[int], float]:
@@ -161,7 +171,7 @@ def test_long_state_is_cut_from_the_top_keeping_the_goal(tiny):
 
 def test_prompt_limit_below_the_fixed_prompt_is_a_settings_error(tiny_dir):
     with pytest.raises(ProverError, match="bad settings for the hf policy: the 'llemma' prompt alone"):
-        make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cpu", max_prompt_tokens=20))
+        make_policy(hf_spec(model=str(tiny_dir), device="cpu", max_prompt_tokens=20))
 
 
 def test_continuation_is_cut_at_the_delimiter_and_counted_through_it(tiny):
@@ -180,7 +190,7 @@ def test_continuation_is_cut_at_the_delimiter_and_counted_through_it(tiny):
     assert num_tokens == len(multi_line) + 1  # the EOS token's log-prob counts
 
 
-def test_duplicate_tactics_keep_their_best_score_and_empty_ones_are_dropped(tiny):
+def test_each_generated_row_is_scored_through_its_eos_and_duplicates_are_left_to_the_engine(tiny):
     _, tokenizer = tiny
     goal = policy(tiny, prompt="goal_proofstep")
     eos = tokenizer.eos_token_id
@@ -191,17 +201,70 @@ def test_duplicate_tactics_keep_their_best_score_and_empty_ones_are_dropped(tiny
     rows = [row + [eos] * (width - len(row)) for row in rows]
     scores = [[-1.0] * width, [-0.5] * width, [-0.1] * width, [-0.01] * width]
     (proposals,) = goal._proposals(rows, scores, num_states=1, num_return=4, k=4)
-    # simp's best copy (row 2) wins over row 0; the empty row 3 is gone despite its score.
-    expected = {"simp": -0.1 * (len(simp) + 1), "ring": -0.5 * (len(ring) + 1)}
-    assert {p.tactic: p.logprob for p in proposals} == pytest.approx(expected)
-    assert [p.tactic for p in proposals] == sorted(expected, key=lambda t: -expected[t])
+    # One proposal per row, best first; each row's score sums its tokens through the first EOS.
+    rows_scored = [("simp", -1.0 * (len(simp) + 1)), ("ring", -0.5 * (len(ring) + 1)),
+                   ("simp", -0.1 * (len(simp) + 1)), ("", -0.01)]
+    expected = sorted(rows_scored, key=lambda row: -row[1])
+    assert [p.tactic for p in proposals] == [t for t, _ in expected]
+    assert [p.logprob for p in proposals] == pytest.approx([lp for _, lp in expected])
+    # The engine keeps simp's best copy (row 2, not row 0) and drops the empty tactic.
+    merged = {p.tactic: p.logprob for p in merge_proposals(proposals, k=4)}
+    assert merged == pytest.approx({"simp": rows_scored[2][1], "ring": rows_scored[1][1]})
+
+
+def test_search_driven_by_the_tiny_llama_proves_a_two_step_replay_theorem(tiny_dir):
+    """The model loaded through ``from_pretrained`` drives best-first search on a replay
+    environment whose recorded steps are its own second and fourth beams: the search has to
+    try the proposals it is given, best first, past the unrecorded ones."""
+    policy = make_policy(hf_spec(model=str(tiny_dir), device="cpu", decoding="beam", max_new_tokens=8))
+    first, second = (list(dict.fromkeys(p.tactic for p in beams)) for beams in policy.propose(list(STATES[:2]), k=4))
+    assert len(first) >= 2 and len(second) >= 4 and all(first + second)
+    records = [
+        {"theorem": "t", "state_before": STATES[0], "tactic": first[1], "state_after": STATES[1], "step": 0},
+        {"theorem": "t", "state_before": STATES[1], "tactic": second[3], "state_after": "no goals",
+         "proof_finished": True, "step": 1},
+    ]
+    result = best_first_search(Theorem("t"), policy, ReplayEnv(TraceSet.from_records(records)),
+                               SearchLimits(max_expansions=4, tactics_per_node=4))
+    assert result.status is SearchStatus.PROVED
+    assert result.proof == [first[1], second[3]]
+    assert result.num_expansions == 2 and result.num_tactics >= 2 + 4
+
+
+@pytest.mark.slow
+def test_a_tiny_policy_trained_on_recorded_proofs_proves_their_theorems_end_to_end(traces_path, tmp_path, capsys):
+    """Train on three theorems' recorded proofs, then ``prover prove-split`` with ``--policy hf``
+    on the replay environment of the same records: the model directory loads through
+    ``from_pretrained`` with the prompt it was trained on, and every theorem is proved and
+    re-checked. It memorises, and that is all this shows: the pipeline works end to end."""
+    from prover.cli import main
+    from prover.training import TinyLlamaShape, train_tiny_policy
+
+    chosen = {"mathd_algebra_478", "mathd_numbertheory_185", "amc12a_2002_p6"}
+    lines = [line for line in traces_path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and json.loads(line)["theorem"] in chosen]
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    model = train_tiny_policy(traces, tmp_path / "model", steps=200, seed=0, batch_size=8, max_prompt_tokens=256,
+                              shape=shape, progress=None)
+    run = tmp_path / "run"
+    main(["prove-split", "--env", "replay", "--traces", str(traces), "--policy", "hf", "--model", str(model),
+          "--device", "cpu", "--decoding", "beam", "--tactics-per-node", "4", "--max-expansions", "8",
+          "--num-workers", "0", "--no-progress", "--out", str(run)])
+    capsys.readouterr()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["num_theorems"] == 4  # amc12a_2002_p6 has two initial goals
+    assert summary["num_proved"] == 4, (run / "results.jsonl").read_text()
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "proved" and r["proof"] for r in records)
 
 
 def test_model_directory_records_its_prompt_format(tiny_dir, tmp_path):
     trained = tmp_path / "trained"
     shutil.copytree(tiny_dir, trained)
     (trained / hf.POLICY_METADATA).write_text(json.dumps({"prompt": "goal_proofstep", "max_prompt_tokens": 256}))
-    built = hf.build(PolicyConfig(name="hf", model=str(trained), device="cpu"))
+    built = hf.build(HFConfig(model=str(trained), device="cpu"))
     assert built.format.name == "goal_proofstep"
     assert built.config.max_prompt_tokens == 256
 
@@ -209,7 +272,7 @@ def test_model_directory_records_its_prompt_format(tiny_dir, tmp_path):
 def test_missing_local_model_is_one_clear_sentence(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(ProverError) as caught:
-        make_policy(PolicyConfig(name="hf", model=str(missing), device="cpu"))
+        make_policy(hf_spec(model=str(missing), device="cpu"))
     message = str(caught.value)
     assert message == f"cannot load model '{missing}': no such directory; pass --model PATH to a model directory"
     assert "\n" not in message
@@ -219,13 +282,13 @@ def test_model_path_that_is_a_file_is_one_clear_sentence(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"")
     with pytest.raises(ProverError, match="it is a file, not a model directory"):
-        hf.build(PolicyConfig(name="hf", model=str(weights), device="cpu"))
+        hf.build(HFConfig(model=str(weights), device="cpu"))
 
 
 def test_hub_id_without_network_is_one_clear_sentence(monkeypatch):
     monkeypatch.setattr(hf, "_hub_reachable", lambda timeout_s=3.0: False)
     with pytest.raises(MissingDependencyError) as caught:
-        make_policy(PolicyConfig(name="hf", model="prover-tests/no-such-model", device="cpu"))
+        make_policy(hf_spec(model="prover-tests/no-such-model", device="cpu"))
     assert str(caught.value) == (
         "cannot load model 'prover-tests/no-such-model': it is not a local directory and could not be "
         "downloaded (no network?); pass --model PATH to a local copy"
@@ -235,7 +298,7 @@ def test_hub_id_without_network_is_one_clear_sentence(monkeypatch):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible, so asking for one succeeds")
 def test_asking_for_cuda_without_a_gpu_is_one_clear_sentence(tiny_dir):
     with pytest.raises(MissingDependencyError, match="no CUDA GPU here; use --device cpu or auto"):
-        make_policy(PolicyConfig(name="hf", model=str(tiny_dir), device="cuda"))
+        make_policy(hf_spec(model=str(tiny_dir), device="cuda"))
 
 
 MINIF2F_STATE = (
@@ -246,7 +309,7 @@ MINIF2F_STATE = (
 @pytest.mark.gpu
 def test_real_model_proposes_for_a_minif2f_state_on_the_gpu():
     model = os.environ.get("PROVER_GPU_MODEL", "EleutherAI/llemma_7b")
-    real = make_policy(PolicyConfig(name="hf", model=model, device="cuda", decoding="beam", max_new_tokens=64))
+    real = make_policy(hf_spec(model=model, device="cuda", decoding="beam", max_new_tokens=64))
     assert real.model.dtype == torch.bfloat16
     (proposals,) = real.propose([MINIF2F_STATE], k=8)
     assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)
@@ -256,15 +319,15 @@ def test_real_model_proposes_for_a_minif2f_state_on_the_gpu():
 
 @pytest.mark.slow
 def test_tiny_policy_trains_on_the_traces_and_loads_as_an_hf_model(traces_path, tmp_path):
-    from prover.policies.train import TinyLlamaShape, train_tiny_policy
+    from prover.training import TinyLlamaShape, train_tiny_policy, training_pairs
 
     shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
     out = train_tiny_policy(traces_path, tmp_path / "tiny-policy", steps=40, seed=0, batch_size=8,
                             max_prompt_tokens=256, shape=shape, progress=None)
     metadata = json.loads((out / hf.POLICY_METADATA).read_text())
-    assert metadata["prompt"] == "goal_proofstep" and metadata["num_pairs"] > 500
+    assert metadata["prompt"] == "goal_proofstep" and metadata["num_pairs"] == len(training_pairs(traces_path)) > 400
     assert metadata["final_loss"] < metadata["first_loss"] - 1.0
-    trained = make_policy(PolicyConfig(name="hf", model=str(out), device="cpu", max_new_tokens=16))
+    trained = make_policy(hf_spec(model=str(out), device="cpu", max_new_tokens=16))
     assert trained.format.name == "goal_proofstep" and trained.config.max_prompt_tokens == 256
     (proposals,) = trained.propose(["x : ℕ\n⊢ x + 0 = x"], k=4)
     assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)
