@@ -24,6 +24,7 @@ from tests.lean_standin import (
     minif2f_source,
     read_log,
     run_dojo_driver,
+    set_knobs,
     standin_variables,
     write_traces,
 )
@@ -327,19 +328,20 @@ def test_repl_errors_come_as_lean_errors_or_error_messages_as_the_real_repl_give
         server.kill()
 
 
-def test_repl_timeout_kills_the_server_and_a_crash_closes_it(repl_project, monkeypatch):
+def test_repl_timeout_kills_the_server_and_a_crash_closes_it(repl_project):
     from lean_interact import Command, ProofStep
 
     env, project = repl_project
     statement = "theorem foo (x : Nat) : x = x := by sorry"
-    monkeypatch.setenv("LEAN_STANDIN_TACTIC_DELAY_S", "3")
     server = repl_server(env, project)
     state = server.run(Command(cmd=statement), timeout=10).sorries[0].proof_state
+    set_knobs(env, tactic_delay_s=3, slow_tactic="rfl")  # the running REPL re-reads its knobs
+    fast = server.run(ProofStep(proof_state=state, tactic="induction x"), timeout=10)  # recorded
+    assert fast.proof_status == "Incomplete: open goals remain" and len(fast.goals) == 2
     with pytest.raises(TimeoutError):
-        server.run(ProofStep(proof_state=state, tactic="induction x"), timeout=0.5)
+        server.run(ProofStep(proof_state=state, tactic="rfl"), timeout=0.5)
     assert not server.is_alive()
-    monkeypatch.delenv("LEAN_STANDIN_TACTIC_DELAY_S")
-    monkeypatch.setenv("LEAN_STANDIN_CRASH_AFTER", "0")
+    set_knobs(env, tactic_delay_s=None, crash_tactic="induction x")
     server = repl_server(env, project)
     try:
         state = server.run(Command(cmd=statement), timeout=10).sorries[0].proof_state

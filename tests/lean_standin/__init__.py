@@ -42,6 +42,10 @@ process starts, so a test may change them between sessions):
   exit status (default 1; 137 is what LeanDojo calls OOM; a negative value -S kills the
   process with signal S); ``LEAN_STANDIN_CRASH_ONCE=PATH``: crash only while PATH does not
   exist, and create it when crashing (so only the first process crashes).
+- ``LEAN_STANDIN_KNOBS_FILE``: a JSON file (``install`` names one; ``set_knobs`` writes it)
+  whose object, keyed by the short names below, overrides the seven knobs above; running
+  processes re-read it before every answer, so a test can make a tactic slow or crash
+  halfway through a session.
 - ``LEAN_STANDIN_NO_DEFAULT_TOOLCHAIN=1``: elan installed with no default toolchain:
   ``lake``/``lean`` run where no ``lean-toolchain`` file is found in the working directory
   or above exit 1 with elan's ``error: no default toolchain configured. ...``, unless
@@ -123,6 +127,8 @@ def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[st
         env["LEAN_STANDIN_TRACES"] = os.pathsep.join(str(Path(p).resolve()) for p in paths)
     if log:
         env["LEAN_STANDIN_LOG"] = str(home / "invocations.jsonl")
+    env["LEAN_STANDIN_KNOBS_FILE"] = str(home / "knobs.json")
+    (home / "knobs.json").unlink(missing_ok=True)
     for key, value in knobs.items():
         if key not in KNOBS:
             raise TypeError(f"unknown stand-in knob {key!r}; known: {', '.join(sorted(KNOBS))}")
@@ -130,6 +136,20 @@ def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[st
             continue
         env[KNOBS[key]] = "1" if value is True else str(value)
     return env
+
+
+def set_knobs(env: dict[str, str], **knobs: object) -> None:
+    """Change the knobs of running and future stand-in processes (short names as for
+    ``install``; None clears one); writes ``$LEAN_STANDIN_KNOBS_FILE`` atomically."""
+    path = Path(env["LEAN_STANDIN_KNOBS_FILE"])
+    current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for key, value in knobs.items():
+        if key not in KNOBS or key in ("no_default_toolchain", "lean_version"):
+            raise TypeError(f"{key!r} is not a knob a running process re-reads")
+        current[key] = value
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(current), encoding="utf-8")
+    partial.replace(path)
 
 
 def standin_variables(env: dict[str, str]) -> dict[str, str]:

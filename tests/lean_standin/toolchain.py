@@ -47,34 +47,54 @@ EXTERNAL_PACKAGES = {
 }
 
 
-def env_float(name: str) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else 0.0
+KNOB_VARIABLES = {
+    "startup_delay_s": "LEAN_STANDIN_STARTUP_DELAY_S",
+    "tactic_delay_s": "LEAN_STANDIN_TACTIC_DELAY_S",
+    "slow_tactic": "LEAN_STANDIN_SLOW_TACTIC",
+    "crash_after": "LEAN_STANDIN_CRASH_AFTER",
+    "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
+    "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
+    "crash_once": "LEAN_STANDIN_CRASH_ONCE",
+}
 
 
 class Knobs:
-    """The behaviours tests switch on through ``LEAN_STANDIN_*`` variables."""
+    """The behaviours tests switch on: ``LEAN_STANDIN_*`` variables, overridden by the JSON
+    object in ``$LEAN_STANDIN_KNOBS_FILE`` (re-read before every answer, so a test can
+    change a running process's behaviour)."""
 
     def __init__(self) -> None:
-        self.startup_delay_s = env_float("LEAN_STANDIN_STARTUP_DELAY_S")
-        self.tactic_delay_s = env_float("LEAN_STANDIN_TACTIC_DELAY_S")
-        self.slow_tactic = model.normalise_tactic(os.environ.get("LEAN_STANDIN_SLOW_TACTIC", ""))
-        after = os.environ.get("LEAN_STANDIN_CRASH_AFTER", "").strip()
-        self.crash_after = int(after) if after else None
-        self.crash_tactic = model.normalise_tactic(os.environ.get("LEAN_STANDIN_CRASH_TACTIC", ""))
-        self.crash_exit_code = int(os.environ.get("LEAN_STANDIN_CRASH_EXIT_CODE", "1") or 1)
-        self.crash_once = os.environ.get("LEAN_STANDIN_CRASH_ONCE", "")
         self.tactics_seen = 0
         self.started = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        values = {name: os.environ.get(variable, "") for name, variable in KNOB_VARIABLES.items()}
+        path = os.environ.get("LEAN_STANDIN_KNOBS_FILE")
+        if path and os.path.exists(path):
+            try:
+                overrides = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+            except ValueError:
+                overrides = {}
+            values.update({k: "" if v is None or v is False else str(v) for k, v in overrides.items() if k in KNOB_VARIABLES})
+        self.startup_delay_s = float(values["startup_delay_s"] or 0)
+        self.tactic_delay_s = float(values["tactic_delay_s"] or 0)
+        self.slow_tactic = model.normalise_tactic(values["slow_tactic"])
+        self.crash_after = int(values["crash_after"]) if values["crash_after"].strip() else None
+        self.crash_tactic = model.normalise_tactic(values["crash_tactic"])
+        self.crash_exit_code = int(values["crash_exit_code"] or 1)
+        self.crash_once = values["crash_once"]
 
     def before_first_answer(self) -> None:
         if not self.started:
+            self.refresh()
             self.started = True
             if self.startup_delay_s > 0:
                 time.sleep(self.startup_delay_s)
 
     def before_tactic(self, tactic: str) -> None:
         """Crash or stall as configured, before a tactic request is answered."""
+        self.refresh()
         norm = model.normalise_tactic(tactic)
         self.tactics_seen += 1
         crash = (self.crash_after is not None and self.tactics_seen > self.crash_after) or (
@@ -209,20 +229,20 @@ def lake_build(targets: list[str]) -> int:
     for k, (module, relative) in enumerate(modules.items(), 1):
         source = model.read_source(relative.read_text(encoding="utf-8"))
         result = model.check_source(source, traces)
-        lines = [format_message(str(relative), source, m) for m in result.messages]
+        # Lake's log: `severity: ././././FILE:LINE:COL: text` under the module's line
+        lines = []
+        for message in result.messages:
+            line, column = source.position(message.start)
+            lines.append(f"{message.severity}: ././././{relative}:{line}:{column}: {message.data}")
         if result.has_errors:
             failed = True
-            print(f"✖ [{k}/{len(modules)}] Building {module}")
-            for line in lines:
-                print(f"error: ././././{line}" if ": error:" in line else line)
+            print(f"✖ [{k}/{len(modules)}] Building {module}", *lines, sep="\n")
             continue
         olean = root / ".lake/build/lib/lean" / relative.with_suffix(".olean")
         olean.parent.mkdir(parents=True, exist_ok=True)
         olean.write_text(f"Lean stand-in: {module} was checked, not compiled\n", encoding="utf-8")
         olean.with_suffix(".ilean").write_text("{}\n", encoding="utf-8")
-        print(f"✔ [{k}/{len(modules)}] Built {module}")
-        for line in lines:
-            print(line)
+        print(f"{'⚠' if lines else '✔'} [{k}/{len(modules)}] Built {module}", *lines, sep="\n")
     if failed:
         print("error: build failed")
         return 1
