@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from prover.config import PolicyConfig
+from search import merge_proposals
+
+from prover.config import BackendSpec
 from prover.errors import MissingDependencyError, ProverError
 from prover.policies import make_policy
-from prover.policies.hf import HFPolicy, load_model
-from prover.policies.vllm import NEEDS_VLLM, VLLMPolicy, import_vllm
+from prover.policies.hf import HFConfig, HFPolicy, load_model
+from prover.policies.vllm import NEEDS_VLLM, VLLMConfig, VLLMPolicy, import_vllm
 from tests.tiny_llama import STATES, save_tiny_llama
 
 
@@ -121,7 +123,7 @@ SCRIPT = {
 
 def make(tokenizer, **settings) -> tuple[VLLMPolicy, FakeLLM]:
     llm = FakeLLM(tokenizer, SCRIPT)
-    return VLLMPolicy(PolicyConfig(name="vllm", **settings), llm=llm, vllm=FAKE_VLLM), llm
+    return VLLMPolicy(VLLMConfig(**settings), llm=llm, vllm=FAKE_VLLM), llm
 
 
 def test_sampling_sends_one_batched_request_with_vllm_parameters(tokenizer):
@@ -130,11 +132,13 @@ def test_sampling_sends_one_batched_request_with_vllm_parameters(tokenizer):
     ((kind, prompts, params),) = llm.calls
     assert kind == "generate" and len(prompts) == 2
     assert params == SamplingParams(n=4, temperature=0.7, top_p=0.9, max_tokens=64, logprobs=0, stop=["---"])
-    # Cut and stripped, duplicates keep their best score, the blank one is gone.
-    by_tactic = {p.tactic: p.logprob for p in proposals[0]}
-    assert set(by_tactic) == {"simp", "norm_num"}
+    # Every completion, cut at the stop and stripped, best first: the blank one and simp's
+    # two copies too. The engine keeps simp's best copy and drops the blank one.
+    assert sorted(p.tactic for p in proposals[0]) == ["", "norm_num", "simp", "simp"]
     simp_tokens = len(tokenizer("\nsimp\n", add_special_tokens=False)["input_ids"])
-    assert by_tactic["simp"] == pytest.approx(-0.1 * simp_tokens)
+    merged = {p.tactic: p.logprob for p in merge_proposals(proposals[0], k=4)}
+    assert set(merged) == {"simp", "norm_num"}
+    assert merged["simp"] == pytest.approx(-0.1 * simp_tokens)
     assert {p.tactic for p in proposals[1]} == {"nlinarith [sq_nonneg (a - b)]", "linarith"}
     for per_state in proposals:
         logprobs = [p.logprob for p in per_state]
@@ -160,12 +164,13 @@ def test_beam_search_uses_llm_beam_search_and_scores_through_the_stop_only(token
     ((kind, prompts, params),) = llm.calls
     assert kind == "beam_search" and prompts == [{"prompt": policy.render(STATES[0])}]
     assert params == BeamSearchParams(beam_width=3, max_tokens=32, length_penalty=0.0)
-    by_tactic = {p.tactic: p.logprob for p in proposals}
-    assert set(by_tactic) == {"simp", "norm_num"}
+    assert sorted(p.tactic for p in proposals) == ["norm_num", "simp", "simp"]
     # Beam search knows no stop strings: "\nsimp\n---\nlinarith" is cut at "---" and only
-    # the tokens through "---" are scored (row 0, -0.5 each), but row 2 scores better.
+    # the tokens through "---" are scored (row 0, -0.5 each).
     through_stop = len(tokenizer("\nsimp\n---", add_special_tokens=False)["input_ids"])
-    assert by_tactic["simp"] == pytest.approx(-0.1 * through_stop)
+    assert sorted(p.logprob for p in proposals if p.tactic == "simp") == pytest.approx(
+        [-0.5 * through_stop, -0.1 * through_stop]
+    )
 
 
 def test_vllm_renders_the_same_prompts_as_the_hf_policy(tokenizer, tmp_path_factory):
@@ -173,7 +178,7 @@ def test_vllm_renders_the_same_prompts_as_the_hf_policy(tokenizer, tmp_path_fact
     long_state = "\n".join(f"h{i} : x{i} = {i}" for i in range(100)) + "\n⊢ x1 = 1"
     for prompt in ("llemma", "goal_proofstep"):
         settings = dict(prompt=prompt, max_prompt_tokens=320)
-        hf_policy = HFPolicy(model, tokenizer, PolicyConfig(name="hf", **settings))
+        hf_policy = HFPolicy(model, tokenizer, HFConfig(**settings))
         vllm_policy, _ = make(tokenizer, **settings)
         for state in (STATES[2], long_state):
             assert vllm_policy.render(state) == hf_policy.render(state)
@@ -186,14 +191,14 @@ def test_missing_vllm_is_one_clear_sentence(monkeypatch):
     assert str(caught.value) == "the vllm backend needs vLLM: pip install '.[vllm]' (on a machine with a CUDA GPU)"
     assert str(caught.value) == NEEDS_VLLM
     with pytest.raises(ProverError, match="needs vLLM"):
-        make_policy(PolicyConfig(name="vllm"))
+        make_policy(BackendSpec.default("policy", "vllm"))
 
 
 @pytest.mark.gpu
 def test_real_vllm_proposes_for_a_minif2f_state_on_the_gpu():
     pytest.importorskip("vllm")
     model = os.environ.get("PROVER_GPU_MODEL", "EleutherAI/llemma_7b")
-    policy = make_policy(PolicyConfig(name="vllm", model=model, max_new_tokens=64))
+    policy = make_policy(BackendSpec("policy", "vllm", VLLMConfig(model=model, max_new_tokens=64)))
     state = "b h v : ℝ\nh₀ : 0 < b ∧ 0 < h ∧ 0 < v\nh₁ : v = 1 / 3 * (b * h)\nh₂ : b = 30\nh₃ : h = 13 / 2\n⊢ v = 65"
     (proposals,) = policy.propose([state], k=8)
     assert proposals and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in proposals)
