@@ -92,7 +92,8 @@ class HFPolicy(PromptedPolicy):
         return self.model.device
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """Up to ``k`` distinct tactics per state, best log-prob first, in one ``generate``."""
+        """``k`` candidates per state (one when greedy), best log-prob first, in one ``generate``;
+        duplicates and empty ones included: the engine merges them (``search.merge_proposals``)."""
         import torch
 
         if not states or k < 1:

@@ -33,7 +33,7 @@ Two formats, chosen by name (``ModelPolicyConfig.prompt``, ``--prompt``):
 
 ``goal_proofstep``
     ReProver's format, ``[GOAL]{state}[PROOFSTEP]``, for models trained on it (such as the
-    tiny policy of ``prover.policies.train``). The continuation is the tactic followed by
+    tiny policy of ``prover.training``). The continuation is the tactic followed by
     the end-of-sequence token, and is cut there. It is deliberately *not* cut at a newline:
     Lean tactics such as ``calc`` blocks and ``all_goals`` with an indented body span
     several lines, and the recorded miniF2F proofs contain some.

@@ -85,7 +85,8 @@ class VLLMPolicy(PromptedPolicy):
             raise MissingDependencyError(f"vLLM cannot load model '{config.model}': {lines[0]}") from None
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """Up to ``k`` distinct tactics per state, best log-prob first, in one engine call."""
+        """``k`` candidates per state (one when greedy), best log-prob first, in one engine call;
+        duplicates and empty ones included: the engine merges them (``search.merge_proposals``)."""
         if not states or k < 1:
             return [[] for _ in states]
         prompts = [self.render(state) for state in states]
