@@ -16,14 +16,14 @@ import pytest
 
 lean_dojo = pytest.importorskip("lean_dojo")
 
-from prover.benchmarks import MINIF2F_COMMIT, MINIF2F_REPO_URL, minif2f
-from prover.config import REPO_ROOT, EnvConfig, shared_data_dir
-from prover.envs.dojo import DojoEnv, ScratchRepo, build, proof_source, scratch_file_stem
+from prover.config import REPO_ROOT
+from prover.envs.dojo import DojoConfig, DojoEnv, ScratchRepo, build, scratch_file_stem
+from prover.envs.lean import ELAN_URL, setup_lean_project
+from prover.envs.safety import GuardedEnv
 from prover.errors import MissingDependencyError, ProverError
-from prover.lean_setup import ELAN_URL, setup_lean_project
 from prover.runs import summarize
-from prover.safety import GuardedEnv
 from prover.statements import parse_statement
+from prover.theorem_sets import MINIF2F_COMMIT, MINIF2F_REPO_URL, minif2f
 from search import (
     EnvCrashError,
     EnvInitError,
@@ -36,6 +36,7 @@ from search import (
     TacticState,
     Theorem,
     best_first_search,
+    proof_text,
 )
 from search.tree import EdgeOutcome
 from tests.fakes import TablePolicy
@@ -147,9 +148,9 @@ def test_each_lean_dojo_result_maps_to_the_engine_outcome():
     lean = FakeLean(two_goal_table())
     env = make_env(lean)
     root = env.start(THEOREM)
-    assert root.pp == ROOT and root.id == 0
+    assert root == TacticState(ROOT)
     left = env.run_tactic(root, "constructor")
-    assert isinstance(left, TacticState) and left.pp == LEFT and left.id == 1
+    assert left == TacticState(LEFT)
     assert env.run_tactic(root, "simp") == LeanError("simp made no progress")
     right = env.run_tactic(left, "simp")
     assert env.run_tactic(right, "exact h") == ProofFinished(999)
@@ -311,8 +312,10 @@ def test_check_proof_replays_in_a_fresh_session_then_compiles_the_whole_file():
     lean = FakeLean(two_goal_table())
     env = make_env(lean, checker=lambda theorem, proof: calls.append((theorem.full_name, proof)) or True)
     assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
-    assert lean.sessions[0].ran == ["constructor", "simp", "exact h"] and lean.sessions[0].exited
+    assert [session.ran for session in lean.sessions] == [["constructor", "simp", "exact h"]]
     assert calls == [("t", " by\n  constructor\n  simp\n  exact h")]
+    env.close()
+    assert lean.open_sessions == 0
 
 
 def test_check_proof_says_why_a_proof_fails():
@@ -322,6 +325,9 @@ def test_check_proof_says_why_a_proof_fails():
     assert "simp made no progress" in env.check_proof(THEOREM, ["simp"])
     assert "finished early" in env.check_proof(THEOREM, ["constructor", "simp", "exact h", "rfl"])
     assert "rejected the file" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
+    # Each re-check starts its own session, which ends the one before.
+    assert len(lean.sessions) == 4 and lean.open_sessions == 1
+    env.close()
     assert lean.open_sessions == 0
 
 
@@ -334,8 +340,8 @@ def test_guarded_dojo_env_refuses_sorry_in_search_and_in_the_recheck():
     assert lean.sessions[0].ran == []
 
 
-def test_proof_source_indents_multi_line_tactics():
-    assert proof_source(["intro x", "cases x with\n| zero => rfl"]) == " by\n  intro x\n  cases x with\n  | zero => rfl"
+def test_proof_text_indents_multi_line_tactics():
+    assert proof_text("", ["intro x", "cases x with\n| zero => rfl"]) == " by\n  intro x\n  cases x with\n  | zero => rfl"
 
 
 # -- statements typed in, and the Lean project ---------------------------------------------------
@@ -366,9 +372,9 @@ def test_typed_in_statement_is_written_to_a_committed_scratch_file(tmp_path):
 
 
 def test_lean_project_is_pinned_to_the_minif2f_v4_20_pins():
-    pins = shared_data_dir() / "minif2f" / "pins-v4.20.0"
+    pins = Path(__file__).resolve().parents[2] / "shared" / "data" / "minif2f" / "pins-v4.20.0"
     if not pins.exists():
-        pytest.skip(f"the shared pins {pins} are absent (set PROVER_DATA)")
+        pytest.skip(f"the shared miniF2F pins {pins} are absent")
     project = REPO_ROOT / "lean_project"
     assert (project / "lean-toolchain").read_text().strip() == (pins / "lean-toolchain").read_text().strip()
     ours = json.loads((project / "lake-manifest.json").read_text())
@@ -406,7 +412,7 @@ def test_setup_lean_reports_the_failed_step():
 def test_dojo_env_without_lake_is_a_missing_dependency(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no lake
     with pytest.raises(MissingDependencyError, match="elan"):
-        build(EnvConfig(name="dojo"))
+        build(DojoConfig())
 
 
 # -- real Lean (skipped where `lake` is not on PATH) ------------------------------------------------
@@ -430,7 +436,7 @@ def test_real_dojo_proves_mathd_algebra_182_with_ring(tmp_path):
 @pytest.mark.slow
 def test_real_dojo_minif2f_theorem_starts_at_its_pinned_goal():
     theorem = {t.name: t for t in minif2f("valid")}["mathd_algebra_182"]
-    env = build(EnvConfig(name="dojo"))
+    env = build(DojoConfig())
     try:
         state = env.start(theorem)
         assert "7 * (3 * y + 2) = 21 * y + 14" in state.pp
