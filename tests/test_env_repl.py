@@ -13,11 +13,11 @@ import pytest
 lean_interact = pytest.importorskip("lean_interact")
 from lean_interact.interface import CommandResponse, LeanError as ReplError, ProofStepResponse
 
-from prover.config import REPO_ROOT, EnvConfig
-from prover.envs.repl import ReplEnv, build
+from prover.config import REPO_ROOT
+from prover.envs.repl import ReplConfig, ReplEnv, build
+from prover.envs.safety import GuardedEnv
 from prover.errors import MissingDependencyError
 from prover.runs import summarize
-from prover.safety import GuardedEnv
 from search import (
     EnvInitError,
     EnvTimeoutError,
@@ -146,7 +146,7 @@ def test_start_elaborates_the_statement_with_sorry_and_takes_its_goal():
     repl = FakeRepl(table())
     env = make_env(repl)
     root = env.start(THEOREM)
-    assert root == TacticState(ROOT, 0)
+    assert root == TacticState(ROOT)
     assert repl.servers[0].commands == [HEADER, STATEMENT + " by sorry"]
     env.close()
     assert repl.alive == 0
@@ -247,7 +247,7 @@ def test_guarded_repl_env_refuses_unsafe_tactics_before_they_reach_the_repl():
 def test_repl_env_without_lake_is_a_missing_dependency(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MissingDependencyError, match="elan"):
-        build(EnvConfig(name="repl"))
+        build(ReplConfig())
 
 
 @pytest.mark.lean
