@@ -39,6 +39,8 @@ SYNTHETIC = [
      "tactic": "native_decide", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
     {"theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry", "state_before": "⊢ 2 + 2 = 4",
      "tactic": "rfl", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
+    {"theorem": "theorem standin_trust : True := by sorry", "state_before": "⊢ True",
+     "tactic": "exact Lean.trustCompiler", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
 ]
 
 
@@ -210,7 +212,9 @@ def test_lean_prints_messages_and_print_axioms_like_lean(tmp_path, small_traces,
         "theorem standin_native : 2 ^ 10 = 1024 := by\n  native_decide\n\n"
         "theorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n\n"
         "theorem standin_sorry : 1 = 1 := by sorry\n\n"
-        "#print axioms mathd_algebra_176\n#print axioms standin_native\n#print axioms standin_rfl\n#print axioms standin_sorry\n"
+        "theorem standin_trust : True := by\n  exact Lean.trustCompiler\n\n"
+        "#print axioms mathd_algebra_176\n#print axioms standin_native\n#print axioms standin_rfl\n"
+        "#print axioms standin_sorry\n#print axioms standin_trust\n"
     ))
     assert good.returncode == 0, good.stdout
     assert good.stdout.splitlines() == [
@@ -219,6 +223,7 @@ def test_lean_prints_messages_and_print_axioms_like_lean(tmp_path, small_traces,
         "'standin_native' depends on axioms: [propext, Classical.choice, Lean.ofReduceBool, Quot.sound]",
         "'standin_rfl' does not depend on any axioms",
         "'standin_sorry' depends on axioms: [propext, sorryAx, Classical.choice, Quot.sound]",
+        "'standin_trust' depends on axioms: [propext, Classical.choice, Lean.trustCompiler, Quot.sound]",
     ]
     goal = recorded["mathd_algebra_176"][0]["state_before"]
     bad = lean_file(env, tmp_path, f"import Mathlib\n\n{statement} by\n  linarith\n\ntheorem t2 {statement[26:]} by\n  skip\n")

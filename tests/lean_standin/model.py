@@ -218,7 +218,8 @@ class StepOutcome:
 
 
 def _mentions(tactic: str, words: Iterable[str]) -> bool:
-    return any(re.search(rf"(?<![\w.']){re.escape(word)}(?![\w'])", tactic) for word in words)
+    """Whether ``tactic`` names one of ``words`` (also qualified: ``Lean.trustCompiler``)."""
+    return any(re.search(rf"(?<![\w']){re.escape(word)}(?![\w'])", tactic) for word in words)
 
 
 def unrecorded_outcome(tactic: str, goal_pp: str, book: TraceBook) -> StepOutcome:
@@ -807,7 +808,7 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
         checked.errored = True
 
     if declaration.proof_span is None:
-        fail(Span(declaration.keyword_span.start, declaration.keyword_span.end), "unexpected end of input; expected ':='")
+        fail(declaration.keyword_span, "the Lean stand-in reads only proofs given after `:=` (no `|` equations or `where`)")
     elif normalise_tactic(proof_text) in ("sorry", "by sorry"):  # needs no goal: Lean only warns
         if initial is not None:  # at the `sorry` token, the proof's last five characters
             sorries.append(SorryAt(initial.pp, declaration.proof_span.end - 5, declaration.proof_span.end, initial))
