@@ -1,9 +1,9 @@
 """Policy batching: states per second when ``propose`` gets 1, 4, 16 or 64 states per call.
 
-The same 64 proof states (from the shared miniF2F traces) go through ``HFPolicy.propose``
+The same 64 proof states (from the shipped miniF2F traces) go through ``HFPolicy.propose``
 in calls of each batch size, ``k`` candidates per state, and the states/s of each size is
 compared with one state per call, all measured in one run. By default the model is a tiny
-random Llama (CPU, built in seconds, the shape ``prover.policies.train`` trains); with
+random Llama (CPU, built in seconds, the shape ``prover.training`` trains); with
 ``--model`` any causal LM, e.g. Llemma on a GPU:
 
     python benchmarks/policy_batching.py                          # tiny Llama on the CPU
@@ -20,8 +20,8 @@ import json
 import tempfile
 import time
 
-from prover.config import PolicyConfig, default_traces_path
-from prover.policies.hf import HFPolicy
+from prover.data import traces_path
+from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import get_prompt
 
 BATCH_SIZES = (1, 4, 16, 64)
@@ -29,8 +29,8 @@ FALLBACK_STATES = [f"x y : ℕ\nh₀ : x + y = {n}\nh₁ : x - y = {n % 7}\n⊢ 
 
 
 def benchmark_states(count: int = 64) -> list[str]:
-    """``count`` distinct states from the shared traces (synthetic ones where absent)."""
-    path = default_traces_path()
+    """``count`` distinct states from the shipped traces (made-up ones where too few)."""
+    path = traces_path()
     states: dict[str, None] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -40,9 +40,9 @@ def benchmark_states(count: int = 64) -> list[str]:
     return (picked + FALLBACK_STATES)[:count]
 
 
-def tiny_policy(config: PolicyConfig, states: list[str]) -> HFPolicy:
+def tiny_policy(config: HFConfig, states: list[str]) -> HFPolicy:
     """An untrained tiny Llama (the trainer's shape), its tokenizer trained on ``states``."""
-    from prover.policies.train import build_tiny_llama, build_tokenizer
+    from prover.training import build_tiny_llama, build_tokenizer
 
     fmt = get_prompt(config.prompt)
     tokenizer = build_tokenizer([fmt.render(s) for s in states])
@@ -50,8 +50,6 @@ def tiny_policy(config: PolicyConfig, states: list[str]) -> HFPolicy:
     with tempfile.TemporaryDirectory() as directory:  # through from_pretrained, as a user's model
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        from prover.policies.hf import load_model
-
         model, tokenizer = load_model(directory, config.device)
     return HFPolicy(model, tokenizer, config)
 
@@ -76,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="rounds over all sizes; the fastest round counts")
     args = parser.parse_args(argv)
 
-    config = PolicyConfig(
-        name="hf", model=args.model or "tiny", prompt=args.prompt, device=args.device,
+    config = HFConfig(
+        model=args.model or "tiny", prompt=args.prompt, device=args.device,
         decoding="sampling", max_new_tokens=args.max_new_tokens,
     )
     states = benchmark_states(args.states)
