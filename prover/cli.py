@@ -17,6 +17,7 @@ Errors show a traceback only with ``--debug``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,18 @@ class GroupedCommand(click.Command):
                 formatter.write_dl(groups[name])
 
 
+class Choice(click.Choice):
+    """``click.Choice`` that answers a typo with "did you mean"."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        choices = [str(choice) for choice in self.choices]
+        if isinstance(value, str) and value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.fail(f"'{value}' is not one of {', '.join(choices)}{hint}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def option(*decls: str, group: str, **attrs: Any) -> Callable:
     """``click.option`` that remembers its --help group."""
 
@@ -83,7 +96,7 @@ def _click_type(annotation: Any, metadata: dict) -> Any:
     kind, _ = base_type(annotation)
     low, high, open_low = metadata.get("min"), metadata.get("max"), metadata.get("min_open", False)
     if metadata.get("choices"):
-        return click.Choice(list(metadata["choices"]))
+        return Choice(list(metadata["choices"]))
     if kind is int:
         return click.IntRange(min=low, max=high) if low is not None or high is not None else click.INT
     if kind is float:
@@ -102,10 +115,10 @@ def _show_default(value: Any) -> str | None:
 def setting_options(include_distributed: bool) -> list[Callable]:
     """One click option per flag of every section and user-facing backend."""
     decorators = [
-        option("--env", "env_name", type=click.Choice(backend_choices("environment")), default=None, group="Environment",
+        option("--env", "env_name", type=Choice(backend_choices("environment")), default=None, group="Environment",
                help="Proof environment: " + "; ".join(f"{n} ({backend('environment', n).summary})"
                                                       for n in backend_choices("environment")) + " [default: synthetic]."),
-        option("--policy", "policy_name", type=click.Choice(backend_choices("policy")), default=None, group="Policy",
+        option("--policy", "policy_name", type=Choice(backend_choices("policy")), default=None, group="Policy",
                help="Tactic policy: " + "; ".join(f"{n} ({backend('policy', n).summary})"
                                                    for n in backend_choices("policy"))
                + " [default: fixed for synthetic, replay for replay, hf for Lean]."),
