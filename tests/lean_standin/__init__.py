@@ -21,8 +21,9 @@ an error as Lean gives it: ``unknown tactic`` for a tactic name that no record a
 Lean/Mathlib tactic has, else ``tactic 'NAME' failed ...``. ``sorry`` closes the main goal
 everywhere. See ``model.py`` for the rules and ``toolchain.py`` for the commands served.
 
-Environment variables (``install`` sets the first group; knobs are read when a stand-in
-process starts, so a test may change them between sessions):
+Environment variables. ``install`` sets the paths (``PATH`` to ``LEAN_STANDIN_LOG``, and
+``LEAN_STANDIN_KNOBS_FILE``) and, from its keyword arguments named in brackets, the knobs.
+A process reads the variables when it starts and the knobs file before every answer:
 
 - ``PATH``: the stand-in's ``bin`` directory first.
 - ``LEAN_STANDIN_HOME``: its directory (``bin/``, ``toolchain/`` printed by
@@ -32,25 +33,27 @@ process starts, so a test may change them between sessions):
 - ``LEAN_STANDIN_TRACES``: the trace file(s) to answer from (``os.pathsep``-separated).
 - ``LEAN_STANDIN_LOG``: a file to which every invocation appends one JSON line
   ``{"tool", "argv", "cwd", "pid"}`` (see ``read_log``).
-- ``LEAN_STANDIN_STARTUP_DELAY_S``: seconds before the first ``REPL>`` line (LeanDojo) or
-  before the first answer (REPL).
-- ``LEAN_STANDIN_TACTIC_DELAY_S``: seconds before each tactic is answered (to run past a
-  timeout); with ``LEAN_STANDIN_SLOW_TACTIC`` set, only that tactic is slow.
-- ``LEAN_STANDIN_CRASH_AFTER=N``: the process exits abruptly, without an answer, when
-  tactic request N+1 arrives (each process counts its own); ``LEAN_STANDIN_CRASH_TACTIC``:
-  the process exits so when asked for that tactic; ``LEAN_STANDIN_CRASH_EXIT_CODE``: its
-  exit status (default 1; 137 is what LeanDojo calls OOM; a negative value -S kills the
-  process with signal S); ``LEAN_STANDIN_CRASH_ONCE=PATH``: crash only while PATH does not
-  exist, and create it when crashing (so only the first process crashes).
-- ``LEAN_STANDIN_KNOBS_FILE``: a JSON file (``install`` names one; ``set_knobs`` writes it)
-  whose object, keyed by the short names below, overrides the seven knobs above; running
-  processes re-read it before every answer, so a test can make a tactic slow or crash
-  halfway through a session.
-- ``LEAN_STANDIN_NO_DEFAULT_TOOLCHAIN=1``: elan installed with no default toolchain:
-  ``lake``/``lean`` run where no ``lean-toolchain`` file is found in the working directory
-  or above exit 1 with elan's ``error: no default toolchain configured. ...``, unless
-  ``ELAN_TOOLCHAIN`` is set.
-- ``LEAN_STANDIN_LEAN_VERSION``: the Lean version printed (default ``4.20.0``).
+- ``LEAN_STANDIN_STARTUP_DELAY_S`` [startup_delay_s]: seconds before the first ``REPL>``
+  line (LeanDojo) or before the first answer (REPL).
+- ``LEAN_STANDIN_TACTIC_DELAY_S`` [tactic_delay_s]: seconds before each tactic is answered
+  (to run past a timeout); with ``LEAN_STANDIN_SLOW_TACTIC`` [slow_tactic] set, only that
+  tactic is slow.
+- ``LEAN_STANDIN_CRASH_AFTER=N`` [crash_after]: the process exits abruptly, without an
+  answer, when tactic request N+1 arrives (each process counts its own);
+  ``LEAN_STANDIN_CRASH_TACTIC`` [crash_tactic]: it exits so when asked for that tactic;
+  ``LEAN_STANDIN_CRASH_EXIT_CODE`` [crash_exit_code]: its exit status (default 1; 137 is
+  what LeanDojo calls OOM; a negative value -S kills the process with signal S);
+  ``LEAN_STANDIN_CRASH_ONCE=PATH`` [crash_once]: crash only while PATH does not exist,
+  and create it when crashing (so only the first process crashes).
+- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the seven
+  knobs above, overriding them (``install`` names the file, ``set_knobs`` writes it);
+  running processes re-read it before every answer, so a test can make a tactic slow or
+  crash halfway through a session.
+- ``LEAN_STANDIN_NO_DEFAULT_TOOLCHAIN=1`` [no_default_toolchain]: elan installed with no
+  default toolchain: ``lake``/``lean`` run where no ``lean-toolchain`` file is found in the
+  working directory or above exit 1 with elan's ``error: no default toolchain configured.
+  ...``, unless ``ELAN_TOOLCHAIN`` is set.
+- ``LEAN_STANDIN_LEAN_VERSION`` [lean_version]: the Lean version printed (``4.20.0``).
 - ``--memory``/``--threads`` arguments and lean-interact's memory limit are accepted and
   otherwise ignored.
 
