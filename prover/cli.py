@@ -54,6 +54,8 @@ class GroupedCommand(click.Command):
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         groups: dict[str, list[tuple[str, str]]] = {}
         for param in self.get_params(ctx):
+            if isinstance(param, click.Argument):
+                continue  # arguments are shown in the usage line
             record = param.get_help_record(ctx)
             if record is not None:
                 groups.setdefault(getattr(param, "group", "Other"), []).append(record)
