@@ -1,8 +1,11 @@
 """A model-free policy that knows the recorded tactics of a trace file, mixed with wrong ones.
 
-For each state it proposes the tactics recorded there (in any theorem) plus tactics drawn
-from elsewhere in the traces, all with seeded pseudo-random log-probabilities, so that
-right and wrong proposals are interleaved and the search has to choose.
+For each state it proposes every tactic recorded there (in any theorem), and fills the
+rest of its ``k`` proposals with tactics drawn from elsewhere in the traces, all with
+seeded pseudo-random log-probabilities, so that right and wrong proposals are
+interleaved and the search has to choose. A recorded tactic is never crowded out by a
+wrong one, so at any ``k`` at least as large as the recorded tactics of a state, every
+theorem with a recorded proof can be proved.
 """
 
 from __future__ import annotations
@@ -26,24 +29,24 @@ def _seeded_logprob(seed: int, state: str, tactic: str) -> float:
 
 
 class ReplayPolicy:
-    """Recorded tactics at a state plus ``num_wrong`` others, scored at random (seeded)."""
+    """Every recorded tactic at a state, then wrong ones up to ``k``, scored at random (seeded)."""
 
-    def __init__(self, traces: TraceSet, num_wrong: int = 8, seed: int = 0):
+    def __init__(self, traces: TraceSet, seed: int = 0):
         self.traces = traces
-        self.num_wrong = num_wrong
         self.seed = seed
         self._pool = traces.all_tactics()
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         batches = []
         for state in states:
-            right = self.traces.tactics_at(state)
+            score = lambda tactic: _seeded_logprob(self.seed, state, tactic)  # noqa: E731
+            right = sorted(self.traces.tactics_at(state), key=score, reverse=True)[:k]
             rng = random.Random(f"{self.seed}:{state}")
-            wrong = [t for t in rng.sample(self._pool, min(len(self._pool), self.num_wrong + len(right))) if t not in right]
-            tactics = sorted(right) + wrong[: self.num_wrong]
-            proposals = [Proposal(t, _seeded_logprob(self.seed, state, t)) for t in tactics]
+            drawn = rng.sample(self._pool, min(len(self._pool), k + len(right)))
+            wrong = [t for t in drawn if t not in right][: k - len(right)]
+            proposals = [Proposal(t, score(t)) for t in right + wrong]
             proposals.sort(key=lambda p: -p.logprob)
-            batches.append(proposals[:k])
+            batches.append(proposals)
         return batches
 
 
