@@ -19,7 +19,7 @@ from prover.policies import hf, make_policy
 from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import PROMPTS, cut_continuation
 from prover.traces import TraceSet
-from tests.tiny_llama import STATES, save_tiny_llama
+from tests.tiny_llama import STATES, session_tiny_llama
 
 # The Llemma formal2formal prompt (wellecks/llemma_formal2formal, proofsearch.py), written
 # out independently of prover.policies.prompts so that any drift there fails this test.
@@ -54,7 +54,7 @@ LLEMMA_GOLDEN = (
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
-    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    return session_tiny_llama(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

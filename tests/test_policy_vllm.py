@@ -17,13 +17,18 @@ from prover.errors import MissingDependencyError, ProverError
 from prover.policies import make_policy
 from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.vllm import NEEDS_VLLM, VLLMConfig, VLLMPolicy, import_vllm
-from tests.tiny_llama import STATES, save_tiny_llama
+from tests.tiny_llama import STATES, session_tiny_llama
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    directory = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-vllm"))
-    return load_model(str(directory), "cpu")[1]
+def tiny(tmp_path_factory):
+    """(model, tokenizer) of the session's tiny Llama, loaded as a user's model would be."""
+    return load_model(str(session_tiny_llama(tmp_path_factory)), "cpu")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    return tiny[1]
 
 
 # Stand-ins with the fields of vllm.SamplingParams, vllm.sampling_params.BeamSearchParams,
@@ -173,8 +178,8 @@ def test_beam_search_uses_llm_beam_search_and_scores_through_the_stop_only(token
     )
 
 
-def test_vllm_renders_the_same_prompts_as_the_hf_policy(tokenizer, tmp_path_factory):
-    model, _ = load_model(str(save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-vllm"))), "cpu")
+def test_vllm_renders_the_same_prompts_as_the_hf_policy(tiny):
+    model, tokenizer = tiny
     long_state = "\n".join(f"h{i} : x{i} = {i}" for i in range(100)) + "\n⊢ x1 = 1"
     for prompt in ("llemma", "goal_proofstep"):
         settings = dict(prompt=prompt, max_prompt_tokens=320)

@@ -1,7 +1,8 @@
 """A tiny Llama with a tokenizer trained on the spot, saved like a hub model, for tests.
 
-Built once per test session (a few seconds on a CPU) and loaded by the policy tests through
-the same ``from_pretrained`` path a user's Llemma takes. Nothing is downloaded.
+Built once per test session (a few seconds on a CPU, ``session_tiny_llama``) and loaded by
+the policy tests through the same ``from_pretrained`` path a user's Llemma takes. Nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -50,3 +51,9 @@ def save_tiny_llama(directory: Path, seed: int = 0) -> Path:
         tokenizer.save_pretrained(directory)
         _BUILT[directory] = directory
     return _BUILT[directory]
+
+
+def session_tiny_llama(tmp_path_factory) -> Path:
+    """The test session's tiny Llama directory: built by the first module that asks, shared
+    by the rest (pass pytest's ``tmp_path_factory``). Tests must not write into it."""
+    return save_tiny_llama(tmp_path_factory.getbasetemp() / "tiny-llama")
