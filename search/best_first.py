@@ -13,9 +13,8 @@ scorer also sees the critic's value of each state.
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from search.expand import expand_node, merge_proposals
 from search.protocols import EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
@@ -66,9 +65,19 @@ def best_first_search(
         num_tactics = 0
 
         tree = SearchTree(theorem.name, initial.pp)
-        handles: dict[int, TacticState] = {ROOT: initial}
-        tie = itertools.count()  # equal priorities: first come, first served
-        queue: list[tuple[float, int, int]] = []
+        # The environment's handles of queued states, to run tactics on. Most queued states
+        # are never expanded, and a plain TacticState says nothing that its text (kept in
+        # the tree) does not: only other handles are kept, the rest rebuilt when needed.
+        handles: dict[int, TacticState] = {}
+
+        def keep_handles(states: Iterable[tuple[int, TacticState]]) -> None:
+            for n, handle in states:
+                if type(handle) is not TacticState or handle.message:
+                    handles[n] = handle
+
+        keep_handles([(ROOT, initial)])
+        queue: list[tuple[float, int]] = []  # (-priority, node): equal priorities, the state found first
+        heappush, heappop = heapq.heappush, heapq.heappop
 
         def enqueue(nodes: list[int]) -> float:
             """Score ``nodes`` (values first, in one batch) and queue them; the model time."""
@@ -88,7 +97,7 @@ def best_first_search(
                 priority = float(scorer(tree.view(n)))
                 if priority != attrs["priority"]:  # unchanged: its queue entry stands
                     attrs["priority"] = priority
-                    heapq.heappush(queue, (-priority, next(tie), n))
+                    heappush(queue, (-priority, n))
             return model_time
 
         policy_time += enqueue([ROOT])
@@ -103,19 +112,21 @@ def best_first_search(
             if clock() >= deadline:
                 stop_reason = StopReason.TIME_LIMIT
                 break
-            neg_priority, _, node = heapq.heappop(queue)
+            neg_priority, node = heappop(queue)
             attrs = tree.node(node)
             if attrs["expanded_order"] is not None or -neg_priority != attrs["priority"]:
                 continue  # expanded already, or a stale entry: the node was requeued
 
             t0 = clock()
-            proposals = merge_proposals(policy.propose([attrs["state"]], k)[0], k)
+            proposed = policy.propose([attrs["state"]], k)[0]
             policy_time += clock() - t0
+            proposals = merge_proposals(proposed, k)
 
-            expansion = expand_node(tree, node, handles[node], proposals, env, started=started, deadline=deadline)
+            handle = handles.pop(node, None) or TacticState(attrs["state"])  # expanded once: dropped
+            expansion = expand_node(tree, node, handle, proposals, env, started=started, deadline=deadline)
             num_tactics += expansion.num_tactics
             env_time += expansion.env_time_s
-            handles.update(expansion.children)
+            keep_handles(expansion.children)
             policy_time += enqueue([child for child, _ in expansion.children])
             if on_expansion is not None:
                 on_expansion(tree, node)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Callable
 
 from search.protocols import EnvError, EnvTimeoutError, LeanError, ProofEnv, Proposal, TacticState
@@ -25,13 +26,13 @@ def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:
     >>> merge_proposals([Proposal(" simp", -2.0), Proposal("simp", -0.5), Proposal("", 0.0)], 8)
     [Proposal(tactic='simp', logprob=-0.5)]
     """
-    best: dict[str, float] = {}
+    best: dict[str, Proposal] = {}
     for proposal in proposals:
         tactic = proposal.tactic.strip()
-        if tactic and (tactic not in best or proposal.logprob > best[tactic]):
-            best[tactic] = proposal.logprob
-    ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-    return [Proposal(tactic, logprob) for tactic, logprob in ranked]
+        if tactic and (tactic not in best or proposal.logprob > best[tactic].logprob):
+            # The policy's own object where the tactic needed no stripping: most do.
+            best[tactic] = proposal if tactic == proposal.tactic else Proposal(tactic, proposal.logprob)
+    return sorted(best.values(), key=attrgetter("logprob"), reverse=True)[:k]  # stable: ties keep their order
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,15 @@ def expand_node(
     env_time = 0.0
     out_of_time = False
     error = None
+    run_tactic, add_outcome = env.run_tactic, tree.add_outcome
     for proposal in proposals:
-        if clock() >= deadline:
+        t0 = clock()
+        if t0 >= deadline:
             out_of_time = True
             break
         timed_out = False
-        t0 = clock()
         try:
-            outcome = env.run_tactic(state, proposal.tactic)
+            outcome = run_tactic(state, proposal.tactic)
         except EnvTimeoutError as exc:
             outcome, timed_out = LeanError(f"timeout: {exc}"), True
         except EnvError as exc:
@@ -86,11 +88,10 @@ def expand_node(
             error = f"the environment crashed: {exc}"
             break
         now = clock()
-        elapsed = now - t0
-        env_time += elapsed
+        env_time += now - t0
         num_tactics += 1
-        target, worth_queueing = tree.add_outcome(
-            node, proposal.tactic, proposal.logprob, outcome, time_s=elapsed, t_s=now - started, timed_out=timed_out
+        target, worth_queueing = add_outcome(
+            node, proposal.tactic, proposal.logprob, outcome, now - t0, now - started, timed_out
         )
         if worth_queueing:
             children[target] = outcome  # type: ignore[assignment]  # a TacticState: it made a state

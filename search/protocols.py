@@ -8,8 +8,10 @@ Infrastructure failures (a crashed or hung Lean) are exceptions, not outcomes:
 ``EnvCrashError`` and ``EnvTimeoutError``. A tactic that Lean rejects is an outcome.
 
 An environment's own handle for a state (LeanDojo's ``TacticState.id``, a REPL's proof
-state number) stays inside the environment: the engine knows a state by its text, and
-hands back to ``run_tactic`` a ``TacticState`` object that the environment returned for it.
+state number) stays inside the environment: the engine knows a state by its text. It
+hands back to ``run_tactic`` the ``TacticState`` that the environment returned for the
+state, or, where that was a plain ``TacticState`` with no message, an equal one. An
+environment that needs more than the text subclasses ``TacticState``.
 """
 
 from __future__ import annotations

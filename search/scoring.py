@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per queued state: slots make it small and quick to build
 class NodeView:
     """What a scorer may know of an open state."""
 

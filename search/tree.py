@@ -52,6 +52,12 @@ class EdgeOutcome(str, Enum):
     TIMEOUT = "timeout"  # ran past the per-tactic time limit
 
 
+# The per-tactic paths read members through these names: reading one through its Enum
+# class costs a metaclass lookup each time, as much as the rest of such a line.
+_OPEN, _PROVED, _FAILED = Status.OPEN, Status.PROVED, Status.FAILED
+_TO_STATE, _TO_ERROR = EdgeOutcome.STATE, EdgeOutcome.ERROR
+
+
 class NodeData(TypedDict):
     """The attributes of a goal-state node."""
 
@@ -88,6 +94,43 @@ class EdgeData(TypedDict):
     step: int  # the expansion it belongs to (``expanded_order`` of its source)
 
 
+# A tree of 100,000 states is mostly its node and edge attribute dicts. Built as the
+# ``__dict__`` of an instance, such a dict shares its key table with every other instance
+# of the class (PEP 412) and holds only its values: 184 bytes instead of 472 for a node,
+# 144 instead of 280 for an edge. Less memory to allocate, touch and garbage-collect is
+# what keeps the engine's time per tactic from growing with the tree
+# (``benchmarks/engine_overhead.py``). The dicts are ordinary dicts in every other way.
+
+
+class _NodeAttributes:
+    """Makes a state node's attribute dict: ``_NodeAttributes(...).__dict__`` (see NodeData)."""
+
+    def __init__(self, state: str, depth: int, cumulative_logprob: float, t_s: float):
+        self.state = state
+        self.status = _OPEN
+        self.depth = depth
+        self.cumulative_logprob = cumulative_logprob
+        self.distance = None
+        self.expanded_order = None
+        self.partial = False
+        self.t_created_s = t_s
+        self.t_expanded_s = None
+        self.priority = None
+        self.value = None
+
+
+class _EdgeAttributes:
+    """Makes a tactic edge's attribute dict: ``_EdgeAttributes(...).__dict__`` (see EdgeData)."""
+
+    def __init__(self, tactic: str, logprob: float, outcome: EdgeOutcome, error: str, time_s: float, step: int):
+        self.tactic = tactic
+        self.logprob = logprob
+        self.outcome = outcome
+        self.error = error
+        self.time_s = time_s
+        self.step = step
+
+
 class TreeFormatError(ValueError):
     """A saved tree file that cannot be read back."""
 
@@ -104,12 +147,28 @@ class SearchTree:
     """
 
     def __init__(self, theorem: str, root_state: str):
-        self.graph = nx.MultiDiGraph(theorem=theorem, format_version=FORMAT_VERSION)
         self._node_by_state: dict[str, int] = {}
         self._num_expanded = 0
+        self._use(nx.MultiDiGraph(theorem=theorem, format_version=FORMAT_VERSION))
         self.graph.add_node(QED, state="no goals", status=Status.PROVED, distance=0, sink=True)
         self.graph.add_node(DEAD, state="failed tactics", status=Status.FAILED, distance=None, sink=True)
         self._add_state(root_state, depth=0, cumulative_logprob=0.0, t_s=0.0)
+
+    def _use(self, graph: nx.MultiDiGraph) -> None:
+        """Hold ``graph`` and its inner dicts.
+
+        The hot path (one call per tactic) reads and writes networkx's documented
+        dict-of-dicts layout directly, as its own ``add_node``/``add_edge`` do: ``_node``
+        (node -> attributes), ``_succ``/``_pred`` (node -> neighbour -> tactic -> edge
+        attributes, the innermost dicts shared by both). Going through ``add_edge`` and
+        the graph's views cost more than everything else the engine does per tactic.
+        Backend caching is off for this graph, since these writes do not clear the cache.
+        """
+        graph.__networkx_cache__ = None
+        self.graph = graph
+        self._nodes: dict[int, dict] = graph._node
+        self._succ: dict[int, dict[int, dict[str, dict]]] = graph._succ
+        self._pred: dict[int, dict[int, dict[str, dict]]] = graph._pred
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -128,25 +187,25 @@ class SearchTree:
 
     def node(self, node: int) -> NodeData:
         """The node's attributes, live: the search writes ``priority`` and ``value`` here."""
-        return self.graph.nodes[node]
+        return self._nodes[node]  # type: ignore[return-value]
 
     def view(self, node: int) -> NodeView:
         """What a ``Scorer`` sees of ``node``."""
-        attrs = self.graph.nodes[node]
+        attrs = self._nodes[node]
         return NodeView(attrs["cumulative_logprob"], attrs["depth"], attrs["value"])
 
     def status(self, node: int = ROOT) -> Status:
-        return self.graph.nodes[node]["status"]
+        return self._nodes[node]["status"]
 
     def state(self, node: int) -> str:
-        return self.graph.nodes[node]["state"]
+        return self._nodes[node]["state"]
 
     def node_of(self, state: str) -> int | None:
         return self._node_by_state.get(state)
 
     def tactic_edges(self, node: int) -> Iterator[tuple[int, str, EdgeData]]:
         """(target, tactic, edge attributes) for every tactic tried at ``node``."""
-        for target, by_tactic in self.graph.succ[node].items():
+        for target, by_tactic in self._succ[node].items():
             for tactic, attrs in by_tactic.items():
                 yield target, tactic, attrs
 
@@ -155,20 +214,9 @@ class SearchTree:
     def _add_state(self, state: str, depth: int, cumulative_logprob: float, t_s: float) -> int:
         node = len(self._node_by_state)
         self._node_by_state[state] = node
-        self.graph.add_node(
-            node,
-            state=state,
-            status=Status.OPEN,
-            depth=depth,
-            cumulative_logprob=cumulative_logprob,
-            distance=None,  # tactics to a proof, once PROVED
-            expanded_order=None,  # position in the search order, once expanded
-            partial=False,  # expansion cut short by the budget
-            t_created_s=t_s,
-            t_expanded_s=None,
-            priority=None,
-            value=None,
-        )
+        self._succ[node] = {}
+        self._pred[node] = {}
+        self._nodes[node] = _NodeAttributes(state, depth, cumulative_logprob, t_s).__dict__
         return node
 
     def add_outcome(
@@ -187,56 +235,56 @@ class SearchTree:
         unexpanded state whose best score this edge created or improved, so the search
         should (re)queue it.
         """
-        attrs = self.graph.nodes[source]
         error = ""
         worth_queueing = False
         if isinstance(outcome, TacticState):
             target = self._node_by_state.get(outcome.pp)
+            attrs = self._nodes[source]
             cumulative = attrs["cumulative_logprob"] + logprob
             if target is None:
                 target = self._add_state(outcome.pp, attrs["depth"] + 1, cumulative, t_s)
-                kind = EdgeOutcome.STATE
+                kind = _TO_STATE
                 worth_queueing = True
-            elif target == source or self._is_ancestor(target, source):
+            elif self._reaches(target, source):
                 kind, error, target = EdgeOutcome.CYCLE, "returns to an earlier state", DEAD
             else:
-                kind = EdgeOutcome.STATE
-                known = self.graph.nodes[target]
+                kind = _TO_STATE
+                known = self._nodes[target]
                 if known["expanded_order"] is None and cumulative > known["cumulative_logprob"]:
                     known["cumulative_logprob"] = cumulative
                     known["depth"] = attrs["depth"] + 1
                     worth_queueing = True
+        elif isinstance(outcome, LeanError):
+            kind = EdgeOutcome.TIMEOUT if timed_out else _TO_ERROR
+            error, target = outcome.error, DEAD
         elif isinstance(outcome, ProofFinished):
             kind, target = EdgeOutcome.PROVED, QED
         elif isinstance(outcome, ProofGivenUp):
             kind, error, target = EdgeOutcome.GIVEN_UP, "the proof was given up (sorry)", DEAD
-        elif isinstance(outcome, LeanError):
-            kind = EdgeOutcome.TIMEOUT if timed_out else EdgeOutcome.ERROR
-            error, target = outcome.error, DEAD
         else:
             raise TypeError(f"not an outcome: {outcome!r}")
-        self.graph.add_edge(
-            source,
-            target,
-            key=tactic,
-            tactic=tactic,
-            logprob=logprob,
-            outcome=kind,
-            error=error,
-            time_s=time_s,
-            step=self._num_expanded,
-        )
+        # What ``graph.add_edge(source, target, key=tactic, **data)`` does, without its overhead.
+        by_target = self._succ[source]
+        by_tactic = by_target.get(target)
+        if by_tactic is None:
+            by_tactic = by_target[target] = self._pred[target][source] = {}
+        by_tactic[tactic] = _EdgeAttributes(tactic, logprob, kind, error, time_s, self._num_expanded).__dict__
         return target, worth_queueing
 
-    def _is_ancestor(self, candidate: int, node: int) -> bool:
-        """Whether ``candidate`` reaches ``node`` (so an edge node->candidate makes a cycle)."""
-        # Walk up from ``node``: ancestors are few compared with descendants.
-        seen = {node}
-        stack = [node]
-        pred = self.graph.pred
+    def _reaches(self, start: int, goal: int) -> bool:
+        """Whether a path leads from ``start`` to ``goal`` (so an edge goal->start closes a cycle)."""
+        if start == goal:
+            return True
+        if not self._succ[start]:
+            return False  # unexpanded: the common case, and nothing leads on from it
+        # Walk up from ``goal``: in best-first search its ancestors are few compared
+        # with ``start``'s descendants.
+        pred = self._pred
+        seen = {goal}
+        stack = [goal]
         while stack:
             for parent in pred[stack.pop()]:
-                if parent == candidate:
+                if parent == start:
                     return True
                 if parent not in seen:
                     seen.add(parent)
@@ -245,7 +293,7 @@ class SearchTree:
 
     def mark_expanded(self, node: int, t_s: float = 0.0, partial: bool = False) -> None:
         """Close ``node``'s expansion and update its status and its ancestors'."""
-        attrs = self.graph.nodes[node]
+        attrs = self._nodes[node]
         if attrs["expanded_order"] is None:
             attrs["expanded_order"] = self._num_expanded
             attrs["t_expanded_s"] = t_s
@@ -254,27 +302,29 @@ class SearchTree:
         self._refresh(node)
 
     def _derive(self, node: int) -> tuple[Status, int | None]:
-        nodes = self.graph.nodes
+        nodes = self._nodes
         best_distance = None
         all_failed = True
-        for target in self.graph.succ[node]:
+        for target in self._succ[node]:
+            if target == DEAD:
+                continue  # failed: changes neither the proof nor "all failed"
             child = nodes[target]
             status = child["status"]
-            if status is Status.PROVED:
+            if status is _PROVED:
                 distance = child["distance"] + 1
                 if best_distance is None or distance < best_distance:
                     best_distance = distance
-            elif status is Status.OPEN:
+            elif status is _OPEN:
                 all_failed = False
         if best_distance is not None:
-            return Status.PROVED, best_distance
+            return _PROVED, best_distance
         attrs = nodes[node]
         if all_failed and attrs["expanded_order"] is not None and not attrs["partial"]:
-            return Status.FAILED, None
-        return Status.OPEN, None
+            return _FAILED, None
+        return _OPEN, None
 
     def _refresh(self, node: int) -> None:
-        nodes = self.graph.nodes
+        nodes = self._nodes
         pending = [node]
         while pending:
             current = pending.pop()
@@ -284,7 +334,7 @@ class SearchTree:
                 continue
             attrs["status"] = status
             attrs["distance"] = distance
-            pending.extend(self.graph.pred[current])
+            pending.extend(self._pred[current])
 
     # ---- proofs --------------------------------------------------------------------------
 
@@ -352,6 +402,8 @@ class SearchTree:
             assert source not in SINKS, "a sink has an outgoing edge"
             assert attrs.keys() == EdgeData.__annotations__.keys(), f"edge {source}->{target} has {sorted(attrs)}"
             assert attrs["tactic"] == tactic
+            assert g.pred[target][source][tactic] is attrs, f"edge {source}->{target} is missing from pred"
+        assert sum(len(keys) for p in g.pred.values() for keys in p.values()) == g.number_of_edges()
 
     # ---- saving --------------------------------------------------------------------------
 
@@ -374,7 +426,7 @@ class SearchTree:
                     attrs.setdefault("value", None)
             for *_, attrs in graph.edges(keys=True, data=True):
                 attrs["outcome"] = EdgeOutcome(attrs["outcome"])
-            tree.graph = graph
+            tree._use(graph)
             tree._node_by_state = {
                 attrs["state"]: node for node, attrs in graph.nodes(data=True) if node not in SINKS
             }

@@ -296,3 +296,26 @@ def test_the_engine_imports_no_application_lean_torch_or_ray():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_env_gets_back_its_own_handle_where_it_carries_more_than_the_text():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class LeanState(TacticState):
+        session_id: int = 0
+
+    class HandleEnv(GraphEnv):
+        def run_tactic(self, state, tactic):
+            self.handles.append(state)
+            return super().run_tactic(state, tactic)
+
+    rich, noted = LeanState("B", session_id=7), TacticState("C", message="unused variable")
+    table = {"A": {"b": rich, "c": noted, "d": TacticState("D")}, "B": {}, "C": {}, "D": {}}
+    env = HandleEnv("A", table)
+    env.handles = []
+    policy = TablePolicy({"A": [("b", -0.1), ("c", -0.2), ("d", -0.3)]}, default=[("x", -0.1)])
+    best_first_search(T, policy, env, SearchLimits(max_expansions=4), on_expansion=check_every_step)
+    given = {state.pp: state for state in env.handles}
+    assert given["B"] is rich and given["C"] is noted
+    assert given["D"] == TacticState("D")  # a plain state: an equal one, rebuilt from the tree
