@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from prover.config import (
     load_config_file,
     resume_conflicts,
 )
-from prover.envs.lean import DEFAULT_LEAN_PROJECT
+from prover.envs.lean import DEFAULT_LEAN_PROJECT, MINIF2F_COMMIT, MINIF2F_URL
 from prover.errors import ProverError
 from prover.registry import backend
 
@@ -217,6 +218,12 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
 
     config = build_run_config(options)
     if statement is not None:
+        if config.env.name == "dojo":
+            raise ProverError("--env dojo proves theorems of a repository traced by `prover setup-lean`, not typed-in "
+                              "statements; use --env repl for --statement")
+        if config.env.name in ("synthetic", "replay"):
+            raise ProverError(f"a typed-in statement needs Lean; the {config.env.name} environment has only its "
+                              "own theorems: use --env repl")
         target = parse_statement(statement)
         if theorem and theorem != target.name:
             raise ProverError(f"THEOREM '{theorem}' is not the name in --statement ('{target.name}'); give one of them")
@@ -224,8 +231,10 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
         target = find_theorem(theorem, config.theorems, config.env)
     else:
         raise ProverError('name a THEOREM, or type one in with --statement "theorem foo ... :="')
+    _check_environment(config, [target])
     policy = make_policy(config.policy)
-    result = search_theorem(target, policy, config)
+    with SearchProgress(config.limits.max_expansions, sys.stderr.isatty()) as progress:
+        result = search_theorem(target, policy, config, on_expansion=progress.on_expansion)
     record = make_record(target, result)
     path = Path(tree_out) if tree_out else Path("runs") / "attack" / tree_filename(target.name)
     if result.tree is not None:
@@ -249,6 +258,44 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
         click.echo(f"tree saved to {path}")
     if not result.proved:
         sys.exit(EXIT_NOT_PROVED)
+
+
+class SearchProgress:
+    """Live figures of one search: expansions, states, best open score, elapsed time — a
+    status line on a terminal (at most 10 updates a second), else a line every 30 s."""
+
+    def __init__(self, max_expansions: int, on_terminal: bool, heartbeat_s: float = 30.0):
+        self.max_expansions, self.on_terminal, self.heartbeat_s = max_expansions, on_terminal, heartbeat_s
+        self.started = self.last = time.monotonic()
+        self.status = None
+
+    def __enter__(self) -> "SearchProgress":
+        if self.on_terminal:
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status("starting the environment…")
+            self.status.__enter__()
+        return self
+
+    def on_expansion(self, tree, node) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.1 if self.on_terminal else self.heartbeat_s):
+            return
+        self.last = now
+        open_scores = [a["priority"] for n, a in tree.graph.nodes(data=True)
+                       if n >= 0 and a.get("expanded_order") is None and a.get("priority") is not None
+                       and a["status"].value == "open"]
+        best = f"{max(open_scores):.3g}" if open_scores else "-"
+        text = (f"{tree.num_expanded}/{self.max_expansions} expansions, {_plural(tree.num_states, 'state')}, "
+                f"best open score {best}, {_duration(now - self.started)}")
+        if self.status is not None:
+            self.status.update(text)
+        else:
+            click.echo(f"[{_duration(now - self.started)}] {text}", err=True)
+
+    def __exit__(self, *exc_info) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc_info)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -276,23 +323,42 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
         run = RunDir.open(resume)
         config = _resumed_config(run, options)
         theorems = load_theorems(config.theorems, config.env)
+        _check_environment(config, theorems)
     else:
         config = build_run_config(options)
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
+        _check_environment(config, theorems)
         name = benchmark_of(config.theorems, config.env)
         run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config)
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
     try:
         summary = _prove(theorems, config, run, progress)
     except KeyboardInterrupt:
+        if not resume and run.discard_if_empty():
+            click.echo("\ninterrupted before any theorem finished; nothing was kept", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         done = len(run.finished())
         click.echo(f"\ninterrupted: {done} of {len(theorems)} theorems are saved in {run.path}; "
                    f"continue with: prover prove-split --resume {run.path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BaseException:
+        if not resume:
+            run.discard_if_empty()  # a run that could not start leaves nothing behind
+        raise
     click.echo(
         f"proved {summary.num_proved} of {summary.num_theorems} "
         f"(pass rate {summary.pass_rate:.1%}); results in {run.results_path}"
     )
+
+
+def _check_environment(config: RunConfig, theorems) -> None:
+    """What must hold before any search starts: for --env dojo, LeanDojo has traced every
+    theorem's repository (``prover setup-lean``); tracing inside a search would spend its
+    budget, and inside Ray it fails."""
+    if config.env.name == "dojo":
+        from prover.envs.dojo import require_traced
+
+        require_traced(theorems)
 
 
 def _resumed_config(run, options: dict) -> RunConfig:
@@ -321,70 +387,175 @@ def _prove(theorems, config: RunConfig, run, show_progress: bool):
 
     if config.distributed.num_workers == 0:  # in-process: one search at a time, easy to debug
         executor = InProcessExecutor(config)
+        starting = "loading the policy"
     else:
         from prover.distributed import RayExecutor
 
         executor = RayExecutor(config)
-    finished = run.finished()
+        starting = "starting Ray, its search workers and the policy server"
     names = {t.name for t in theorems}
-    with progress_bar(len(names), len(finished & names), show_progress) as on_result:
-        return prove_set(theorems, run, executor, on_result=on_result)
+    done = len(run.finished() & names)
+    mode = ("bar" if sys.stderr.isatty() else "log") if show_progress else "off"
+    uses_ray = config.distributed.num_workers != 0
+    with ray_logs_to(run.path / "ray.log", uses_ray), RunProgress(len(names), done, mode, starting) as progress:
+
+        def started() -> None:
+            signal.signal(signal.SIGTERM, _interrupt)  # Ray's start-up put in its own handler
+            progress.on_started()
+
+        return prove_set(theorems, run, executor, on_result=progress.on_result, on_started=started)
 
 
-class progress_bar:
-    """A progress bar with ETA and the running pass rate; an ``on_result`` callback."""
+class ray_logs_to:
+    """Send Ray's driver-side log messages (its start-up warnings) to a file, not the terminal."""
 
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done, self.enabled = total, done, enabled
-        self.progress = None
+    def __init__(self, path: Path, uses_ray: bool):
+        self.path = path
+        self.uses_ray = uses_ray
 
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __enter__(self) -> None:
+        import logging
 
-        self.progress = Progress(TextColumn("[bold]proving"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("pass {task.fields[rate]}"), TimeRemainingColumn())
-        self.progress.__enter__()
-        self.task = self.progress.add_task("prove", total=self.total, completed=self.done, rate="-")
-        return self.advance
+        if self.uses_ray:
+            import ray  # noqa: F401  (importing Ray sets up its loggers; they are replaced below)
 
-    def advance(self, record, summary) -> None:
-        self.progress.update(self.task, completed=summary.num_finished,
-                             rate=f"{summary.num_proved}/{summary.num_finished}")
+        self.logger = logging.getLogger("ray")
+        self.saved = (self.logger.handlers[:], self.logger.propagate)
+        self.handler = logging.FileHandler(self.path, delay=True, encoding="utf-8")
+        self.logger.handlers = [self.handler]
+        self.logger.propagate = False
 
     def __exit__(self, *exc_info) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc_info)
+        self.logger.handlers, self.logger.propagate = self.saved
+        self.handler.close()
+
+
+class RunProgress:
+    """Progress of a batch run: a live bar on a terminal; elsewhere (a log file, SLURM, CI)
+    a line at each finished theorem (at most one per ``min_gap_s``) and at least one every
+    ``heartbeat_s``, with the same figures: finished, proved, pass rate, ETA."""
+
+    def __init__(self, total: int, done: int, mode: str, starting: str,
+                 heartbeat_s: float = 30.0, min_gap_s: float = 2.0):
+        self.total, self.done_before, self.mode, self.starting = total, done, mode, starting
+        self.heartbeat_s, self.min_gap_s = heartbeat_s, min_gap_s
+        self.finished, self.proved = done, 0
+        self.started = time.monotonic()
+        self.first_result: float | None = None
+        self.last_line = 0.0
+        self.bar = None
+        self._stop = None
+
+    def __enter__(self) -> "RunProgress":
+        if self.mode == "bar":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("pass {task.fields[rate]}"), TimeRemainingColumn())
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.starting + "…", total=self.total, completed=self.finished, rate="-")
+        elif self.mode == "log":
+            import threading
+
+            self._line(f"{self.starting}; {self.total} theorems, {self.done_before} already finished")
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._heartbeat, daemon=True)
+            self._thread.start()
+        return self
+
+    def on_started(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description="proving")
+        elif self.mode == "log":
+            self._line("started; proving")
+
+    def on_result(self, record, summary) -> None:
+        self.finished, self.proved = summary.num_finished, summary.num_proved
+        if self.first_result is None:
+            self.first_result = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.finished, rate=f"{self.proved}/{self.finished}")
+        elif self.mode == "log" and (time.monotonic() - self.last_line >= self.min_gap_s
+                                     or self.finished == self.total):
+            self._status(f"{record.theorem}: {record.status.value}")
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s / 4):
+            if time.monotonic() - self.last_line >= self.heartbeat_s:
+                self._status("still running")
+
+    def _status(self, event: str) -> None:
+        rate = f"{self.proved / self.total:.1%}" if self.total else "-"
+        line = f"{self.finished}/{self.total} finished, {self.proved} proved (pass rate {rate})"
+        new = self.finished - self.done_before
+        if new and self.first_result is not None and self.finished < self.total:
+            elapsed = time.monotonic() - self.started
+            line += f", ETA {_duration(elapsed / new * (self.total - self.finished))}"
+        self._line(f"{line}; {event}")
+
+    def _line(self, text: str) -> None:
+        self.last_line = time.monotonic()
+        click.echo(f"[{_duration(self.last_line - self.started)}] {text}", err=True)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self.bar is not None:
+            self.bar.__exit__(*exc_info)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 @cli.command()
-@click.argument("tree_file", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path(), metavar="TREE_FILE|RUN_DIR")
 @click.option("--format", "output_format", type=click.Choice(["html", "text", "svg", "png", "graphml"]),
               default="html", show_default=True,
               help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
-                   "graphml: for other graph tools.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Where to write [default: TREE_FILE with the format's suffix; text is printed].")
+                   "graphml: for other graph tools. A RUN_DIR gets HTML only.")
+@click.option("--output", "-o", type=click.Path(), default=None,
+              help="Where to write [default: TREE_FILE with the format's suffix; RUN_DIR/viz/ for a run; "
+                   "text is printed].")
+@click.option("--open", "open_page", is_flag=True, help="Open what was written in a web browser.")
 @click.option("--max-nodes", type=click.IntRange(min=1), default=200, show_default=True,
-              help="svg/png: most states drawn (the proof path and the first expanded).")
+              help="svg/png: most states drawn (the proof path, or the frontier and deepest states, "
+                   "and the first expanded).")
 @click.option("--show-failed", is_flag=True, help="text: list every failed tactic instead of counting them.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True, help="text: most lines.")
-def viz(tree_file: str, output_format: str, output: str | None, max_nodes: int, show_failed: bool,
+def viz(target: str, output_format: str, output: str | None, open_page: bool, max_nodes: int, show_failed: bool,
         max_lines: int) -> None:
-    """Show a saved search tree: an HTML page (default), text, an SVG/PNG picture or GraphML."""
+    """Show a saved search tree (an HTML page, text, an SVG/PNG picture or GraphML), or a whole
+    run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree."""
     from search import SearchTree, TreeFormatError
 
     from prover.viz import render_html, render_text, write_graphml
 
+    if Path(target).is_dir():
+        if output_format != "html":
+            raise ProverError(f"a run directory gets HTML pages, not {output_format}; give one tree file "
+                              f"(e.g. {Path(target) / 'trees'}/NAME.json.gz) for --format {output_format}")
+        from prover.report import load_run, write_run_browser
+
+        run = load_run(target)
+        index, rendered = write_run_browser(run, output)
+        click.echo(f"wrote {index} ({len(run.records)} theorems; {rendered} tree pages rendered, "
+                   "unchanged ones kept)")
+        _show_link(index, open_page)
+        return
     try:
-        tree = SearchTree.load(tree_file)
+        tree = SearchTree.load(target)
     except TreeFormatError as exc:
         raise ProverError(str(exc)) from None
     if output_format == "text" and output is None:
         click.echo(render_text(tree, show_failed=show_failed, max_lines=max_lines))
         return
-    path = Path(output) if output else Path(tree_file).with_suffix("." + output_format)
+    path = Path(output) if output else _beside(Path(target), output_format)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if output_format == "text":
@@ -400,45 +571,103 @@ def viz(tree_file: str, output_format: str, output: str | None, max_nodes: int, 
     except OSError as exc:
         raise ProverError(f"cannot write {path}: {exc.strerror or exc}") from None
     click.echo(f"wrote {path}")
+    _show_link(path, open_page)
+
+
+def _beside(tree_file: Path, suffix: str) -> Path:
+    """``trees/a.json.gz`` -> ``trees/a.<suffix>``."""
+    name = tree_file.name
+    for known in (".json.gz", ".json"):
+        if name.endswith(known):
+            return tree_file.with_name(name[: -len(known)] + "." + suffix)
+    return tree_file.with_suffix("." + suffix)
+
+
+def _show_link(path: Path, open_page: bool) -> None:
+    uri = path.resolve().as_uri()
+    click.echo(uri)
+    if open_page:
+        import webbrowser
+
+        if not webbrowser.open(uri):
+            click.echo("no web browser could be started here; open the link above", err=True)
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.argument("other_run_dir", type=click.Path(file_okay=False), required=False)
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="RUN_DIR...")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
-              help="Directory for report.md, report.json and the plots [default: RUN_DIR/report].")
-def report(run_dir: str, other_run_dir: str | None, output: str | None) -> None:
-    """Summarise a run directory, or compare it with OTHER_RUN_DIR: pass rate, counts, costs, plots."""
+              help="Directory for report.md, report.json and the plots [default: the first RUN_DIR/report].")
+def report(run_dirs: tuple[str, ...], output: str | None) -> None:
+    """Summarise one run directory or compare several: the settings that differ, pass rates with
+    95% intervals, outcome counts, costs, plots, and every theorem linked to its tree."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from prover.report import comparison_lines, load_run, stats_of, table_rows, write_report
+    from prover.report import comparison_lines, load_run, outcome_rows, stats_of, table_rows, write_report
 
-    runs = [load_run(run_dir)] + ([load_run(other_run_dir)] if other_run_dir else [])
-    out_dir = Path(output) if output else Path(run_dir) / "report"
+    runs = [load_run(run_dir) for run_dir in run_dirs]
+    out_dir = Path(output) if output else Path(run_dirs[0]) / "report"
     written = write_report(runs, out_dir)
-    table = Table(title="Run report")
-    table.add_column("")
-    for entry in written["runs"]:
-        table.add_column(entry["label"], justify="right")
-    for label, cells in table_rows(stats_of(written)):
-        table.add_row(label, *cells, style="bold" if label == "pass rate" else None)
+    labels = [entry["label"] for entry in written["runs"]]
     console = Console()
-    console.print(table)
+
+    def show(title: str, rows, bold: str | None = None) -> None:
+        table = Table(title=escape(title))
+        table.add_column("")
+        for label in labels:
+            table.add_column(escape(label), justify="right")
+        for label, cells in rows:  # values are data (settings hold lists in brackets), not markup
+            table.add_row(escape(label), *map(escape, cells), style="bold" if label == bold else None)
+        console.print(table)
+
+    settings = [(entry["setting"], entry["values"]) for entry in written["settings"]]
+    if len(runs) > 1 and settings:
+        show(f"Settings that differ ({written['settings_same']} others the same)", settings)
+    elif len(runs) > 1:
+        console.print(f"All {written['settings_same']} settings are the same in every run.", highlight=False)
+    show("Run report", table_rows(stats_of(written)), bold="pass rate (95% interval)")
+    show("Outcomes", outcome_rows(stats_of(written)))
     for line in comparison_lines(written):
         console.print(line, highlight=False, markup=False)
-    click.echo(f"report written to {out_dir / 'report.md'} (with report.json and plots)")
+    click.echo(f"report written to {out_dir / 'report.md'} (with report.json and {len(written['plots'])} plots)")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+def repair(run_dir: str) -> None:
+    """Keep every readable result of RUN_DIR and move damaged lines to results.bad.jsonl."""
+    from prover.runs import repair_results
+
+    kept, moved, where = repair_results(run_dir)
+    if not moved:
+        click.echo(f"{run_dir}: all {kept} results are readable; nothing to repair")
+        return
+    click.echo(f"{run_dir}: kept {kept} results, moved {moved} damaged line{'s' * (moved > 1)} to {where}; "
+               f"continue with: prover prove-split --resume {run_dir}")
 
 
 @cli.command("setup-lean")
 @click.option("--lean-project", type=click.Path(file_okay=False), default=DEFAULT_LEAN_PROJECT,
               help="The Lake project to set up [default: the repository's lean_project/].")
 @click.option("--skip-repl", is_flag=True, help="Do not fetch and build the Lean REPL (needed only by --env repl).")
-def setup_lean(lean_project: str, skip_repl: bool) -> None:
-    """Get Mathlib's cache and build lean_project/ (runs `lake exe cache get`, `lake build`); needs elan."""
+@click.option("--skip-trace", is_flag=True, help="Do not trace miniF2F with LeanDojo (needed only by --env dojo).")
+@click.option("--minif2f-url", envvar="PROVER_MINIF2F_URL", default=MINIF2F_URL, show_default=True,
+              help="Where to clone miniF2F from (a mirror, or a local git repository) [env: PROVER_MINIF2F_URL].")
+@click.option("--minif2f-commit", envvar="PROVER_MINIF2F_COMMIT", default=MINIF2F_COMMIT, show_default=True,
+              help="The miniF2F commit to check out [env: PROVER_MINIF2F_COMMIT].")
+def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url: str, minif2f_commit: str) -> None:
+    """Make Lean ready: Mathlib's cache and the project build (`lake exe cache get`, `lake build`), the Lean
+    REPL, a miniF2F checkout in the project, and LeanDojo's trace of it (tens of minutes); needs elan."""
     from prover.envs.lean import prepare_repl, setup_lean_project
 
-    setup_lean_project(lean_project, repl=None if skip_repl else prepare_repl, echo=click.echo)
+    trace = None
+    if not skip_trace:
+        from prover.envs import dojo
+
+        trace = lambda checkout: dojo.trace_checkout(checkout, echo=click.echo)  # noqa: E731
+    setup_lean_project(lean_project, repl=None if skip_repl else prepare_repl, echo=click.echo,
+                       minif2f_url=minif2f_url, minif2f_commit=minif2f_commit, trace=trace)
 
 
 @cli.command("train-policy")
@@ -463,10 +692,16 @@ def train_policy(out: str, traces: str | None, steps: int, seed: int, prompt: st
     click.echo(f"use it with: prover attack THEOREM --env replay --policy hf --model {model_dir}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (kill, SLURM's time limit) stops like Ctrl-C: results kept
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns errors into one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if argv is None:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=args, prog_name="prover", standalone_mode=False)
     except click.exceptions.Abort:

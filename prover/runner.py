@@ -36,20 +36,29 @@ from prover.policies import make_policy
 from prover.runs import RunDir, Summary
 
 
-def search_theorem(theorem: Theorem, policy: TacticPolicy, config: RunConfig) -> SearchResult:
+def search_theorem(
+    theorem: Theorem, policy: TacticPolicy, config: RunConfig, on_expansion: Callable | None = None
+) -> SearchResult:
     """One search with a fresh environment; any failure of one theorem becomes an ERROR result.
 
     A ProverError (a bad setting, a missing dependency, a lost policy server) is the same
-    for every theorem, so it is raised and ends the run.
+    for every theorem, so it is raised and ends the run. ``on_expansion(tree, node)`` is
+    called after each expansion (live progress).
     """
     env = make_env(config.env, config.safety)
     search = get_algorithm(config.search.algorithm)
     try:
-        return search(theorem, policy, env, config.limits, get_scorer(config.search.scorer))
+        return search(theorem, policy, env, config.limits, get_scorer(config.search.scorer),
+                      on_expansion=on_expansion)
     except ProverError:
         raise
     except Exception as exc:  # a crashing policy or environment must not end the batch
         return SearchResult.failure(theorem.name, StopReason.EXCEPTION, f"{type(exc).__name__}: {exc}")
+
+
+class RunStopped(ProverError):
+    """The run cannot go on (the machines it needs are gone, not one theorem failing); what
+    is finished is kept, and ``prove_set`` says how to resume."""
 
 
 class Executor(Protocol):
@@ -90,13 +99,15 @@ def prove_set(
     run: RunDir,
     executor: Executor,
     on_result: ResultCallback | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> Summary:
     """Prove every unfinished theorem of the set into ``run``; returns the summary.
 
     Each result is saved (tree, then an fsync'd line) as it arrives, so a killed driver
     keeps every finished theorem and a rerun redoes none of them. A theorem named twice
     runs once, and a result for a theorem already recorded is never recorded again.
-    ``on_result(record, summary)`` is called after each save (progress display).
+    ``on_result(record, summary)`` is called after each save, and ``on_started()`` once
+    the executor is up (progress display: starting Ray takes seconds).
     """
     names = [t.name for t in theorems]
     summary = run.begin(names)
@@ -104,7 +115,9 @@ def prove_set(
     todo = list({t.name: t for t in theorems if t.name not in finished}.values())
     if todo:
         with executor:
-            for theorem, result in executor.prove(todo):
+            if on_started is not None:
+                on_started()
+            for theorem, result in _resume_hint_on_stop(executor.prove(todo), run):
                 if theorem.name in finished:
                     continue
                 finished.add(theorem.name)
@@ -112,5 +125,17 @@ def prove_set(
                 run.write_summary()
                 if on_result is not None:
                     on_result(record, summary)
-    run.write_summary()
+    run.write_summary(final=True)
     return summary
+
+
+def _resume_hint_on_stop(results: Iterator, run: RunDir) -> Iterator:
+    """``results``, with a RunStopped completed by what is saved and the command that resumes."""
+    try:
+        yield from results
+    except RunStopped as exc:
+        done = len(run.finished())
+        raise RunStopped(
+            f"{exc}; the run stopped with {done} finished theorem{'s' * (done != 1)} saved, "
+            f"continue it with: prover prove-split --resume {run.path}"
+        ) from None

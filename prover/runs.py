@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +26,7 @@ from search import RecordFormatError, ResultRecord, SearchResult, SearchStatus, 
 
 from prover.config import ConfigError, RunConfig
 from prover.errors import ProverError
+from prover.provenance import now, provenance
 
 
 def tree_filename(theorem: str) -> str:
@@ -108,6 +110,7 @@ class RunDir:
         self.trees_dir = self.path / "trees"
         self._records: dict[str, ResultRecord] | None = None
         self.summary = Summary(())
+        self._session: dict = {}
 
     @classmethod
     def create(cls, path: str | Path, config: RunConfig) -> "RunDir":
@@ -123,7 +126,7 @@ class RunDir:
             run.trees_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ProverError(f"cannot create the run directory {run.path}: {exc.strerror or exc}") from None
-        run.write_config(config)
+        run.write_config(config, provenance(config))
         run.results_path.touch()
         run._records = {}
         return run
@@ -137,6 +140,23 @@ class RunDir:
         run.results_path.touch()
         return run
 
+    def discard_if_empty(self) -> bool:
+        """Remove what ``create`` wrote when no theorem has finished (a run that could not
+        start, or was stopped at once); True if it did. A run with results is kept."""
+        try:
+            if self.results_path.exists() and self.results_path.stat().st_size > 0:
+                return False
+            for path in (self.config_path, self.results_path, self.summary_path,
+                         self.path / "ray.log", self.config_path.with_suffix(".tmp")):
+                path.unlink(missing_ok=True)
+            if self.trees_dir.is_dir() and not any(self.trees_dir.iterdir()):
+                self.trees_dir.rmdir()
+            if self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+        except OSError:
+            return False
+        return True
+
     def config(self) -> RunConfig:
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
@@ -147,8 +167,15 @@ class RunDir:
         except ConfigError as exc:
             raise ProverError(f"{self.config_path} is not a run config this version can read: {exc}") from None
 
-    def write_config(self, config: RunConfig) -> None:
-        _write_atomically(self.config_path, json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
+    def write_config(self, config: RunConfig, origin: dict | None = None) -> None:
+        """Write ``config`` (and where the run came from; on a resume, the saved origin is kept)."""
+        if origin is None and self.config_path.exists():
+            try:
+                origin = json.loads(self.config_path.read_text(encoding="utf-8")).get("provenance")
+            except (OSError, ValueError, AttributeError):
+                origin = None
+        data = config.to_dict() | ({"provenance": origin} if origin else {})
+        _write_atomically(self.config_path, json.dumps(data, indent=2, ensure_ascii=False))
 
     # -- results ----------------------------------------------------------------------------
 
@@ -170,6 +197,9 @@ class RunDir:
         self.summary = Summary(theorem_names)
         for record in self.records():
             self.summary.add(record)
+        self._session = {"provenance": provenance(), "clock": time.monotonic(),
+                         "finished_before": self.summary.num_finished,
+                         "expansions_before": self.summary.total_expansions}
         return self.summary
 
     def _drop_torn_tail(self) -> None:
@@ -202,9 +232,26 @@ class RunDir:
         self.append(record)
         return record
 
-    def write_summary(self) -> dict:
+    def write_summary(self, final: bool = False) -> dict:
+        """Write summary.json: the pass rate over the set, and this session's wall-clock
+        time and throughput (its search times are in ``total_search_time_s``)."""
         summary = self.summary.to_json()
-        _write_atomically(self.summary_path, json.dumps(summary, indent=2))
+        if self._session:
+            wall_s = time.monotonic() - self._session["clock"]
+            finished = self.summary.num_finished - self._session["finished_before"]
+            expansions = self.summary.total_expansions - self._session["expansions_before"]
+            summary["session"] = {
+                "started_at": self._session["provenance"]["started_at"],
+                "updated_at": now(),
+                "wall_time_s": wall_s,
+                "theorems_finished": finished,
+                "theorems_per_hour": finished * 3600 / wall_s if wall_s > 0 else 0.0,
+                "expansions_per_s": expansions / wall_s if wall_s > 0 else 0.0,
+            }
+            if final:
+                summary["session"]["ended_at"] = summary["session"]["updated_at"]
+            summary["provenance"] = self._session["provenance"]
+        _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
         return summary
 
 
@@ -232,5 +279,38 @@ def read_records(results_path: Path) -> list[ResultRecord]:
         try:
             records.append(ResultRecord.from_json(json.loads(line)))
         except (json.JSONDecodeError, RecordFormatError, TypeError, AttributeError) as exc:
-            raise ProverError(f"line {number} of {results_path} is not a result record ({exc})") from None
+            raise ProverError(
+                f"line {number} of {results_path} is not a result record ({exc}); "
+                f"`prover repair {results_path.parent}` keeps every good line and moves the bad ones aside"
+            ) from None
     return records
+
+
+def repair_results(run_path: str | Path) -> tuple[int, int, Path | None]:
+    """Keep the readable records of a run's results.jsonl and move the others (and a
+    torn last line) to ``results.bad.jsonl`` beside it: (kept, moved, where moved)."""
+    results_path = Path(run_path) / "results.jsonl"
+    try:
+        data = results_path.read_bytes()
+    except OSError as exc:
+        raise ProverError(f"cannot read {results_path}: {exc.strerror or exc}") from None
+    good, bad = [], []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            ResultRecord.from_json(json.loads(line.decode("utf-8")))
+            good.append(line)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError):
+            bad.append(line)
+    if not bad:
+        return len(good), 0, None
+    bad_path = results_path.with_name("results.bad.jsonl")
+    with open(bad_path, "ab") as handle:
+        handle.write(b"\n".join(bad) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary = results_path.with_suffix(".tmp")
+    temporary.write_bytes(b"".join(line + b"\n" for line in good))
+    os.replace(temporary, results_path)
+    return len(good), len(bad), bad_path

@@ -43,6 +43,7 @@ LAYERS = {
     "prover.envs": 5,
     "prover.policies": 5,
     "prover.theorem_sets": 6,
+    "prover.provenance": 6,
     "prover.runs": 6,
     "prover.serving": 6,
     "prover.viz": 6,
