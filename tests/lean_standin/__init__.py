@@ -26,6 +26,10 @@ Environment variables. ``install`` sets the paths (``PATH`` to ``LEAN_STANDIN_LO
 A process reads the variables when it starts and the knobs file before every answer:
 
 - ``PATH``: the stand-in's ``bin`` directory first.
+- ``LEAN_STANDIN_*`` variables that a process does not have come from
+  ``$LEAN_STANDIN_HOME/environment.json``, written by ``install``: a process started
+  without the test's environment (a Ray worker of a cluster started earlier) behaves as
+  installed, given the tools by absolute path.
 - ``LEAN_STANDIN_HOME``: its directory (``bin/``, ``toolchain/`` printed by
   ``lean --print-prefix``, ``repl/`` with ``lean-toolchain`` and ``.lake/build/bin/repl``).
 - ``LEAN_STANDIN_REPL_DIR``, ``LEAN_STANDIN_LAKE``: the REPL directory to pass as
@@ -45,7 +49,12 @@ A process reads the variables when it starts and the knobs file before every ans
   what LeanDojo calls OOM; a negative value -S kills the process with signal S);
   ``LEAN_STANDIN_CRASH_ONCE=PATH`` [crash_once]: crash only while PATH does not exist,
   and create it when crashing (so only the first process crashes).
-- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the seven
+- ``LEAN_STANDIN_CRASH_PROB`` [crash_prob], ``LEAN_STANDIN_SLOW_PROB`` [slow_prob],
+  ``LEAN_STANDIN_FAULT_SEED`` [fault_seed]: random faults, one draw per tactic request
+  from a generator seeded by (seed, process id), so each restarted process meets fresh
+  faults: a crash (as above) with ``crash_prob``, else with ``slow_prob`` the
+  ``tactic_delay_s`` delay (with ``slow_prob`` set, only drawn tactics are slow).
+- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the ten
   knobs above, overriding them (``install`` names the file, ``set_knobs`` writes it);
   running processes re-read it before every answer, so a test can make a tactic slow or
   crash halfway through a session.
@@ -82,6 +91,9 @@ KNOBS = {
     "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
     "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
     "crash_once": "LEAN_STANDIN_CRASH_ONCE",
+    "crash_prob": "LEAN_STANDIN_CRASH_PROB",
+    "slow_prob": "LEAN_STANDIN_SLOW_PROB",
+    "fault_seed": "LEAN_STANDIN_FAULT_SEED",
     "no_default_toolchain": "LEAN_STANDIN_NO_DEFAULT_TOOLCHAIN",
     "lean_version": "LEAN_STANDIN_LEAN_VERSION",
 }
@@ -138,6 +150,8 @@ def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[st
         if value is None or value is False:
             continue
         env[KNOBS[key]] = "1" if value is True else str(value)
+    installed = {k: v for k, v in env.items() if k.startswith("LEAN_STANDIN_")}
+    (home / "environment.json").write_text(json.dumps(installed, indent=1), encoding="utf-8")
     return env
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -35,6 +36,19 @@ sys.path.insert(0, str(HERE))
 
 import model  # noqa: E402  (a sibling module; this file runs as a script)
 
+
+def inherit_installation() -> None:
+    """Fill the ``LEAN_STANDIN_*`` variables missing here from ``install``'s
+    ``$LEAN_STANDIN_HOME/environment.json``: a process started by something that does not
+    pass the test's environment on (a Ray worker of a cluster started earlier) still
+    answers as installed. Variables that are set, even to "", win."""
+    path = Path(os.environ.get("LEAN_STANDIN_HOME") or HERE) / "environment.json"
+    if path.is_file():
+        for name, value in json.loads(path.read_text(encoding="utf-8")).items():
+            os.environ.setdefault(name, value)
+
+
+inherit_installation()
 LEAN_VERSION = os.environ.get("LEAN_STANDIN_LEAN_VERSION", "4.20.0")
 LEAN_COMMIT = "6b6d1a7e64a4c3b0c1f5a1d2c3b4a5968778695a"  # a made-up commit hash, printed like Lean's
 ELAN_NO_DEFAULT = (
@@ -55,6 +69,9 @@ KNOB_VARIABLES = {
     "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
     "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
     "crash_once": "LEAN_STANDIN_CRASH_ONCE",
+    "crash_prob": "LEAN_STANDIN_CRASH_PROB",
+    "slow_prob": "LEAN_STANDIN_SLOW_PROB",
+    "fault_seed": "LEAN_STANDIN_FAULT_SEED",
 }
 
 
@@ -84,6 +101,12 @@ class Knobs:
         self.crash_tactic = model.normalise_tactic(values["crash_tactic"])
         self.crash_exit_code = int(values["crash_exit_code"] or 1)
         self.crash_once = values["crash_once"]
+        self.crash_prob = float(values["crash_prob"] or 0)
+        self.slow_prob = float(values["slow_prob"] or 0)
+        if self.crash_prob or self.slow_prob:
+            seed = f"{values['fault_seed'] or 0}:{os.getpid()}"
+            if getattr(self, "_fault_seed", None) != seed:  # one stream per process and seed
+                self._fault_seed, self._faults = seed, random.Random(seed)
 
     def before_first_answer(self) -> None:
         if not self.started:
@@ -97,8 +120,11 @@ class Knobs:
         self.refresh()
         norm = model.normalise_tactic(tactic)
         self.tactics_seen += 1
-        crash = (self.crash_after is not None and self.tactics_seen > self.crash_after) or (
-            bool(self.crash_tactic) and norm == self.crash_tactic
+        draw = self._faults.random() if self.crash_prob or self.slow_prob else 1.0
+        crash = (
+            (self.crash_after is not None and self.tactics_seen > self.crash_after)
+            or (bool(self.crash_tactic) and norm == self.crash_tactic)
+            or draw < self.crash_prob
         )
         if crash and self.crash_once:
             if os.path.exists(self.crash_once):
@@ -110,7 +136,8 @@ class Knobs:
             if self.crash_exit_code < 0:
                 os.kill(os.getpid(), -self.crash_exit_code)
             os._exit(self.crash_exit_code)
-        if self.tactic_delay_s > 0 and (not self.slow_tactic or norm == self.slow_tactic):
+        drawn_slow = not self.slow_prob or self.crash_prob <= draw < self.crash_prob + self.slow_prob
+        if self.tactic_delay_s > 0 and (not self.slow_tactic or norm == self.slow_tactic) and drawn_slow:
             time.sleep(self.tactic_delay_s)
 
 
