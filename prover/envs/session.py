@@ -9,7 +9,9 @@ its way back to any state and the search carries on as if nothing happened:
 - a timed-out tactic: the session is restarted at the state, and the tactic is reported
   to the engine as ``EnvTimeoutError`` (a failed edge);
 - a crash: the session is restarted at the state and the tactic retried, up to
-  ``max_crash_retries`` times, then ``EnvCrashError`` ends the search.
+  ``max_crash_retries`` times, then ``EnvCrashError`` ends the search;
+- a crash or timeout during a restart (while the new session starts or replays the
+  path): another fresh session, up to ``max_crash_retries`` more.
 
 A backend supplies ``_open_session`` (a fresh process on the current theorem), ``_step``
 (one tactic, as an engine outcome and the backend's handle of a new state), ``close``,
@@ -107,24 +109,33 @@ class RestartingSession(ABC):
     def _restart(self, pp: str) -> None:
         """A fresh session, with the path to ``pp`` replayed so the search can go on there.
 
-        Any failure here is an EnvCrashError: the search cannot go on without a session.
+        Lean can crash or stall while a new session starts or replays as much as anywhere
+        else, so such a failure starts another fresh session, up to ``1 +
+        max_crash_retries`` in all. A replay that leads somewhere else (EnvCrashError from
+        ``_live_state``) is not retried: it would do so again. When the session cannot be
+        brought back, the search cannot go on: EnvCrashError.
         """
-        self.close()
-        self.num_restarts += 1
-        try:
-            root_pp, handle = self._open_session()
-            if root_pp != self._root_pp:
-                raise EnvCrashError(f"the restarted {self.session_name} starts from a different goal")
-            self._live = {root_pp: handle}
-            self._live_state(pp)
-        except EnvCrashError:
+        attempts = 0
+        while True:
             self.close()
-            raise
-        except Exception as exc:  # EnvInitError, a timeout or crash during the replay, ...
-            self.close()
-            raise EnvCrashError(
-                f"the {self.session_name} could not be restarted: {type(exc).__name__}: {exc}"
-            ) from None
+            self.num_restarts += 1
+            attempts += 1
+            try:
+                root_pp, handle = self._open_session()
+                if root_pp != self._root_pp:
+                    raise EnvCrashError(f"the restarted {self.session_name} starts from a different goal")
+                self._live = {root_pp: handle}
+                self._live_state(pp)
+                return
+            except EnvCrashError:
+                self.close()
+                raise
+            except Exception as exc:  # EnvInitError, a timeout or crash during the replay, ...
+                self.close()
+                if attempts > self.max_crash_retries:
+                    raise EnvCrashError(
+                        f"the {self.session_name} could not be restarted ({attempts} tries): {type(exc).__name__}: {exc}"
+                    ) from None
 
     def _live_state(self, pp: str) -> Any:
         """This session's handle for ``pp``, replaying its tactic path if needed (from the
