@@ -432,7 +432,7 @@ class SearchTree:
             }
             if graph.graph.get("format_version") != FORMAT_VERSION or ROOT not in graph:
                 raise ValueError("missing format version or root")
-        except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
             raise TreeFormatError(f"not a search tree saved by this tool ({exc})") from None
         return tree
 
