@@ -321,6 +321,7 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
         if options.get("config_file"):
             raise ProverError("--config sets up a new run; --resume continues one with its saved settings")
         run = RunDir.open(resume)
+        run.command_line = _invocation()
         config = _resumed_config(run, options)
         theorems = load_theorems(config.theorems, config.env)
         _check_environment(config, theorems)
@@ -329,7 +330,8 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
         _check_environment(config, theorems)
         name = benchmark_of(config.theorems, config.env)
-        run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config)
+        run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config,
+                            command_line=_invocation())
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
     try:
         summary = _prove(theorems, config, run, progress)
@@ -359,6 +361,12 @@ def _check_environment(config: RunConfig, theorems) -> None:
         from prover.envs.dojo import require_traced
 
         require_traced(theorems)
+
+
+def _invocation() -> list[str]:
+    """The command line as the user typed it (``main`` keeps it on the click context)."""
+    root = click.get_current_context().find_root()
+    return list(root.obj.get("argv", [])) if isinstance(root.obj, dict) else ["prover"]
 
 
 def _resumed_config(run, options: dict) -> RunConfig:
@@ -703,7 +711,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cli.main(args=args, prog_name="prover", standalone_mode=False)
+        cli.main(args=args, prog_name="prover", standalone_mode=False, obj={"argv": ["prover", *args]})
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from prover.config import REPO_ROOT
 from prover.envs.lean import LeanConfig
@@ -80,13 +81,16 @@ def lean_versions(lean_project: str | Path) -> dict[str, str | None]:
     return {"toolchain": toolchain, "mathlib_rev": mathlib}
 
 
-def provenance(config: Any = None) -> dict:
-    """What produced a run now: time, tool, code, command line, libraries, hardware, Lean."""
+def provenance(config: Any = None, command_line: Sequence[str] | None = None) -> dict:
+    """What produced a run now: time, tool, code, command line (default: this process's),
+    libraries, hardware, Lean."""
+    if command_line is None:
+        command_line = [Path(sys.argv[0]).name, *sys.argv[1:]]
     record: dict[str, Any] = {
         "started_at": now(),
         "tool_version": _version("lean-prover"),
         "git_commit": git_commit(),
-        "command_line": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command_line": shlex.join(command_line),
         "python": platform.python_version(),
         "libraries": {name: _version(name) for name in LIBRARIES},
         "hardware": {"cpus": os.cpu_count(), "gpus": gpus(), "machine": platform.machine()},

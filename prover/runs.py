@@ -111,11 +111,13 @@ class RunDir:
         self._records: dict[str, ResultRecord] | None = None
         self.summary = Summary(())
         self._session: dict = {}
+        self.command_line: list[str] | None = None  # what started this session (provenance)
 
     @classmethod
-    def create(cls, path: str | Path, config: RunConfig) -> "RunDir":
+    def create(cls, path: str | Path, config: RunConfig, command_line: list[str] | None = None) -> "RunDir":
         """A new run in ``path``, which must not exist or be an empty directory."""
         run = cls(path)
+        run.command_line = command_line
         if run.config_path.exists():
             raise ProverError(
                 f"{run.path} already holds a run; continue it with --resume {run.path} or choose another --out"
@@ -126,7 +128,7 @@ class RunDir:
             run.trees_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ProverError(f"cannot create the run directory {run.path}: {exc.strerror or exc}") from None
-        run.write_config(config, provenance(config))
+        run.write_config(config, provenance(config, command_line))
         run.results_path.touch()
         run._records = {}
         return run
@@ -197,7 +199,7 @@ class RunDir:
         self.summary = Summary(theorem_names)
         for record in self.records():
             self.summary.add(record)
-        self._session = {"provenance": provenance(), "clock": time.monotonic(),
+        self._session = {"provenance": provenance(command_line=self.command_line), "clock": time.monotonic(),
                          "finished_before": self.summary.num_finished,
                          "expansions_before": self.summary.total_expansions}
         return self.summary
