@@ -62,7 +62,8 @@ class RunStopped(ProverError):
 
 
 class Executor(Protocol):
-    """Runs searches for ``prove_set``; see the module docstring."""
+    """Runs searches for ``prove_set``; see the module docstring. It may also have
+    ``stats() -> dict``: sections that ``prove_set`` adds to summary.json at the end."""
 
     def __enter__(self) -> "Executor": ...
 
@@ -125,6 +126,8 @@ def prove_set(
                 run.write_summary()
                 if on_result is not None:
                     on_result(record, summary)
+            if hasattr(executor, "stats"):  # its own sections of summary.json (Ray: the policy replicas)
+                run.executor_stats = executor.stats()
     run.write_summary(final=True)
     return summary
 

@@ -111,6 +111,7 @@ class RunDir:
         self._records: dict[str, ResultRecord] | None = None
         self.summary = Summary(())
         self._session: dict = {}
+        self.executor_stats: dict = {}  # sections of summary.json the executor fills (prove_set)
         self.command_line: list[str] | None = None  # what started this session (provenance)
 
     @classmethod
@@ -253,6 +254,7 @@ class RunDir:
             if final:
                 summary["session"]["ended_at"] = summary["session"]["updated_at"]
             summary["provenance"] = self._session["provenance"]
+        summary.update(self.executor_stats)
         _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
         return summary
 
