@@ -94,12 +94,12 @@ class EdgeData(TypedDict):
     step: int  # the expansion it belongs to (``expanded_order`` of its source)
 
 
-# A tree of 100,000 states is mostly its node and edge attribute dicts. Built as the
-# ``__dict__`` of an instance, such a dict shares its key table with every other instance
-# of the class (PEP 412) and holds only its values: 184 bytes instead of 472 for a node,
-# 144 instead of 280 for an edge. Less memory to allocate, touch and garbage-collect is
-# what keeps the engine's time per tactic from growing with the tree
-# (``benchmarks/engine_overhead.py``). The dicts are ordinary dicts in every other way.
+# A large tree is mostly its node and edge attribute dicts. Built as the ``__dict__`` of
+# an instance, such a dict shares its key table with every other instance of the class
+# (PEP 412) and holds only its values: 184 bytes instead of 472 for a node, 144 instead
+# of 280 for an edge. At 100,000 states, memory to allocate, touch and garbage-collect is
+# most of what the engine's time per tactic grows by (``benchmarks/engine_overhead.py``).
+# The dicts are ordinary dicts in every other way.
 
 
 class _NodeAttributes:

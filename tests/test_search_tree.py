@@ -204,3 +204,21 @@ def test_invariant_check_catches_an_attribute_outside_the_schema():
     tree.node(ROOT)["colour"] = "red"
     with pytest.raises(AssertionError, match="attributes"):
         tree.check_invariants()
+
+
+def test_tree_grows_an_ordinary_networkx_graph():
+    # The tree writes networkx's dicts directly; the graph must be what add_edge would build.
+    import networkx as nx
+
+    tree = _sample_tree()
+    c, _ = tree.add_outcome(ROOT, "cases", -0.3, TacticState("C"))
+    tree.add_outcome(c, "back", -0.3, TacticState("x : ℕ\n⊢ x = x"))  # a cycle: to DEAD
+    tree.add_outcome(c, "again", -0.2, TacticState("case zero\n⊢ 0 = 0"))  # a merge
+    tree.mark_expanded(c)
+    rebuilt = nx.MultiDiGraph(**tree.graph.graph)
+    rebuilt.add_nodes_from(tree.graph.nodes(data=True))
+    rebuilt.add_edges_from(tree.graph.edges(keys=True, data=True))
+    assert nx.utils.graphs_equal(tree.graph, rebuilt)
+    assert sorted(tree.graph.in_edges(DEAD, keys=True)) == sorted(rebuilt.in_edges(DEAD, keys=True))
+    assert tree.graph.in_degree(tree.node_of("case zero\n⊢ 0 = 0")) == 2
+    tree.check_invariants()
