@@ -146,7 +146,10 @@ def best_first_search(
             status = SearchStatus.PROVED
             if isinstance(env, ProofChecker):
                 t0 = clock()
-                problem = env.check_proof(theorem, proof)
+                try:
+                    problem = env.check_proof(theorem, proof)
+                except EnvError as exc:  # a re-check that cannot run proves nothing
+                    problem = f"the re-check could not run ({type(exc).__name__}: {exc})"
                 env_time += clock() - t0
                 if problem is not None:
                     status = SearchStatus.REJECTED
