@@ -37,7 +37,16 @@ from search.results import (
     StopReason,
     proof_text,
 )
-from search.scoring import SCORERS, NodeView, Scorer, cumulative_logprob, get_scorer, length_normalised
+from search.scoring import (
+    SCORERS,
+    NodeView,
+    Scorer,
+    ValueMixed,
+    cumulative_logprob,
+    get_scorer,
+    length_normalised,
+    value_mixed,
+)
 from search.tree import (
     DEAD,
     QED,
@@ -57,6 +66,6 @@ __all__ = [
     "ProofChecker", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
     "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
     "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
-    "ValueModel", "best_first_search", "cumulative_logprob", "expand_node", "get_algorithm", "get_scorer",
-    "length_normalised", "merge_proposals", "proof_text",
+    "ValueMixed", "ValueModel", "best_first_search", "cumulative_logprob", "expand_node", "get_algorithm",
+    "get_scorer", "length_normalised", "merge_proposals", "proof_text", "value_mixed",
 ]

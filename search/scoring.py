@@ -43,9 +43,34 @@ def length_normalised(view: NodeView) -> float:
     return view.cumulative_logprob / max(view.depth, 1)
 
 
+@dataclass(frozen=True)
+class ValueMixed:
+    """The path's log-probability plus ``weight`` times the value model's score (the
+    log-probability that the state is provable), so a likely path to a hopeless state
+    waits behind a less likely one to a promising state. A state without a value (no
+    value model) is scored by its log-probability alone.
+
+        ValueMixed(weight=2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=-0.5))  # -2.0
+    """
+
+    weight: float = 1.0
+    needs_value = True  # a search with this scorer should run with a ValueModel
+
+    def __call__(self, view: NodeView) -> float:
+        if view.value is None:
+            return view.cumulative_logprob
+        return view.cumulative_logprob + self.weight * view.value
+
+
+def value_mixed(weight: float = 1.0) -> Scorer:
+    """``ValueMixed(weight)``: the scorer registered as "value_mixed", with another weight."""
+    return ValueMixed(weight)
+
+
 SCORERS: dict[str, Scorer] = {
     "cumulative": cumulative_logprob,
     "length_normalised": length_normalised,
+    "value_mixed": ValueMixed(),
 }
 
 

@@ -19,13 +19,13 @@ from tests.fakes import GraphEnv, two_step_problem
 def test_scorer_registry_names_the_built_in_scorers():
     assert get_scorer("cumulative") is cumulative_logprob
     assert get_scorer("length_normalised") is length_normalised
-    assert list(SCORERS) == ["cumulative", "length_normalised"]
+    assert list(SCORERS) == ["cumulative", "length_normalised", "value_mixed"]
 
 
 def test_scorer_registry_names_choices_on_typo():
     with pytest.raises(ValueError) as raised:
         get_scorer("cumulativ")
-    assert str(raised.value) == "unknown scorer 'cumulativ'; choose one of: cumulative, length_normalised"
+    assert str(raised.value) == "unknown scorer 'cumulativ'; choose one of: cumulative, length_normalised, value_mixed"
 
 
 def test_built_in_scorers_read_the_view():
