@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import types
 
 import pytest
 import torch
@@ -179,15 +180,15 @@ def test_continuation_is_cut_at_the_delimiter_and_counted_through_it(tiny):
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
     head = tokenizer("\nnlinarith [sq_nonneg (a - b)]\n---", add_special_tokens=False)["input_ids"]
     tail = tokenizer("\nsimp\n---", add_special_tokens=False)["input_ids"]
-    tactic, num_tokens = cut_continuation(PROMPTS["llemma"], head + tail, decode, tokenizer.eos_token_id)
-    assert tactic == "nlinarith [sq_nonneg (a - b)]"
-    assert num_tokens == len(head)
+    cut = cut_continuation(PROMPTS["llemma"], head + tail, decode, tokenizer.eos_token_id)
+    assert cut.tactic == "nlinarith [sq_nonneg (a - b)]"
+    assert (cut.start, cut.end) == (0, len(head))
 
     multi_line = tokenizer("calc\n  b = 2 := h₀\n  _ = 4 := by norm_num", add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
-    tactic, num_tokens = cut_continuation(PROMPTS["goal_proofstep"], multi_line + [eos, eos, 17], decode, eos)
-    assert tactic == "calc\n  b = 2 := h₀\n  _ = 4 := by norm_num"  # a newline does not end it
-    assert num_tokens == len(multi_line) + 1  # the EOS token's log-prob counts
+    cut = cut_continuation(PROMPTS["goal_proofstep"], multi_line + [eos, eos, 17], decode, eos)
+    assert cut.tactic == "calc\n  b = 2 := h₀\n  _ = 4 := by norm_num"  # a newline does not end it
+    assert cut.num_tokens == len(multi_line) + 1  # the EOS token's log-prob counts
 
 
 def test_each_generated_row_is_scored_through_its_eos_and_duplicates_are_left_to_the_engine(tiny):
@@ -299,6 +300,84 @@ def test_hub_id_without_network_is_one_clear_sentence(monkeypatch):
 def test_asking_for_cuda_without_a_gpu_is_one_clear_sentence(tiny_dir):
     with pytest.raises(MissingDependencyError, match="no CUDA GPU here; use --device cpu or auto"):
         make_policy(hf_spec(model=str(tiny_dir), device="cuda"))
+
+
+# ---- memory: batches split into generate calls that fit, halved on out-of-memory ----------------
+
+
+def recording_calls(policy: HFPolicy, fail_first_with: BaseException | None = None) -> list[int]:
+    """Make ``policy._generate`` record how many states each call got (and raise
+    ``fail_first_with`` on the first call, as a GPU out of memory would)."""
+    sizes: list[int] = []
+    generate = policy._generate
+
+    def recorded(prompts, k):
+        sizes.append(len(prompts))
+        if fail_first_with is not None and len(sizes) == 1:
+            raise fail_first_with
+        return generate(prompts, k)
+
+    policy._generate = recorded
+    return sizes
+
+
+def same_candidates(left, right) -> None:
+    for a, b in zip(left, right, strict=True):
+        assert [p.tactic for p in a] == [p.tactic for p in b]
+        assert [p.logprob for p in a] == pytest.approx([p.logprob for p in b], abs=1e-3)
+
+
+def test_memory_estimate_counts_each_sequences_kv_cache_and_logits():
+    from transformers import LlamaConfig
+
+    # Llemma-7B's shape in bf16: 32 layers x 2 (K, V) x 32 KV heads x 128 x 2 bytes = 0.5 MiB a token.
+    llemma = types.SimpleNamespace(config=LlamaConfig(num_hidden_layers=32, num_attention_heads=32,
+                                                      num_key_value_heads=32, hidden_size=4096, vocab_size=32016),
+                                   dtype=torch.bfloat16)
+    per_state = hf.generation_bytes_per_state(llemma, sequences=8, prompt_tokens=444, new_tokens=256)
+    assert per_state == 8 * ((444 + 256) * 2**19 + 256 * 32016 * 4)
+    # The Ray default (32 states x 8 samples) would want ~ 3.2 GB a state, 100 GB in one call.
+    assert 30 * hf.GB < 32 * per_state < 110 * hf.GB
+
+
+def test_a_batch_split_to_fit_the_memory_budget_gives_the_same_beams(tiny):
+    states = list(STATES[:5])
+    whole = policy(tiny, decoding="beam", prompt="goal_proofstep")
+    expected = whole.propose(states, k=4)
+    model, tokenizer = tiny
+    prompt_tokens = max(whole.count_tokens(whole.render(state)) for state in states)
+    two_states = 2 * hf.generation_bytes_per_state(model, sequences=4, prompt_tokens=prompt_tokens, new_tokens=12)
+    split = policy(tiny, decoding="beam", prompt="goal_proofstep", gpu_memory_gb=two_states * 1.01 / hf.GB)
+    sizes = recording_calls(split)
+    same_candidates(split.propose(states, k=4), expected)
+    assert sizes == [2, 2, 1]
+    assert whole.states_per_call(states, k=4) == 5  # on the CPU nothing is split unless --gpu-memory-gb says so
+
+
+def test_out_of_memory_halves_the_generate_call_and_retries_with_the_same_candidates(tiny):
+    states = list(STATES[:4])
+    expected = policy(tiny, decoding="beam", prompt="goal_proofstep").propose(states, k=4)
+    retrying = policy(tiny, decoding="beam", prompt="goal_proofstep")
+    error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    sizes = recording_calls(retrying, fail_first_with=error)
+    same_candidates(retrying.propose(states, k=4), expected)
+    assert sizes == [4, 2, 2]  # the failed call of 4, then halves
+    assert retrying.states_per_call_limit == 2  # and later batches start there
+    assert retrying.states_per_call(states * 3, k=4) == 2
+
+
+def test_out_of_memory_on_one_state_and_other_errors_are_raised(tiny):
+    assert hf.is_out_of_memory(RuntimeError("CUDA error: out of memory"))  # some kernels raise it so
+    assert not hf.is_out_of_memory(ValueError("out of memory"))
+    alone = policy(tiny, decoding="beam", prompt="goal_proofstep")
+    recording_calls(alone, fail_first_with=torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(hf.GenerationOutOfMemory, match="lower --tactics-per-node, --max-new-tokens"):
+        alone.propose([STATES[0]], k=4)
+    broken = policy(tiny, decoding="beam", prompt="goal_proofstep")
+    sizes = recording_calls(broken, fail_first_with=RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        broken.propose(list(STATES[:4]), k=4)
+    assert sizes == [4]
 
 
 MINIF2F_STATE = (

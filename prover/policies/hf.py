@@ -17,6 +17,13 @@ Loading: bf16 on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs
 A model directory written by ``prover.training`` holds ``prover_policy.json`` naming
 the prompt format it was trained on; that format is then used whatever ``--prompt`` says,
 since the model knows no other.
+
+Memory: one ``generate`` call holds, for every sequence it grows (k per state), a KV cache
+of (prompt + new tokens) x layers x 2 x KV heads x head dim, and the logits of every step.
+A batch of states is split into calls whose estimate (``generation_bytes_per_state``) fits
+``--gpu-memory-gb``, by default what the GPU reports free (on the CPU: no split unless
+set). Should a call still run out of GPU memory, it is halved and retried, and later
+batches keep the smaller size, instead of the searches failing.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from prover.policies.prompts import (
     PromptedPolicy,
     PromptFormat,
     cut_continuation,
+    end_token_ids,
     fit_prompt,
     get_prompt,
+    special_stop_ids,
     to_proposals,
 )
 
@@ -49,9 +58,22 @@ log = logging.getLogger(__name__)
 POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.training
 
 
+GB = 10**9
+FREE_MEMORY_SHARE = 0.85  # of what the GPU reports free: the rest is for activations and fragmentation
+
+
 @dataclass(frozen=True)
 class HFConfig(ModelPolicyConfig):
     device: str = setting("auto", "Where the model runs: auto, cpu, cuda or cuda:N.")
+    gpu_memory_gb: float | None = setting(
+        None, "Memory (GB) that the KV cache and logits of one generate call may take; larger batches of "
+        "states are split into calls that fit [default: 85% of what the GPU reports free; on the CPU, no "
+        "split].", min=0, min_open=True, metavar="GB",
+    )
+
+
+class GenerationOutOfMemory(RuntimeError):
+    """Even one state's candidates did not fit in GPU memory (the theorem becomes an error result)."""
 
 
 class HFPolicy(PromptedPolicy):
@@ -71,13 +93,19 @@ class HFPolicy(PromptedPolicy):
         tokenizer.padding_side = "left"  # generation continues from the right end of each row
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        # Stop strings the tokenizer holds as one special token end generation as token ids
+        # (decoded text never shows them); the others are matched in the text.
+        self.end_ids = end_token_ids(self.format, tokenizer)
+        special = special_stop_ids(self.format, tokenizer)
+        self.text_stops = [stop for stop in self.format.stop if stop not in special]
+        self.states_per_call_limit: int | None = None  # lowered by an out-of-memory error
         fit_prompt(self.format, "", self.count_tokens, config.max_prompt_tokens)  # fails early if too long
         torch.manual_seed(config.seed)  # sampling uses torch's global generator
 
     @classmethod
     def from_config(cls, config: HFConfig) -> "HFPolicy":
         """Load ``config.model`` (a local directory or a hub id) and wrap it."""
-        model, tokenizer = load_model(config.model, config.device)
+        model, tokenizer = load_model(config.model, config.device, trust_remote_code=config.trust_remote_code)
         recorded = recorded_settings(config.model)
         if recorded.get("prompt") and recorded["prompt"] != config.prompt:
             log.info("model %s was trained on the '%s' prompt; using it", config.model, recorded["prompt"])
@@ -92,16 +120,78 @@ class HFPolicy(PromptedPolicy):
         return self.model.device
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """``k`` candidates per state (one when greedy), best log-prob first, in one ``generate``;
-        duplicates and empty ones included: the engine merges them (``search.merge_proposals``)."""
-        import torch
+        """``k`` candidates per state (one when greedy), best log-prob first; duplicates and
+        empty ones included: the engine merges them (``search.merge_proposals``).
 
+        The states go through as few ``generate`` calls as fit in memory (see the module
+        docstring); a call that runs out of GPU memory is halved and retried.
+        """
         if not states or k < 1:
             return [[] for _ in states]
+        prompts = [self.render(state) for state in states]
+        per_call = self.states_per_call(prompts, k)
+        results: list[list[Proposal]] = []
+        while len(results) < len(prompts):
+            part = prompts[len(results) : len(results) + per_call]
+            try:
+                results.extend(self._generate(part, k))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                _free_cuda_cache()
+                if len(part) == 1:
+                    raise GenerationOutOfMemory(
+                        f"the model ran out of GPU memory generating {k} candidates for one state "
+                        f"({self.config.max_new_tokens} new tokens); lower --tactics-per-node, --max-new-tokens "
+                        "or --max-prompt-tokens"
+                    ) from exc
+                per_call = max(1, len(part) // 2)
+                self.states_per_call_limit = per_call
+                log.warning("out of GPU memory with %d states per generate call; retrying with %d",
+                            len(part), per_call)
+        return results
+
+    def states_per_call(self, prompts: Sequence[str], k: int) -> int:
+        """How many of ``prompts`` one ``generate`` call takes: all of them, unless their
+        estimated memory (``generation_bytes_per_state``) exceeds the budget, or an
+        out-of-memory error has lowered the limit."""
+        limit = len(prompts)
+        if self.states_per_call_limit is not None:
+            limit = min(limit, self.states_per_call_limit)
+        budget = self.memory_budget_bytes()
+        if budget is not None:
+            prompt_tokens = max(self.count_tokens(prompt) for prompt in prompts)
+            per_state = generation_bytes_per_state(
+                self.model, sequences=self._sequences_per_state(k),
+                prompt_tokens=prompt_tokens, new_tokens=self.config.max_new_tokens,
+            )
+            limit = min(limit, max(1, int(budget // per_state)))
+        return max(1, limit)
+
+    def memory_budget_bytes(self) -> float | None:
+        """``--gpu-memory-gb`` in bytes; else a share of the GPU's free memory; None on the CPU."""
+        if self.config.gpu_memory_gb is not None:
+            return self.config.gpu_memory_gb * GB
+        device = self.model.device
+        if device.type != "cuda":
+            return None
+        import torch
+
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+        return free_bytes * FREE_MEMORY_SHARE
+
+    def _sequences_per_state(self, k: int) -> int:
+        if self.config.decoding == "sampling" and self.config.temperature == 0:
+            return 1
+        return k
+
+    def _generate(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        """One ``generate`` call for ``prompts``: k candidates each."""
+        import torch
+
         greedy = self.config.decoding == "sampling" and self.config.temperature == 0
         beam = self.config.decoding == "beam" and k > 1
         num_return = 1 if greedy else k
-        prompts = [self.render(state) for state in states]
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         options = dict(
             max_new_tokens=self.config.max_new_tokens,
@@ -109,7 +199,7 @@ class HFPolicy(PromptedPolicy):
             return_dict_in_generate=True,
             output_logits=True,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=sorted(self.end_ids) or None,
         )
         if beam:
             # length_penalty 0 ranks beams by summed log-prob, the score we report.
@@ -118,17 +208,17 @@ class HFPolicy(PromptedPolicy):
             options.update(do_sample=False, num_beams=1)
         else:
             options.update(do_sample=True, temperature=self.config.temperature, top_p=self.config.top_p, top_k=0)
-        if self.format.stop:
+        if self.text_stops:
             # Stops each row at "---" instead of running to max_new_tokens; the cut below
             # does not depend on it.
-            options.update(stop_strings=list(self.format.stop), tokenizer=self.tokenizer)
+            options.update(stop_strings=self.text_stops, tokenizer=self.tokenizer)
         with torch.inference_mode():
             if num_return > 1 and not beam:
                 batch = self._prefill_once(batch, num_return, options)
             output = self.model.generate(**batch, **options)
         generated = output.sequences[:, batch["input_ids"].shape[1]:]
         token_logprobs = _token_logprobs(output, generated)
-        return self._proposals(generated.tolist(), token_logprobs.tolist(), len(states), num_return, k)
+        return self._proposals(generated.tolist(), token_logprobs.tolist(), len(prompts), num_return, k)
 
     def _prefill_once(self, batch, copies: int, options: dict) -> dict:
         """Run each prompt through the model once and give its cache to ``copies`` samples.
@@ -154,15 +244,44 @@ class HFPolicy(PromptedPolicy):
 
     def _proposals(self, generated, token_logprobs, num_states, num_return, k) -> list[list[Proposal]]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        eos = self.tokenizer.eos_token_id
         results = []
         for s in range(num_states):
             candidates = []
             for row in range(s * num_return, (s + 1) * num_return):
-                tactic, num_tokens = cut_continuation(self.format, generated[row], decode, eos)
-                candidates.append((tactic, sum(token_logprobs[row][:num_tokens]), num_tokens))
+                cut = cut_continuation(self.format, generated[row], decode, self.end_ids)
+                candidates.append((cut.tactic, sum(token_logprobs[row][cut.start : cut.end]), cut.num_tokens))
             results.append(to_proposals(candidates, self.config.length_normalise))
         return results
+
+
+def generation_bytes_per_state(model, sequences: int, prompt_tokens: int, new_tokens: int) -> int:
+    """Estimated memory one state takes in a ``generate`` call: the KV cache of its
+    ``sequences`` rows of ``prompt_tokens + new_tokens`` tokens (2 x layers x KV heads x head
+    dim in the model's dtype per token), and the float32 logits kept for every new token."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * model.dtype.itemsize
+    logits_per_token = config.vocab_size * 4
+    return sequences * ((prompt_tokens + new_tokens) * kv_per_token + new_tokens * logits_per_token)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a GPU out-of-memory error (torch's own, or a RuntimeError saying so,
+    as some kernels raise)."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _token_logprobs(output, generated):
@@ -210,11 +329,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(model: str, device: str = "auto"):
+def load_model(model: str, device: str = "auto", trust_remote_code: bool = False):
     """``(model, tokenizer)`` for a local directory or a hub id, ready to generate.
 
     Every failure is one ``ProverError`` sentence: a missing directory, a hub id that is
-    neither cached nor downloadable, a missing GPU.
+    neither cached nor downloadable, a missing GPU. ``trust_remote_code`` lets a model
+    repository's own Python code run (InternLM2 needs it).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -227,6 +347,8 @@ def load_model(model: str, device: str = "auto"):
         placement = {"device_map": "auto"}
 
     def load(**kwargs):
+        if trust_remote_code:
+            kwargs["trust_remote_code"] = True
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         loaded = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **kwargs)
         return loaded, tokenizer

@@ -1,7 +1,9 @@
 """Prompt formats for model policies: how a tactic state becomes a prompt, and where the
 model's continuation is cut to give one tactic.
 
-Two formats, chosen by name (``ModelPolicyConfig.prompt``, ``--prompt``):
+Formats, chosen by name (``ModelPolicyConfig.prompt``, ``--prompt``), each the one its
+model was trained or evaluated with; ``tests/test_policies_prompts.py`` pins each to the
+text its source documents:
 
 ``llemma``
     The few-shot "formal2formal" prompt of Llemma's Lean 4 evaluation
@@ -32,11 +34,40 @@ Two formats, chosen by name (``ModelPolicyConfig.prompt``, ``--prompt``):
     stripped, so a tactic may span several lines.
 
 ``goal_proofstep``
-    ReProver's format, ``[GOAL]{state}[PROOFSTEP]``, for models trained on it (such as the
-    tiny policy of ``prover.training``). The continuation is the tactic followed by
-    the end-of-sequence token, and is cut there. It is deliberately *not* cut at a newline:
-    Lean tactics such as ``calc`` blocks and ``all_goals`` with an indented body span
-    several lines, and the recorded miniF2F proofs contain some.
+    ReProver's format, ``[GOAL]{state}[PROOFSTEP]``, for causal models trained on it
+    (wellecks/llmstep-mathlib4-pythia2.8b, and the tiny policy of ``prover.training``).
+    The continuation is the tactic followed by the end-of-sequence token, and is cut
+    there. It is deliberately *not* cut at a newline: Lean tactics such as ``calc``
+    blocks and ``all_goals`` with an indented body span several lines, and the recorded
+    miniF2F proofs contain some.
+
+``bfs_prover``
+    BFS-Prover V1/V2 (the ByteDance-Seed/BFS-Prover-* model cards): ``{state}:::``. The
+    cards say the model "will echo back the input state followed by the generated
+    tactic", and their example decodes prompt and continuation together and keeps what
+    follows ``:::``. A continuation that repeats ``{state}:::`` has that echo dropped (and
+    its tokens left out of the score); the tactic then runs to the end-of-sequence token.
+
+``internlm_stepprover``
+    InternLM2.5-StepProver (the internlm/internlm2_5-step-prover card's input template,
+    wrapped in the chat turn that InternLM-Math's ``proofsearch_internLM2.5-StepProver.py``
+    sends, and cut at ``<|im_end|>`` as it is)::
+
+        <|im_start|>user
+        ---
+        NAME: {theorem name}
+
+        ---
+        PROOF_BEFORE: {tactics so far}
+
+        ---
+        STATE_BEFORE: {state}
+
+        ---
+        TACTIC: <|im_end|>
+        <|im_start|>assistant
+
+    A policy sees only the state, so NAME and PROOF_BEFORE are left empty.
 
 A state is spliced in by concatenation, never by ``str.format`` or ``%``: Lean states are
 full of ``{``, ``}`` and ``%``.
@@ -45,7 +76,7 @@ full of ``{``, ``}`` and ``%``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple, Sequence
 
 from search import Proposal
 
@@ -108,7 +139,12 @@ class PromptFormat:
     """A prompt is ``prefix + state + suffix``; the continuation is cut at ``stop``.
 
     ``stop`` empty means the continuation ends only at the end-of-sequence token (or the
-    token limit). ``target(tactic)`` is the continuation a model should be trained on.
+    token limit). A stop string that the tokenizer holds as one special token (InternLM's
+    ``<|im_end|>``) ends the continuation like the end-of-sequence token does, since
+    decoding without special tokens never shows it (see ``end_token_ids``).
+    ``echo_separator``: the model may repeat ``{state}`` and this separator before the
+    tactic (BFS-Prover); the text through its first occurrence is dropped.
+    ``target(tactic)`` is the continuation a model should be trained on.
     """
 
     name: str
@@ -116,13 +152,25 @@ class PromptFormat:
     suffix: str
     stop: tuple[str, ...]
     target_prefix: str = ""  # what a trained continuation starts with, before the tactic
+    target_suffix: str | None = None  # what follows it [default: a newline and the first stop]
+    echo_separator: str = ""
 
     def render(self, state: str) -> str:
         """The prompt for ``state``."""
         return self.prefix + state + self.suffix
 
+    def drop_echo(self, continuation: str) -> str:
+        """``continuation`` without a leading echo of ``{state}`` + ``echo_separator``."""
+        if self.echo_separator:
+            at = continuation.find(self.echo_separator)
+            if at != -1:
+                return continuation[at + len(self.echo_separator):]
+        return continuation
+
     def cut(self, continuation: str) -> str:
-        """The tactic in a continuation: text before the first stop string, stripped."""
+        """The tactic in a continuation: after any echo, the text before the first stop
+        string, stripped."""
+        continuation = self.drop_echo(continuation)
         end = len(continuation)
         for stop in self.stop:
             at = continuation.find(stop)
@@ -137,14 +185,25 @@ class PromptFormat:
 
     def target(self, tactic: str) -> str:
         """The continuation that proposes ``tactic`` (without any end-of-sequence token)."""
+        if self.target_suffix is not None:
+            return self.target_prefix + tactic + self.target_suffix
         if self.stop:
             return self.target_prefix + tactic + "\n" + self.stop[0]
         return self.target_prefix + tactic
 
 
+# InternLM2.5-StepProver's input template (its model card), as the user turn of the chat
+# prompt that InternLM-Math's proofsearch_internLM2.5-StepProver.py builds
+# (chat_template_to_prompt). NAME and PROOF_BEFORE stay empty: a policy sees the state only.
+_INTERNLM_PREFIX = "<|im_start|>user\n---\nNAME: \n\n---\nPROOF_BEFORE: \n\n---\nSTATE_BEFORE: "
+_INTERNLM_SUFFIX = "\n\n---\nTACTIC: <|im_end|>\n<|im_start|>assistant\n"
+
 PROMPTS: dict[str, PromptFormat] = {
     "llemma": PromptFormat("llemma", _LLEMMA_PREFIX, _LLEMMA_SUFFIX, stop=("---",), target_prefix="\n"),
     "goal_proofstep": PromptFormat("goal_proofstep", "[GOAL]", "[PROOFSTEP]", stop=()),
+    "bfs_prover": PromptFormat("bfs_prover", "", ":::", stop=(), echo_separator=":::"),
+    "internlm_stepprover": PromptFormat("internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX,
+                                        stop=("<|im_end|>",), target_suffix="<|im_end|>"),
 }
 
 
@@ -156,33 +215,71 @@ def get_prompt(name: str) -> PromptFormat:
         raise ValueError(f"unknown prompt format '{name}'; choose one of: {', '.join(PROMPTS)}") from None
 
 
-def cut_continuation(
-    fmt: PromptFormat, token_ids: list[int], decode, eos_token_id: int | None
-) -> tuple[str, int]:
-    """The tactic in a generated continuation, and how many of its tokens produced it.
+def special_stop_ids(fmt: PromptFormat, tokenizer) -> dict[str, int]:
+    """The stop strings of ``fmt`` that ``tokenizer`` holds as one added (special) token,
+    with their ids: generation must end on those ids, as decoded text never shows them."""
+    added = getattr(tokenizer, "added_tokens_encoder", None) or {}
+    return {stop: added[stop] for stop in fmt.stop if stop in added}
 
-    The count runs up to and including the token that ends the tactic (the one completing
-    a stop string, or the end-of-sequence token), so that summing those tokens' log-probs
-    scores "this tactic, then stop" and nothing generated after it. ``decode`` turns token
-    ids into text without special tokens. Shared by the transformers and vLLM backends.
+
+def end_token_ids(fmt: PromptFormat, tokenizer) -> frozenset[int]:
+    """The token ids that end a continuation outright: end-of-sequence and the special
+    stop tokens (see ``special_stop_ids``)."""
+    ids = set(special_stop_ids(fmt, tokenizer).values())
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:
+        ids.add(eos)
+    return frozenset(ids)
+
+
+class Cut(NamedTuple):
+    """Where a tactic lies in a generated continuation: its text, and the tokens that
+    produced it, ``token_ids[start:end]`` (their log-probs are its score)."""
+
+    tactic: str
+    start: int  # the first token after an echo of the prompt (0 without one)
+    end: int  # one past the token that ends the tactic
+
+    @property
+    def num_tokens(self) -> int:
+        return self.end - self.start
+
+
+def cut_continuation(fmt: PromptFormat, token_ids: Sequence[int], decode, end_ids) -> Cut:
+    """The tactic in a generated continuation, and which of its tokens produced it.
+
+    The tokens run up to and including the one that ends the tactic (the one completing
+    a stop string, or an end token: ``end_ids``, an id, a set of ids or None), so that
+    summing their log-probs scores "this tactic, then stop" and nothing generated after
+    it; they start after an echo of the prompt (``fmt.echo_separator``). ``decode`` turns
+    token ids into text without special tokens. Shared by the transformers and vLLM
+    backends.
     """
-    eos_at = token_ids.index(eos_token_id) if eos_token_id is not None and eos_token_id in token_ids else -1
-    body = token_ids[:eos_at] if eos_at >= 0 else token_ids
+    token_ids = list(token_ids)
+    ends = {end_ids} if isinstance(end_ids, int) else set(end_ids or ())
+    end_at = next((i for i, token in enumerate(token_ids) if token in ends), -1)
+    body = token_ids[:end_at] if end_at >= 0 else token_ids
     text = decode(body)
-    if fmt.stop and fmt.stop_position(text) is not None:
-        # The shortest prefix whose text already holds a stop string; decoding a longer
-        # prefix only appends text, so "holds a stop string" is monotone in the length.
-        low, high = 1, len(body)
-        while low < high:
-            middle = (low + high) // 2
-            if fmt.stop_position(decode(body[:middle])) is None:
-                low = middle + 1
-            else:
-                high = middle
-        return fmt.cut(text), low
-    if eos_at >= 0:
-        return fmt.cut(text), eos_at + 1
-    return fmt.cut(text), len(token_ids)
+    start = 0
+    if fmt.echo_separator and fmt.echo_separator in text:
+        start = _shortest(lambda n: fmt.echo_separator in decode(body[:n]), len(body))
+    if fmt.stop and fmt.stop_position(fmt.drop_echo(text)) is not None:
+        end = _shortest(lambda n: fmt.stop_position(fmt.drop_echo(decode(body[:n]))) is not None, len(body))
+        return Cut(fmt.cut(text), start, end)
+    return Cut(fmt.cut(text), start, end_at + 1 if end_at >= 0 else len(token_ids))
+
+
+def _shortest(holds, length: int) -> int:
+    """The smallest n in 1..length with ``holds(n)``, given that ``holds(length)`` and that
+    it stays true once true (decoding a longer prefix only appends text)."""
+    low, high = 1, length
+    while low < high:
+        middle = (low + high) // 2
+        if holds(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int) -> str:
@@ -249,6 +346,10 @@ class ModelPolicyConfig(Settings):
         "of states)."
     )
     seed: int = setting(0, "Seed of the policy's sampling.")
+    trust_remote_code: bool = setting(
+        False, "Run the Python code that a model's repository ships (models whose architecture transformers "
+        "does not know, such as InternLM2); only for repositories you trust."
+    )
 
 
 class PromptedPolicy:

@@ -1,66 +1,122 @@
 """A tactic policy on vLLM: the interface and prompts of ``prover.policies.hf``, faster on a GPU.
 
 Sampling uses ``LLM.generate(prompts, SamplingParams(n=k, temperature, top_p, max_tokens,
-logprobs=0, stop=[...]))``: all states in one call, ``k`` completions each, scored by
-``CompletionOutput.cumulative_logprob`` (vLLM reports it only when ``logprobs`` is set,
-hence ``logprobs=0``: the sampled token's own log-prob and no alternatives). Beam search
-uses ``LLM.beam_search(prompts, BeamSearchParams(beam_width=k, max_tokens=...))``, the API
-that replaced ``SamplingParams(use_beam_search=True)``; it knows no stop strings, so each
-beam is cut at the prompt format's stop and re-scored from its per-token log-probs.
+logprobs=0, stop=[...]))``: all states in one call, ``k`` completions each. ``logprobs=0``
+asks for each sampled token's own log-prob (and no alternatives); a candidate's score sums
+them over the tokens that produced its tactic (through the stop string or the end token,
+after any echo of the prompt), and ``length_normalise`` divides by that many generated
+tokens. A stop string that the tokenizer holds as one special token (InternLM's
+``<|im_end|>``) is passed as ``stop_token_ids``, since vLLM matches stop strings in text
+decoded without special tokens.
+
+Beam search is our own, on ``generate``, one token per step as vLLM's ``LLM.beam_search``
+does (each running beam asks for its ``2 x k`` most likely next tokens), because
+``LLM.beam_search`` ends a beam only at the end-of-sequence token and knows no stop
+strings: with the llemma prompt its beams run past ``---`` to the token limit and are
+ranked by text after the tactic. Here a beam whose continuation completes a stop string
+(or reaches an end token) is finished there, and its score counts the tokens up to and
+including the stop only. As in transformers' beam search, a finished candidate counts only
+when it ranks among the top ``k`` of its step, the ``k`` best unfinished ones run on, and
+the search of a state ends once ``k`` beams have finished and no running beam scores
+better than the worst of them (or at ``max_new_tokens``). Scores are log-probs of
+generated tokens only; ``length_normalise`` divides by generated tokens (vLLM's own
+length penalty divides by a length that includes the prompt). Each step re-sends a beam's
+prompt and tokens; vLLM's prefix cache makes that cheap. ``LLM`` is built with
+``max_logprobs = 2 x MAX_BEAM_WIDTH`` so that up to 64 beams work (vLLM's default, 20,
+rejects more than 10).
+
+A vLLM that returns no log-probs (some V1 releases gave ``cumulative_logprob=None`` for
+``logprobs=0``) makes the policy raise ``NoLogprobsError`` instead of scoring every
+candidate 0, which would leave the search without model guidance.
 
 vLLM is imported here only, and only when this policy is built:
 
     policy = VLLMPolicy(VLLMConfig(model="EleutherAI/llemma_7b"))
     policy.propose(["x : ℕ\\n⊢ x + 0 = x"], k=8)
 
-Tests pass a fake ``llm`` (and fake ``vllm`` classes) that mimic vLLM's output objects.
+Tests pass a fake ``llm`` (and fake ``vllm`` classes, or the real ones where vLLM imports)
+that answer with vLLM's output objects.
 """
 
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from search import Proposal
 
-from prover.errors import MissingDependencyError
+from prover.config import setting
+from prover.errors import MissingDependencyError, ProverError
 from prover.policies.prompts import (
     ModelPolicyConfig,
     PromptedPolicy,
     PromptFormat,
     cut_continuation,
+    end_token_ids,
     get_prompt,
+    special_stop_ids,
     to_proposals,
 )
 
+MAX_BEAM_WIDTH = 64  # beams per state; the LLM is built to return 2x this many log-probs per step
+
+
 @dataclass(frozen=True)
 class VLLMConfig(ModelPolicyConfig):
-    pass
+    tensor_parallel_size: int = setting(1, "GPUs the model is split across (tensor parallelism).", min=1)
+    gpu_memory_utilization: float = setting(
+        0.9, "Share of each GPU's memory vLLM may take for the weights and its KV cache.", min=0, max=1,
+        min_open=True,
+    )
+    dtype: str = setting(
+        "bfloat16", "Type of the weights and activations; auto takes the model's own (float32 becomes float16).",
+        choices=("auto", "bfloat16", "float16", "float32"),
+    )
+    max_model_len: int | None = setting(
+        None, "Longest sequence (prompt + new tokens) vLLM plans its KV cache for [default: --max-prompt-tokens "
+        "+ --max-new-tokens].", min=16, metavar="TOKENS",
+    )
 
 
 NEEDS_VLLM = "the vllm backend needs vLLM: pip install '.[vllm]' (on a machine with a CUDA GPU)"
 
 
+class NoLogprobsError(ProverError):
+    """vLLM answered without the log-probs that every candidate's score is made of."""
+
+
 def import_vllm() -> types.SimpleNamespace:
-    """vLLM's ``LLM``, ``SamplingParams`` and ``BeamSearchParams`` (None where too old)."""
+    """vLLM's ``LLM`` and ``SamplingParams``."""
     try:
         import vllm
     except ImportError:
         raise MissingDependencyError(NEEDS_VLLM) from None
-    try:
-        from vllm.sampling_params import BeamSearchParams
-    except ImportError:
-        BeamSearchParams = None
-    return types.SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams, BeamSearchParams=BeamSearchParams)
+    return types.SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams)
+
+
+@dataclass
+class _Beam:
+    tokens: list[int]  # generated so far
+    token_logprobs: list[float]
+    logprob: float = 0.0  # their sum
+
+
+@dataclass
+class _BeamSearch:
+    """The beams of one state."""
+
+    prompt_ids: list[int]
+    running: list[_Beam] = field(default_factory=lambda: [_Beam([], [])])
+    finished: list[tuple[float, _Beam]] = field(default_factory=list)  # (score, beam), best first, at most k
 
 
 class VLLMPolicy(PromptedPolicy):
     """Proposes tactics with a vLLM engine; see the module docstring.
 
     ``llm`` is an engine already built (or a test fake); ``vllm`` the namespace holding
-    ``SamplingParams`` and ``BeamSearchParams`` (default: the real ones, imported lazily).
-    Without ``llm``, ``config.model`` is loaded, in bf16, on the GPU.
+    ``LLM`` and ``SamplingParams`` (default: the real ones, imported lazily). Without
+    ``llm``, ``config.model`` is loaded on the GPU(s).
     """
 
     def __init__(self, config: VLLMConfig = VLLMConfig(), llm=None, vllm=None):
@@ -71,22 +127,35 @@ class VLLMPolicy(PromptedPolicy):
             llm = self._load(config)
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
+        self.end_ids = end_token_ids(self.format, self.tokenizer)
+        self.special_stops = special_stop_ids(self.format, self.tokenizer)
+        self.text_stops = [stop for stop in self.format.stop if stop not in self.special_stops]
+        # A stop string ends within the last few tokens of a beam: decoding those is enough
+        # to see it appear (a token is at least one character, or part of one).
+        self.stop_window = 4 * max((len(stop) for stop in self.text_stops), default=0) + 4
 
     def _load(self, config: VLLMConfig):
         try:
             return self.vllm.LLM(
                 model=config.model,
-                dtype="bfloat16",
+                dtype=config.dtype,
                 seed=config.seed,
-                max_model_len=config.max_prompt_tokens + config.max_new_tokens,
+                max_model_len=config.max_model_len or config.max_prompt_tokens + config.max_new_tokens,
+                tensor_parallel_size=config.tensor_parallel_size,
+                gpu_memory_utilization=config.gpu_memory_utilization,
+                trust_remote_code=config.trust_remote_code,
+                max_logprobs=2 * MAX_BEAM_WIDTH,
             )
         except (OSError, ValueError, RuntimeError) as exc:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise MissingDependencyError(f"vLLM cannot load model '{config.model}': {lines[0]}") from None
 
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """``k`` candidates per state (one when greedy), best log-prob first, in one engine call;
-        duplicates and empty ones included: the engine merges them (``search.merge_proposals``)."""
+        """``k`` candidates per state (one when greedy), best log-prob first; duplicates and
+        empty ones included: the engine merges them (``search.merge_proposals``)."""
         if not states or k < 1:
             return [[] for _ in states]
         prompts = [self.render(state) for state in states]
@@ -96,6 +165,8 @@ class VLLMPolicy(PromptedPolicy):
             candidates = self._sample(prompts, k)
         return [to_proposals(per_state, self.config.length_normalise) for per_state in candidates]
 
+    # ---- sampling ---------------------------------------------------------------------------
+
     def _sample(self, prompts: list[str], k: int) -> list[list[tuple[str, float, int]]]:
         greedy = self.config.temperature == 0 or self.config.decoding == "beam"
         params = self.vllm.SamplingParams(
@@ -104,59 +175,129 @@ class VLLMPolicy(PromptedPolicy):
             top_p=1.0 if greedy else self.config.top_p,
             max_tokens=self.config.max_new_tokens,
             logprobs=0,
-            stop=list(self.format.stop) or None,
+            stop=self.text_stops or None,
+            stop_token_ids=sorted(self.special_stops.values()) or None,
         )
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         candidates = []
         for request in outputs:
             per_state = []
             for completion in request.outputs:
-                # vLLM has already stopped at the stop string (and dropped it) or at EOS.
-                tactic = self.format.cut(completion.text)
-                num_tokens = max(len(completion.token_ids), 1)
-                logprob = completion.cumulative_logprob
-                if logprob is None:  # older engines without cumulative scores
-                    logprob = _sum_token_logprobs(completion.token_ids, completion.logprobs or [])
-                per_state.append((tactic, float(logprob), num_tokens))
+                cut = cut_continuation(self.format, completion.token_ids, self.decode, self.end_ids)
+                per_state.append((cut.tactic, self._score(completion, cut), max(cut.num_tokens, 1)))
             candidates.append(per_state)
         return candidates
 
-    def _beam_search(self, prompts: list[str], k: int) -> list[list[tuple[str, float, int]]]:
-        if self.vllm.BeamSearchParams is None or not hasattr(self.llm, "beam_search"):
-            raise MissingDependencyError("beam search needs vLLM >= 0.6.3 (LLM.beam_search); upgrade vLLM or use --decoding sampling")
-        params = self.vllm.BeamSearchParams(
-            beam_width=k,
-            max_tokens=self.config.max_new_tokens,
-            length_penalty=1.0 if self.config.length_normalise else 0.0,
+    def _score(self, completion, cut) -> float:
+        """The summed log-prob of ``completion``'s tokens ``cut.start:cut.end``."""
+        token_ids = list(completion.token_ids)
+        if completion.logprobs:
+            return _sum_token_logprobs(token_ids[cut.start : cut.end], completion.logprobs[cut.start : cut.end])
+        whole = cut.start == 0 and cut.end >= len(token_ids)
+        if completion.cumulative_logprob is not None and whole:
+            return float(completion.cumulative_logprob)
+        if not token_ids:
+            return 0.0
+        raise NoLogprobsError(
+            "vLLM returned no log-probs for the sampled tokens (cumulative_logprob=None, logprobs=None), so no "
+            "tactic can be scored; use a vLLM of the supported range: pip install '.[vllm]'"
         )
-        outputs = self.llm.beam_search([{"prompt": p} for p in prompts], params)
-        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        eos = getattr(self.tokenizer, "eos_token_id", None)
+
+    # ---- beam search ------------------------------------------------------------------------
+
+    def _beam_search(self, prompts: list[str], k: int) -> list[list[tuple[str, float, int]]]:
+        if k > MAX_BEAM_WIDTH:
+            raise ProverError(
+                f"vLLM beam search takes at most {MAX_BEAM_WIDTH} beams per state, not {k}; "
+                "lower --tactics-per-node or use --decoding sampling"
+            )
+        searches = [_BeamSearch(list(self.tokenizer(prompt)["input_ids"])) for prompt in prompts]
+        step = self.vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, logprobs=2 * k, detokenize=False)
+        for _ in range(self.config.max_new_tokens):
+            running = [(search, beam) for search in searches for beam in search.running]
+            if not running:
+                break
+            requests = [{"prompt_token_ids": search.prompt_ids + beam.tokens} for search, beam in running]
+            outputs = self.llm.generate(requests, step, use_tqdm=False)
+            expansions: dict[int, list[tuple[float, _Beam, int, float]]] = {}
+            for (search, beam), output in zip(running, outputs):
+                next_logprobs = output.outputs[0].logprobs
+                if not next_logprobs:
+                    raise NoLogprobsError(
+                        "vLLM returned no log-probs for a beam search step, so no beam can be scored; use a vLLM "
+                        "of the supported range: pip install '.[vllm]'"
+                    )
+                for token, entry in next_logprobs[0].items():
+                    logprob = _logprob_value(entry)
+                    expansions.setdefault(id(search), []).append((beam.logprob + logprob, beam, token, logprob))
+            for search in searches:
+                self._advance(search, expansions.get(id(search), []), k)
+        return [self._candidates(search, k) for search in searches]
+
+    def _advance(self, search: _BeamSearch, expansions: list, k: int) -> None:
+        """One step of ``search``: the best candidates, in order of their summed log-prob;
+        one that finishes counts if it ranks among the first k, the first k unfinished run on."""
+        expansions.sort(key=lambda item: -item[0])  # stable: ties keep the engine's order
+        running: list[_Beam] = []
+        for rank, (total, beam, token, logprob) in enumerate(expansions[: 2 * k]):
+            grown = _Beam(beam.tokens + [token], beam.token_logprobs + [logprob], total)
+            if self._ends(grown):
+                if rank < k:
+                    search.finished.append((self._beam_score(grown), grown))
+            elif len(running) < k:
+                running.append(grown)
+            if len(running) == k:
+                break
+        search.finished.sort(key=lambda item: -item[0])
+        del search.finished[k:]
+        search.running = running
+        if len(search.finished) == k and running:
+            # Done once no running beam scores better than the worst finished one: exact
+            # for summed log-probs, which only fall; transformers' heuristic for means.
+            best_running = max(self._beam_score(beam) for beam in running)
+            if best_running <= search.finished[-1][0]:
+                search.running = []
+
+    def _ends(self, beam: _Beam) -> bool:
+        """Whether ``beam``'s last token ends its tactic: an end token, or the completion of a
+        stop string (the beam's earlier tokens held none, or it would have ended there)."""
+        if beam.tokens[-1] in self.end_ids:
+            return True
+        if not self.text_stops:
+            return False
+        tail = self.decode(beam.tokens[-self.stop_window :])
+        return any(stop in tail for stop in self.text_stops)
+
+    def _beam_score(self, beam: _Beam) -> float:
+        if self.config.length_normalise:
+            return beam.logprob / max(len(beam.tokens), 1)
+        return beam.logprob
+
+    def _candidates(self, search: _BeamSearch, k: int) -> list[tuple[str, float, int]]:
+        """The k best beams of ``search``: finished ones, then running ones if too few finished."""
+        beams = [beam for _, beam in search.finished]
+        if len(beams) < k:
+            rest = sorted(search.running, key=self._beam_score, reverse=True)
+            beams += rest[: k - len(beams)]
         candidates = []
-        for prompt, output in zip(prompts, outputs):
-            per_state = []
-            for sequence in output.sequences:
-                token_logprobs = sequence.logprobs or []
-                if token_logprobs:
-                    # ``tokens`` holds the prompt too; one logprobs entry per generated token.
-                    generated = list(sequence.tokens[len(sequence.tokens) - len(token_logprobs):])
-                    tactic, num_tokens = cut_continuation(self.format, generated, decode, eos)
-                    logprob = _sum_token_logprobs(generated[:num_tokens], token_logprobs[:num_tokens])
-                else:
-                    text = sequence.text or ""
-                    tactic = self.format.cut(text[len(prompt):] if text.startswith(prompt) else text)
-                    logprob, num_tokens = sequence.cum_logprob, max(len(sequence.tokens), 1)
-                per_state.append((tactic, float(logprob), num_tokens))
-            candidates.append(per_state)
+        for beam in beams:
+            cut = cut_continuation(self.format, beam.tokens, self.decode, self.end_ids)
+            logprob = sum(beam.token_logprobs[cut.start : cut.end])
+            candidates.append((cut.tactic, logprob, max(cut.num_tokens, 1)))
         return candidates
+
+
+def _logprob_value(entry) -> float:
+    return float(entry.logprob if hasattr(entry, "logprob") else entry)
 
 
 def _sum_token_logprobs(token_ids, token_logprobs) -> float:
     """Sum of each chosen token's log-prob; vLLM gives one {token_id: Logprob} per step."""
     total = 0.0
     for token, options in zip(token_ids, token_logprobs):
-        entry = options[token]
-        total += entry.logprob if hasattr(entry, "logprob") else float(entry)
+        if not options or token not in options:
+            raise NoLogprobsError(f"vLLM's log-probs lack the sampled token {token}; no tactic can be scored")
+        total += _logprob_value(options[token])
     return total
 
 
