@@ -1,11 +1,14 @@
-"""Reports on finished runs: pass rate, outcome counts, cost percentiles, plots, and a
-comparison of two runs.
+"""Reports on finished runs: pass rate with its uncertainty, the settings that differ
+between runs, outcome counts, cost percentiles, plots, per-theorem links to the trees, and
+the HTML run browser's data.
 
-    report = write_report([load_run("runs/a"), load_run("runs/b")], Path("runs/a/report"))
-    # runs/a/report/report.md, report.json, pass_rate_vs_expansions.png, time_per_theorem.png
+    runs = [load_run("runs/a"), load_run("runs/b"), load_run("runs/c")]
+    report = write_report(runs, Path("runs/a/report"))   # report.md, report.json, *.png
+    write_run_browser(load_run("runs/a"))                 # runs/a/viz/index.html + a page per tree
 
 The pass rate's denominator is the whole theorem set when the run's ``summary.json`` gives
-``num_theorems`` (theorems not yet run count against it), else the records on disk.
+``num_theorems`` (theorems not yet run count against it), else the records on disk; its 95%
+interval is Wilson's score interval, which stays inside [0, 1] and is honest for small sets.
 Percentiles interpolate linearly between the two nearest values, as numpy's default does.
 Reading a run never writes to it, so a report can be made while the run is still going.
 """
@@ -14,18 +17,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from search import ResultRecord, SearchStatus
+from search import ResultRecord, SearchStatus, SearchTree, TreeFormatError
 
 from prover.errors import ProverError
 from prover.runs import Summary, read_records
+from prover.viz import error_kind
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
-PASS_RATE_PLOT = "pass_rate_vs_expansions.png"
-TIME_PLOT = "time_per_theorem.png"
+SETTING_SECTIONS = ("env", "policy", "search", "limits", "theorems")  # what a run was asked to do
+# What a tactic application did, as the report counts it: its edge's outcome, with the
+# safety filter's refusals (errors that start "refused:") told apart (``viz.error_kind``).
+TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "refused", "timeout", "gave up (sorry)", "cycle")
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -48,34 +56,132 @@ def spread(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50": percentile(values, 50), "p90": percentile(values, 90), "max": max(values) if values else None}
 
 
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion (95% by default); (0, 1) when ``trials`` is 0.
+
+    >>> [round(x, 4) for x in wilson_interval(8, 10)]
+    [0.4902, 0.9433]
+    """
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# ---- reading a run ------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Run:
-    """A run directory as read for a report: its records and, if written, its summary."""
+    """A run directory as read for a report: its records, summary and config (each may be empty)."""
 
     path: Path
     records: list[ResultRecord]
     summary: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.path.resolve().name
 
+    def tree_path(self, record: ResultRecord) -> Path | None:
+        """The record's tree file, if it was saved and is still there."""
+        if not record.tree:
+            return None
+        path = self.path / record.tree
+        return path if path.is_file() else None
+
+
+def _read_json_object(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProverError(f"{path} is not valid JSON ({exc}); delete it to report on the records alone") from None
+    return data if isinstance(data, dict) else {}
+
 
 def load_run(path: str | Path) -> Run:
-    """Read the run directory at ``path`` (its results.jsonl and summary.json)."""
+    """Read the run directory at ``path`` (results.jsonl, summary.json, config.json).
+
+    A directory without finished theorems is refused with one sentence: there is nothing
+    to report, and a table of zeros would hide why.
+    """
     path = Path(path)
     results_path = path / "results.jsonl"
-    if not results_path.is_file():
+    started = (path / "config.json").is_file()
+    if not results_path.is_file() and not started:
         raise ProverError(f"{path} is not a run directory (it has no results.jsonl); "
                           "give a directory made by prover prove-split")
-    summary: dict = {}
-    summary_path = path / "summary.json"
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ProverError(f"{summary_path} is not valid JSON ({exc}); delete it to count records only") from None
-    return Run(path=path, records=read_records(results_path), summary=summary)
+    records = read_records(results_path) if results_path.is_file() else []
+    if not records:
+        raise ProverError(f"{path} has no finished theorem: the run failed at start or has not finished one yet, "
+                          "so there is nothing to report")
+    return Run(path=path, records=records, summary=_read_json_object(path / "summary.json"),
+               config=_read_json_object(path / "config.json"))
+
+
+def flat_settings(config: dict) -> dict[str, str]:
+    """The settings a run was asked for, as ``section.name -> value text`` (env, policy,
+    search, limits, theorems; Ray and provenance are left out: they do not change results)."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}", inner)
+        else:
+            flat[prefix] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    for section in SETTING_SECTIONS:
+        if section in config:
+            walk(section, config[section])
+    return flat
+
+
+def settings_rows(runs: Sequence[Run]) -> tuple[list[tuple[str, list[str]]], int]:
+    """(setting, one value per run) for every setting that differs between ``runs`` (every
+    setting, for one run), and how many settings are the same in all runs."""
+    settings = [flat_settings(run.config) for run in runs]
+    keys = list(dict.fromkeys(key for flat in settings for key in flat))
+    rows = [(key, [flat.get(key, "–") for flat in settings]) for key in keys]
+    if len(runs) == 1:
+        return rows, 0
+    differ = [(key, values) for key, values in rows if len(set(values)) > 1]
+    return differ, len(rows) - len(differ)
+
+
+def provenance_of(run: Run) -> dict[str, str]:
+    """Where and how the run was made, from config.json's ``provenance``, flattened:
+    ``started_at``, ``git_commit``, ``command_line``, ``libraries.torch``, ``hardware.cpus``…
+    (libraries that are not installed are left out)."""
+    found = run.config.get("provenance")
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        elif value is not None and value != []:
+            flat[prefix] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    if isinstance(found, dict):
+        walk("", found)
+    return flat
+
+
+def provenance_rows(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
+    """(field, one value per run) of every run's provenance."""
+    found = [provenance_of(run) for run in runs]
+    keys = list(dict.fromkeys(key for flat in found for key in flat))
+    return [(key, [flat.get(key, "–") for flat in found]) for key in keys]
+
+
+# ---- the numbers --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -89,15 +195,54 @@ class RunStats:
     counts: dict[str, int]  # every status in STATUSES, plus any other status seen
     num_unfinished: int
     pass_rate: float
+    pass_rate_ci: tuple[float, float]  # Wilson's 95% interval
+    stop_reasons: dict[str, int]
     expansions: dict[str, float | None]  # per finished theorem: p50, p90, max
     expansions_to_proof: dict[str, float | None]  # per proved theorem
-    wall_time_s: dict[str, float | None]  # per finished theorem
-    total_wall_time_s: float
+    tactics: dict[str, float | None]  # tactic applications per finished theorem
+    wall_time_s: dict[str, float | None]  # search time per finished theorem
+    total_search_time_s: float  # summed over theorems; not the run's wall-clock time
     proved: list[str]
+    tactic_outcomes: dict[str, int]  # TACTIC_OUTCOMES counted over the saved trees
+    num_trees: int  # trees read for tactic_outcomes
+    session_wall_time_s: float | None = None  # the last session's own clock, from summary.json
+    theorems_per_hour: float | None = None  # the last session's throughput, from summary.json
+
+
+def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
+    """Tactic applications by outcome (``TACTIC_OUTCOMES``) over the run's saved trees, and
+    how many trees were read (a missing or unreadable tree is skipped)."""
+    counts = dict.fromkeys(TACTIC_OUTCOMES, 0)
+    read = 0
+    for record in run.records:
+        path = run.tree_path(record)
+        if path is None:
+            continue
+        try:
+            tree = SearchTree.load(path)
+        except TreeFormatError:
+            continue
+        read += 1
+        for _, _, attrs in tree.graph.edges(data=True):
+            if "outcome" not in attrs:
+                continue
+            outcome = attrs["outcome"].value
+            name = {"state": "new state", "proved": "closed goal"}.get(outcome) or error_kind(outcome, attrs["error"])
+            counts[name] = counts.get(name, 0) + 1
+    return counts, read
+
+
+def _session_figure(summary: dict, key: str) -> float | None:
+    """A number from summary.json's ``session`` (the last prove-split session's clock)."""
+    session = summary.get("session")
+    value = session.get(key) if isinstance(session, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def run_stats(run: Run) -> RunStats:
-    """Pass rate, outcome counts and cost percentiles of ``run``."""
+    """Pass rate, its interval, outcome counts and cost percentiles of ``run``."""
     records = run.records
     summary = Summary(r.theorem for r in records)
     for record in records:
@@ -108,6 +253,10 @@ def run_stats(run: Run) -> RunStats:
     if not isinstance(num_theorems, int) or num_theorems < summary.num_finished:
         num_theorems = summary.num_finished
     proved = [r for r in records if r.status is SearchStatus.PROVED]
+    stop_reasons: dict[str, int] = {}
+    for record in records:
+        stop_reasons[record.stop_reason.value] = stop_reasons.get(record.stop_reason.value, 0) + 1
+    outcomes, num_trees = tactic_outcomes(run)
     return RunStats(
         name=run.name,
         path=str(run.path),
@@ -116,23 +265,34 @@ def run_stats(run: Run) -> RunStats:
         counts=counts,
         num_unfinished=num_theorems - summary.num_finished,
         pass_rate=summary.num_proved / num_theorems if num_theorems else 0.0,
+        pass_rate_ci=wilson_interval(summary.num_proved, num_theorems),
+        stop_reasons=dict(sorted(stop_reasons.items(), key=lambda kv: -kv[1])),
         expansions=spread([r.num_expansions for r in records]),
         expansions_to_proof=spread([r.num_expansions for r in proved]),
+        tactics=spread([r.num_tactics for r in records]),
         wall_time_s=spread([r.wall_time_s for r in records]),
-        total_wall_time_s=summary.total_search_time_s,
+        total_search_time_s=summary.total_search_time_s,
         proved=sorted(r.theorem for r in proved),
+        tactic_outcomes=outcomes,
+        num_trees=num_trees,
+        session_wall_time_s=_session_figure(run.summary, "wall_time_s"),
+        theorems_per_hour=_session_figure(run.summary, "theorems_per_hour"),
     )
 
 
-def compare(first: Run, second: Run) -> dict:
-    """Which theorems one run proved and the other did not (among all either recorded)."""
-    proved = [{r.theorem for r in run.records if r.status is SearchStatus.PROVED} for run in (first, second)]
-    recorded = [{r.theorem for r in run.records} for run in (first, second)]
+def compare(runs: Sequence[Run], labels: Sequence[str]) -> dict:
+    """Which theorems every run proved, and which only one run proved (among all recorded)."""
+    proved = [{r.theorem for r in run.records if r.status is SearchStatus.PROVED} for run in runs]
+    recorded = [{r.theorem for r in run.records} for run in runs]
+    only = []
+    for i, label in enumerate(labels):
+        others = set().union(*(p for j, p in enumerate(proved) if j != i))
+        only.append({"label": label, "theorems": sorted(proved[i] - others)})
     return {
-        "proved_by_both": len(proved[0] & proved[1]),
-        "only_first": sorted(proved[0] - proved[1]),
-        "only_second": sorted(proved[1] - proved[0]),
-        "recorded_by_both": len(recorded[0] & recorded[1]),
+        "proved_by_all": len(set.intersection(*proved)),
+        "proved_by_any": len(set.union(*proved)),
+        "recorded_by_all": len(set.intersection(*recorded)),
+        "only": only,
     }
 
 
@@ -157,11 +317,16 @@ def _spread_text(values: dict, unit: str = "") -> str:
     return " / ".join(_fmt(values[k]) for k in ("p50", "p90", "max")) + unit
 
 
+def pass_rate_text(rate: float, interval: Sequence[float]) -> str:
+    """``56.7% (44.1–68.4%)``: the rate and its 95% interval."""
+    return f"{rate:.1%} ({interval[0]:.1%}–{interval[1]:.1%})"
+
+
 def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     """(label, one cell per run) for the summary table, shared by the terminal and report.md."""
     rows = [
         ("theorems", [str(s.num_theorems) for s in stats]),
-        ("pass rate", [f"{s.pass_rate:.1%}" for s in stats]),
+        ("pass rate (95% interval)", [pass_rate_text(s.pass_rate, s.pass_rate_ci) for s in stats]),
     ]
     rows += [(status, [str(s.counts.get(status, 0)) for s in stats]) for status in STATUSES]
     extra = sorted({k for s in stats for k in s.counts} - set(STATUSES))
@@ -171,21 +336,43 @@ def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     rows += [
         ("expansions (p50 / p90 / max)", [_spread_text(s.expansions) for s in stats]),
         ("expansions to proof (p50 / p90 / max)", [_spread_text(s.expansions_to_proof) for s in stats]),
-        ("time, s (p50 / p90 / max)", [_spread_text(s.wall_time_s) for s in stats]),
-        ("total time, s", [_fmt(s.total_wall_time_s, 4) for s in stats]),
+        ("tactic applications (p50 / p90 / max)", [_spread_text(s.tactics) for s in stats]),
+        ("search time, s (p50 / p90 / max)", [_spread_text(s.wall_time_s) for s in stats]),
+        ("search time summed over theorems, s", [_fmt(s.total_search_time_s, 4) for s in stats]),
     ]
+    if any(s.session_wall_time_s is not None for s in stats):
+        rows.append(("wall-clock time of the last session, s", [_fmt(s.session_wall_time_s, 4) for s in stats]))
+        rows.append(("theorems per hour (last session)", [_fmt(s.theorems_per_hour, 4) for s in stats]))
+    return rows
+
+
+def outcome_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
+    """Why searches stopped, and what the tactics tried did (from the saved trees)."""
+    reasons = list(dict.fromkeys(r for s in stats for r in s.stop_reasons))
+    rows = [(f"stopped: {reason}", [str(s.stop_reasons.get(reason, 0)) for s in stats]) for reason in reasons]
+    rows.append(("trees read", [f"{s.num_trees} of {s.num_finished}" for s in stats]))
+    for name in TACTIC_OUTCOMES:
+        if any(s.tactic_outcomes.get(name) for s in stats):
+            rows.append((f"tactics: {name}", [str(s.tactic_outcomes.get(name, 0)) for s in stats]))
     return rows
 
 
 def build_report(runs: Sequence[Run]) -> dict:
-    """The report as a JSON-ready dict: one ``RunStats`` per run and, for two, a comparison."""
-    if not 1 <= len(runs) <= 2:
-        raise ProverError(f"a report covers one run or compares two, not {len(runs)}")
+    """The report as a JSON-ready dict: one ``RunStats`` per run, the settings that differ
+    and, for several runs, which theorems only one of them proved."""
+    if not runs:
+        raise ProverError("a report needs at least one run directory")
     labels = _labels(runs)
     stats = [run_stats(run) for run in runs]
-    report = {"runs": [dict(asdict(s), label=label) for s, label in zip(stats, labels)]}
-    if len(runs) == 2:
-        report["comparison"] = compare(*runs)
+    settings, num_same = settings_rows(runs)
+    report = {
+        "runs": [dict(asdict(s), label=label) for s, label in zip(stats, labels)],
+        "settings": [{"setting": key, "values": values} for key, values in settings],
+        "settings_same": num_same,
+        "provenance": [{"field": key, "values": values} for key, values in provenance_rows(runs)],
+    }
+    if len(runs) > 1:
+        report["comparison"] = compare(runs, labels)
     return report
 
 
@@ -195,53 +382,134 @@ def _one_line(name: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _md_name(name: str) -> str:
-    text = _one_line(name, 120)
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+def _md_name(name: str, width: int = 120) -> str:
+    text = _one_line(name, width).replace("|", "\\|")  # a bare | would end a table cell
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _md_code(text: str) -> str:
+    """``text`` as inline code fit for a table cell."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _md_link(text: str, target: str) -> str:
+    return f"[{text}](<{target}>)" if any(c in target for c in " ()<>") else f"[{text}]({target})"
 
 
 def stats_of(report: dict) -> list[RunStats]:
-    return [RunStats(**{k: v for k, v in r.items() if k != "label"}) for r in report["runs"]]
+    stats = []
+    for entry in report["runs"]:
+        values = {k: v for k, v in entry.items() if k != "label"}
+        values["pass_rate_ci"] = tuple(values["pass_rate_ci"])
+        stats.append(RunStats(**values))
+    return stats
 
 
-def render_markdown(report: dict, plots: Sequence[str]) -> str:
-    """report.md: the summary table, the theorems only one run proved, and the plots."""
+def tree_page_name(tree_file: str | Path) -> str:
+    """The run browser's page for a tree file: ``trees/a.json.gz`` -> ``a.html``."""
+    name = Path(tree_file).name
+    for suffix in (".json.gz", ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + ".html"
+    return name + ".html"
+
+
+def tree_link(run: Run, record: ResultRecord, from_dir: Path) -> str | None:
+    """A relative link from ``from_dir`` to the record's tree page (written by ``prover viz
+    RUN_DIR``) when it exists, else to the tree file; None without a tree."""
+    tree = run.tree_path(record)
+    if tree is None:
+        return None
+    page = run.path / "viz" / tree_page_name(tree)
+    target = page if page.is_file() else tree
+    return Path(os.path.relpath(target.resolve(), from_dir.resolve())).as_posix()
+
+
+def theorem_rows(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, list[str]]]:
+    """(theorem, one markdown cell per run: status, expansions, time, link to its tree)."""
+    by_run = [{r.theorem: r for r in run.records} for run in runs]
+    names = list(dict.fromkeys(name for records in by_run for name in records))
+    rows = []
+    for name in names:
+        cells = []
+        for run, records in zip(runs, by_run):
+            record = records.get(name)
+            if record is None:
+                cells.append("–")
+                continue
+            cell = f"{record.status.value}, {record.num_expansions} exp, {_fmt(record.wall_time_s)} s"
+            link = tree_link(run, record, out_dir)
+            cells.append(cell + (" · " + _md_link("tree", link) if link else ""))
+        rows.append((name, cells))
+    return rows
+
+
+def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple[str, list[str]]] = ()) -> str:
+    """report.md: settings, the summary table, outcomes, the theorems only one run proved,
+    the plots, and every theorem linked to its tree."""
     runs = stats_of(report)
     labels = [r["label"] for r in report["runs"]]
-    title = " vs ".join(labels)
-    lines = [f"# Run report: {title}", ""]
+
+    def table(first: str, rows: Iterable[tuple[str, list[str]]]) -> list[str]:
+        lines = [f"| {first} | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+        return lines + [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+
+    lines = [f"# Run report: {' vs '.join(labels)}", ""]
     lines += [f"- `{label}`: {s.path}" for label, s in zip(labels, runs)]
-    lines += ["", "| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in table_rows(runs)]
+    settings = [(s["setting"], s["values"]) for s in report.get("settings", [])]
+    same = report.get("settings_same", 0)
+    lines += ["", "## Settings", ""]
+    if settings:
+        lines += table("setting", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in settings])
+    if len(labels) > 1:
+        lines += ["", f"{same} other setting{'s are' if same != 1 else ' is'} the same in every run."
+                  if settings else f"All {same} settings are the same in every run."]
+    elif not settings:
+        lines += ["(the run's config.json gives no settings)"]
+    lines += ["", "## Results", ""]
+    lines += table("", table_rows(runs))
+    lines += ["", "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval."]
+    provenance = [(p["field"], p["values"]) for p in report.get("provenance", [])]
+    if provenance:
+        lines += ["", "## Provenance", ""]
+        lines += table("", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in provenance])
+    lines += ["", "## Outcomes", ""]
+    lines += table("", outcome_rows(runs))
+    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them."]
     comparison = report.get("comparison")
     if comparison:
-        lines += ["", f"Proved by both: {comparison['proved_by_both']}."]
-        for key, label in (("only_first", labels[0]), ("only_second", labels[1])):
-            names = comparison[key]
-            lines += ["", f"## Proved by {label} only ({len(names)})", ""]
+        lines += ["", f"Proved by all {len(labels)} runs: {comparison['proved_by_all']}; "
+                      f"by at least one: {comparison['proved_by_any']}."]
+        for entry in comparison["only"]:
+            names = entry["theorems"]
+            lines += ["", f"## Proved by {entry['label']} only ({len(names)})", ""]
             lines += [f"- {_md_name(name)}" for name in names] or ["(none)"]
-    lines += [""]
+    lines += ["", "## Plots", ""]
     lines += [f"![{Path(plot).stem.replace('_', ' ')}]({Path(plot).name})" for plot in plots]
+    if theorems:
+        lines += ["", "## Theorems", ""]
+        lines += ["Each links to its tree: the page `prover viz RUN_DIR` writes, else the tree file.", ""]
+        lines += table("theorem", [(_md_name(name, 80), cells) for name, cells in theorems])
     return "\n".join(lines) + "\n"
 
 
 def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
-    """Write report.json, report.md and the two plots into ``out_dir``; return the report."""
+    """Write report.json, report.md and the plots into ``out_dir``; return the report."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProverError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
     report = build_report(runs)
     labels = [r["label"] for r in report["runs"]]
-    stats = stats_of(report)
-    from prover.plots import plot_pass_rate, plot_time_histogram
+    from prover.plots import write_report_plots
 
-    plots = [
-        plot_pass_rate(runs, stats, labels, out_dir / PASS_RATE_PLOT),
-        plot_time_histogram(runs, labels, out_dir / TIME_PLOT),
-    ]
+    plots = write_report_plots(runs, stats_of(report), labels, out_dir)
     report["plots"] = [str(p) for p in plots]
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    (out_dir / "report.md").write_text(render_markdown(report, report["plots"]), encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    markdown = render_markdown(report, report["plots"], theorem_rows(runs, out_dir))
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     return report
 
 
@@ -250,10 +518,82 @@ def comparison_lines(report: dict, limit: int = 20) -> list[str]:
     comparison = report.get("comparison")
     if not comparison:
         return []
-    labels = [r["label"] for r in report["runs"]]
-    lines = [f"proved by both: {comparison['proved_by_both']}"]
-    for key, label in (("only_first", labels[0]), ("only_second", labels[1])):
-        names = comparison[key]
-        shown = ", ".join(_one_line(name) for name in names[:limit]) + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
-        lines.append(f"proved by {label} only ({len(names)}): {shown or '(none)'}")
+    lines = [f"proved by all {len(report['runs'])} runs: {comparison['proved_by_all']}"]
+    for entry in comparison["only"]:
+        names = entry["theorems"]
+        shown = ", ".join(_one_line(name) for name in names[:limit])
+        if len(names) > limit:
+            shown += f", … ({len(names) - limit} more)"
+        lines.append(f"proved by {entry['label']} only ({len(names)}): {shown or '(none)'}")
     return lines
+
+
+# ---- the run browser ----------------------------------------------------------------------
+
+
+def run_page_data(run: Run, pages: dict[str, str]) -> dict:
+    """What the run browser's page shows: the run's figures and one row per theorem.
+
+    ``pages`` maps a theorem to its tree page's file name. Each row is ``[theorem, status,
+    stop_reason, proof_length, expansions, tactics, states, search_time_s, error, page]``.
+    """
+    stats = run_stats(run)
+    rows = [[r.theorem, r.status.value, r.stop_reason.value, len(r.proof) if r.proof else None,
+             r.num_expansions, r.num_tactics, r.num_states, r.wall_time_s, r.error or "", pages.get(r.theorem)]
+            for r in run.records]
+    settings, _ = settings_rows([run])
+    return {
+        "name": run.name,
+        "path": str(run.path.resolve()),
+        "num_theorems": stats.num_theorems,
+        "num_finished": stats.num_finished,
+        "num_unfinished": stats.num_unfinished,
+        "counts": {k: v for k, v in stats.counts.items() if v},
+        "pass_rate": stats.pass_rate,
+        "pass_rate_ci": list(stats.pass_rate_ci),
+        "total_search_time_s": stats.total_search_time_s,
+        "session_wall_time_s": stats.session_wall_time_s,
+        "provenance": provenance_of(run),
+        "settings": [[key, values[0]] for key, values in settings],
+        "rows": rows,
+    }
+
+
+def write_run_browser(run: Run, out_dir: str | Path | None = None) -> tuple[Path, int]:
+    """Write the run's browser: ``index.html`` (every theorem: sort, filter, search) and one
+    page per saved tree beside it, in ``out_dir`` (default ``RUN_DIR/viz``).
+
+    A tree page newer than its tree file and than the viewer's code is kept, so running it
+    again on a growing run only renders the new trees. Returns (index path, pages written).
+    """
+    from prover.viz import render_html, render_run_html, viewer_mtime
+
+    out_dir = Path(out_dir) if out_dir else run.path / "viz"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProverError(f"cannot write the run's pages to {out_dir}: {exc.strerror or exc}") from None
+    with_trees = [(r, run.tree_path(r)) for r in run.records]
+    with_trees = [(r, p) for r, p in with_trees if p is not None]
+    names = [tree_page_name(tree_file) for _, tree_file in with_trees]
+    code_mtime = viewer_mtime()
+    stale = {i for i, (_, tree_file) in enumerate(with_trees)
+             if not (out_dir / names[i]).is_file()
+             or (out_dir / names[i]).stat().st_mtime < max(tree_file.stat().st_mtime, code_mtime)}
+    stale |= {i - 1 for i in stale if i > 0}  # the page before a new one gains its "next" link
+    pages: dict[str, str] = {}
+    written = 0
+    for index, (record, tree_file) in enumerate(with_trees):
+        if index in stale:
+            nav = {"index": "index.html", "prev": names[index - 1] if index > 0 else None,
+                   "next": names[index + 1] if index + 1 < len(names) else None}
+            try:
+                tree = SearchTree.load(tree_file)
+            except TreeFormatError:
+                continue  # a damaged tree gets no page; the index row says it has none
+            (out_dir / names[index]).write_text(render_html(tree, nav=nav), encoding="utf-8")
+            written += 1
+        pages[record.theorem] = names[index]
+    index_path = out_dir / "index.html"
+    index_path.write_text(render_run_html(run_page_data(run, pages)), encoding="utf-8")
+    return index_path, written

@@ -8,7 +8,11 @@
 
 The HTML page is one file: its script and style (``prover/assets/tree_view.*``, plain
 JavaScript, no library) and the tree's data are inlined, so it opens without a network.
-It stays usable at 10,000 states because it builds rows only for the nodes a reader opens.
+It stays usable at 10,000 states because it builds rows only for the nodes a reader opens,
+and at depth 100 because indentation stops at a cap. ``render_run_html`` is the page that
+lists a whole run (``prover/assets/run_view.*``; ``prover.report.write_run_browser`` writes
+it with a page per tree). Text from trees and runs is data: the pages put it in the DOM
+as text, never as markup.
 
 Every view shows the tree as a spanning tree of its DAG: each state hangs under one
 *primary* parent (its proof predecessor on the proof path, else its earliest-created
@@ -22,7 +26,7 @@ import json
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import networkx as nx
 
@@ -124,14 +128,89 @@ def _sorted_edges(tree: SearchTree, node: int) -> list[tuple[int, str, dict[str,
 
 # ---- HTML ---------------------------------------------------------------------------------
 
+# What a tactic application did, as the pages count it: the edge outcome, with the safety
+# filter's refusals (errors that start "refused:") told apart from Lean's own errors.
+ERROR_KINDS = {"error": "Lean error", "timeout": "timeout", "given_up": "gave up (sorry)", "cycle": "cycle"}
+
+
+def error_kind(outcome: str, error: str) -> str:
+    """The name a page gives a failed tactic's outcome: ``refused`` for the safety filter."""
+    if outcome == "error" and error.startswith("refused:"):
+        return "refused"
+    return ERROR_KINDS.get(outcome, outcome)
+
+
+def count_goals(state: str) -> int:
+    """Goals in a pretty-printed state: one ``⊢`` line each (at least 1)."""
+    return max(1, sum(1 for line in state.splitlines() if line.lstrip().startswith("⊢")))
+
+
+def overview(tree: SearchTree, top: int = 25) -> dict:
+    """The search at a glance, for the page's overview panel.
+
+    ``depth_states``/``depth_expanded``: states and expanded states per depth;
+    ``frontier``: the unexpanded open states, highest priority first, as ``[id, priority,
+    depth, goals]`` (``num_frontier`` counts them all); ``fewest_goals`` and ``deepest``:
+    open states closest to a proof by those two measures; ``errors``: failed tactics per
+    kind; ``top_errors``: the commonest error messages (first line) with their counts.
+    """
+    states = [n for n in tree.graph.nodes if n not in (QED, DEAD)]
+    depth_states: list[int] = []
+    depth_expanded: list[int] = []
+    frontier, alive = [], []
+    for node in states:
+        a = tree.node(node)
+        depth = a["depth"]
+        while len(depth_states) <= depth:
+            depth_states.append(0)
+            depth_expanded.append(0)
+        depth_states[depth] += 1
+        if a["expanded_order"] is not None:
+            depth_expanded[depth] += 1
+        if a["status"] is Status.OPEN:
+            goals = count_goals(a["state"])
+            alive.append((node, goals, depth, a.get("priority")))
+            if a["expanded_order"] is None:
+                frontier.append([node, a.get("priority"), depth, goals])
+
+    def rank(row: list) -> tuple:
+        # No priority (a tree saved before scores were kept): the path's log-prob instead.
+        score = row[1] if row[1] is not None else tree.node(row[0])["cumulative_logprob"]
+        return row[1] is None, -score, row[0]
+
+    frontier.sort(key=rank)
+    fewest = sorted(alive, key=lambda a: (a[1], -a[2], a[0]))[:10]
+    deepest = sorted(alive, key=lambda a: (-a[2], a[1], a[0]))[:10]
+    errors: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    for source in states:
+        for attrs in tree.graph.succ[source].get(DEAD, {}).values():
+            kind = error_kind(attrs["outcome"].value, attrs["error"])
+            errors[kind] = errors.get(kind, 0) + 1
+            first = " ".join((attrs["error"].strip().splitlines() or [""])[0].split())[:160]
+            messages[first] = messages.get(first, 0) + 1
+    result = tree.graph.graph.get("result") or {}
+    return {
+        "stop_reason": result.get("stop_reason"),
+        "depth_states": depth_states,
+        "depth_expanded": depth_expanded,
+        "num_frontier": len(frontier),
+        "frontier": frontier[:top],
+        "fewest_goals": [[n, g, d] for n, g, d, _ in fewest],
+        "deepest": [[n, g, d] for n, g, d, _ in deepest],
+        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "top_errors": sorted(messages.items(), key=lambda kv: -kv[1])[:12],
+    }
+
 
 def view_data(tree: SearchTree) -> dict:
     """The tree as the HTML page's script reads it: compact arrays, states in full.
 
     ``nodes[i]`` is ``[id, status, depth, expanded_order, t_created_s, t_expanded_s,
-    cumulative_logprob, distance, partial, parent, state]`` and ``edges[i]`` lists node i's
-    tactics, best log-prob first, as ``[target, tactic, logprob, outcome, error, time_s,
-    step]``; targets -1 and -2 are QED and DEAD.
+    cumulative_logprob, distance, partial, parent, priority, value, state]`` and
+    ``edges[i]`` lists node i's tactics, best log-prob first, as ``[target, tactic, logprob,
+    outcome, error, time_s, step]``; targets -1 and -2 are QED and DEAD. ``overview`` is
+    ``overview(tree)``.
     """
     parents = primary_parents(tree)
     nodes, edges = [], []
@@ -139,7 +218,8 @@ def view_data(tree: SearchTree) -> dict:
         a = tree.node(node)
         nodes.append([
             node, a["status"].value, a["depth"], a["expanded_order"], a["t_created_s"], a["t_expanded_s"],
-            a["cumulative_logprob"], a["distance"], a["partial"], parents.get(node, None), a["state"],
+            a["cumulative_logprob"], a["distance"], a["partial"], parents.get(node, None), a.get("priority"),
+            a.get("value"), a["state"],
         ])
         edges.append([
             [target, tactic, e["logprob"], e["outcome"].value, e["error"], e["time_s"], e["step"]]
@@ -155,11 +235,17 @@ def view_data(tree: SearchTree) -> dict:
         "proof": [[s, t, tactic] for s, t, tactic in tree.proof_edges() or []],
         "nodes": nodes,
         "edges": edges,
+        "overview": overview(tree),
     }
 
 
 def _asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def viewer_mtime() -> float:
+    """When the pages' code last changed (this module or an asset): older pages are stale."""
+    return max(p.stat().st_mtime for p in [Path(__file__), *ASSETS.iterdir()])
 
 
 def _script_json(data: dict) -> str:
@@ -168,19 +254,39 @@ def _script_json(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def render_html(tree: SearchTree) -> str:
+def _fill(template: str, fields: dict[str, str]) -> str:
+    # One pass over the template only, so text inside the data is never substituted.
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)], _asset(template))
+
+
+def _nav_html(nav: dict | None) -> str:
+    if not nav:
+        return ""
+    links = []
+    for key, text in (("index", "↑ all theorems"), ("prev", "◀ previous"), ("next", "next ▶")):
+        href = nav.get(key)
+        links.append(f'<a id="nav-{key}" href="{html.escape(href, quote=True)}">{text}</a>' if href
+                     else f'<span class="muted">{text}</span>')
+    return '<nav class="runnav">' + " · ".join(links) + "</nav>"
+
+
+def render_html(tree: SearchTree, nav: dict | None = None) -> str:
     """A self-contained, offline HTML page to explore ``tree`` in a browser.
 
-    Nodes coloured by status, the proof path highlighted and open, tactics labelled with
-    their log-prob and time, failed tactics folded per state, a node's full goal state and
-    timing on click, a search box over tactics and goals, and stepping in search order.
+    Nodes coloured by status, the proof path highlighted and open, an overview of the
+    search (depth histogram, frontier by priority, states closest to a proof, error kinds),
+    tactics labelled with their log-prob and time, failed tactics folded per state, a
+    node's full goal state, priority and timing on click, a search box over tactics, goals
+    and errors, keyboard navigation, and stepping in search order. ``nav`` (hrefs under
+    ``index``, ``prev``, ``next``) links the page into a run's browser.
     """
     result = tree.graph.graph.get("result") or {}
     wall = result.get("wall_time_s")
-    fields = {
-        "title": html.escape(f"{tree.theorem} — search tree"),
+    return _fill("tree_view.html", {
+        "title": html.escape(f"{_first_line(tree.theorem, 80)} — search tree"),
         "theorem": html.escape(tree.theorem),
-        "status": tree.status(ROOT).value,
+        "nav": _nav_html(nav),
+        "status": html.escape(tree.status(ROOT).value),
         "num_states": str(tree.num_states),
         "num_expanded": str(tree.num_expanded),
         "num_tactics": str(tree.graph.number_of_edges()),
@@ -188,28 +294,56 @@ def render_html(tree: SearchTree) -> str:
         "css": _asset("tree_view.css"),
         "js": _asset("tree_view.js"),
         "data": _script_json(view_data(tree)),
-    }
-    # One pass over the template only, so text inside the data is never substituted.
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)], _asset("tree_view.html"))
+    })
+
+
+def render_run_html(data: dict) -> str:
+    """The run browser's index page (``prover.report.run_page_data`` builds ``data``): every
+    theorem with its status, proof length, expansions and time, sortable, filterable and
+    searchable, each linked to its tree page. Self-contained, like the tree pages."""
+    return _fill("run_view.html", {
+        "title": html.escape(f"{data['name']} — run"),
+        "css": _asset("run_view.css"),
+        "js": _asset("run_view.js"),
+        "data": _script_json(data),
+    })
 
 
 # ---- static pictures ----------------------------------------------------------------------
 
 
-def _drawn_nodes(tree: SearchTree, parents: dict[int, int], max_nodes: int) -> list[int]:
-    """The states a picture shows: all of them, or the proof path plus the first states the
-    search expanded, each with its chain of primary parents so the drawing stays connected."""
+def marked_states(tree: SearchTree, frontier: int = 5, deepest: int = 3) -> list[tuple[str, int]]:
+    """The states a picture of an unproved search names: ``("F1", node)``… for the frontier
+    states of highest priority (those the search would have expanded next) and ``("D1",
+    node)``… for the deepest open states. None for a proved tree: its proof says enough."""
+    if tree.status(ROOT) is Status.PROVED:
+        return []
+    summary = overview(tree, top=frontier)
+    marks = [(f"F{i + 1}", row[0]) for i, row in enumerate(summary["frontier"][:frontier])]
+    named = {node for _, node in marks}
+    deep = [row[0] for row in summary["deepest"] if row[0] not in named][:deepest]
+    return marks + [(f"D{i + 1}", node) for i, node in enumerate(deep)]
+
+
+def _drawn_nodes(tree: SearchTree, parents: dict[int, int], max_nodes: int, marked: Iterable[int] = ()) -> list[int]:
+    """The states a picture shows: all of them, or the proof path, then the ``marked``
+    states, then the first states the search expanded, each with its chain of primary
+    parents so the drawing stays connected."""
     states = [n for n in tree.graph.nodes if n not in (QED, DEAD)]
     if len(states) <= max_nodes:
         return sorted(states)
     chosen = {ROOT} | {t for _, t, _ in tree.proof_edges() or [] if t != QED}
-    for node in sorted(states, key=lambda n: (tree.node(n)["expanded_order"] is None,
-                                              tree.node(n)["expanded_order"] or 0, n)):
+    by_order = sorted(states, key=lambda n: (tree.node(n)["expanded_order"] is None,
+                                             tree.node(n)["expanded_order"] or 0, n))
+    marked = list(marked)
+    for index, node in enumerate([*marked, *by_order]):
         chain = []
         while node not in chosen:
             chain.append(node)
             node = parents[node]
         if len(chosen) + len(chain) > max_nodes:
+            if index < len(marked):
+                continue  # a marked state too deep to fit; the next may
             break
         chosen.update(chain)
     return sorted(chosen)

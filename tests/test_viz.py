@@ -13,9 +13,9 @@ from PIL import Image
 from prover.cli import main
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.policies.fixed import FixedPolicy
-from prover.plots import draw_tree
-from prover.viz import graphml_graph, primary_parents, render_html, view_data, write_graphml
-from search import DEAD, QED, ROOT, LeanError, ProofFinished, SearchLimits, SearchTree, TacticState, Theorem
+from prover.plots import draw_tree, tree_figure
+from prover.viz import graphml_graph, overview, primary_parents, render_html, view_data, write_graphml
+from search import DEAD, QED, ROOT, LeanError, ProofFinished, SearchLimits, SearchTree, Status, TacticState, Theorem
 from search import best_first_search
 
 HOSTILE_TACTIC = "</script><script>alert(1)</script>"
@@ -46,6 +46,30 @@ def synthetic_tree(max_expansions: int = 60, theorem: str = "synthetic_0002", **
     return result.tree
 
 
+def deep_tree(depth: int = 120, proved: bool = False) -> SearchTree:
+    """A chain ``depth`` tactics long with long goals; at each level a second child, a Lean
+    error and a refused ``sorry``; priorities as a best-first search would leave them."""
+    tree = SearchTree("deep_chain", "x y : ℕ\nh₀ : x + y = 10\n⊢ 2 * x ≤ 10 ∧ x * y ≤ 25")
+    node = ROOT
+    for level in range(depth):
+        goal = f"x y : ℕ\nh₀ : x + y = 10\n⊢ step_{level} : 2 * x + {level} ≤ 10 + {level} ∧ a_long_goal"
+        tree.node(node)["priority"] = -0.1 * level
+        child, _ = tree.add_outcome(node, f"nlinarith [sq_nonneg (x - y), h₀, step {level}]", -0.1,
+                                    TacticState(goal), t_s=level * 0.01)
+        side, _ = tree.add_outcome(node, f"omega_{level}", -0.5, TacticState(goal + f"\n\ncase side\n⊢ side {level}"))
+        tree.node(side)["priority"] = -0.1 * level - 0.4
+        tree.add_outcome(node, "simp_all", -0.9, LeanError(f"simp made no progress at level {level}"), time_s=0.002)
+        tree.add_outcome(node, "sorry", -1.5, LeanError("refused: `sorry` closes goals without proof"))
+        tree.mark_expanded(node, t_s=level * 0.01)
+        node = child
+    tree.node(node)["priority"] = -0.1 * depth
+    if proved:
+        tree.add_outcome(node, "decide", -0.2, ProofFinished())
+        tree.mark_expanded(node)
+    tree.check_invariants()
+    return tree
+
+
 def embedded_data(page: str) -> dict:
     match = re.search(r'<script type="application/json" id="tree-data">(.*?)</script>', page, re.S)
     assert match, "the page holds no tree data"
@@ -65,6 +89,38 @@ def test_html_page_is_self_contained_and_holds_the_whole_tree():
     assert sum(len(edges) for edges in data["edges"]) == tree.graph.number_of_edges()
     states = {row[0]: row[-1] for row in data["nodes"]}
     assert states == {node: tree.state(node) for node in range(tree.num_states)}
+    assert "overview" in data
+
+
+def test_tree_page_links_into_its_run_with_escaped_hrefs():
+    page = render_html(small_tree(), nav={"index": "index.html", "prev": None, "next": 'x"><script>.html'})
+    assert '<a id="nav-index" href="index.html">' in page
+    assert 'href="x&quot;&gt;&lt;script&gt;.html"' in page and '"><script>' not in page
+    assert "nav-index" not in render_html(small_tree())
+
+
+def test_view_data_carries_each_states_priority_and_value():
+    tree = deep_tree(depth=5)
+    data = view_data(tree)
+    for row in data["nodes"]:
+        assert row[10] == tree.node(row[0])["priority"] and row[11] == tree.node(row[0])["value"]
+    assert data["nodes"][1][10] == pytest.approx(-0.1)
+
+
+def test_overview_ranks_the_frontier_by_priority_and_counts_error_kinds():
+    tree = deep_tree(depth=30)
+    summary = overview(tree, top=10)
+    waiting = [n for n in range(tree.num_states) if tree.node(n)["expanded_order"] is None]
+    assert summary["num_frontier"] == len(waiting) == 31
+    priorities = [row[1] for row in summary["frontier"]]
+    assert priorities == sorted(priorities, reverse=True) and len(priorities) == 10
+    assert priorities[0] == max(tree.node(n)["priority"] for n in waiting)
+    assert sum(summary["depth_states"]) == tree.num_states and len(summary["depth_states"]) == 31
+    assert sum(summary["depth_expanded"]) == tree.num_expanded
+    assert summary["errors"] == {"Lean error": 30, "refused": 30}
+    assert summary["deepest"][0][2] == 30  # [node, goals, depth]: the end of the chain
+    assert [row[1] for row in summary["fewest_goals"]] == sorted(row[1] for row in summary["fewest_goals"])
+    assert summary["top_errors"][0] == ("refused: `sorry` closes goals without proof", 30)
 
 
 def test_html_page_cannot_be_broken_out_of_by_tactic_or_goal_text():
@@ -124,6 +180,50 @@ def test_svg_picture_names_the_theorem_the_proof_and_its_tactics(tmp_path):
         assert expected in text, expected
 
 
+def test_svg_gives_every_state_a_tooltip_with_its_goal_escaped(tmp_path):
+    tree = small_tree()
+    c = tree.node_of("⊢ C")
+    tree.graph.nodes[c]["state"] = "⊢ C </title><script>alert(1)</script>"  # hostile goal text
+    svg = draw_tree(tree, tmp_path / "tree.svg").read_text()
+    root = ElementTree.fromstring(svg)  # still well-formed XML
+    titles = {g.get("id"): g.find("{http://www.w3.org/2000/svg}title").text
+              for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("id", "").startswith("state-")}
+    assert set(titles) == {f"state-{n}" for n in range(tree.num_states)}
+    assert titles["state-0"].startswith("[0] proved, depth 0") and "⊢ A" in titles["state-0"]
+    assert "<script>alert(1)</script>" in titles[f"state-{c}"]
+    assert "<script>" not in svg
+
+
+def test_a_failed_search_is_drawn_with_its_frontier_and_deepest_states_named(tmp_path):
+    tree = synthetic_tree(max_expansions=150, theorem="synthetic_0001", branching=6, depth=9, proof_density=0.1)
+    assert tree.status(ROOT) is not Status.PROVED and tree.num_states > 300
+    fig, drawn, tag_of = tree_figure(tree, max_nodes=60)
+    summary = overview(tree)
+    frontier = [row[0] for row in summary["frontier"][:5]]
+    assert [tag_of[n] for n in frontier] == ["F1", "F2", "F3", "F4", "F5"]
+    assert summary["deepest"][0][0] in tag_of and len(drawn) <= 60
+    svg = draw_tree(tree, tmp_path / "failed.svg", max_nodes=60).read_text()
+    text = " ".join(ElementTree.fromstring(svg).itertext())
+    for node in frontier:
+        assert f"[{node}]" in text and tree.state(node).splitlines()[-1] in text
+    assert "the frontier and deepest states" in text and "stopped: max_expansions" in text
+
+
+def test_picture_header_texts_legend_and_key_do_not_overlap():
+    trees = [small_tree(), deep_tree(depth=60),
+             synthetic_tree(max_expansions=150, theorem="synthetic_0001", branching=6, depth=9, proof_density=0.1)]
+    for tree in trees:
+        fig, _, _ = tree_figure(tree, max_nodes=60)
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in fig.texts if t.get_text()]
+        boxes += [legend.get_window_extent(renderer) for legend in fig.legends]
+        assert len(boxes) >= 3
+        for i, a in enumerate(boxes):
+            assert a.x1 <= fig.bbox.width + 1 and a.y0 >= -1 and a.y1 <= fig.bbox.height + 1, "text leaves the picture"
+            for b in boxes[i + 1:]:
+                assert not a.overlaps(b), f"{tree.theorem}: {a} overlaps {b}"
+
+
 def test_a_huge_tree_is_drawn_cut_to_the_proof_and_the_first_expanded(tmp_path):
     tree = synthetic_tree(max_expansions=300, branching=6, depth=6, proof_density=0.2)
     assert tree.num_states > 500
@@ -161,7 +261,8 @@ def test_viz_command_writes_each_format_next_to_the_tree(tmp_path, capsys):
     tree_path = tmp_path / "demo.json"
     small_tree().save(tree_path, extra={"status": "proved", "wall_time_s": 0.1})
     main(["viz", str(tree_path)])
-    assert "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and (tmp_path / "demo.html").resolve().as_uri() in printed
     assert (tmp_path / "demo.html").read_text().startswith("<!doctype html>")
     for fmt in ("svg", "png", "graphml"):
         main(["viz", str(tree_path), "--format", fmt])
