@@ -2,7 +2,7 @@
 
     RUN_DIR/config.json     the RunConfig, written once (resumable settings updated on --resume)
     RUN_DIR/results.jsonl   one ResultRecord per finished theorem, appended and fsync'd as each ends
-    RUN_DIR/trees/*.json    one search tree per theorem (SearchTree.save)
+    RUN_DIR/trees/*.json.gz one search tree per theorem (SearchTree.save, gzip-compressed)
     RUN_DIR/summary.json    pass rate over the whole theorem set, rewritten as results come
 
 A run killed at any moment keeps every line it wrote; a torn last line (the process died
@@ -227,8 +227,8 @@ class RunDir:
         """Keep one finished search: its tree first, then its line in results.jsonl."""
         record = make_record(theorem, result)
         if result.tree is not None:
-            path = self.trees_dir / tree_filename(theorem.name)
-            temporary = path.with_suffix(".tmp")
+            path = self.trees_dir / (tree_filename(theorem.name) + ".gz")  # gzip: a tenth of the JSON's size
+            temporary = path.with_suffix(".tmp.gz")
             result.tree.save(temporary, extra=record.to_json())
             os.replace(temporary, path)  # a tree file is whole or absent
             record = replace(record, tree=str(path.relative_to(self.path)))

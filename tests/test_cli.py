@@ -236,7 +236,7 @@ def test_prove_split_writes_a_run_directory_and_resumes(prover, tmp_path):
     proved = sum(r["status"] == "proved" for r in records)
     assert summary["num_theorems"] == 8 and summary["pass_rate"] == proved / 8
     assert f"proved {proved} of 8" in result.stdout
-    assert len(list((out / "trees").glob("*.json"))) == 8
+    assert len(list((out / "trees").glob("*.json.gz"))) == 8
     # the same directory again as a new run is refused; --resume redoes nothing
     refused = prover("prove-split", "--out", out, *IN_PROCESS)
     assert refused.returncode == 2 and f"--resume {out}" in refused.stderr

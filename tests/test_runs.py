@@ -71,7 +71,7 @@ def test_records_read_back_as_the_result_records_that_were_saved(tmp_path):
     reopened = RunDir.open(run.path).records()
     assert all(isinstance(r, ResultRecord) for r in reopened)
     assert reopened == saved == read_records(run.results_path)
-    assert [r.tree for r in reopened] == [f"trees/synthetic_000{i}.json" for i in range(3)]
+    assert [r.tree for r in reopened] == [f"trees/synthetic_000{i}.json.gz" for i in range(3)]
 
 
 def test_each_append_is_fsynced_before_save_returns(tmp_path, monkeypatch):
