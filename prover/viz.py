@@ -1,6 +1,6 @@
 """Showing a saved search tree: as text, as a self-contained HTML page, as a picture, as GraphML.
 
-    tree = SearchTree.load("runs/demo/trees/synthetic_0002.json")
+    tree = SearchTree.load("runs/demo/trees/synthetic_0002.json.gz")
     print(render_text(tree))                              # an outline in the terminal
     Path("tree.html").write_text(render_html(tree))       # an interactive page, works offline
     render_image(tree, "tree.svg")                        # a static picture (.svg or .png)
