@@ -122,7 +122,9 @@ def best_first_search(
             policy_time += clock() - t0
             proposals = merge_proposals(proposed, k)
 
-            handle = handles.pop(node, None) or TacticState(attrs["state"])  # expanded once: dropped
+            handle = handles.pop(node, None)  # a node is expanded once: its handle goes
+            if handle is None:
+                handle = TacticState(attrs["state"])
             expansion = expand_node(tree, node, handle, proposals, env, started=started, deadline=deadline)
             num_tactics += expansion.num_tactics
             env_time += expansion.env_time_s

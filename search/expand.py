@@ -88,10 +88,11 @@ def expand_node(
             error = f"the environment crashed: {exc}"
             break
         now = clock()
-        env_time += now - t0
+        elapsed = now - t0
+        env_time += elapsed
         num_tactics += 1
         target, worth_queueing = add_outcome(
-            node, proposal.tactic, proposal.logprob, outcome, now - t0, now - started, timed_out
+            node, proposal.tactic, proposal.logprob, outcome, elapsed, now - started, timed_out
         )
         if worth_queueing:
             children[target] = outcome  # type: ignore[assignment]  # a TacticState: it made a state
