@@ -41,6 +41,7 @@ from prover.config import (
 )
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, MINIF2F_COMMIT, MINIF2F_URL
 from prover.errors import ProverError
+from prover.presets import MODEL_POLICIES, PRESETS, apply_preset, resolved_settings
 from prover.registry import backend
 
 EXIT_NOT_PROVED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -127,6 +128,9 @@ def setting_options(include_distributed: bool) -> list[Callable]:
                + " [default: fixed for synthetic, replay for replay, hf for Lean]."),
         option("--config", "config_file", type=click.Path(dir_okay=False), default=None, group="Other",
                help="Settings from a JSON or TOML file (a run's config.json works); flags given here override it."),
+        option("--preset", "preset_name", type=Choice(list(PRESETS)), default=None, group="Policy",
+               help="The model, prompt, decoding and search budget of a published system (`prover presets` lists "
+                    "them); on top of --config, under the flags given here. The policy is hf unless --policy vllm."),
     ]
     for flag, targets in flag_targets().items():
         first = targets[0]
@@ -176,7 +180,8 @@ def given_flags(options: dict) -> dict[str, Any]:
 
 
 def build_run_config(options: dict) -> RunConfig:
-    """The RunConfig of a new run: defaults, then ``--config FILE``, then the flags given."""
+    """The RunConfig of a new run: defaults, then ``--config FILE``, then ``--preset``, then
+    the flags given."""
     config = RunConfig()
     if options.get("config_file"):
         config = RunConfig.from_dict(load_config_file(options["config_file"]), where=options["config_file"])
@@ -184,10 +189,15 @@ def build_run_config(options: dict) -> RunConfig:
     if env_name != config.env.name:
         config = dataclasses.replace(config, env=BackendSpec.default("environment", env_name))
     policy_name = options.get("policy_name")
-    if policy_name is None and not options.get("config_file"):
+    preset = options.get("preset_name")
+    if preset and policy_name is not None and policy_name not in MODEL_POLICIES:
+        raise ProverError(f"--preset {preset} sets up a model policy (hf or vllm), not --policy {policy_name}")
+    if policy_name is None and not options.get("config_file") and not preset:
         policy_name = backend("environment", env_name).default_policy
     if policy_name is not None and policy_name != config.policy.name:
         config = dataclasses.replace(config, policy=BackendSpec.default("policy", policy_name))
+    if preset:
+        config = apply_preset(config, preset)
     return apply_flags(config, given_flags(options))
 
 
@@ -218,15 +228,15 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
 
     config = build_run_config(options)
     if statement is not None:
+        target = parse_statement(statement)
+        if theorem and theorem != target.name:
+            raise ProverError(f"THEOREM '{theorem}' is not the name in --statement ('{target.name}'); give one of them")
         if config.env.name == "dojo":
             raise ProverError("--env dojo proves theorems of a repository traced by `prover setup-lean`, not typed-in "
                               "statements; use --env repl for --statement")
         if config.env.name in ("synthetic", "replay"):
             raise ProverError(f"a typed-in statement needs Lean; the {config.env.name} environment has only its "
                               "own theorems: use --env repl")
-        target = parse_statement(statement)
-        if theorem and theorem != target.name:
-            raise ProverError(f"THEOREM '{theorem}' is not the name in --statement ('{target.name}'); give one of them")
     elif theorem:
         target = find_theorem(theorem, config.theorems, config.env)
     else:
@@ -318,8 +328,9 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:
-        if options.get("config_file"):
-            raise ProverError("--config sets up a new run; --resume continues one with its saved settings")
+        if options.get("config_file") or options.get("preset_name"):
+            which = "--config" if options.get("config_file") else "--preset"
+            raise ProverError(f"{which} sets up a new run; --resume continues one with its saved settings")
         run = RunDir.open(resume)
         run.command_line = _invocation()
         config = _resumed_config(run, options)
@@ -655,6 +666,22 @@ def repair(run_dir: str) -> None:
                f"continue with: prover prove-split --resume {run_dir}")
 
 
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--policy", "policy_name", type=Choice(list(MODEL_POLICIES)), default="hf", show_default=True,
+              help="Show the settings as this policy gets them (vllm adds its own: dtype, tensor parallelism).")
+def presets(name: str | None, policy_name: str) -> None:
+    """List the presets, or print preset NAME's resolved settings as JSON (use one with --preset NAME)."""
+    import json
+
+    if name is None:
+        width = max(map(len, PRESETS))
+        for preset in PRESETS.values():
+            click.echo(f"{preset.name:<{width}}  {preset.summary}")
+        return
+    click.echo(json.dumps(resolved_settings(name, policy_name), indent=2, ensure_ascii=False))
+
+
 @cli.command("setup-lean")
 @click.option("--lean-project", type=click.Path(file_okay=False), default=DEFAULT_LEAN_PROJECT,
               help="The Lake project to set up [default: the repository's lean_project/].")
@@ -664,7 +691,11 @@ def repair(run_dir: str) -> None:
               help="Where to clone miniF2F from (a mirror, or a local git repository) [env: PROVER_MINIF2F_URL].")
 @click.option("--minif2f-commit", envvar="PROVER_MINIF2F_COMMIT", default=MINIF2F_COMMIT, show_default=True,
               help="The miniF2F commit to check out [env: PROVER_MINIF2F_COMMIT].")
-def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url: str, minif2f_commit: str) -> None:
+@click.option("--repl-path", type=click.Path(file_okay=False), default=None,
+              help="A checkout of the Lean REPL to build instead of fetching lean-interact's (as for --env repl).")
+@click.option("--lake-path", default="lake", show_default=True, help="The `lake` that builds the Lean REPL.")
+def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url: str, minif2f_commit: str,
+               repl_path: str | None, lake_path: str) -> None:
     """Make Lean ready: Mathlib's cache and the project build (`lake exe cache get`, `lake build`), the Lean
     REPL, a miniF2F checkout in the project, and LeanDojo's trace of it (tens of minutes); needs elan."""
     from prover.envs.lean import prepare_repl, setup_lean_project
@@ -674,30 +705,154 @@ def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url
         from prover.envs import dojo
 
         trace = lambda checkout: dojo.trace_checkout(checkout, echo=click.echo)  # noqa: E731
-    setup_lean_project(lean_project, repl=None if skip_repl else prepare_repl, echo=click.echo,
+    repl = None if skip_repl else lambda project: prepare_repl(project, repl_path, lake_path, echo=click.echo)
+    setup_lean_project(lean_project, repl=repl, echo=click.echo,
                        minif2f_url=minif2f_url, minif2f_commit=minif2f_commit, trace=trace)
 
 
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True),
+                metavar="RUN_DIR...")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Data directory to write: train.jsonl, valid.jsonl and export.json.")
+@click.option("--valid-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              help="Share of the theorems whose records go to valid.jsonl (split by theorem).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid split.")
+@click.option("--all-proving-edges", is_flag=True,
+              help="Every tactic that led to a proved state, not only those on shortest proofs.")
+def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int, all_proving_edges: bool) -> None:
+    """Training data from the saved trees of runs: proof steps, preference pairs, failed states."""
+    from prover.export import export_runs
+
+    stats = export_runs(run_dirs, out, valid_fraction=valid_fraction, seed=seed, all_proving_edges=all_proving_edges)
+    for line in stats.lines():
+        click.echo(line)
+    click.echo(f"wrote {Path(out) / 'train.jsonl'} and valid.jsonl (format: prover/export.py)")
+
+
+def training_options(function: Callable) -> Callable:
+    """The options that ``train-policy`` and ``train-critic`` share."""
+    for make in reversed([
+        click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the trained model."),
+        click.option("--model", "base_model", default=None,
+                     help="A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama "
+                          "from scratch]."),
+        click.option("--lora", is_flag=True, help="Fine-tune LoRA adapters (merged into the saved model); needs peft."),
+        click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Optimiser steps."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Examples per step."),
+        click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="[default: 3e-3 from scratch, 2e-4 LoRA, 1e-3 / 1e-5 for a small / large model in full]"),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and batches."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    ]):
+        function = make(function)
+    return function
+
+
+def _train_options(options: dict, **extra):
+    from prover.training import TrainOptions
+
+    return TrainOptions(steps=options["steps"], seed=options["seed"], batch_size=options["batch_size"],
+                        learning_rate=options["learning_rate"], base_model=options["base_model"],
+                        lora=options["lora"], device=options["device"], **extra)
+
+
 @cli.command("train-policy")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the trained model.")
+@training_options
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="A data directory written by prover export (its proof steps) [default: --traces].")
 @click.option("--traces", type=click.Path(dir_okay=False), default=None,
               help="Trace file of (state, tactic) pairs [default: the shipped miniF2F traces].")
-@click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Optimiser steps.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and batches.")
 @click.option("--prompt", type=click.Choice(["goal_proofstep", "llemma"]), default="goal_proofstep",
               show_default=True, help="Prompt format to train on (the model directory remembers it).")
-@click.option("--eval/--no-eval", "evaluate", default=True,
-              help="Afterwards, count the replay theorems the trained policy proves.")
-def train_policy(out: str, traces: str | None, steps: int, seed: int, prompt: str, evaluate: bool) -> None:
-    """Train a tiny Llama policy on a trace file, on the CPU, for offline runs with --policy hf."""
-    from prover.training import evaluate_on_replay, train_tiny_policy
+@click.option("--eval/--no-eval", "evaluate", default=None,
+              help="Afterwards, count the replay theorems the trained policy proves [default: on with --traces "
+                   "or the shipped traces, off with --data].")
+def train_policy(data: str | None, traces: str | None, prompt: str, evaluate: bool | None, **options) -> None:
+    """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one)."""
+    from prover.training import evaluate_on_replay, train_policy as train
 
-    model_dir = train_tiny_policy(traces, out, steps=steps, seed=seed, prompt=prompt, progress=click.echo)
+    if data and traces:
+        raise ProverError("give --data (an export) or --traces (a trace file), not both")
+    model_dir = train(data or traces, options["out"], _train_options(options, prompt=prompt), progress=click.echo)
     click.echo(f"trained policy saved to {model_dir}")
-    if evaluate:
-        proved, total = evaluate_on_replay(model_dir, traces)
+    if evaluate if evaluate is not None else not data:
+        proved, total = evaluate_on_replay(model_dir, data and Path(data) / "train.jsonl" or traces)
         click.echo(f"it proves {proved} of {total} replay theorems (beam of 8, 32 expansions)")
-    click.echo(f"use it with: prover attack THEOREM --env replay --policy hf --model {model_dir}")
+    click.echo(f"use it with: prover attack THEOREM --policy hf --model {model_dir}")
+
+
+@cli.command("train-critic")
+@training_options
+@click.option("--data", type=click.Path(exists=True), required=True,
+              help="A data directory written by prover export: its provable and failed states.")
+def train_critic(data: str, **options) -> None:
+    """Train a value model (provable or not) on exported searches, for --critic and --scorer value_mixed."""
+    from prover.training import train_critic as train
+
+    model_dir = train(data, options["out"], _train_options(options), progress=click.echo)
+    click.echo(f"value model saved to {model_dir}")
+    click.echo(f"use it with: prover prove-split ... --critic {model_dir} --scorer value_mixed --value-weight 1")
+
+
+@cli.command("iterate", cls=GroupedCommand)
+@with_settings(include_distributed=True)
+@option("--rounds", type=click.IntRange(min=1), required=True, group="Iteration",
+        help="Rounds of prove, export, train (finished rounds of --out are skipped).")
+@option("--out", type=click.Path(file_okay=False), required=True, group="Iteration",
+        help="Iteration directory: round-1/, round-2/, ... (run directories) and iterate.json.")
+@option("--heldout-file", type=click.Path(dir_okay=False, exists=True), default=None, group="Iteration",
+        help="Theorems each round's policy is also evaluated on, never trained on (a list, as --theorems-file).")
+@option("--num-heldout", type=click.IntRange(min=1), default=None, group="Iteration",
+        help="synthetic: evaluate on this many held-out theorems (synthetic_heldout_0000, ...).")
+@option("--steps", type=click.IntRange(min=1), default=400, show_default=True, group="Iteration",
+        help="Optimiser steps of each round's training.")
+@option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None, group="Iteration",
+        help="[default: 3e-3 from scratch, then 1e-3 for a small model, 1e-5 for a large one, 2e-4 LoRA]")
+@option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, group="Iteration",
+        help="Examples per training step.")
+@option("--train-seed", type=int, default=0, show_default=True, group="Iteration",
+        help="Seed of the trained models and of the data split.")
+@option("--lora", is_flag=True, group="Iteration", help="Train LoRA adapters of a model policy (needs peft).")
+@option("--valid-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+        group="Iteration", help="Share of the proved theorems held out of training as a validation split.")
+@option("--all-proving-edges", is_flag=True, group="Iteration",
+        help="Train on every tactic that led to a proved state, not only shortest proofs.")
+@option("--progress/--no-progress", default=True, group="Output", help="Show a progress bar while proving.")
+def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, steps: int,
+            learning_rate: float | None, batch_size: int, train_seed: int, lora: bool, valid_fraction: float,
+            all_proving_edges: bool, progress: bool, **options) -> None:
+    """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
+    from prover.iterate import IterateOptions, iterate as run_iteration
+    from prover.theorem_sets import load_theorems, theorems_from_file
+    from prover.training import TrainOptions
+
+    config = build_run_config(options)
+    theorems = load_theorems(config.theorems, config.env)
+    heldout = None
+    if heldout_file and num_heldout:
+        raise ProverError("give --heldout-file or --num-heldout, not both")
+    if heldout_file:
+        heldout = theorems_from_file(heldout_file, config.theorems, config.env)
+    elif num_heldout:
+        if config.env.name != "synthetic":
+            raise ProverError("--num-heldout names synthetic held-out theorems; with another --env give --heldout-file")
+        from prover.envs.synthetic import heldout_theorems
+
+        heldout = heldout_theorems(num_heldout)
+    train = TrainOptions(steps=steps, seed=train_seed, batch_size=batch_size, learning_rate=learning_rate, lora=lora)
+    settings = IterateOptions(train=train, valid_fraction=valid_fraction, all_proving_edges=all_proving_edges)
+    results = run_iteration(config, theorems, out, rounds, settings, heldout,
+                            prove=lambda ts, cfg, run: _prove(ts, cfg, run, progress), echo=click.echo)
+    click.echo("round  policy" + " " * 34 + "train" + " " * 10 + ("held-out" if heldout else ""))
+    for result in results:
+        model = result.policy.get("model") or result.policy["name"]
+        held = f"{result.heldout['pass_rate']:6.1%}" if result.heldout else ""
+        click.echo(f"{result.round:>5}  {str(model)[-38:]:<38}  {result.train['pass_rate']:6.1%}  "
+                   f"{' ' * 7}{held}")
+    click.echo(f"the curve: prover report {Path(out) / 'round-*'}"
+               + (f" (held-out: {Path(out) / 'round-*' / 'heldout'})" if heldout else ""))
 
 
 def _interrupt(signum, frame) -> None:

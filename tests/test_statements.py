@@ -79,10 +79,10 @@ def test_malformed_statement_is_refused_with_what_is_wrong(text, complaint):
         parse_statement(text)
 
 
-def test_attack_takes_a_statement_instead_of_a_name():
+def test_attack_sends_a_typed_in_statement_only_to_lean():
     result = prover("attack", "--statement", "theorem foo (x : ℕ) : x = x :=", "--env", "replay")
-    # the replay environment has no recordings of `foo`: an init error, but a parsed theorem
-    assert result.returncode == 1 and "no proof of foo" in result.stdout
+    # the replay environment has only its recorded theorems: refused before any search
+    assert result.returncode == 2 and "use --env repl" in result.stderr
 
 
 def test_attack_with_a_malformed_statement_exits_with_one_sentence():
