@@ -7,8 +7,12 @@ the ``import_*`` helpers turn a missing toolchain or library into one sentence.
 
 It runs, in the Lean project, ``lake exe cache get`` (Mathlib's prebuilt .olean files,
 a few GB, instead of hours of compiling) and ``lake build``; then it fetches and builds
-the Lean REPL for the project's Lean version (what ``--env repl`` runs). It needs elan
-(which provides ``lake`` and the pinned Lean toolchain) and network access.
+the Lean REPL for the project's Lean version (what ``--env repl`` runs); then it clones
+miniF2F (yangky11/miniF2F-lean4 at the commit pinned to Lean v4.20.0) into
+``lean_project/.lake/prover/miniF2F-lean4`` (``minif2f_checkout``), the source of the
+miniF2F theorems for both Lean backends, and hands that checkout to a tracer (the CLI
+passes LeanDojo's, ``prover.envs.dojo.trace_checkout``). It needs elan (which provides
+``lake`` and the pinned Lean toolchain) and network access.
 
     setup_lean_project("lean_project")
 """
@@ -22,11 +26,19 @@ from pathlib import Path
 from typing import Callable
 
 from prover.config import REPO_ROOT, Settings, setting
+from prover.data.minif2f_source import PIN_COMMIT
 from prover.errors import MissingDependencyError, ProverError
 
 ELAN_URL = "https://github.com/leanprover/elan"
 STEPS = (["lake", "exe", "cache", "get"], ["lake", "build"])
 DEFAULT_LEAN_PROJECT = str(REPO_ROOT / "lean_project")
+
+# miniF2F as the Lean backends prove it: this repository at the commit pinned to Lean and
+# Mathlib v4.20.0 (shared/data/minif2f/pins-v4.20.0 holds its pins), cloned by
+# `prover setup-lean` into the Lean project (PROVER_MINIF2F_URL/_COMMIT name a mirror).
+MINIF2F_URL = "https://github.com/yangky11/miniF2F-lean4"
+MINIF2F_COMMIT = PIN_COMMIT
+CHECKOUT_DIR = Path(".lake") / "prover" / "miniF2F-lean4"  # under the Lean project
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,12 @@ class LeanConfig(Settings):
         DEFAULT_LEAN_PROJECT, "The Lake project that holds the theorems' dependencies.", metavar="DIR"
     )
     tactic_timeout_s: float = setting(60.0, "Seconds per tactic.", min=0, min_open=True)
+    startup_timeout_s: float = setting(
+        600.0,
+        "Seconds to start Lean on a theorem (elaborating its file up to it), also for each restart and the "
+        "re-check; the search's --time-limit starts after it.",
+        min=0, min_open=True,
+    )
     memory_limit_mb: int = setting(16_000, "Memory limit of each Lean process.", min=256)
 
 
@@ -65,17 +83,72 @@ def prepare_repl(lean_project: Path) -> None:
     li.LeanREPLConfig(project=li.LocalProject(directory=str(lean_project), auto_build=False), verbose=True)
 
 
+def minif2f_checkout(lean_project: str | Path) -> Path:
+    """Where ``prover setup-lean`` clones miniF2F: ``<lean_project>/.lake/prover/miniF2F-lean4``."""
+    return Path(lean_project) / CHECKOUT_DIR
+
+
+def git_head(repository: str | Path) -> str:
+    """The commit checked out in a git repository; a ProverError when it is not one."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repository, capture_output=True, text=True, check=True)
+    except FileNotFoundError:
+        if shutil.which("git") is None:
+            raise MissingDependencyError("git is not installed; the Lean backends need it") from None
+        raise ProverError(f"{repository} does not exist; run `prover setup-lean`") from None
+    except subprocess.CalledProcessError:
+        raise ProverError(f"{repository} is not a git checkout; run `prover setup-lean`") from None
+    return done.stdout.strip()
+
+
+def checkout_minif2f(
+    lean_project: str | Path,
+    url: str = MINIF2F_URL,
+    commit: str = MINIF2F_COMMIT,
+    run: Callable[..., object] = subprocess.run,
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Clone miniF2F from ``url`` into ``minif2f_checkout(lean_project)`` at ``commit``
+    (or move an earlier clone there); returns the checkout."""
+    destination = minif2f_checkout(lean_project)
+    if (destination / ".git").exists():
+        if git_head(destination) == commit:
+            echo(f"miniF2F is checked out at {commit[:12]} in {destination}")
+            return destination
+        steps = [["git", "fetch", "--quiet", "--tags", url, "+refs/heads/*:refs/remotes/origin/*"],
+                 ["git", "checkout", "--quiet", commit]]
+        where = destination
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        steps = [["git", "clone", "--quiet", "--no-checkout", url, str(destination)],
+                 ["git", "-C", str(destination), "checkout", "--quiet", commit]]
+        where = destination.parent
+    for step in steps:
+        echo(f"$ {' '.join(step)}")
+        try:
+            run(step, cwd=where, check=True)
+        except FileNotFoundError:
+            raise MissingDependencyError("git is not installed; the Lean backends need it") from None
+        except subprocess.CalledProcessError as exc:
+            raise ProverError(f"`{' '.join(step)}` failed (exit code {exc.returncode}); see its output above") from None
+    return destination
+
+
 def setup_lean_project(
     lean_project: str | Path,
     run: Callable[..., object] = subprocess.run,
     which: Callable[[str], str | None] = shutil.which,
     repl: Callable[[Path], None] | None = prepare_repl,
     echo: Callable[[str], None] = print,
+    minif2f_url: str | None = MINIF2F_URL,
+    minif2f_commit: str = MINIF2F_COMMIT,
+    trace: Callable[[Path], object] | None = None,
 ) -> None:
     """Run the set-up steps in ``lean_project``; a ProverError says which step failed.
 
-    ``run``, ``which`` and ``repl`` are injectable so tests need no Lean; ``repl=None``
-    skips the REPL step.
+    The Lake steps, the REPL (``repl``; None skips it), the miniF2F checkout (from
+    ``minif2f_url`` at ``minif2f_commit``; a None URL skips it) and ``trace(checkout)``
+    (None skips it). ``run``, ``which`` and ``repl`` are injectable so tests need no Lean.
     """
     project = Path(lean_project)
     if which("lake") is None:
@@ -98,4 +171,8 @@ def setup_lean_project(
             raise
         except Exception as exc:
             raise ProverError(f"the Lean REPL could not be prepared: {type(exc).__name__}: {exc}") from None
-    echo(f"{project} is ready: try `prover attack mathd_algebra_182 --env repl --policy fixed --tactic ring`")
+    if minif2f_url is not None:
+        checkout = checkout_minif2f(project, minif2f_url, minif2f_commit, run=run, echo=echo)
+        if trace is not None:
+            trace(checkout)
+    echo(f"{project} is ready: try `prover attack mathd_algebra_182 --env dojo --policy fixed --tactic ring`")
