@@ -1,7 +1,9 @@
-"""The LeanDojo backend against a fake Dojo that answers with LeanDojo's real result and
-error classes: outcome mapping, restart and replay after timeouts and crashes, init
-failures counted in the pass rate, processes always cleaned up, the from-scratch re-check,
-theorem addressing, the Lean project and ``prover setup-lean``."""
+"""The LeanDojo backend's session logic against a fake Dojo that answers with LeanDojo's real
+result and error classes: outcome mapping, restart and replay after timeouts and crashes,
+init failures counted in the pass rate, processes always cleaned up, the from-scratch
+re-check, theorem addressing, the Lean project and ``prover setup-lean``'s steps. What
+happens below LeanDojo's Python API (Lean processes, tracing, the cache, compiling) is
+tested against the stand-in toolchain in ``tests/test_dojo_*.py``."""
 
 from __future__ import annotations
 
@@ -17,13 +19,12 @@ import pytest
 lean_dojo = pytest.importorskip("lean_dojo")
 
 from prover.config import REPO_ROOT
-from prover.envs.dojo import DojoConfig, DojoEnv, ScratchRepo, build, scratch_file_stem
-from prover.envs.lean import ELAN_URL, setup_lean_project
+from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
+from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
 from prover.envs.safety import GuardedEnv
 from prover.errors import MissingDependencyError, ProverError
 from prover.runs import summarize
-from prover.statements import parse_statement
-from prover.theorem_sets import MINIF2F_COMMIT, MINIF2F_REPO_URL, minif2f
+from prover.theorem_sets import MINIF2F_REPO_URL, minif2f
 from search import (
     EnvCrashError,
     EnvInitError,
@@ -125,7 +126,6 @@ def two_goal_table():
 
 def make_env(lean: FakeLean, checker=None, **kwargs) -> DojoEnv:
     return DojoEnv(
-        lean_project=REPO_ROOT / "lean_project",
         tactic_timeout_s=5,
         dojo_factory=lean,
         repo_factory=lambda url, commit: lean_dojo_repo_stub(url, commit),
@@ -164,17 +164,25 @@ def test_a_state_of_another_theorem_is_a_lean_error_not_a_crash():
     assert isinstance(env.run_tactic(TacticState("⊢ False"), "simp"), LeanError)
 
 
-def test_timeout_is_given_whole_seconds_and_theorem_is_addressed_for_lean_dojo():
+def test_dojo_is_entered_with_the_startup_timeout_and_the_theorem_addressed_for_lean_dojo():
     lean = FakeLean(two_goal_table())
-    env = DojoEnv(tactic_timeout_s=2.5, dojo_factory=lean, repo_factory=lean_dojo_repo_stub, proof_checker=None)
+    env = DojoEnv(tactic_timeout_s=2.5, startup_timeout_s=120, dojo_factory=lean,
+                  repo_factory=lean_dojo_repo_stub, proof_checker=None)
     env.start(Theorem("imo_2006_p3", repo_url=MINIF2F_REPO_URL, commit=MINIF2F_COMMIT,
                       file_path="MiniF2F/Valid.lean", full_name="imo_2006_p6"))
     theorem = lean.theorems[0]
     assert isinstance(theorem, lean_dojo.Theorem)
     assert (theorem.repo.url, theorem.repo.commit) == (MINIF2F_REPO_URL, MINIF2F_COMMIT)
     assert theorem.file_path == Path("MiniF2F/Valid.lean") and theorem.full_name == "imo_2006_p6"
-    assert lean.timeouts == [3]
+    assert lean.timeouts == [120]
     env.close()
+
+
+def test_a_theorem_without_a_repository_is_an_init_error_pointing_at_repl():
+    env = make_env(FakeLean(two_goal_table()))
+    with pytest.raises(EnvInitError, match="--env repl"):
+        env.start(Theorem("typed", statement="theorem typed : 1 = 1 :="))
+    assert "--env repl" in env.check_proof(Theorem("typed", statement="theorem typed : 1 = 1 :="), ["rfl"])
 
 
 # -- restarts --------------------------------------------------------------------------------
@@ -310,7 +318,7 @@ def test_close_exits_every_dojo_context_and_may_be_called_twice():
 def test_check_proof_replays_in_a_fresh_session_then_compiles_the_whole_file():
     calls = []
     lean = FakeLean(two_goal_table())
-    env = make_env(lean, checker=lambda theorem, proof: calls.append((theorem.full_name, proof)) or True)
+    env = make_env(lean, checker=lambda theorem, proof: calls.append((theorem.full_name, proof)))
     assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
     assert [session.ran for session in lean.sessions] == [["constructor", "simp", "exact h"]]
     assert calls == [("t", " by\n  constructor\n  simp\n  exact h")]
@@ -320,15 +328,40 @@ def test_check_proof_replays_in_a_fresh_session_then_compiles_the_whole_file():
 
 def test_check_proof_says_why_a_proof_fails():
     lean = FakeLean(two_goal_table())
-    env = make_env(lean, checker=lambda theorem, proof: False)
+    env = make_env(lean, checker=lambda theorem, proof: "the proof depends on the axiom Lean.ofReduceBool")
     assert "leave goals open" in env.check_proof(THEOREM, ["constructor"])
     assert "simp made no progress" in env.check_proof(THEOREM, ["simp"])
     assert "finished early" in env.check_proof(THEOREM, ["constructor", "simp", "exact h", "rfl"])
-    assert "rejected the file" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
-    # Each re-check starts its own session, which ends the one before.
-    assert len(lean.sessions) == 4 and lean.open_sessions == 1
+    assert "Lean.ofReduceBool" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
+    # Each re-check starts its own session, which ends the one before; the file is
+    # compiled with no session left open.
+    assert len(lean.sessions) == 4 and lean.open_sessions == 0
     env.close()
     assert lean.open_sessions == 0
+
+
+def test_a_recheck_whose_lean_times_out_is_run_again_from_scratch():
+    lean = FakeLean(two_goal_table(), faults={"simp": [lean_dojo.DojoTacticTimeoutError()]})
+    env = make_env(lean, checker=lambda theorem, proof: None)
+    assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
+    assert [session.ran[:2] for session in lean.sessions[-1:]] == [["constructor", "simp"]]
+
+
+def test_a_recheck_whose_lean_keeps_failing_says_so():
+    crashes = [lean_dojo.DojoCrashError("OOM") for _ in range(20)]
+    env = make_env(FakeLean(two_goal_table(), faults={"simp": crashes}), checker=lambda theorem, proof: None)
+    assert "failed 3 times" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
+
+
+def test_print_axioms_output_is_read_for_the_theorem_alone():
+    standard = "'t' depends on axioms: [propext, Classical.choice, Quot.sound]"
+    assert axioms_problem(standard, "t") is None
+    assert axioms_problem("'t' does not depend on any axioms", "t") is None
+    native = "'other' depends on axioms: [sorryAx]\n't' depends on axioms: [propext, Classical.choice,\n Lean.ofReduceBool, Quot.sound]"
+    assert axioms_problem(native, "t") == (
+        "the proof depends on the axiom Lean.ofReduceBool, beyond propext, Classical.choice and Quot.sound")
+    assert "axioms sorryAx, Lean.trustCompiler, beyond" in axioms_problem("'t' depends on axioms: [sorryAx, Lean.trustCompiler]", "t")
+    assert "no axioms of t" in axioms_problem("'u' does not depend on any axioms", "t")
 
 
 def test_guarded_dojo_env_refuses_sorry_in_search_and_in_the_recheck():
@@ -344,31 +377,7 @@ def test_proof_text_indents_multi_line_tactics():
     assert proof_text("", ["intro x", "cases x with\n| zero => rfl"]) == " by\n  intro x\n  cases x with\n  | zero => rfl"
 
 
-# -- statements typed in, and the Lean project ---------------------------------------------------
-
-
-def test_typed_in_statement_is_written_to_a_committed_scratch_file(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    project = tmp_path / "lean_project"
-    project.mkdir()
-    for name in ("lean-toolchain", "lake-manifest.json"):
-        shutil.copy(REPO_ROOT / "lean_project" / name, project / name)
-    theorem = parse_statement("theorem add_zero' (x : ℕ) : x + 0 = x :=")
-    addressed = ScratchRepo(project).address(theorem)
-    root = project / ".lake" / "prover-scratch"
-    assert addressed.repo_url == str(root.resolve())
-    stem = scratch_file_stem("add_zero'")
-    assert stem.startswith("add_zero_") and stem != scratch_file_stem("add_zero")  # no clash
-    assert addressed.file_path == f"LeanProver/Scratch/{stem}.lean" and addressed.full_name == "add_zero'"
-    text = (root / addressed.file_path).read_text(encoding="utf-8")
-    assert text.startswith("import Mathlib") and text.endswith("theorem add_zero' (x : ℕ) : x + 0 = x := by sorry\n")
-    committed = subprocess.run(["git", "show", f"{addressed.commit}:{addressed.file_path}"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout
-    assert committed == text
-    assert json.loads((root / "lake-manifest.json").read_text())["name"] == "LeanProverScratch"
-    again = ScratchRepo(project).address(theorem)  # same statement: no new commit
-    assert again.commit == addressed.commit
+# -- the Lean project and set-up ---------------------------------------------------------------
 
 
 def test_lean_project_is_pinned_to_the_minif2f_v4_20_pins():
@@ -385,13 +394,22 @@ def test_lean_project_is_pinned_to_the_minif2f_v4_20_pins():
     assert "LeanCopilot" not in lakefile and "moreLinkArgs" not in lakefile
 
 
-def test_setup_lean_runs_cache_get_then_build_in_the_project():
-    ran = []
-    setup_lean_project(REPO_ROOT / "lean_project", run=lambda cmd, cwd, check: ran.append((cmd, cwd)),
+def test_setup_lean_runs_cache_get_build_repl_then_clones_minif2f_and_traces_it(tmp_path):
+    ran, traced = [], []
+    project = tmp_path / "lean_project"
+    project.mkdir()
+    (project / "lakefile.lean").write_text("")
+    setup_lean_project(project, run=lambda cmd, cwd, check: ran.append((cmd, cwd)),
                        which=lambda name: "/usr/bin/lake", repl=lambda project: ran.append(("repl", project)),
-                       echo=lambda line: None)
-    project = REPO_ROOT / "lean_project"
-    assert ran == [(["lake", "exe", "cache", "get"], project), (["lake", "build"], project), ("repl", project)]
+                       echo=lambda line: None, trace=traced.append)
+    checkout = minif2f_checkout(project)
+    assert checkout == project / ".lake" / "prover" / "miniF2F-lean4"
+    assert ran == [
+        (["lake", "exe", "cache", "get"], project), (["lake", "build"], project), ("repl", project),
+        (["git", "clone", "--quiet", "--no-checkout", MINIF2F_URL, str(checkout)], checkout.parent),
+        (["git", "-C", str(checkout), "checkout", "--quiet", MINIF2F_COMMIT], checkout.parent),
+    ]
+    assert traced == [checkout]
 
 
 def test_setup_lean_without_lake_says_to_install_elan():
@@ -435,7 +453,7 @@ def test_real_dojo_proves_mathd_algebra_182_with_ring(tmp_path):
 @pytest.mark.lean
 @pytest.mark.slow
 def test_real_dojo_minif2f_theorem_starts_at_its_pinned_goal():
-    theorem = {t.name: t for t in minif2f("valid")}["mathd_algebra_182"]
+    theorem = {t.name: t for t in minif2f("valid", lean_project=REPO_ROOT / "lean_project")}["mathd_algebra_182"]
     env = build(DojoConfig())
     try:
         state = env.start(theorem)
