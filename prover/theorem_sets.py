@@ -2,36 +2,44 @@
 
     theorems = load_theorems(TheoremSetConfig(benchmark="minif2f", split="valid"), env_spec)
 
-miniF2F theorems carry two addresses. The LeanDojo backend finds them in the repository
-yangky11/miniF2F-lean4 at the commit pinned to Lean/Mathlib v4.20.0 (the version
-lean-dojo 4.20.0 supports): all valid theorems in ``MiniF2F/Valid.lean``, all test
-theorems in ``MiniF2F/Test.lean``, under the names used there (``imo_2006_p3`` is
-``imo_2006_p6`` at that commit). The REPL backend compiles ``header + statement`` from
-``minif2f.jsonl``. The two agree on 480 of the 488 statements; at the pin 7 test
-statements are still their older versions (see shared/data/README.md).
+miniF2F has two sources. The Lean backends (``--env dojo|repl``) read it from its source
+of truth, the checkout of yangky11/miniF2F-lean4 at the commit pinned to Lean/Mathlib
+v4.20.0 that ``prover setup-lean`` makes in the Lean project (``minif2f_checkout``): the
+theorems of ``MiniF2F/Valid.lean`` and ``MiniF2F/Test.lean`` in file order, their
+statements as written there, and the checkout's path and commit as their LeanDojo
+address, so no process asks GitHub for the repository. Each checkout file is compared
+with the shipped list (``prover.data.minif2f_source.compare_with_shipped``); a difference
+beyond the documented ones (``imo_2006_p3`` is ``imo_2006_p6`` at the pin, 7 test
+statements are older versions) is reported in one warning line on stderr. Where there is
+no checkout (no Lean, or an offline environment), the shipped ``minif2f.jsonl`` serves, with
+the GitHub address at the pin.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from search import Theorem
 
 from prover.config import BackendSpec, TheoremSetConfig
 from prover.data import minif2f_path
+from prover.data.minif2f_source import RENAMED_AFTER_PIN, UNEXPECTED, compare_with_shipped, parse_lean_theorems
+from prover.envs.lean import MINIF2F_COMMIT, LeanConfig, git_head, minif2f_checkout
+from prover.envs.lean import MINIF2F_URL as MINIF2F_REPO_URL
 from prover.errors import ProverError, did_you_mean
 from prover.registry import backend
 
 SPLITS = ("valid", "test")
 
-# miniF2F as LeanDojo reads it: shared/data/minif2f/pins-v4.20.0 holds this commit's pins.
-MINIF2F_REPO_URL = "https://github.com/yangky11/miniF2F-lean4"
-MINIF2F_COMMIT = "be1732497464bab50cffd486114c4b9ad437182f"
+# MINIF2F_REPO_URL and MINIF2F_COMMIT: miniF2F at the pin, the address where there is no
+# checkout (shared/data/minif2f/pins-v4.20.0 holds the pins of that commit).
 MINIF2F_FILES = {"valid": "MiniF2F/Valid.lean", "test": "MiniF2F/Test.lean"}
 # Theorems named differently in that commit's files than in minif2f.jsonl.
-MINIF2F_NAMES_AT_PIN = {"imo_2006_p3": "imo_2006_p6"}
+MINIF2F_NAMES_AT_PIN = {shipped: pinned for pinned, shipped in RENAMED_AFTER_PIN.items()}
+_warned: set[tuple[str, str]] = set()  # (checkout, split) whose differences were reported
 def benchmark_of(spec: TheoremSetConfig, env: BackendSpec) -> str:
     """The named theorem set a run uses: ``--benchmark``, else the environment's own."""
     return spec.benchmark or backend("environment", env.name).default_benchmark
@@ -49,10 +57,21 @@ def load_theorems(spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
             from prover.traces import load_traces
 
             traces = env.options.traces if env.name == "replay" else None
-            theorems = [Theorem(name) for name in load_traces(traces).names()]
+            # Recorded miniF2F theorems carry their statements, so a proof prints as Lean source.
+            known = {t.name: t for t in minif2f("test") + minif2f("valid")}
+            theorems = [_recorded(name, known) for name in load_traces(traces).names()]
         else:
-            theorems = minif2f(spec.split)
+            theorems = minif2f(spec.split, lean_project=lean_project_of(env))
     return theorems[: spec.limit] if spec.limit is not None else theorems
+
+
+def _recorded(name: str, known: dict[str, Theorem]) -> Theorem:
+    """A theorem of a trace file: ``name`` (``foo@2`` is a variant of ``foo``), with the
+    statement of the miniF2F theorem of that name where there is one."""
+    statement = known.get(name.split("@")[0])
+    if statement is None:
+        return Theorem(name)
+    return Theorem(name, statement=statement.statement, header=statement.header)
 
 
 def find_theorem(name: str, spec: TheoremSetConfig, env: BackendSpec) -> Theorem:
@@ -66,7 +85,8 @@ def find_theorem(name: str, spec: TheoremSetConfig, env: BackendSpec) -> Theorem
             return Theorem(name)
     if not spec.theorems_file and benchmark_of(spec, env) == "minif2f":
         # A name from the other split is still a miniF2F theorem, and so is a name used at the pin.
-        other = {t.name: t for t in minif2f("test" if spec.split == "valid" else "valid")}
+        other_split = "test" if spec.split == "valid" else "valid"
+        other = {t.name: t for t in minif2f(other_split, lean_project=lean_project_of(env))}
         for known in (by_name, other):
             for theorem in known.values():
                 if name in (theorem.name, theorem.full_name):
@@ -78,11 +98,24 @@ def find_theorem(name: str, spec: TheoremSetConfig, env: BackendSpec) -> Theorem
     raise ProverError(f"no theorem named '{name}' in {where}{hint}")
 
 
-def minif2f(split: str, path: str | Path | None = None) -> list[Theorem]:
-    """The miniF2F theorems of ``split`` ("valid" or "test"), with their statements and
-    their LeanDojo address at the v4.20.0 pin (see the module docstring)."""
+def lean_project_of(env: BackendSpec) -> str | None:
+    """The Lean project of a Lean environment (where its miniF2F checkout is), else None."""
+    return env.options.lean_project if isinstance(env.options, LeanConfig) else None
+
+
+def minif2f(split: str, path: str | Path | None = None, lean_project: str | Path | None = None) -> list[Theorem]:
+    """The miniF2F theorems of ``split`` ("valid" or "test"): from the checkout that
+    ``prover setup-lean`` made in ``lean_project`` where there is one, else from the
+    shipped statements file ``path`` (see the module docstring)."""
     if split not in SPLITS:
         raise ProverError(f"unknown miniF2F split '{split}'; choose 'valid' or 'test'")
+    shipped = _shipped_minif2f(split, path)
+    if lean_project is not None and (minif2f_checkout(lean_project) / ".git").exists():
+        return _checked_out_minif2f(split, minif2f_checkout(lean_project), shipped, path)
+    return shipped
+
+
+def _shipped_minif2f(split: str, path: str | Path | None) -> list[Theorem]:
     path = Path(path) if path else minif2f_path()
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -103,6 +136,38 @@ def minif2f(split: str, path: str | Path | None = None) -> list[Theorem]:
         for row in rows
         if row.get("split") == split
     ]
+
+
+def _checked_out_minif2f(split: str, checkout: Path, shipped: list[Theorem], path: str | Path | None) -> list[Theorem]:
+    """The theorems of a split's file in the checkout, addressed there; a theorem renamed
+    after the pin keeps its shipped name (``full_name`` is the name in the file), and the
+    REPL's header comes from the shipped list (the file imports its own package)."""
+    source = checkout / MINIF2F_FILES[split]
+    try:
+        parsed = parse_lean_theorems(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProverError(f"cannot read {source} ({exc.strerror or exc}); run `prover setup-lean` again") from None
+    except ValueError as exc:
+        raise ProverError(f"cannot read the theorems of {source}: {exc}") from None
+    unexpected = [line[len(UNEXPECTED):] for line in compare_with_shipped(parsed, split, Path(path) if path else None)
+                  if line.startswith(UNEXPECTED)]
+    if unexpected and (str(checkout), split) not in _warned:
+        _warned.add((str(checkout), split))
+        print(f"warning: {source} differs from the shipped miniF2F {split} list in {len(unexpected)} "
+              f"undocumented way{'s' * (len(unexpected) > 1)} (first: {unexpected[0]}); its theorems are used",
+              file=sys.stderr, flush=True)
+    by_name = {t.name: t for t in shipped}
+    default_header = shipped[0].header if shipped else ""
+    commit = git_head(checkout)
+    theorems = []
+    for pinned_name, statement in parsed:
+        name = RENAMED_AFTER_PIN.get(pinned_name, pinned_name)
+        if name not in by_name:
+            name = pinned_name
+        header = by_name[name].header if name in by_name else default_header
+        theorems.append(Theorem(name, statement=statement, header=header, repo_url=str(checkout.resolve()),
+                                commit=commit, file_path=MINIF2F_FILES[split], full_name=pinned_name))
+    return theorems
 
 
 def theorems_from_file(path: str | Path, spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
