@@ -282,6 +282,11 @@ class DistributedConfig(Settings):
     )
     searches_per_worker: int = setting(4, "Concurrent searches (threads) in each worker.", min=1, resumable=True)
     worker_cpus: float = setting(1.0, "CPUs Ray reserves for each search worker.", min=0, resumable=True)
+    lean_memory_gb: float = setting(
+        8.0, "Lean environments: memory (GB) Ray reserves for each search; a node runs at most "
+        "min(CPUs, its memory / this) Lean searches, and without --num-workers that many, one per worker.",
+        min=0, min_open=True, resumable=True,
+    )
     policy_gpus: float | None = setting(
         None, "GPUs Ray reserves for the policy server [default: 1 where the cluster has one].",
         min=0, resumable=True,

@@ -21,6 +21,15 @@ Workers run ``prover.runner.search_theorem`` with a ``PolicyClient`` that forwar
 suffice for concurrency: a search spends its time waiting on Lean (a subprocess) or on
 the policy server, not on the CPU.
 
+Lean searches (``--env dojo|repl``) are placed by memory as well as CPUs: each reserves
+``--lean-memory-gb`` of Ray's ``memory`` resource and ``--worker-cpus`` CPUs, so a node
+runs at most min(CPUs, memory / lean-memory-gb) of them, and by default exactly that many,
+one per worker (``plan_workers``). One search per process also spares dojo searches a
+queue: LeanDojo changes the whole process's working directory while it starts Lean, so
+searches sharing a process take turns starting (``prover.envs.dojo.LEAN_DOJO_LOCK``);
+``benchmarks/dojo_concurrency.py`` measured 4 threads of one process at 2.1x the wall time
+of 4 processes when start-up dominates, 1.04x when tactics do.
+
 Faults: a worker that dies (killed, OOM) has its in-flight theorems retried on a fresh
 worker up to ``max_retries`` times, then recorded with status "error"; a theorem that
 runs past ``theorem_timeout_s`` (a hung Lean) has its worker killed, with the same
@@ -42,7 +51,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from search import Proposal, SearchResult, StopReason, Theorem
 
-from prover.config import RunConfig
+from prover.config import BackendSpec, DistributedConfig, RunConfig
+from prover.envs.lean import LeanConfig
 from prover.errors import MissingDependencyError, ProverError
 from prover.serving import BatchingServer
 
@@ -125,6 +135,76 @@ class _Attempt:
     started: float = field(default_factory=time.monotonic)
 
 
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How a batch run is laid out on Ray: workers, searches in each, and what each reserves."""
+
+    num_workers: int
+    searches_per_worker: int
+    cpus_per_worker: float
+    memory_per_worker: int = 0  # bytes of Ray's `memory` resource; 0 reserves none
+
+
+def is_lean(env: BackendSpec) -> bool:
+    """Whether the environment runs Lean processes (dojo, repl), which need GBs each."""
+    return isinstance(env.options, LeanConfig)
+
+
+def plan_workers(env: BackendSpec, dist: DistributedConfig, nodes: Sequence[dict[str, float]]) -> WorkerPlan:
+    """The layout for a cluster whose alive nodes have ``nodes`` resources (``ray.nodes()``).
+
+    Offline environments: ``--num-workers`` (default: one per ``--worker-cpus`` CPUs) workers
+    of ``--searches-per-worker`` searches. Lean environments: each search reserves
+    ``--worker-cpus`` CPUs and ``--lean-memory-gb`` of memory, so a node holds at most
+    min(CPUs, memory / that) searches. By default every node runs that many, as workers of
+    one search each (Ray places each where it fits; and a search alone in its process never
+    waits for another's Lean to start, see the module docstring); with ``--num-workers``,
+    workers of ``--searches-per-worker`` searches, at most as many as one node holds.
+    A ProverError when the layout does not fit.
+    """
+    cpus = sum(node.get("CPU", 0.0) for node in nodes)
+    if not is_lean(env):
+        num_workers = dist.num_workers
+        if num_workers is None:
+            num_workers = max(1, int(cpus // dist.worker_cpus)) if dist.worker_cpus else max(1, int(cpus))
+        plan = WorkerPlan(num_workers, dist.searches_per_worker, dist.worker_cpus)
+    else:
+        search_memory = int(dist.lean_memory_gb * GIB)
+        slots = [min(int(node.get("CPU", 0.0) // (dist.worker_cpus or 1.0)), int(node.get("memory", 0.0) // search_memory))
+                 for node in nodes]  # the Lean searches each node holds
+        if max(slots, default=0) < 1:
+            largest = max((node.get("memory", 0.0) for node in nodes), default=0.0) / GIB
+            raise ProverError(
+                f"no node of the Ray cluster can hold a Lean search, which reserves {dist.lean_memory_gb:g} GB "
+                f"and {dist.worker_cpus:g} CPUs (the largest node offers Ray {largest:.1f} GB); "
+                "lower --lean-memory-gb, or add memory"
+            )
+        if dist.num_workers is None:
+            num_workers, per_worker = sum(slots), 1
+        else:
+            num_workers, per_worker = dist.num_workers, min(dist.searches_per_worker, max(slots))
+        plan = WorkerPlan(num_workers, per_worker, per_worker * dist.worker_cpus, per_worker * search_memory)
+        memory = sum(node.get("memory", 0.0) for node in nodes)
+        if plan.num_workers * plan.memory_per_worker > memory:
+            raise ProverError(
+                f"{plan.num_workers} workers of {per_worker} Lean searches reserve "
+                f"{plan.num_workers * plan.memory_per_worker / GIB:g} GB, but the Ray cluster offers "
+                f"{memory / GIB:.1f} GB; lower --num-workers, --searches-per-worker or --lean-memory-gb"
+            )
+    if plan.num_workers < 1:
+        raise ProverError("the Ray path needs at least one worker; --num-workers 0 runs in-process")
+    if plan.num_workers * plan.cpus_per_worker > cpus + 1e-9:
+        raise ProverError(
+            f"{plan.num_workers} workers of {plan.cpus_per_worker:g} CPUs need "
+            f"{plan.num_workers * plan.cpus_per_worker:g} CPUs, but the Ray cluster has {cpus:g}; "
+            "lower --num-workers, --searches-per-worker or --worker-cpus"
+        )
+    return plan
+
+
 def _ray():
     try:
         import ray
@@ -157,6 +237,7 @@ class RayExecutor:
         self.server: Any = None
         self.workers: list[_Worker] = []
         self.num_workers = 0
+        self.plan: WorkerPlan | None = None
         self.num_workers_lost = 0
         self._started_ray = False
         self._worker_class: Any = None
@@ -190,18 +271,10 @@ class RayExecutor:
                 ) from None
             self._started_ray = True
         resources = ray.cluster_resources()
-        cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-        worker_cpus = self.dist.worker_cpus
-        num_workers = self.dist.num_workers
-        if num_workers is None:
-            num_workers = max(1, int(cpus // worker_cpus)) if worker_cpus else max(1, int(cpus))
-        if num_workers < 1:
-            raise ProverError("the Ray path needs at least one worker; --num-workers 0 runs in-process")
-        if num_workers * worker_cpus > cpus + 1e-9:
-            raise ProverError(
-                f"{num_workers} workers of {worker_cpus:g} CPUs need {num_workers * worker_cpus:g} CPUs, "
-                f"but the Ray cluster has {cpus:g}; lower --num-workers or --worker-cpus"
-            )
+        gpus = resources.get("GPU", 0.0)
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")] or [resources]
+        self.plan = plan_workers(self.config.env, self.dist, nodes)
+        num_workers = self.plan.num_workers
         policy_gpus = self.dist.policy_gpus
         if policy_gpus is None:
             policy_gpus = 1.0 if gpus >= 1 else 0.0
@@ -224,8 +297,10 @@ class RayExecutor:
             ray.get(self.server.ready.remote())
         except ray.exceptions.RayTaskError as exc:
             raise _as_prover_error(exc, "the policy server could not load the policy") from None
+        reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         self._worker_class = ray.remote(SearchWorker).options(
-            num_cpus=worker_cpus, max_concurrency=self.dist.searches_per_worker, max_restarts=0, max_task_retries=0
+            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,
+            max_restarts=0, max_task_retries=0, **reservation,
         )
         self.workers = [self._new_worker() for _ in range(num_workers)]
         try:
@@ -279,8 +354,8 @@ class RayExecutor:
         # only its own retries, not those of the theorems that happened to share with it.
         retries: collections.deque[tuple[Theorem, int]] = collections.deque()
         in_flight: dict[Any, _Attempt] = {}
-        timeout_s = self.dist.theorem_timeout_s or 2 * self.config.limits.time_limit_s + 60
-        capacity = self.dist.searches_per_worker
+        timeout_s = self.dist.theorem_timeout_s or default_theorem_timeout_s(self.config)
+        capacity = self.plan.searches_per_worker
 
         def submit(worker: _Worker, theorem: Theorem, number: int) -> None:
             in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
@@ -344,6 +419,16 @@ class RayExecutor:
         if worker.alive:
             worker.alive = False
             self.num_workers_lost += 1
+
+
+def default_theorem_timeout_s(config: RunConfig) -> float:
+    """How long a search may run before its worker is killed as hung: twice the search
+    budget and a minute, plus, for Lean, three start-up allowances (the start, and the
+    re-check's start and compile), which the budget does not count."""
+    timeout_s = 2 * config.limits.time_limit_s + 60
+    if is_lean(config.env):
+        timeout_s += 3 * config.env.options.startup_timeout_s
+    return timeout_s
 
 
 def _kill(handle) -> None:
