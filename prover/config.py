@@ -268,8 +268,9 @@ class DistributedConfig(Settings):
     """How a batch run is spread over Ray; these settings may change on ``--resume``.
 
     ``num_workers=0`` means no Ray at all (the in-process executor). ``None`` fields are
-    decided from the cluster when the run starts: one worker per ``worker_cpus`` CPUs,
-    and a GPU for the policy server where the cluster has one.
+    decided from the cluster when the run starts: one worker per ``worker_cpus`` CPUs (of
+    the nodes ``worker_node_label`` picks), a GPU for each policy replica where the cluster
+    has one, and one replica per ``policy_gpus`` GPUs.
     """
 
     ray_address: str | None = setting(
@@ -288,8 +289,19 @@ class DistributedConfig(Settings):
         min=0, min_open=True, resumable=True,
     )
     policy_gpus: float | None = setting(
-        None, "GPUs Ray reserves for the policy server [default: 1 where the cluster has one].",
+        None, "GPUs Ray reserves for each policy replica, all on one node [default: where the cluster has "
+        "GPUs, 1, or --tensor-parallel-size for vllm].",
         min=0, resumable=True,
+    )
+    policy_replicas: int | None = setting(
+        None, "Policy servers, each with its own copy of the model; searches go to the least-loaded "
+        "[default: one per --policy-gpus GPUs of the cluster, at least 1].",
+        min=1, resumable=True, metavar="N",
+    )
+    worker_node_label: str | None = setting(
+        None, "Place search workers only on Ray nodes with this label (started with `ray start --labels "
+        "KEY=VALUE`), e.g. to keep Lean off the GPU nodes.",
+        resumable=True, metavar="KEY=VALUE",
     )
     max_batch_size: int = setting(32, "Policy server: most states in one batch.", min=1, resumable=True)
     max_wait_ms: float = setting(
@@ -308,9 +320,27 @@ class DistributedConfig(Settings):
         min=0, min_open=True, resumable=True,
     )
     policy_restart_wait_s: float = setting(
-        300.0, "How long a search waits for a restarting policy server before the run stops.",
+        300.0, "How long a search waits for a policy replica to answer (all of them lost or restarting), "
+        "or the run for room to place a worker, before the run stops.",
         min=0, resumable=True,
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.worker_node_label is not None:
+            key, _, value = self.worker_node_label.partition("=")
+            if not key.strip() or not value.strip():
+                raise ConfigError(
+                    f"--worker-node-label must be KEY=VALUE (a label given to `ray start --labels`), "
+                    f"not {self.worker_node_label!r}"
+                )
+
+    def worker_selector(self) -> dict[str, str] | None:
+        """``worker_node_label`` as a Ray label selector: ``{KEY: VALUE}``, or None."""
+        if self.worker_node_label is None:
+            return None
+        key, _, value = self.worker_node_label.partition("=")
+        return {key.strip(): value.strip()}
 
 
 # The sections of a RunConfig that are plain config classes: (attribute, class, --help group).

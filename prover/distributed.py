@@ -1,4 +1,4 @@
-"""Batch proving on Ray: search workers and one batching policy server.
+"""Batch proving on Ray: search workers and batching policy replicas, on one machine or many.
 
     prover prove-split --env replay --num-workers 2 --searches-per-worker 8
     prover prove-split --ray-address auto ...          # join a running cluster
@@ -6,20 +6,28 @@
 
 The layout, on one machine or many:
 
-    driver (runner.prove_set)          the only writer of the run directory
-      │  prove(theorem) ─────────────►  SearchWorker × num_workers  (threaded actors, CPU)
+    driver (runner.prove_set)          runs where it is started; the only writer of the run directory
+      │  prove(theorem) ─────────────►  SearchWorker × num_workers  (threaded actors: CPUs, Lean's memory)
       │  ◄──── result                     searches_per_worker searches at once,
       │                                   each with its own environment
-      │                                          │ propose(states, k)
+      │                                          │ propose(states, k), to the least-loaded replica
       │                                          ▼
-      └─────────────────────────────────  BatchingServer  (async actor, the GPU)
-                                            one model; requests from every search are
+      └─────────────────────────────────  PolicyReplica × policy_replicas  (async actors, policy_gpus GPUs each)
+                                            one model copy each; requests from every search are
                                             queued and served in batches (prover.serving)
 
 Workers run ``prover.runner.search_theorem`` with a ``PolicyClient`` that forwards
-``propose`` to the server, so a search on Ray is the same search as in-process. Threads
+``propose`` to a replica, so a search on Ray is the same search as in-process. Threads
 suffice for concurrency: a search spends its time waiting on Lean (a subprocess) or on
-the policy server, not on the CPU.
+the policy, not on the CPU.
+
+Placement is Ray's, from what each actor reserves. A replica reserves ``policy_gpus``
+GPUs, all on one node (several for a tensor-parallel model), so replicas land on GPU
+nodes and Ray sets ``CUDA_VISIBLE_DEVICES`` for them; by default there is one replica per
+``policy_gpus`` GPUs of the cluster. A worker reserves CPUs (and, for Lean, memory: see
+below); Ray keeps actors that ask for no GPU off GPU nodes while other nodes have room,
+and ``worker_node_label`` (``KEY=VALUE``, nodes started with ``ray start --labels``)
+keeps them to the labelled nodes only, whose CPUs and memory then size the default.
 
 Lean searches (``--env dojo|repl``) are placed by memory as well as CPUs: each reserves
 ``--lean-memory-gb`` of Ray's ``memory`` resource and ``--worker-cpus`` CPUs, so a node
@@ -30,11 +38,27 @@ searches sharing a process take turns starting (``prover.envs.dojo.LEAN_DOJO_LOC
 ``benchmarks/dojo_concurrency.py`` measured 4 threads of one process at 2.1x the wall time
 of 4 processes when start-up dominates, 1.04x when tactics do.
 
-Faults: a worker that dies (killed, OOM) has its in-flight theorems retried on a fresh
-worker up to ``max_retries`` times, then recorded with status "error"; a theorem that
-runs past ``theorem_timeout_s`` (a hung Lean) has its worker killed, with the same
-retries. The policy server restarts itself and clients retry their call. The driver
-records each theorem exactly once.
+Routing: each worker process's ``PolicyClient`` sends a call to the replica with the
+fewest queued states: the states it has waiting there itself, plus the rest of that
+replica's queue as the replica last reported it (every answer carries it). A search
+sticks to one replica only with the ``vllm`` policy: vLLM keeps the KV cache of prompts it
+has served (automatic prefix caching) and the states of one search share long prefixes
+(the theorem's hypotheses), so one replica per search turns them into cache hits. The
+``hf`` policy keeps nothing between calls, so there every call goes where the queue is
+shortest.
+
+Faults, none of which loses or repeats a theorem (the driver records each exactly once):
+
+- a worker that dies (killed, OOM) has its in-flight theorems retried on a fresh worker,
+  each alone, up to ``max_retries`` times, then recorded with status "error"; a theorem
+  that runs past ``theorem_timeout_s`` (a hung Lean) has its worker killed, likewise;
+- a worker whose node is lost has its theorems sent again at once, to the workers left,
+  without counting an attempt (the node failed, not the theorem); a replacement worker
+  starts wherever Ray finds room, and the run goes on without it until then;
+- a replica that dies, or loses its node, is restarted by Ray (where its GPUs are free);
+  calls go to the other replicas meanwhile. When no replica answers for
+  ``policy_restart_wait_s``, or no worker can be placed for that long, the run stops
+  with ``RunStopped``: every finished theorem is kept, and ``--resume`` continues.
 
 This is the only module that imports ``ray``, and it does so inside functions, so
 ``import prover.cli`` (and this module) work without starting or even installing Ray.
@@ -43,8 +67,11 @@ This is the only module that imports ``ray``, and it does so inside functions, s
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
+import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -54,65 +81,187 @@ from search import Proposal, SearchResult, StopReason, Theorem
 from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.lean import LeanConfig
 from prover.errors import MissingDependencyError, ProverError
+from prover.runner import RunStopped
 from prover.serving import BatchingServer
 
+# Policies whose replicas keep a cache between calls that a search's later calls hit.
+PREFIX_CACHING_POLICIES = ("vllm",)
+# How often the driver asks each replica where it runs and what it has served.
+REPORT_INTERVAL_S = 2.0
+# A theorem whose worker's node was lost is sent again without counting an attempt, this
+# many times; past that it counts (a theorem that takes its node down, e.g. by memory).
+MAX_NODE_LOSSES = 3
 
-class PolicyServerLostError(ProverError):
-    """The policy server stayed unreachable: no search can go on, so the run stops."""
+
+class PolicyServerLostError(RunStopped):
+    """No policy replica answered for ``policy_restart_wait_s``: no search can go on."""
+
+
+class PolicyReplica(BatchingServer):
+    """A ``BatchingServer`` as a Ray actor: its answers carry its queue (for routing), and
+    it reports where it runs and what it has served."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.queued_states = 0  # states of calls not yet answered: waiting or in the model
+
+    async def propose_routed(self, states: Sequence[str], k: int) -> tuple[list[list[Proposal]], int]:
+        """``propose``, and how many states are still queued here once it is answered."""
+        self.queued_states += len(states)
+        try:
+            answers = await self.propose(states, k)
+        finally:
+            self.queued_states -= len(states)
+        return answers, self.queued_states
+
+    async def report(self) -> dict:
+        import ray
+
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_ids": [str(gpu) for gpu in ray.get_gpu_ids()],
+            "stats": self.stats.to_dict(),
+        }
 
 
 class PolicyClient:
-    """A ``TacticPolicy`` that forwards to the policy server, riding out its restarts.
+    """A ``TacticPolicy`` that sends each call to the least-loaded policy replica.
 
-    A call that meets a dead or restarting server is sent again until
-    ``restart_wait_s`` has passed; then ``PolicyServerLostError`` ends the run (every
-    search needs the policy, so recording errors would only fill the run with them).
+    A replica that fails a call (dead, restarting, its node lost) is left out until a
+    probe finds it answering again, and the call goes to another one. When none answers
+    for ``restart_wait_s``, ``PolicyServerLostError`` ends the run (every search needs
+    the policy, so recording errors would only fill the run with them). One client is
+    shared by the searches (threads) of a worker; ``search()`` scopes one of them.
     """
 
-    def __init__(self, server: Any, restart_wait_s: float = 300.0):
-        self.server = server
+    def __init__(self, replicas: Sequence[Any], restart_wait_s: float = 300.0, sticky: bool = False):
+        self.replicas = list(replicas)
         self.restart_wait_s = restart_wait_s
+        self.sticky = sticky
+        self._lock = threading.Lock()
+        self._sent = [0] * len(self.replicas)  # states this client has waiting at each replica
+        self._others = [0] * len(self.replicas)  # everyone else's there, as the replica last said
+        # Replicas left out, until a probe finds them serving: index -> (the pending ready()
+        # call, or None after a failed one; when the next may be sent).
+        self._probes: dict[int, tuple[Any, float]] = {}
+        self._search = threading.local()  # with sticky: the replica of this thread's search
+        self._random = random.Random()
+
+    @contextlib.contextmanager
+    def search(self) -> Iterator[None]:
+        """The scope of one search: with ``sticky``, its calls go to the replica of its first."""
+        self._search.replica = None
+        try:
+            yield
+        finally:
+            self._search.replica = None
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         import ray
 
         give_up_at = time.monotonic() + self.restart_wait_s
-        delay_s = 0.2
         while True:
+            index = self._choose(ray)
+            if index is None:
+                self._wait_for_a_replica(ray, give_up_at)
+                continue
+            with self._lock:
+                self._sent[index] += len(states)
             try:
-                return ray.get(self.server.propose.remote(list(states), k))
-            except ray.exceptions.RayActorError as exc:
-                if time.monotonic() + delay_s > give_up_at:
-                    raise PolicyServerLostError(
-                        f"the policy server stayed unreachable for {self.restart_wait_s:g} s ({type(exc).__name__})"
-                    ) from None
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 5.0)
+                answers, queued = ray.get(self.replicas[index].propose_routed.remote(list(states), k))
+            except ray.exceptions.RayActorError:
+                self._leave_out(index)
+                continue
+            finally:
+                with self._lock:
+                    self._sent[index] -= len(states)
+            with self._lock:
+                self._others[index] = max(0, queued - self._sent[index])
+            return answers
+
+    def _choose(self, ray) -> int | None:
+        with self._lock:
+            self._poll_probes(ray)
+            up = [i for i in range(len(self.replicas)) if i not in self._probes]
+            bound = getattr(self._search, "replica", None) if self.sticky else None
+            if bound in up:
+                return bound
+            if not up:
+                return None
+            index = min(up, key=lambda i: (self._sent[i] + self._others[i], self._random.random()))
+            if self.sticky:
+                self._search.replica = index
+            return index
+
+    def _leave_out(self, index: int) -> None:
+        with self._lock:
+            if index not in self._probes:
+                # ready() answers once the replica serves again: at once if it is up, after
+                # its restart if Ray is restarting it; or it fails, and is sent again later.
+                self._probes[index] = (self.replicas[index].ready.remote(), time.monotonic() + 1.0)
+
+    def _poll_probes(self, ray) -> None:
+        now = time.monotonic()
+        for index, (probe, next_at) in list(self._probes.items()):
+            if probe is None:
+                if now >= next_at:
+                    self._probes[index] = (self.replicas[index].ready.remote(), now + 1.0)
+                continue
+            done, _ = ray.wait([probe], timeout=0)
+            if not done:
+                continue
+            try:
+                ray.get(probe)
+            except ray.exceptions.RayError:
+                self._probes[index] = (None, next_at)
+                continue
+            del self._probes[index]
+            self._others[index] = 0
+
+    def _wait_for_a_replica(self, ray, give_up_at: float) -> None:
+        remaining = give_up_at - time.monotonic()
+        if remaining <= 0:
+            raise PolicyServerLostError(
+                f"no policy replica answered for {self.restart_wait_s:g} s (their nodes are gone "
+                "and no GPU is free to restart them, or they keep dying)"
+            )
+        with self._lock:
+            probes = [probe for probe, _ in self._probes.values() if probe is not None]
+        if probes:
+            ray.wait(probes, num_returns=1, timeout=min(0.5, remaining))
+        else:
+            time.sleep(min(0.2, remaining))
 
 
 class SearchWorker:
     """Runs whole searches, several at once (a threaded Ray actor, one thread per search).
 
     Each search gets a fresh environment from ``search_theorem``; the policy is the
-    shared ``PolicyClient``. The worker's process may be killed at any time: the driver
-    owns every result, so nothing is lost with it.
+    shared ``PolicyClient``. The worker's process (or its node) may be lost at any time:
+    the driver owns every result, so nothing is lost with it.
     """
 
-    def __init__(self, config: RunConfig, policy_server: Any, restart_wait_s: float = 300.0):
+    def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0,
+                 sticky: bool = False):
         from prover.envs.faulty import allow_process_exit
 
         allow_process_exit()  # a worker is disposable: injected process deaths may hit it
         self.config = config
-        self.policy = PolicyClient(policy_server, restart_wait_s)
+        self.policy = PolicyClient(replicas, restart_wait_s, sticky)
 
-    def pid(self) -> int:
-        return os.getpid()
+    def where(self) -> dict:
+        """This process's id and its Ray node's."""
+        import ray
+
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def prove(self, theorem: Theorem) -> SearchResult:
         """One search; returns the result with its tree."""
         from prover.runner import search_theorem
 
-        return search_theorem(theorem, self.policy, self.config)
+        with self.policy.search():
+            return search_theorem(theorem, self.policy, self.config)
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -121,10 +270,16 @@ class SearchWorker:
 @dataclass
 class _Worker:
     handle: Any
-    pid_ref: Any
+    where_ref: Any  # answers once the actor runs: Ray may hold a replacement until room is free
+    pid: int | None = None
+    node_id: str | None = None
     active: int = 0
     alive: bool = True
     alone: bool = False  # running a retried theorem, which may be what kills workers
+
+    @property
+    def ready(self) -> bool:
+        return self.pid is not None
 
 
 @dataclass
@@ -133,6 +288,18 @@ class _Attempt:
     number: int  # 0 for the first attempt
     worker: _Worker
     started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Replica:
+    handle: Any
+    # One report per process the replica has run in, oldest first: (node, pid) -> report.
+    incarnations: dict[tuple[str, int], dict] = field(default_factory=dict)
+    report_ref: Any = None
+    report_sent: float = float("-inf")
+
+    def note(self, report: dict) -> None:
+        self.incarnations[(report["node_id"], report["pid"])] = report
 
 
 GIB = 2**30
@@ -205,6 +372,33 @@ def plan_workers(env: BackendSpec, dist: DistributedConfig, nodes: Sequence[dict
     return plan
 
 
+def plan_replicas(policy: BackendSpec, dist: DistributedConfig, gpus_per_node: Sequence[float]) -> tuple[int, float]:
+    """How many policy replicas, of how many GPUs each, for a cluster whose alive nodes have
+    ``gpus_per_node``: by default one replica per GPU (per ``tensor_parallel_size`` GPUs for
+    a split model) where there are GPUs, else one on no GPU. A replica's GPUs are all on one
+    node. A ProverError when the asked replicas do not fit.
+    """
+    policy_gpus = dist.policy_gpus
+    if policy_gpus is None:
+        split = float(getattr(policy.options, "tensor_parallel_size", 1))
+        policy_gpus = split if max(gpus_per_node, default=0.0) >= 1 else 0.0
+    if policy_gpus == 0:
+        return dist.policy_replicas or 1, 0.0
+    room = sum(int(node_gpus / policy_gpus + 1e-9) for node_gpus in gpus_per_node)  # replicas the nodes hold
+    if room == 0:
+        raise ProverError(
+            f"a policy replica asks for {policy_gpus:g} GPUs on one node, but the Ray cluster has "
+            f"{sum(gpus_per_node):g} GPUs, at most {max(gpus_per_node, default=0.0):g} on a node; lower --policy-gpus"
+        )
+    num_replicas = dist.policy_replicas or room
+    if num_replicas > room:
+        raise ProverError(
+            f"{num_replicas} policy replicas of {policy_gpus:g} GPUs do not fit: the Ray cluster's "
+            f"nodes hold {room}; lower --policy-replicas or --policy-gpus"
+        )
+    return num_replicas, policy_gpus
+
+
 def _ray():
     try:
         import ray
@@ -216,7 +410,7 @@ def _ray():
 
 
 class RayExecutor:
-    """The policy server and the search workers on Ray, as an executor of
+    """The policy replicas and the search workers on Ray, as an executor of
     ``prover.runner.prove_set``: ``prove`` yields (theorem, result) as searches end.
 
         with RayExecutor(config) as executor:
@@ -224,23 +418,33 @@ class RayExecutor:
                 ...
 
     The settings are ``config.distributed``. Joins Ray if it is already initialised in
-    this process, else starts (or, with ``ray_address``, connects to) it and shuts it
-    down on exit. Actors are killed on exit, also on Ctrl-C. ``on_submit(theorem,
-    worker_pid)``, if given, is called as each attempt is sent (tests use it to kill
-    the worker mid-search).
+    this process, else starts a local Ray (or, with ``ray_address``, connects to a
+    cluster) and shuts it down on exit. Actors are killed on exit, also on Ctrl-C.
+    ``on_submit(theorem, worker_pid)``, if given, is called as each attempt is sent
+    (tests use it to kill the worker mid-search). ``stats()`` gives the sections it adds
+    to ``summary.json``: the replicas' batches and where workers ran.
     """
 
     def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None):
         self.config = config
         self.dist = config.distributed
         self.on_submit = on_submit
-        self.server: Any = None
+        self.replicas: list[_Replica] = []
         self.workers: list[_Worker] = []
         self.num_workers = 0
         self.plan: WorkerPlan | None = None
         self.num_workers_lost = 0
+        self.num_node_losses = 0  # attempts sent again because their worker's node was lost
+        self.policy_gpus = 0.0
+        self.worker_nodes: collections.Counter[str] = collections.Counter()  # node -> workers started
         self._started_ray = False
         self._worker_class: Any = None
+        self._sticky = config.policy.name in PREFIX_CACHING_POLICIES
+
+    @property
+    def server(self) -> Any:
+        """The first policy replica's actor (one-replica tests and benchmarks)."""
+        return self.replicas[0].handle if self.replicas else None
 
     # -- start and stop
 
@@ -262,55 +466,75 @@ class RayExecutor:
             try:
                 if self.dist.ray_address:
                     ray.init(address=self.dist.ray_address, **options)
-                else:
-                    ray.init(num_cpus=os.cpu_count() or 1, **options)
+                else:  # "local": a new Ray here, even where `ray start` left an address behind
+                    ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
             except ConnectionError as exc:
                 raise ProverError(
                     f"cannot join the Ray cluster at {self.dist.ray_address} ({exc}); start one with "
                     "`ray start --head`, or leave out --ray-address for a local one"
                 ) from None
             self._started_ray = True
-        resources = ray.cluster_resources()
-        gpus = resources.get("GPU", 0.0)
-        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")] or [resources]
-        self.plan = plan_workers(self.config.env, self.dist, nodes)
-        num_workers = self.plan.num_workers
-        policy_gpus = self.dist.policy_gpus
-        if policy_gpus is None:
-            policy_gpus = 1.0 if gpus >= 1 else 0.0
-        if policy_gpus > gpus + 1e-9:
-            raise ProverError(
-                f"the policy server asks for {policy_gpus:g} GPUs, but the Ray cluster has {gpus:g}; "
-                "lower --policy-gpus"
-            )
-        self.num_workers = num_workers
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        selector = self.dist.worker_selector()
+        if selector:
+            nodes_for_workers = [node for node in nodes if labels_match(node.get("Labels", {}), selector)]
+            if not nodes_for_workers:
+                raise ProverError(
+                    f"no node of the Ray cluster has the label {self.dist.worker_node_label}; start the "
+                    f"nodes for Lean with `ray start --labels {self.dist.worker_node_label} ...`, or leave "
+                    "out --worker-node-label"
+                )
+        else:
+            nodes_for_workers = nodes
+        self.plan = plan_workers(self.config.env, self.dist, [node["Resources"] for node in nodes_for_workers])
+        self.num_workers = self.plan.num_workers
+        num_replicas, self.policy_gpus = plan_replicas(
+            self.config.policy, self.dist, [node["Resources"].get("GPU", 0.0) for node in nodes]
+        )
 
-        # The server holds no CPU reservation: it waits on the GPU (or sleeps between
+        # A replica holds no CPU reservation: it waits on the GPU (or sleeps between
         # batches), and reserving a CPU would take one search worker away on small machines.
-        server_class = ray.remote(BatchingServer).options(
-            num_cpus=0, num_gpus=policy_gpus, max_restarts=-1, max_task_retries=-1, max_concurrency=10_000
+        # Ray restarts a replica that dies (max_restarts); a call it was serving fails
+        # (max_task_retries=0) and the client sends it to another replica meanwhile.
+        replica_class = ray.remote(PolicyReplica).options(
+            num_cpus=0, num_gpus=self.policy_gpus, max_restarts=-1, max_task_retries=0, max_concurrency=10_000
         )
-        self.server = server_class.remote(
-            self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.dist.batch_idle_ms
-        )
+        self.replicas = [
+            _Replica(replica_class.remote(
+                self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.dist.batch_idle_ms
+            ))
+            for _ in range(num_replicas)
+        ]
         try:
-            ray.get(self.server.ready.remote())
+            ray.get([replica.handle.ready.remote() for replica in self.replicas])
         except ray.exceptions.RayTaskError as exc:
             raise _as_prover_error(exc, "the policy server could not load the policy") from None
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
-        self._worker_class = ray.remote(SearchWorker).options(
+        worker_options: dict[str, Any] = dict(
             num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,
             max_restarts=0, max_task_retries=0, **reservation,
         )
-        self.workers = [self._new_worker() for _ in range(num_workers)]
+        if selector:
+            worker_options["label_selector"] = selector
         try:
-            ray.get([worker.pid_ref for worker in self.workers])  # all up before the clock starts
+            self._worker_class = ray.remote(SearchWorker).options(**worker_options)
+        except ValueError as exc:  # a Ray too old for label selectors
+            raise ProverError(f"--worker-node-label needs a newer Ray than {ray.__version__} ({exc})") from None
+        self.workers = [self._new_worker() for _ in range(self.plan.num_workers)]
+        try:
+            for worker in self.workers:  # all up before the clock starts
+                self._place(worker, ray.get(worker.where_ref))
         except ray.exceptions.RayError as exc:
             raise ProverError(f"the search workers could not start: {exc}") from None
 
     def _new_worker(self) -> _Worker:
-        handle = self._worker_class.remote(self.config, self.server, self.dist.policy_restart_wait_s)
-        return _Worker(handle, handle.pid.remote())
+        handles = [replica.handle for replica in self.replicas]
+        handle = self._worker_class.remote(self.config, handles, self.dist.policy_restart_wait_s, self._sticky)
+        return _Worker(handle, handle.where.remote())
+
+    def _place(self, worker: _Worker, where: dict) -> None:
+        worker.pid, worker.node_id = where["pid"], where["node_id"]
+        self.worker_nodes[worker.node_id] += 1
 
     def close(self) -> None:
         """Kill the actors (and Ray, if this pool started it). Safe to call twice."""
@@ -323,9 +547,9 @@ class RayExecutor:
         for worker in self.workers:
             _kill(worker.handle)
         self.workers = []
-        if self.server is not None:
-            _kill(self.server)
-            self.server = None
+        for replica in self.replicas:
+            _kill(replica.handle)
+        self.replicas = []
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
@@ -333,15 +557,70 @@ class RayExecutor:
     # -- introspection
 
     def policy_stats(self) -> dict:
-        """The policy server's ``BatchStats`` since the start or the last reset."""
-        import ray
-
-        return ray.get(self.server.get_stats.remote())
+        """The replicas' ``BatchStats`` since the start or the last reset, summed."""
+        self._refresh_reports()
+        return _sum_stats([report["stats"] for replica in self.replicas
+                           for report in replica.incarnations.values()])
 
     def reset_policy_stats(self) -> None:
         import ray
 
-        ray.get(self.server.reset_stats.remote())
+        ray.get([replica.handle.reset_stats.remote() for replica in self.replicas])
+        for replica in self.replicas:
+            replica.incarnations.clear()
+
+    def stats(self) -> dict:
+        """The sections this executor adds to summary.json: ``policy``, each replica's batches
+        (summed over its restarts; its nodes, oldest first) and their sum; ``workers``, how
+        many ran on each node and how many were lost."""
+        self._refresh_reports()
+        replicas = []
+        for replica in self.replicas:
+            reports = list(replica.incarnations.values())
+            replicas.append({
+                "node_ids": [report["node_id"] for report in reports],
+                "gpu_ids": reports[-1]["gpu_ids"] if reports else [],
+                "restarts": max(0, len(reports) - 1),
+                **_sum_stats([report["stats"] for report in reports]),
+            })
+        every = [report["stats"] for replica in self.replicas for report in replica.incarnations.values()]
+        return {
+            "policy": {"num_replicas": len(self.replicas), "gpus_per_replica": self.policy_gpus,
+                       **_sum_stats(every), "replicas": replicas},
+            "workers": {"num_workers": self.num_workers, "num_lost": self.num_workers_lost,
+                        "attempts_resent_after_node_loss": self.num_node_losses,
+                        "started_on_nodes": dict(self.worker_nodes)},
+        }
+
+    def _refresh_reports(self, timeout_s: float = 5.0) -> None:
+        """A report from every replica that answers within ``timeout_s``."""
+        import ray
+
+        refs = {replica.handle.report.remote(): replica for replica in self.replicas}
+        done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+        for ref in done:
+            try:
+                refs[ref].note(ray.get(ref))
+            except ray.exceptions.RayError:
+                pass  # down now: its last report stands
+
+    def _watch_replicas(self, ray) -> None:
+        """Keep a recent report of every replica (where it runs, what it served), so the
+        batches of a replica that is later lost still count."""
+        now = time.monotonic()
+        for replica in self.replicas:
+            if replica.report_ref is not None:
+                done, _ = ray.wait([replica.report_ref], timeout=0)
+                if not done:
+                    continue  # restarting: the report comes once it is back
+                try:
+                    replica.note(ray.get(replica.report_ref))
+                except ray.exceptions.RayError:
+                    pass
+                replica.report_ref = None
+            if now - replica.report_sent >= REPORT_INTERVAL_S:
+                replica.report_ref = replica.handle.report.remote()
+                replica.report_sent = now
 
     # -- proving
 
@@ -354,37 +633,59 @@ class RayExecutor:
         # only its own retries, not those of the theorems that happened to share with it.
         retries: collections.deque[tuple[Theorem, int]] = collections.deque()
         in_flight: dict[Any, _Attempt] = {}
+        node_losses: collections.Counter[str] = collections.Counter()
         timeout_s = self.dist.theorem_timeout_s or default_theorem_timeout_s(self.config)
         capacity = self.plan.searches_per_worker
+        idle_since: float | None = None  # when every worker became unplaced (nodes lost)
 
         def submit(worker: _Worker, theorem: Theorem, number: int) -> None:
             in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
             worker.active += 1
             if self.on_submit is not None:
-                self.on_submit(theorem, ray.get(worker.pid_ref))
+                self.on_submit(theorem, worker.pid)
 
         while queue or retries or in_flight:
-            for index, worker in enumerate(self.workers):
-                if not worker.alive:  # a fresh worker in its place, idle: it takes a retry first
-                    worker = self.workers[index] = self._new_worker()
+            self._replace_lost_workers(ray)
+            for worker in self.workers:
+                if not worker.ready:
+                    continue
                 if worker.active == 0 and retries:
                     worker.alone = True
                     submit(worker, *retries.popleft())
                 while not worker.alone and worker.active < capacity and queue:
                     submit(worker, *queue.popleft())
+            self._watch_replicas(ray)
 
-            if not in_flight:
-                continue  # every worker was just replaced; submit again
+            if not in_flight:  # no worker is placed: their nodes are gone; wait for room
+                now = time.monotonic()
+                idle_since = idle_since or now
+                if now - idle_since > self.dist.policy_restart_wait_s:
+                    raise RunStopped(
+                        f"no search worker could be placed for {self.dist.policy_restart_wait_s:g} s "
+                        "(the nodes that held them are gone)"
+                    )
+                starting = [worker.where_ref for worker in self.workers if worker.alive and not worker.ready]
+                ray.wait(starting, num_returns=1, timeout=1.0)
+                continue
+            idle_since = None
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
             if ready:  # take everything that has finished, not just the first
                 ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            stop: ProverError | None = None
+            alive_nodes = _AliveNodes(ray)
             for ref in ready:
                 attempt = in_flight.pop(ref)
                 attempt.worker.active -= 1
                 attempt.worker.alone = False  # an alone worker ran only this attempt
-                result = self._collect(ray, ref, attempt, retries)
+                try:
+                    result = self._collect(ray, ref, attempt, queue, retries, node_losses, alive_nodes)
+                except ProverError as exc:  # keep the results that came with it, then stop
+                    stop = stop or exc
+                    continue
                 if result is not None:
                     yield attempt.theorem, result
+            if stop is not None:
+                raise stop
 
             now = time.monotonic()
             for attempt in in_flight.values():
@@ -394,22 +695,43 @@ class RayExecutor:
                     self._lose(attempt.worker)
                     _kill(attempt.worker.handle)
 
-    def _collect(self, ray, ref, attempt: _Attempt, retries) -> SearchResult | None:
-        """The result of a finished attempt, or None when the theorem went into ``retries``."""
+    def _replace_lost_workers(self, ray) -> None:
+        """A fresh worker in place of each lost one, and note those that Ray has placed."""
+        for index, worker in enumerate(self.workers):
+            if not worker.alive:  # its attempts still in flight keep the old one
+                self.workers[index] = self._new_worker()
+        starting = {worker.where_ref: worker for worker in self.workers if worker.alive and not worker.ready}
+        if not starting:
+            return
+        done, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
+        for ref in done:
+            try:
+                self._place(starting[ref], ray.get(ref))
+            except ray.exceptions.RayError:  # died before it ran (its node went too): replace it
+                self._lose(starting[ref])
+
+    def _collect(self, ray, ref, attempt: _Attempt, queue, retries, node_losses, alive_nodes) -> SearchResult | None:
+        """The result of a finished attempt, or None when the theorem was sent back to a queue."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             # search_theorem turns every failure into a result except a ProverError, which
-            # is the same for every theorem (a bad setting, a lost policy server): stop.
+            # is the same for every theorem (a bad setting, a lost policy): stop.
             raise _as_prover_error(exc, "a search worker failed") from None
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as exc:
             self._lose(attempt.worker)
+            name = attempt.theorem.name
+            if not alive_nodes.has(attempt.worker.node_id) and node_losses[name] < MAX_NODE_LOSSES:
+                node_losses[name] += 1
+                self.num_node_losses += 1
+                queue.appendleft((attempt.theorem, attempt.number))
+                return None
             if attempt.number < self.dist.max_retries:
                 retries.append((attempt.theorem, attempt.number + 1))
                 return None
             tries = attempt.number + 1
             return SearchResult.failure(
-                attempt.theorem.name,
+                name,
                 StopReason.WORKER_LOST,
                 f"the search worker died on each of {tries} attempt{'s' * (tries > 1)} "
                 f"(killed, out of memory, or hung past the theorem time limit): {type(exc).__name__}",
@@ -429,6 +751,43 @@ def default_theorem_timeout_s(config: RunConfig) -> float:
     if is_lean(config.env):
         timeout_s += 3 * config.env.options.startup_timeout_s
     return timeout_s
+
+
+class _AliveNodes:
+    """The ids of the cluster's live nodes, asked of Ray once, when first needed."""
+
+    def __init__(self, ray):
+        self.ray = ray
+        self.ids: set[str] | None = None
+
+    def has(self, node_id: str | None) -> bool:
+        if self.ids is None:
+            self.ids = {node["NodeID"] for node in self.ray.nodes() if node.get("Alive")}
+        return node_id in self.ids
+
+
+def labels_match(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    """Whether a node's labels satisfy a Ray label selector (``value``, ``!value``,
+    ``in(a,b)``, ``!in(a,b)``)."""
+    for key, expression in selector.items():
+        negated = expression.startswith("!")
+        expression = expression[negated:]
+        if expression.startswith("in(") and expression.endswith(")"):
+            values = {value.strip() for value in expression[3:-1].split(",")}
+        else:
+            values = {expression}
+        if (labels.get(key) in values) == negated:
+            return False
+    return True
+
+
+def _sum_stats(stats: list[dict]) -> dict:
+    """``BatchStats.to_dict`` of several servers (or one server's several lives), summed."""
+    total = {name: sum(s[name] for s in stats) for name in ("num_batches", "num_requests", "num_states")}
+    total["busy_s"] = sum(s["busy_s"] for s in stats)
+    total["mean_batch_size"] = total["num_states"] / total["num_batches"] if total["num_batches"] else 0.0
+    total["largest_batch"] = max((s["largest_batch"] for s in stats), default=0)
+    return total
 
 
 def _kill(handle) -> None:
