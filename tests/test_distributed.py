@@ -397,3 +397,84 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_and_loses_nothing(tmp_
     assert sorted(names) == [t.name for t in synthetic_theorems(16)]  # none lost, none twice
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_theorems"] == summary["num_finished"] == 16
+
+
+# ---- policy replicas: planning and routing (issue 13; the cluster itself: test_cluster.py) --
+
+
+def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused():
+    from prover.distributed import plan_replicas
+    from prover.policies.vllm import VLLMConfig
+
+    fixed = BackendSpec("policy", "fixed", FixedConfig())
+    assert plan_replicas(fixed, DistributedConfig(), [0.0, 0.0]) == (1, 0.0)  # no GPU: one, without
+    assert plan_replicas(fixed, DistributedConfig(), [4.0, 2.0, 0.0]) == (6, 1.0)  # one per GPU
+    assert plan_replicas(fixed, DistributedConfig(policy_gpus=2), [4.0, 3.0]) == (3, 2.0)  # each within a node
+    assert plan_replicas(fixed, DistributedConfig(policy_replicas=2), [4.0]) == (2, 1.0)
+    split = BackendSpec("policy", "vllm", VLLMConfig(tensor_parallel_size=2))
+    assert plan_replicas(split, DistributedConfig(), [4.0, 2.0]) == (3, 2.0)  # as many GPUs as the split
+    with pytest.raises(ProverError, match="3 policy replicas of 2 GPUs do not fit: the Ray cluster's nodes hold 2"):
+        plan_replicas(fixed, DistributedConfig(policy_replicas=3, policy_gpus=2), [2.0, 3.0])
+    with pytest.raises(ProverError, match="asks for 4 GPUs on one node, .* at most 2 on a node; lower --policy-gpus"):
+        plan_replicas(fixed, DistributedConfig(policy_gpus=4), [2.0, 2.0])
+
+
+def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
+    from prover.config import ConfigError
+    from prover.distributed import labels_match
+
+    assert DistributedConfig(worker_node_label="prover-role=lean").worker_selector() == {"prover-role": "lean"}
+    assert DistributedConfig().worker_selector() is None
+    with pytest.raises(ConfigError, match="--worker-node-label must be KEY=VALUE"):
+        DistributedConfig(worker_node_label="lean")
+    lean, gpu = {"prover-role": "lean"}, {"prover-role": "gpu"}
+    assert labels_match(lean, {"prover-role": "lean"}) and not labels_match(gpu, {"prover-role": "lean"})
+    assert labels_match(lean, {"prover-role": "!gpu"}) and not labels_match(gpu, {"prover-role": "!gpu"})
+    assert labels_match(gpu, {"prover-role": "in(lean,gpu)"}) and not labels_match({}, {"prover-role": "in(lean)"})
+
+
+@pytest.mark.slow
+def test_policy_calls_go_to_the_least_loaded_replica_and_around_lost_ones(ray_local):
+    import ray
+
+    from prover.distributed import PolicyClient, PolicyReplica, PolicyServerLostError
+    from prover.policies.sleeping import SleepingConfig
+
+    spec = BackendSpec("policy", "sleeping", SleepingConfig(batch_latency_s=0.05, per_state_latency_s=0.0))
+    replica_class = ray.remote(PolicyReplica).options(num_cpus=0, max_concurrency=1000)
+    replicas = [replica_class.remote(spec, 4, 1.0) for _ in range(2)]  # batches of at most 4 states
+    ray.get([replica.ready.remote() for replica in replicas])
+
+    def served():
+        return [ray.get(replica.report.remote())["stats"]["num_states"] for replica in replicas]
+
+    def searches(client, count=8, calls=5):
+        """``count`` concurrent searches of ``calls`` propose calls each, as a worker's threads."""
+        def search():
+            with client.search():
+                for _ in range(calls):
+                    client.propose(["⊢ True"], 1)
+
+        threads = [threading.Thread(target=search) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    searches(PolicyClient(replicas))
+    assert sum(served()) == 40 and min(served()) >= 12  # each replica a fair share, not one all
+
+    before = served()
+    searches(PolicyClient(replicas, sticky=True), count=1)  # one search keeps to one replica
+    assert sorted(after - then for after, then in zip(served(), before)) == [0, 5]
+
+    client = PolicyClient(replicas, restart_wait_s=1.0)
+    before = served()[1]
+    ray.kill(replicas[0], no_restart=True)
+    searches(client)  # every call answered, by the replica left
+    assert ray.get(replicas[1].report.remote())["stats"]["num_states"] - before == 40
+    ray.kill(replicas[1], no_restart=True)
+    started = time.monotonic()
+    with pytest.raises(PolicyServerLostError, match="no policy replica answered for 1 s"):
+        client.propose(["⊢ True"], 1)
+    assert time.monotonic() - started < 10
