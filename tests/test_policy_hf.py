@@ -302,6 +302,22 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_sentence(tiny_dir):
         make_policy(hf_spec(model=str(tiny_dir), device="cuda"))
 
 
+def test_pyproject_requires_the_transformers_and_vllm_this_code_was_checked_against():
+    """``transformers>=4.56`` is the floor: with torch 2.13 (CPU) in a throwaway venv, this
+    module's quick tests pass on transformers 4.56.0 and fail on 4.55.4, whose
+    ``from_pretrained`` does not know ``dtype=`` ("LlamaForCausalLM.__init__() got an
+    unexpected keyword argument 'dtype'"). 4.56.0's tokenizers also return
+    ``token_type_ids``, which ``generate`` refuses, so the policy passes on only
+    ``input_ids`` and ``attention_mask``. The vLLM range tops out at the version whose
+    classes tests/test_policy_vllm.py was run against (0.32.0)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^\s*"transformers>=4\.56",', text, re.M)
+    assert re.search(r'^vllm = \["vllm>=0\.11,<0\.33"\]', text, re.M)
+
+
 # ---- memory: batches split into generate calls that fit, halved on out-of-memory ----------------
 
 

@@ -192,7 +192,9 @@ class HFPolicy(PromptedPolicy):
         greedy = self.config.decoding == "sampling" and self.config.temperature == 0
         beam = self.config.decoding == "beam" and k > 1
         num_return = 1 if greedy else k
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True)
+        # Only these two: some tokenizers add token_type_ids, which generate() refuses for causal LMs.
+        batch = {key: encoded[key].to(self.device) for key in ("input_ids", "attention_mask")}
         options = dict(
             max_new_tokens=self.config.max_new_tokens,
             num_return_sequences=num_return,

@@ -1,0 +1,246 @@
+"""Presets: the policy, prompt, decoding and search budget of a published system, in one switch.
+
+    prover attack mathd_algebra_478 --env dojo --preset llemma-f2f
+    prover prove-split --env dojo --benchmark minif2f --split test --preset llemma-f2f --policy vllm
+    prover presets                  # the list
+    prover presets llemma-f2f       # its resolved settings, as JSON
+
+A preset is applied on top of the defaults and any ``--config`` file, and flags given on
+the command line override it (``--preset llemma-f2f --max-expansions 10``). It sets a model
+policy (``hf`` unless ``--policy vllm`` is given) and ``limits`` and ``search.scorer``; the
+run's ``config.json`` records the resolved settings, not the preset's name, so a run is
+reproduced from its config whatever later becomes of the preset.
+
+Each value comes from the system's own evaluation code or model card, named in
+``source``; what the source does not say is said in ``description``, with the value used
+in its place. ``reported_minif2f_test`` is the figure the source reports for miniF2F-test,
+with its budget: a preset runs one search per theorem, which is what the Llemma, llmstep
+and InternLM scripts' figures measure and not what BFS-Prover's do.
+
+The tactic score and the priority of states follow Llemma's ``proofsearch.py``: a tactic
+scores its cumulative log-prob divided by its generated tokens (``length_normalise``,
+"mean per token"), and a state's priority is the sum of the scores of the tactics on its
+path (``--scorer cumulative``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from prover.config import BackendSpec, ConfigError, RunConfig, from_dict, to_dict
+from prover.errors import did_you_mean
+from prover.policies.prompts import get_prompt
+
+MODEL_POLICIES = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One published system's settings (see the module docstring)."""
+
+    name: str
+    summary: str  # one line for `prover presets`
+    model: str
+    prompt: str
+    decoding: str  # "beam" or "sampling"
+    tactics_per_node: int
+    max_new_tokens: int
+    length_normalise: bool  # tactic score: mean log-prob per generated token (else the sum)
+    scorer: str  # priority of states: "cumulative" (sum of tactic scores) or "length_normalised"
+    max_expansions: int
+    time_limit_s: float
+    reported_minif2f_test: str
+    source: str
+    description: str
+    temperature: float = 1.0  # sampling only
+    top_p: float = 1.0  # sampling only
+    trust_remote_code: bool = False
+    vllm: dict[str, Any] = field(default_factory=dict)  # settings of the vllm policy only
+
+    def policy_settings(self, policy: str) -> dict[str, Any]:
+        """The settings this preset gives the ``policy`` backend (``hf`` or ``vllm``)."""
+        settings = dict(model=self.model, prompt=self.prompt, decoding=self.decoding,
+                        max_new_tokens=self.max_new_tokens, length_normalise=self.length_normalise,
+                        trust_remote_code=self.trust_remote_code)
+        if self.decoding == "sampling":
+            settings.update(temperature=self.temperature, top_p=self.top_p)
+        if policy == "vllm":
+            settings.update(self.vllm)
+        return settings
+
+
+_LLEMMA_SOURCE = (
+    "wellecks/llemma_formal2formal (proofsearch.py, scripts/eval_llemma{7b,34b}.sh, README): vLLM "
+    "SamplingParams(n=32, temperature=0, use_beam_search=True, max_tokens=256, stop='---'), tactic score "
+    "cumulative_logprob / len(token_ids), priority the sum of those, --max-iters 100, Dojo(hard_timeout=600), "
+    "whose alarm LeanDojo 1.1.2 sets once the initial state is read"
+)
+_LLEMMA_NOTE = (
+    "Llemma's few-shot formal2formal prompt, beam search of 32 beams ended at '---', 256 new tokens, tactic "
+    "score the mean log-prob per generated token, state priority the sum of those along the path, 100 "
+    "expansions, 600 s counted once Lean has started. The paper's vLLM 0.1.7 beam search ranked its final "
+    "beams by a length-penalised score; here beams are pruned by summed log-prob and reported by the mean."
+)
+_BFS_NOTE = (
+    "The card gives the prompt '{state}:::' (the model echoes the state, which is dropped) and the budget "
+    "2048x2x600: 2048 searches of 2 tactics per expansion and 600 expansions; a preset runs one search, so "
+    "the figure is not comparable with one run. Not on the card, with the value used: sampling temperature "
+    "(1.0), new-token limit (256), time limit (600 s, this tool's default), stop string (none: the end-of-"
+    "sequence token), and the exponent of the paper's length normalisation (the priority here is the summed "
+    "log-prob of the path divided by its depth, --scorer length_normalised; a tactic scores its summed log-prob)."
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset(
+        name="llemma-f2f",
+        summary="Llemma-7B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
+        model="EleutherAI/llemma_7b", prompt="llemma", decoding="beam", tactics_per_node=32, max_new_tokens=256,
+        length_normalise=True, scorer="cumulative", max_expansions=100, time_limit_s=600.0,
+        reported_minif2f_test="26.23% (64/244), one search per theorem",
+        source=_LLEMMA_SOURCE,
+        description=_LLEMMA_NOTE + " The model, open-web-math/llemma_7b in the script, is now EleutherAI/llemma_7b.",
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+    ),
+    Preset(
+        name="llemma-34b-f2f",
+        summary="Llemma-34B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
+        model="EleutherAI/llemma_34b", prompt="llemma", decoding="beam", tactics_per_node=32, max_new_tokens=256,
+        length_normalise=True, scorer="cumulative", max_expansions=100, time_limit_s=600.0,
+        reported_minif2f_test="25.82% (63/244), one search per theorem",
+        source=_LLEMMA_SOURCE,
+        description=_LLEMMA_NOTE + " The script split the model over 2 GPUs (--tp-degree 2), as the vllm "
+        "policy does here (--tensor-parallel-size 2).",
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=2),
+    ),
+    Preset(
+        name="llmstep-pythia-f2f",
+        summary="a ReProver-style [GOAL]...[PROOFSTEP] causal model: llmstep's Pythia-2.8B (beam 32, 100 expansions)",
+        model="wellecks/llmstep-mathlib4-pythia2.8b", prompt="goal_proofstep", decoding="beam",
+        tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
+        max_expansions=100, time_limit_s=600.0,
+        reported_minif2f_test="27.87% (68/244), one search per theorem",
+        source="the model card ('[GOAL]tactic-state[PROOFSTEP]next-tactic<|endoftext|>'); wellecks/llmstep "
+        "python/benchmarking/proofsearch (proofsearch.py, proofsearch.sh, README): the Llemma search with "
+        "prompt f'[GOAL]{ts}[PROOFSTEP]', stop at the end-of-sequence token, 32 beams, 256 tokens, 100 "
+        "iterations, 600 s",
+        description="ReProver's proofstep format on a causal LM (ReProver itself is a ByT5 encoder-decoder, "
+        "which this tool does not run): Pythia-2.8B fine-tuned on LeanDojo Benchmark 4, searched as llmstep's "
+        "benchmark does, which is Llemma's search with this prompt; the tactic ends at the end-of-sequence token.",
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+    ),
+    Preset(
+        name="internlm2.5-stepprover",
+        summary="InternLM2.5-StepProver-7B with InternLM-Math's public search script (beam 32, 100 expansions, 1200 s)",
+        model="internlm/internlm2_5-step-prover", prompt="internlm_stepprover", decoding="beam",
+        tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
+        max_expansions=100, time_limit_s=1200.0, trust_remote_code=True,
+        reported_minif2f_test="65.9% with a critic model and 256x32x600 (256 searches, 32 tactics, 600 "
+        "expansions); not what one search of this preset measures",
+        source="the model card (input template); InternLM/InternLM-Math minif2f/"
+        "proofsearch_internLM2.5-StepProver.py (chat turn, stop '<|im_end|>', beam search of --num-samples 32, "
+        "max_tokens 256, mean log-prob per token, --max-iters 100, --timeout 1200, vLLM dtype float16, "
+        "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
+        "card tabulates it",
+        description="The card's template asks for the theorem's name (NAME) and the tactics so far "
+        "(PROOF_BEFORE); a policy here sees only the state, so both are left empty. The paper's figure used a "
+        "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
+        "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on.",
+        vllm=dict(dtype="float16", tensor_parallel_size=1),
+    ),
+    Preset(
+        name="bfs-prover-v1",
+        summary="BFS-Prover-V1-7B: sampling 2 tactics per node, 600 expansions, length-normalised priority",
+        model="ByteDance-Seed/BFS-Prover-V1-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
+        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
+        time_limit_s=600.0,
+        reported_minif2f_test="70.83% +- 0.89% with 2048x2x600 (72.95% accumulated over runs)",
+        source="the model card ByteDance-Seed/BFS-Prover-V1-7B (usage: '{state}:::', echo of the state; results "
+        "table: BFS, no critic, tactic budget 2048x2x600)",
+        description=_BFS_NOTE,
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+    ),
+    Preset(
+        name="bfs-prover-v2-7b",
+        summary="BFS-Prover-V2-7B, searched as BFS-Prover-V1 (its card gives no search settings)",
+        model="ByteDance-Seed/BFS-Prover-V2-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
+        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
+        time_limit_s=600.0,
+        reported_minif2f_test="82.4% (the card; budget not stated)",
+        source="the model card ByteDance-Seed/BFS-Prover-V2-7B (usage: '{state}:::', echo of the state; "
+        "miniF2F-test 82.4%)",
+        description="The V2 card gives the prompt and the figure but no search settings: those of BFS-Prover-V1's "
+        "card are used. " + _BFS_NOTE,
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+    ),
+    Preset(
+        name="bfs-prover-v2-32b",
+        summary="BFS-Prover-V2-32B without its planner, searched as BFS-Prover-V1 (its card gives no search settings)",
+        model="ByteDance-Seed/BFS-Prover-V2-32B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
+        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
+        time_limit_s=600.0,
+        reported_minif2f_test="86.1% without the planner, 95.08% with it (the card; budget not stated)",
+        source="the model card ByteDance-Seed/BFS-Prover-V2-32B (usage: '{state}:::', echo of the state; "
+        "miniF2F-test 86.1%, 95.08% with the planner)",
+        description="The V2 card gives the prompt and the figures but no search settings: those of BFS-Prover-V1's "
+        "card are used; the planner (a second model splitting theorems into subgoals) is not part of this tool. "
+        "65 GB of bf16 weights: the vllm policy splits them over 2 GPUs. " + _BFS_NOTE,
+        vllm=dict(dtype="bfloat16", tensor_parallel_size=2),
+    ),
+)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a ConfigError with "did you mean" otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}") from None
+
+
+def apply_preset(config: RunConfig, name: str) -> RunConfig:
+    """``config`` with preset ``name``'s policy, prompt, decoding and search settings.
+
+    The policy stays ``vllm`` where ``config`` has it, and is ``hf`` otherwise; every
+    other setting of ``config`` is kept. Apply flags afterwards to override the preset.
+    """
+    preset = get_preset(name)
+    policy = config.policy if config.policy.name in MODEL_POLICIES else BackendSpec.default("policy", "hf")
+    options = from_dict(type(policy.options), {**to_dict(policy.options), **preset.policy_settings(policy.name)},
+                        f"preset {name}")
+    limits = dataclasses.replace(config.limits, max_expansions=preset.max_expansions,
+                                 time_limit_s=preset.time_limit_s, tactics_per_node=preset.tactics_per_node)
+    search = dataclasses.replace(config.search, scorer=preset.scorer)
+    return dataclasses.replace(config, policy=BackendSpec(policy.kind, policy.name, options), limits=limits,
+                               search=search)
+
+
+def resolved_settings(name: str, policy: str = "hf") -> dict[str, Any]:
+    """What preset ``name`` sets, as ``prover presets NAME`` prints it: the settings a run
+    gets (``stop`` lists the prompt format's stop strings; empty: the end-of-sequence token
+    ends a tactic), the reported figure, the source and the notes."""
+    preset = get_preset(name)
+    config = apply_preset(RunConfig(policy=BackendSpec.default("policy", policy)), name)
+    options = config.policy.options
+    settings: dict[str, Any] = {
+        "name": preset.name,
+        "summary": preset.summary,
+        "policy": config.policy.name,
+        "model": options.model,
+        "prompt": options.prompt,
+        "decoding": options.decoding,
+        "tactics_per_node": config.limits.tactics_per_node,
+        "max_new_tokens": options.max_new_tokens,
+        "stop": list(get_prompt(options.prompt).stop),
+        "tactic_score": "mean_logprob_per_token" if options.length_normalise else "sum_logprob",
+        "scorer": config.search.scorer,
+        "max_expansions": config.limits.max_expansions,
+        "time_limit_s": config.limits.time_limit_s,
+    }
+    if options.decoding == "sampling":
+        settings.update(temperature=options.temperature, top_p=options.top_p)
+    settings.update(trust_remote_code=options.trust_remote_code, vllm=dict(preset.vllm),
+                    reported_minif2f_test=preset.reported_minif2f_test, source=preset.source,
+                    description=preset.description)
+    return settings
