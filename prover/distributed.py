@@ -468,6 +468,10 @@ class RayExecutor:
                     ray.init(address=self.dist.ray_address, **options)
                 else:  # "local": a new Ray here, even where `ray start` left an address behind
                     ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
+                    # Ray's helper processes can outlive a driver killed with -9: a watchdog ends them.
+                    from prover.watchdog import watch
+
+                    watch(os.getpid(), _session_dir(ray))
             except ConnectionError as exc:
                 raise ProverError(
                     f"cannot join the Ray cluster at {self.dist.ray_address} ({exc}); start one with "
@@ -788,6 +792,11 @@ def _sum_stats(stats: list[dict]) -> dict:
     total["mean_batch_size"] = total["num_states"] / total["num_batches"] if total["num_batches"] else 0.0
     total["largest_batch"] = max((s["largest_batch"] for s in stats), default=0)
     return total
+
+
+def _session_dir(ray) -> str:
+    """The directory of the Ray session this driver started (its processes name it)."""
+    return ray._private.worker._global_node.get_session_dir_path()
 
 
 def _kill(handle) -> None:

@@ -189,3 +189,57 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_keeps_its_results(tmp_path):
     assert "SIGTERM received" not in err and "Traceback" not in err
     kept = (run / "results.jsonl").read_text().count("\n")
     assert kept >= 2
+
+
+# ---- Ray goes down with its driver ---------------------------------------------------------------
+
+
+def test_the_watchdog_kills_what_outlives_the_driver_in_that_session_only(tmp_path):
+    from prover.watchdog import main as watchdog
+
+    session = tmp_path / "session_2026-01-01_00-00-00_000000_1"
+    other = tmp_path / "session_2026-01-01_00-00-00_000000_2"
+    sleeper = "import sys, time; time.sleep(60)"
+    straggler = subprocess.Popen([sys.executable, "-c", sleeper, f"--session-dir={session}"])
+    bystander = subprocess.Popen([sys.executable, "-c", sleeper, f"--session-dir={other}"])
+    driver = subprocess.Popen([sys.executable, "-c", "pass"])
+    driver.wait()
+    try:
+        watchdog([str(driver.pid), str(session)])
+        assert straggler.wait(timeout=5) != 0
+        assert bystander.poll() is None
+    finally:
+        for process in (straggler, bystander):
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_the_local_ray_of_a_killed_driver_is_gone_within_10_s(tmp_path):
+    import glob
+
+    before = set(glob.glob("/tmp/ray/session_2*"))
+    run = tmp_path / "run"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "prover.cli", "prove-split", "--out", str(run), "--num-theorems", "40",
+         "--latency", "0.05", "--num-workers", "2", "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (
+        (run / "results.jsonl").exists() and (run / "results.jsonl").read_text().count("\n") >= 1
+    ):
+        time.sleep(0.5)
+    sessions = set(glob.glob("/tmp/ray/session_2*")) - before
+    assert len(sessions) == 1, sessions
+    name = Path(sessions.pop()).name
+    driver.kill()
+    driver.wait()
+
+    def left() -> list[str]:
+        listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        return [line for line in listing.splitlines() if name in line and "prover.watchdog" not in line]
+
+    deadline = time.monotonic() + 10
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left()
