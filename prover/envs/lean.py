@@ -19,8 +19,10 @@ passes LeanDojo's, ``prover.envs.dojo.trace_checkout``). It needs elan (which pr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -77,10 +79,60 @@ def import_lean_interact():
     return lean_interact
 
 
-def prepare_repl(lean_project: Path) -> None:
-    """Fetch and build the Lean REPL that lean-interact runs for this project."""
+# lean-interact's set-up runs `lake` with the process's environment; see prepare_repl.
+_ELAN_TOOLCHAIN_LOCK = threading.Lock()
+
+
+def prepare_repl(
+    lean_project: str | Path,
+    repl_path: str | None = None,
+    lake_path: str = "lake",
+    memory_limit_mb: int | None = None,
+    verbose: bool = True,
+    echo: Callable[[str], None] = print,
+):
+    """Fetch (unless ``repl_path`` names one) and build the Lean REPL that lean-interact
+    runs for ``lean_project``; returns lean-interact's ``LeanREPLConfig`` for it.
+
+    Without ``repl_path`` lean-interact clones its REPL (augustepoiroux/repl) at the tag
+    for the project's Lean version into its own cache, inside its package directory, and
+    builds it; with one it builds that checkout (a no-op when it is built). ``lake_path``
+    is the ``lake`` that builds and runs it. With ``verbose`` it prints where the REPL is.
+
+    lean-interact runs ``lake --version`` in the current directory first; where elan was
+    installed with no default toolchain (as the README says) that fails outside a Lean
+    project. So the project's ``lean-toolchain`` is put in ``ELAN_TOOLCHAIN`` while the
+    configuration is made, unless the user set that variable (elan lets it override the
+    REPL's own ``lean-toolchain`` in ``lake build`` too, which is right: the REPL must
+    run the project's Lean to load its ``.olean`` files). The variable is process-wide, so
+    a lock keeps two set-ups from interleaving; another thread's subprocess started in
+    that window sees the same project toolchain. The REPL processes themselves run in
+    the project directory, where elan finds ``lean-toolchain`` on its own.
+    """
     li = import_lean_interact()
-    li.LeanREPLConfig(project=li.LocalProject(directory=str(lean_project), auto_build=False), verbose=True)
+    project = Path(lean_project).resolve()
+    toolchain_file = project / "lean-toolchain"
+    if not toolchain_file.is_file():
+        raise ProverError(f"{project} has no lean-toolchain file, so its Lean version is unknown; pass --lean-project")
+    toolchain = toolchain_file.read_text(encoding="utf-8").strip()
+    options = {"lake_path": lake_path, "memory_hard_limit_mb": memory_limit_mb, "verbose": verbose}
+    if repl_path is not None:
+        if not Path(repl_path).is_dir():
+            raise ProverError(f"the Lean REPL directory {repl_path} does not exist (--repl-path)")
+        options["local_repl_path"] = str(Path(repl_path).resolve())
+    with _ELAN_TOOLCHAIN_LOCK:
+        saved = os.environ.get("ELAN_TOOLCHAIN")
+        if saved is None:
+            os.environ["ELAN_TOOLCHAIN"] = toolchain
+        try:
+            local = li.LocalProject(directory=str(project), lake_path=lake_path, auto_build=False)
+            config = li.LeanREPLConfig(project=local, **options)
+        finally:
+            if saved is None:
+                os.environ.pop("ELAN_TOOLCHAIN", None)
+    if verbose:
+        echo(f"the Lean REPL for Lean {config.lean_version} is built in {config.cache_repl_dir}")
+    return config
 
 
 def minif2f_checkout(lean_project: str | Path) -> Path:

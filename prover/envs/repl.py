@@ -4,14 +4,21 @@
 ``statement + " by sorry"`` to a Lean REPL process running in the prover's Lean project,
 and takes the proof state of that ``sorry`` as the initial state; tactics then run in
 tactic mode (``ProofStep(proof_state=..., tactic=...)``). The Lean process runs under a
-hard memory limit (``EnvConfig.memory_limit_mb``). After a timeout or a crash the REPL is
-restarted and the tactic path to the state replayed, as in the LeanDojo backend: a
-timeout is then reported as ``EnvTimeoutError``, a crash is retried up to
-``max_crash_retries`` times, then raised as ``EnvCrashError``.
+hard memory limit (``memory_limit_mb``). After a timeout or a crash the REPL is
+restarted and the tactic path to the state replayed (``prover.envs.session``): a timeout
+is then reported as ``EnvTimeoutError``, a crash is retried up to ``max_crash_retries``
+times, then raised as ``EnvCrashError``.
 
 ``check_proof`` compiles ``header + statement + " by" + tactics`` as one fresh command
-(its own imports, no shared environment) and accepts it only with no error and no
-``sorry``.
+(its own imports, no shared environment) followed by ``#print axioms NAME``, and accepts
+the proof only with no error, no ``sorry`` and no axiom beyond Lean's three standard ones
+(``propext``, ``Classical.choice``, ``Quot.sound``): ``native_decide`` and its kin rest on
+``Lean.ofReduceBool``/``Lean.trustCompiler``, which trust the compiler, not the kernel.
+
+Which REPL runs: ``repl_path``, a built checkout of the Lean REPL, or by default the one
+lean-interact fetches and builds for the project's Lean version (``prover setup-lean``
+does that ahead of time; see ``prover.envs.lean.prepare_repl``). Each process makes that
+configuration once, and every REPL it starts reuses it.
 
     env = ReplEnv(lean_project="lean_project", tactic_timeout_s=60, memory_limit_mb=16000)
     state = env.start(Theorem("t", statement="theorem t (x : ℝ) : x + 0 = x :=", header="import Mathlib"))
@@ -20,6 +27,10 @@ timeout is then reported as ``EnvTimeoutError``, a crash is retried up to
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,30 +46,55 @@ from search import (
     proof_text,
 )
 
-from prover.envs.lean import LeanConfig, import_lean_interact, require_lake
+from prover.config import setting
+from prover.envs.lean import DEFAULT_LEAN_PROJECT, ELAN_URL, LeanConfig, import_lean_interact, prepare_repl
 from prover.envs.session import RestartingSession
-from prover.errors import MissingDependencyError
+from prover.errors import MissingDependencyError, ProverError
 
-COMMAND_TIMEOUT_S = 900.0  # importing Mathlib the first time can take minutes
+DEFAULT_STARTUP_TIMEOUT_S = 600.0  # importing Mathlib the first time can take minutes (--startup-timeout)
+# The axioms a kernel-checked Mathlib proof may use; anything else (Lean.ofReduceBool from
+# native_decide, Lean.trustCompiler, sorryAx, a user's `axiom`) fails the re-check.
+STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
+# `theorem NAME` / `lemma NAME` (after attributes and modifiers), or a nameless `example`.
+DECLARATION = re.compile(r"(?:^|(?<=\s))(theorem|lemma|example)(?=[\s({\[⦃:])\s*(«[^»]+»|[^\s({\[⦃:]+)?")
+PRINTED_AXIOMS = re.compile(r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.S)
+
+_configs: dict[tuple, Any] = {}  # (project, repl, lake, memory) -> LeanREPLConfig, one per process
+_configs_lock = threading.Lock()
 
 
-def default_server_factory(lean_project: str | Path, memory_limit_mb: int | None) -> Callable[[], Any]:
-    """A function that starts a ``lean_interact.LeanServer`` in ``lean_project``.
+def repl_config(lean_project: str | Path, repl_path: str | None, lake_path: str, memory_limit_mb: int | None) -> Any:
+    """lean-interact's ``LeanREPLConfig`` for these settings, made once per process.
 
-    The REPL configuration (which fetches and builds the REPL for the project's Lean
-    version on first use) is made once, on the first call.
+    Making one runs ``lake`` (and, for lean-interact's own REPL, git), so processes that
+    start many REPLs share it, as lean-interact advises.
     """
+    key = (str(Path(lean_project).resolve()), repl_path, lake_path, memory_limit_mb)
+    with _configs_lock:
+        if key not in _configs:
+            try:
+                _configs[key] = prepare_repl(lean_project, repl_path, lake_path, memory_limit_mb, verbose=False)
+            except (ProverError, MissingDependencyError) as exc:
+                raise EnvInitError(str(exc)) from None
+            except Exception as exc:
+                raise EnvInitError(
+                    f"the Lean REPL could not be set up for {lean_project} ({type(exc).__name__}: {exc}); "
+                    "run `prover setup-lean`"
+                ) from None
+        return _configs[key]
+
+
+def default_server_factory(
+    lean_project: str | Path,
+    memory_limit_mb: int | None,
+    repl_path: str | None = None,
+    lake_path: str = "lake",
+) -> Callable[[], Any]:
+    """A function that starts a ``lean_interact.LeanServer`` in ``lean_project``."""
     li = import_lean_interact()
-    configs: list[Any] = []
 
     def start_server() -> Any:
-        if not configs:
-            try:
-                project = li.LocalProject(directory=str(lean_project), auto_build=False)
-                configs.append(li.LeanREPLConfig(project=project, memory_hard_limit_mb=memory_limit_mb))
-            except Exception as exc:
-                raise EnvInitError(f"the Lean REPL could not be set up for {lean_project}: {exc}") from None
-        return li.LeanServer(configs[0])
+        return li.LeanServer(repl_config(lean_project, repl_path, lake_path, memory_limit_mb))
 
     return start_server
 
@@ -67,26 +103,57 @@ def _errors(response: Any) -> list[str]:
     return [m.data for m in getattr(response, "messages", []) if m.severity == "error"]
 
 
+def declared_name(statement: str) -> tuple[str, str]:
+    """``(name, statement)``: the name ``statement`` declares, for ``#print axioms``; a
+    nameless ``example`` is renamed to a ``theorem`` so it has one."""
+    match = DECLARATION.search(statement)
+    if match is None:
+        raise ValueError("the statement declares no theorem")
+    if match.group(1) != "example" and match.group(2):
+        return match.group(2), statement
+    name = "prover_checked_" + hashlib.blake2b(statement.encode(), digest_size=4).hexdigest()
+    return name, statement[: match.start(1)] + f"theorem {name}" + statement[match.end(1) :]
+
+
+def axioms_problem(response: Any, line: int) -> str | None:
+    """What is wrong with the ``#print axioms`` answer at ``line`` of a command: an axiom
+    beyond the standard three, or no answer at all; None when all is well."""
+    for message in getattr(response, "messages", []):
+        found = PRINTED_AXIOMS.match(message.data.strip())
+        if found is None or message.severity != "info" or message.start_pos.line != line:
+            continue
+        axioms = [a.strip() for a in (found.group("axioms") or "").split(",") if a.strip()]
+        extra = [a for a in axioms if a not in STANDARD_AXIOMS]
+        if not extra:
+            return None
+        return f"the proof depends on the axiom{'s' if len(extra) > 1 else ''} {', '.join(extra)}"
+    return "Lean did not answer `#print axioms` after the proof, so its axioms are unknown"
+
+
 class ReplEnv(RestartingSession):
     """The Lean REPL as a ``ProofEnv``; see the module docstring.
 
     ``server_factory()`` must return an object with ``run(request, timeout=...)`` (answering
-    ``lean_interact`` responses) and ``kill()``; tests pass a fake.
+    ``lean_interact`` responses) and ``kill()``; by default a ``lean_interact.LeanServer``.
     """
+
+    session_name = "Lean REPL"
 
     def __init__(
         self,
-        lean_project: str | Path = "lean_project",
+        lean_project: str | Path = DEFAULT_LEAN_PROJECT,
         tactic_timeout_s: float = 60.0,
         memory_limit_mb: int | None = 16_000,
         max_crash_retries: int = 2,
         server_factory: Callable[[], Any] | None = None,
-        command_timeout_s: float = COMMAND_TIMEOUT_S,
+        startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
+        repl_path: str | None = None,
+        lake_path: str = "lake",
     ):
         super().__init__(tactic_timeout_s, max_crash_retries)
         self._li = import_lean_interact()
-        self.command_timeout_s = command_timeout_s
-        self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb)
+        self.startup_timeout_s = startup_timeout_s
+        self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb, repl_path, lake_path)
         self._server: Any = None
         self._theorem: Theorem | None = None
 
@@ -103,18 +170,25 @@ class ReplEnv(RestartingSession):
         return TacticState(pp)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
-        """Compile the whole proof as one fresh command: None when Lean accepts it with no
-        error and no ``sorry``, else why not."""
+        """Compile the whole proof as one fresh command, then ``#print axioms`` of it: None
+        when Lean accepts it with no error, no ``sorry`` and only the standard axioms,
+        else why not."""
         if not tactics:
             return "the proof has no tactics"
         if not theorem.statement:
             return f"'{theorem.name}' has no statement to check the proof against"
+        try:
+            name, statement = declared_name(theorem.statement)
+        except ValueError as exc:
+            return f"{exc}, so its axioms cannot be checked"
         header = theorem.header.rstrip() + "\n\n" if theorem.header.strip() else ""
-        source = f"{header}{proof_text(theorem.statement, tactics)}\n"
+        body = f"{header}{proof_text(statement, tactics)}\n\n"
+        axioms_line = body.count("\n") + 1
+        source = f"{body}#print axioms {name}\n"
         try:
             if self._server is None:
                 self._server = self.server_factory()
-            response = self._server.run(self._li.Command(cmd=source), timeout=self.command_timeout_s)
+            response = self._server.run(self._li.Command(cmd=source), timeout=self.startup_timeout_s)
         except Exception as exc:
             self._kill()
             return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
@@ -126,7 +200,9 @@ class ReplEnv(RestartingSession):
         uses_sorry = response.sorries or any(
             "declaration uses 'sorry'" in m.data or "declaration uses `sorry`" in m.data for m in response.messages
         )
-        return "the proof uses `sorry`" if uses_sorry else None
+        if uses_sorry:
+            return "the proof uses `sorry`"
+        return axioms_problem(response, axioms_line)
 
     def close(self) -> None:
         """Kill the REPL process; safe to call twice."""
@@ -145,7 +221,7 @@ class ReplEnv(RestartingSession):
 
     def _command(self, cmd: str, env: int | None) -> Any:
         request = self._li.Command(cmd=cmd, env=env) if env is not None else self._li.Command(cmd=cmd)
-        response = self._server.run(request, timeout=self.command_timeout_s)
+        response = self._server.run(request, timeout=self.startup_timeout_s)
         if isinstance(response, self._li.interface.LeanError):
             raise EnvInitError(f"the Lean REPL refused the command: {response.message}")
         errors = _errors(response)
@@ -192,33 +268,57 @@ class ReplEnv(RestartingSession):
         return outcome, response.proof_state if isinstance(outcome, TacticState) else None
 
     def _map(self, response: Any) -> Outcome:
-        """A REPL answer to a proof step -> the engine's outcome."""
+        """A REPL answer to a proof step -> the engine's outcome.
+
+        The REPL's ``proofStatus`` judges the whole proof only once no goal is left
+        (``Completed``, ``Incomplete: contains sorry``, ``Error: ...``); while goals remain
+        it says ``Incomplete: open goals remain``. A step that leaves goals is a state even
+        when its ``sorries`` list goals that a ``sorry`` inside it closed: the proof then
+        carries that ``sorry``, and the step that closes the last goal is given up.
+        """
         if isinstance(response, self._li.interface.LeanError):
             return LeanError(response.message)
         errors = _errors(response)
         if errors:
             return LeanError("\n".join(errors))
-        status = response.proof_status or ""
-        if response.sorries or "sorry" in status:
-            return ProofGivenUp()
         if response.goals:
             return TacticState("\n\n".join(response.goals))
+        status = response.proof_status or ""
         if status == "Completed":
             return ProofFinished(response.proof_state)
+        if "sorry" in status:
+            return ProofGivenUp()
         # No goals left, yet the REPL did not verify the proof (e.g. the kernel rejected it).
         return LeanError(f"the goals are closed but the proof does not check: {status}")
 
 
 @dataclass(frozen=True)
 class ReplConfig(LeanConfig):
-    pass
+    """Settings of the Lean REPL backend."""
+
+    repl_path: str | None = setting(
+        None,
+        "A built Lean REPL: a checkout of the Lean REPL for the project's Lean version, with "
+        ".lake/build/bin/repl [default: the REPL lean-interact fetches and builds, see `prover setup-lean`].",
+        metavar="DIR",
+    )
+    lake_path: str = setting("lake", "The `lake` executable that builds and runs the Lean REPL.", metavar="PATH")
 
 
 def build(config: ReplConfig) -> ReplEnv:
     """A ``ReplEnv`` (needs lean-interact and ``lake``)."""
-    require_lake()
+    import_lean_interact()
+    if shutil.which(config.lake_path) is None:
+        raise MissingDependencyError(
+            f"Lean's `lake` is not on PATH ({config.lake_path}); install elan ({ELAN_URL}), then run `prover setup-lean`"
+            if config.lake_path == "lake"
+            else f"the `lake` executable {config.lake_path} (--lake-path) does not exist or cannot be run"
+        )
     return ReplEnv(
         lean_project=config.lean_project,
         tactic_timeout_s=config.tactic_timeout_s,
         memory_limit_mb=config.memory_limit_mb,
+        startup_timeout_s=config.startup_timeout_s,
+        repl_path=config.repl_path,
+        lake_path=config.lake_path,
     )
