@@ -472,13 +472,13 @@ def in_fresh_process(function, *args):
 
 
 def report_merge(sizes: list[int], reprover_dir: Path | None, repeats: int) -> None:
+    if reprover_dir:
+        load_reprover(reprover_dir)  # fail early on a wrong path
     print(
         f"\nmerge-heavy: transitions into {MERGE_POOL_FACTOR}x as many states as created, "
         f"{MERGE_ERROR_RATE:.0%} errors, {TACTICS_PER_NODE} tactics per node; "
         f"best of {repeats} runs, each in a fresh process"
     )
-    if reprover_dir:
-        load_reprover(reprover_dir)  # fail early on a wrong path
     header = f"{'states':>8} {'tactics':>8} {'merged':>7} {'ours µs/tactic':>15}"
     if reprover_dir:
         header += f" {'ReProver states':>16} {'ReProver µs/tactic':>19} {'ours/ReProver':>14}"

@@ -269,7 +269,7 @@ def test_a_proof_that_fails_the_recheck_is_rejected():
     assert result.stop_reason is StopReason.PROVED
     assert "kernel says no" in result.error
     env = CheckedGraphEnv("A", table, verdict=None)
-    assert best_first_search(T, policy, env).status is SearchStatus.PROVED
+    assert best_first_search(T, policy, env, on_expansion=check_every_step).status is SearchStatus.PROVED
 
 
 def test_search_stops_trying_tactics_once_the_node_is_proved():

@@ -39,7 +39,10 @@ def test_algorithm_registry_resolves_best_first():
     assert get_algorithm("best_first") is best_first_search
     table, policy = two_step_problem()
     search = ALGORITHMS["best_first"]
-    result = search(Theorem("t"), policy, GraphEnv("A", table), SearchLimits(max_expansions=5))
+    result = search(
+        Theorem("t"), policy, GraphEnv("A", table), SearchLimits(max_expansions=5),
+        on_expansion=lambda tree, node: tree.check_invariants(),
+    )
     assert result.status is SearchStatus.PROVED
 
 
