@@ -12,9 +12,12 @@ scorer also sees the critic's value of each state.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
+import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from search.expand import expand_node, merge_proposals
 from search.protocols import EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
@@ -48,6 +51,47 @@ def best_first_search(
     one (else REJECTED). The environment is closed on return. Exceptions from the policy
     or the value model propagate.
     """
+    with _fewer_young_collections():
+        return _search(theorem, policy, env, limits, scorer, value_model, on_expansion)
+
+
+# A search grows a graph of long-lived objects (networkx's dicts, one per node, neighbour
+# and edge); at Python's default the collector walks the young ones every 700
+# allocations, which cost as much as the search itself at 100,000 states. While any
+# search runs in the process, young collections are rarer; the thresholds are restored
+# when the last one ends (searches may run in threads).
+_GC_YOUNG_THRESHOLD = 100_000
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def _fewer_young_collections() -> Iterator[None]:
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], _GC_YOUNG_THRESHOLD), *_gc_saved[1:])
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.set_threshold(*_gc_saved)
+
+
+def _search(
+    theorem: Theorem,
+    policy: TacticPolicy,
+    env: ProofEnv,
+    limits: SearchLimits,
+    scorer: Scorer,
+    value_model: ValueModel | None,
+    on_expansion: Callable[[SearchTree, int], None] | None,
+) -> SearchResult:
     clock = time.perf_counter
     try:
         t0 = clock()
