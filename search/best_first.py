@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import heapq
 import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from search.expand import expand_node, merge_proposals
+from search.expand import LOWEST_SCORE, expand_node, merge_proposals
 from search.protocols import EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
 from search.results import SearchLimits, SearchResult, SearchStatus, StopReason
 from search.scoring import Scorer, cumulative_logprob
@@ -135,7 +136,8 @@ def _search(
                     if len(values) != len(unscored):
                         raise ValueError(f"the value model gave {len(values)} scores for {len(unscored)} states")
                     for n, value in zip(unscored, values):
-                        tree.node(n)["value"] = float(value)
+                        value = float(value)
+                        tree.node(n)["value"] = value if math.isfinite(value) else LOWEST_SCORE
             for n in nodes:
                 attrs = tree.node(n)
                 priority = float(scorer(tree.view(n)))

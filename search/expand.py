@@ -11,6 +11,8 @@ the rest and reports which children are worth (re)queueing:
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass
 from operator import attrgetter
@@ -18,6 +20,11 @@ from typing import Callable
 
 from search.protocols import EnvError, EnvTimeoutError, LeanError, ProofEnv, Proposal, TacticState
 from search.tree import QED, SearchTree
+
+
+# The score given to what a model calls impossible (-inf): lowest of all, and finite, so
+# every score stays a number that JSON can hold.
+LOWEST_SCORE = -1e9
 
 
 def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:
@@ -28,6 +35,10 @@ def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:
     """
     best: dict[str, Proposal] = {}
     for proposal in proposals:
+        if not math.isfinite(proposal.logprob):
+            if proposal.logprob != -math.inf:
+                continue  # NaN or +inf: no score at all
+            proposal = Proposal(proposal.tactic, LOWEST_SCORE)  # "impossible", but JSON-safe
         tactic = proposal.tactic.strip()
         if tactic and (tactic not in best or proposal.logprob > best[tactic].logprob):
             # The policy's own object where the tactic needed no stripping: most do.

@@ -1,5 +1,5 @@
-"""The engine makes young garbage collections rarer while it searches, and puts the
-collector back as it found it, also when searches run in threads."""
+"""Engine housekeeping: young garbage collections are rarer while it searches (and the
+collector put back as it was, also with searches in threads), and scores stay finite."""
 
 import gc
 import threading
@@ -40,3 +40,20 @@ def test_concurrent_searches_restore_the_thresholds_once_the_last_ends():
     for thread in threads:
         thread.join(timeout=5)
     assert gc.get_threshold() == before
+
+
+def test_infinite_scores_become_the_lowest_finite_score_so_trees_stay_json():
+    import json
+
+    from search import Proposal, merge_proposals
+
+    merged = merge_proposals([Proposal("a", float("-inf")), Proposal("b", float("nan")), Proposal("c", -1.0)], 8)
+    assert [p.tactic for p in merged] == ["c", "a"] and merged[1].logprob == -1e9
+
+    class InfiniteCritic:
+        def score(self, states):
+            return [float("-inf")] * len(states)
+
+    table, policy = two_step_problem()
+    result = best_first_search(Theorem("t"), policy, GraphEnv("A", table), value_model=InfiniteCritic())
+    json.dumps(result.tree.to_json(), allow_nan=False)  # raises on inf or nan
