@@ -91,6 +91,9 @@ REPORT_INTERVAL_S = 2.0
 # A theorem whose worker's node was lost is sent again without counting an attempt, this
 # many times; past that it counts (a theorem that takes its node down, e.g. by memory).
 MAX_NODE_LOSSES = 3
+# A worker cut off before Ray knew why is asked again until Ray says whether its node
+# died; past this, its loss counts as the worker's (a cluster's health checks take ~30 s).
+UNSETTLED_LOSS_WAIT_S = 60.0
 
 
 class PolicyServerLostError(RunStopped):
@@ -300,6 +303,30 @@ class _Replica:
 
     def note(self, report: dict) -> None:
         self.incarnations[(report["node_id"], report["pid"])] = report
+
+
+@dataclass
+class _Loss:
+    """An attempt whose worker was cut off before Ray knew why (node or process?)."""
+
+    attempt: _Attempt
+    probe: Any  # where() asked of the lost worker: Ray answers it once it knows
+    error: str
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Book:
+    """The driver's account of the theorems of one ``prove`` call."""
+
+    queue: collections.deque  # (theorem, attempt number) to send
+    # Theorems whose worker died. Any of the searches on that worker may have killed it,
+    # so each retry runs alone on a worker: a theorem that kills workers then uses up
+    # only its own retries, not those of the theorems that happened to share with it.
+    retries: collections.deque = field(default_factory=collections.deque)
+    in_flight: dict[Any, _Attempt] = field(default_factory=dict)
+    unsettled: list[_Loss] = field(default_factory=list)
+    node_losses: collections.Counter = field(default_factory=collections.Counter)  # theorem -> count
 
 
 GIB = 2**30
@@ -631,68 +658,69 @@ class RayExecutor:
     def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
         """Search every theorem; yields (theorem, result) once per theorem, as each ends."""
         ray = _ray()
-        queue: collections.deque[tuple[Theorem, int]] = collections.deque((t, 0) for t in theorems)
-        # Theorems whose worker died. Any of the searches on that worker may have killed it,
-        # so each retry runs alone on a worker: a theorem that kills workers then uses up
-        # only its own retries, not those of the theorems that happened to share with it.
-        retries: collections.deque[tuple[Theorem, int]] = collections.deque()
-        in_flight: dict[Any, _Attempt] = {}
-        node_losses: collections.Counter[str] = collections.Counter()
+        book = _Book(collections.deque((t, 0) for t in theorems))
         timeout_s = self.dist.theorem_timeout_s or default_theorem_timeout_s(self.config)
         capacity = self.plan.searches_per_worker
         idle_since: float | None = None  # when every worker became unplaced (nodes lost)
 
         def submit(worker: _Worker, theorem: Theorem, number: int) -> None:
-            in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
+            book.in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
             worker.active += 1
             if self.on_submit is not None:
                 self.on_submit(theorem, worker.pid)
 
-        while queue or retries or in_flight:
+        while book.queue or book.retries or book.in_flight or book.unsettled:
             self._replace_lost_workers(ray)
             for worker in self.workers:
                 if not worker.ready:
                     continue
-                if worker.active == 0 and retries:
+                if worker.active == 0 and book.retries:
                     worker.alone = True
-                    submit(worker, *retries.popleft())
-                while not worker.alone and worker.active < capacity and queue:
-                    submit(worker, *queue.popleft())
+                    submit(worker, *book.retries.popleft())
+                while not worker.alone and worker.active < capacity and book.queue:
+                    submit(worker, *book.queue.popleft())
             self._watch_replicas(ray)
 
-            if not in_flight:  # no worker is placed: their nodes are gone; wait for room
+            if not book.in_flight:  # nothing to wait on but workers Ray has not placed yet
                 now = time.monotonic()
                 idle_since = idle_since or now
-                if now - idle_since > self.dist.policy_restart_wait_s:
+                if now - idle_since > self.dist.policy_restart_wait_s and not book.unsettled:
                     raise RunStopped(
                         f"no search worker could be placed for {self.dist.policy_restart_wait_s:g} s "
                         "(the nodes that held them are gone)"
                     )
-                starting = [worker.where_ref for worker in self.workers if worker.alive and not worker.ready]
-                ray.wait(starting, num_returns=1, timeout=1.0)
-                continue
-            idle_since = None
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-            if ready:  # take everything that has finished, not just the first
-                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+                pending = [worker.where_ref for worker in self.workers if worker.alive and not worker.ready]
+                pending += [loss.probe for loss in book.unsettled]
+                if pending:
+                    ray.wait(pending, num_returns=1, timeout=1.0)
+                else:
+                    time.sleep(0.2)
+                ready = []
+            else:
+                idle_since = None
+                ready, _ = ray.wait(list(book.in_flight), num_returns=1, timeout=1.0)
+                if ready:  # take everything that has finished, not just the first
+                    ready, _ = ray.wait(list(book.in_flight), num_returns=len(book.in_flight), timeout=0)
             stop: ProverError | None = None
             alive_nodes = _AliveNodes(ray)
             for ref in ready:
-                attempt = in_flight.pop(ref)
+                attempt = book.in_flight.pop(ref)
                 attempt.worker.active -= 1
                 attempt.worker.alone = False  # an alone worker ran only this attempt
                 try:
-                    result = self._collect(ray, ref, attempt, queue, retries, node_losses, alive_nodes)
+                    result = self._collect(ray, ref, attempt, book, alive_nodes)
                 except ProverError as exc:  # keep the results that came with it, then stop
                     stop = stop or exc
                     continue
                 if result is not None:
                     yield attempt.theorem, result
+            for attempt, result in self._settle_losses(ray, book, alive_nodes):
+                yield attempt.theorem, result
             if stop is not None:
                 raise stop
 
             now = time.monotonic()
-            for attempt in in_flight.values():
+            for attempt in book.in_flight.values():
                 if attempt.worker.alive and now - attempt.started > timeout_s:
                     # A hung search cannot be interrupted inside its thread: kill its
                     # process, and the normal retry path takes every search it held.
@@ -714,8 +742,9 @@ class RayExecutor:
             except ray.exceptions.RayError:  # died before it ran (its node went too): replace it
                 self._lose(starting[ref])
 
-    def _collect(self, ray, ref, attempt: _Attempt, queue, retries, node_losses, alive_nodes) -> SearchResult | None:
-        """The result of a finished attempt, or None when the theorem was sent back to a queue."""
+    def _collect(self, ray, ref, attempt: _Attempt, book: "_Book", alive_nodes: "_AliveNodes") -> SearchResult | None:
+        """The result of a finished attempt, or None when the theorem went back to a queue
+        (or waits in ``book.unsettled`` to learn why its worker was lost)."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
@@ -724,22 +753,63 @@ class RayExecutor:
             raise _as_prover_error(exc, "a search worker failed") from None
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as exc:
             self._lose(attempt.worker)
-            name = attempt.theorem.name
-            if not alive_nodes.has(attempt.worker.node_id) and node_losses[name] < MAX_NODE_LOSSES:
-                node_losses[name] += 1
-                self.num_node_losses += 1
-                queue.appendleft((attempt.theorem, attempt.number))
+            if isinstance(exc, getattr(ray.exceptions, "ActorUnavailableError", ())):
+                # The connection broke before Ray knew why: a node going down does this.
+                # Ask the worker again until Ray says whether its node died with it.
+                book.unsettled.append(_Loss(attempt, attempt.worker.handle.where.remote(), type(exc).__name__))
                 return None
-            if attempt.number < self.dist.max_retries:
-                retries.append((attempt.theorem, attempt.number + 1))
-                return None
-            tries = attempt.number + 1
-            return SearchResult.failure(
-                name,
-                StopReason.WORKER_LOST,
-                f"the search worker died on each of {tries} attempt{'s' * (tries > 1)} "
-                f"(killed, out of memory, or hung past the theorem time limit): {type(exc).__name__}",
-            )
+            return self._after_loss(attempt, book, not alive_nodes.has(attempt.worker.node_id), type(exc).__name__)
+
+    def _settle_losses(self, ray, book: "_Book", alive_nodes: "_AliveNodes") -> Iterator[tuple[_Attempt, SearchResult]]:
+        """Decide the unsettled losses whose probe has answered (or that waited too long)."""
+        for loss in list(book.unsettled):
+            done, _ = ray.wait([loss.probe], timeout=0)
+            waited_too_long = time.monotonic() - loss.since > UNSETTLED_LOSS_WAIT_S
+            if not done and not waited_too_long:
+                continue
+            if done:
+                try:
+                    ray.get(loss.probe)
+                    node_lost = True  # it answers after all: the break was the network's, not the theorem's
+                except getattr(ray.exceptions, "ActorUnavailableError", ()):
+                    if not waited_too_long:
+                        loss.probe = loss.attempt.worker.handle.where.remote()
+                        continue
+                    node_lost = False
+                except ray.exceptions.RayError:  # dead: Ray now knows whether its node is
+                    node_lost = not alive_nodes.has(loss.attempt.worker.node_id)
+            else:
+                node_lost = False
+            book.unsettled.remove(loss)
+            if node_lost:
+                _kill(loss.attempt.worker.handle)  # lost to us either way
+            result = self._after_loss(loss.attempt, book, node_lost, loss.error)
+            if result is not None:
+                yield loss.attempt, result
+
+    def _after_loss(self, attempt: _Attempt, book: "_Book", node_lost: bool, error: str) -> SearchResult | None:
+        """Send the theorem of an attempt whose worker was lost again, or give up on it.
+
+        A lost node is not the theorem's doing: it goes back to the front of the queue
+        without counting an attempt (up to MAX_NODE_LOSSES times). A lost worker may be:
+        the theorem is retried alone, ``max_retries`` times, then recorded as an error.
+        """
+        name = attempt.theorem.name
+        if node_lost and book.node_losses[name] < MAX_NODE_LOSSES:
+            book.node_losses[name] += 1
+            self.num_node_losses += 1
+            book.queue.appendleft((attempt.theorem, attempt.number))
+            return None
+        if attempt.number < self.dist.max_retries:
+            book.retries.append((attempt.theorem, attempt.number + 1))
+            return None
+        tries = attempt.number + 1
+        return SearchResult.failure(
+            name,
+            StopReason.WORKER_LOST,
+            f"the search worker died on each of {tries} attempt{'s' * (tries > 1)} "
+            f"(killed, out of memory, or hung past the theorem time limit): {error}",
+        )
 
     def _lose(self, worker: _Worker) -> None:
         if worker.alive:
