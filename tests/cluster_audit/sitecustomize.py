@@ -6,6 +6,7 @@ workers, and the tests to the driver) installs the audit hook below. With
 ``PROVER_AUDIT_WATCH`` set to a directory, each file under it that the process opens for
 writing, renames, removes or creates is noted as a line ``pid<TAB>event<TAB>path`` in
 ``$PROVER_AUDIT_LOG``, so a test can check that only the driver wrote a run directory.
+Each process also notes that it runs the audit: ``pid<TAB>start<TAB>its script``.
 """
 
 import os
@@ -51,4 +52,6 @@ def _audit(event, args):
 
 if _WATCH and _LOG:
     _WATCH = os.path.abspath(_WATCH)
+    with open(_LOG, "a", encoding="utf-8") as _log:
+        _log.write(f"{os.getpid()}\tstart\t{sys.argv[0] if sys.argv else ''}\n")
     sys.addaudithook(_audit)
