@@ -36,10 +36,10 @@ could use ~290; 2 replicas can serve 138 and 4 replicas 276.
 Goals (issue 13): at 64 searches 2 replicas ≥ 1.8x one replica; at 256 searches
 4 replicas ≥ 3.2x one replica; the failure scenario loses and repeats no theorem.
 
-Measured on the 2-core development machine with the defaults, three runs: 1 replica
+Measured on the 2-core development machine with the defaults, four runs: 1 replica
 66-68 expansions/s at either N (98-100% busy); at 64 searches 2 replicas 1.91-1.98x,
 4 replicas 2.8-3.1x (64 searches cannot keep 4 replicas busy: 86-91%); at 256 searches
-2 replicas 1.96-1.97x, 4 replicas 3.78-3.83x. Node failure: lost 0 duplicated 0, the
+2 replicas 1.96-1.97x, 4 replicas 3.78-3.86x. Node failure: lost 0 duplicated 0, the
 two workers of the killed node lost, the 32 searches they held sent again, 0 errors,
 +0.9 to +1.9 s on a 7.7-7.9 s run. Ray reports the killed node (its raylet's last log
 lines) on stderr. About 2 minutes in all.
