@@ -11,11 +11,29 @@ tactic sleeps ``latency_s`` to stand in for Lean's time.
 
     env = SyntheticEnv(SyntheticConfig(branching=3, depth=2, seed=1))
     state = env.start(Theorem("synthetic_0"))
+
+With ``rule="learnable"`` (``--rule learnable``) the problems can be learned instead: each
+state is a small arithmetic goal, and the one tactic that makes progress is a fixed
+function of two things printed in it, the number type of its variables (ℕ, ℤ, ℝ) and the
+relation of its ``⊢`` line (=, ≤, <, ≠): ``RULE`` maps the pair to one of the eight
+``LEARNABLE_TACTICS``. The rule is never shown to the policy, which sees the state text
+only. A theorem's proof takes between 1 and ``depth`` steps (drawn per theorem); every
+other tactic of the eight fails with probability ``error_rate`` and otherwise turns the
+goal into ``⊢ False`` (with a stray hypothesis of its own), a dead end where every tactic fails; any other text is an unknown
+tactic. ``branching`` and ``proof_density`` play no part. Theorems ``synthetic_<i>``
+(the default theorem set) and held-out theorems ``synthetic_heldout_<i>``
+(``heldout_theorems``) come from the same distribution, so a model that learns the rule
+from proofs of the first proves the second, and a model that memorises states does not.
+
+    env = SyntheticEnv(SyntheticConfig(rule="learnable", depth=6))
+    state = env.start(Theorem("synthetic_heldout_0003"))  # x y : ℤ ... ⊢ 2 * x + y ≤ 9
+    env.run_tactic(state, RULE[features(state.pp)])       # progress: the next goal
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -25,8 +43,22 @@ from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState,
 from prover.config import Settings, setting
 from prover.envs import replay_check
 
-NAME = re.compile(r"synthetic_(\d+)$")
+NAME = re.compile(r"synthetic_(heldout_)?(\d+)$")
 DEAD_END = -1
+
+# The learnable rule (rule="learnable"): the tactic that makes progress, by the number type
+# of a goal's variables and the relation of its ⊢ line. Neither feature decides it alone,
+# and the relations of the hypotheses above the goal are there to be ignored.
+LEARNABLE_TACTICS = ("norm_num", "simp", "linarith", "omega", "ring", "nlinarith", "positivity", "decide")
+NUMBER_TYPES = ("ℕ", "ℤ", "ℝ")
+RELATIONS = ("=", "≤", "<", "≠")
+RULE: dict[tuple[str, str], str] = {
+    ("ℕ", "="): "omega", ("ℕ", "≤"): "linarith", ("ℕ", "<"): "decide", ("ℕ", "≠"): "simp",
+    ("ℤ", "="): "ring", ("ℤ", "≤"): "nlinarith", ("ℤ", "<"): "omega", ("ℤ", "≠"): "decide",
+    ("ℝ", "="): "norm_num", ("ℝ", "≤"): "positivity", ("ℝ", "<"): "linarith", ("ℝ", "≠"): "nlinarith",
+}
+DEAD_GOAL = "⊢ False"
+_VARIABLES = "abcmnxyz"
 
 
 @dataclass(frozen=True)
@@ -37,6 +69,12 @@ class SyntheticConfig(Settings):
     error_rate: float = setting(0.4, "Chance that a tactic fails.", min=0, max=1)
     latency_s: float = setting(0.0, "Seconds each tactic takes.", min=0)
     seed: int = setting(0, "Seed of the generated problems.", flag="--env-seed")
+    rule: str = setting(
+        "random",
+        "How tactics act: random (any tactic may work, by chance) or learnable (the working tactic is a "
+        "fixed function of the goal's text, so a model can learn it; see prover.envs.synthetic).",
+        choices=("random", "learnable"),
+    )
 
 
 def _unit(*parts: object) -> float:
@@ -55,9 +93,14 @@ class SyntheticEnv:
 
     def start(self, theorem: Theorem) -> TacticState:
         if not NAME.match(theorem.name):
-            raise EnvInitError(f"'{theorem.name}' is not a synthetic theorem (synthetic_<number>)")
+            raise EnvInitError(
+                f"'{theorem.name}' is not a synthetic theorem (synthetic_<number> or synthetic_heldout_<number>)"
+            )
         self._theorem = theorem.name
         self._remaining = {}
+        if self.config.rule == "learnable":
+            steps = 1 + int(_unit(self.config.seed, "length", theorem.name) * self.config.depth)
+            return self._goal(theorem.name, steps)
         return self._state(theorem.name, self.config.depth)
 
     def _state(self, key: str, remaining: int) -> TacticState:
@@ -72,6 +115,8 @@ class SyntheticEnv:
         remaining = self._remaining.get(state.pp)
         if remaining is None:
             return LeanError("unknown proof state: it does not belong to this session")
+        if self.config.rule == "learnable":
+            return self._learnable_step(state.pp, tactic.strip(), remaining)
         c = self.config
         if _unit(c.seed, "error", state.pp, tactic) < c.error_rate:
             return LeanError(f"synthetic: `{tactic}` failed on this goal")
@@ -83,12 +128,69 @@ class SyntheticEnv:
             return ProofFinished()
         return self._state(f"{state.pp}/{child}", remaining - 1 if progress else DEAD_END)
 
+    # ---- rule="learnable" ------------------------------------------------------------------
+
+    def _goal(self, key: str, remaining: int) -> TacticState:
+        """A generated arithmetic goal (a pure function of the seed and ``key``)."""
+        pp = goal_text(random.Random(f"{self.config.seed}:{key}"))
+        self._remaining[pp] = remaining
+        return TacticState(pp)
+
+    def _learnable_step(self, pp: str, tactic: str, remaining: int) -> Outcome:
+        if tactic not in LEARNABLE_TACTICS:
+            return LeanError(f"unknown tactic `{tactic}`")
+        if remaining == DEAD_END:
+            return LeanError(f"{tactic} failed: the goal is False")
+        if tactic == RULE[features(pp)]:
+            if remaining == 1:
+                return ProofFinished()
+            return self._goal(f"{pp}/{tactic}", remaining - 1)
+        if _unit(self.config.seed, "error", pp, tactic) < self.config.error_rate:
+            return LeanError(f"{tactic} failed to prove the goal")
+        # The hypotheses stay, one more appears (each wrong tactic leaves its own), the goal is lost.
+        rng = random.Random(f"{self.config.seed}:{pp}/{tactic}")
+        names = pp.split(" : ", 1)[0].split()
+        dead = pp[: pp.rindex("⊢")] + f"h✝ : {rng.randint(0, 9)} {rng.choice(RELATIONS)} {rng.choice(names)}\n{DEAD_GOAL}"
+        self._remaining[dead] = DEAD_END
+        return TacticState(dead)
+
     def check_proof(self, theorem: Theorem, tactics: list[str]) -> str | None:
         """Replay ``tactics`` from a fresh start of ``theorem``."""
         return replay_check(self, theorem, tactics)
 
     def close(self) -> None:
         self._remaining = {}
+
+
+def goal_text(rng: random.Random) -> str:
+    """A learnable-mode goal: variables of one number type, a few hypotheses, a goal.
+
+    ``x y : ℤ / h₀ : 0 < x / ⊢ 2 * x + y ≤ 9``: its type and its goal's relation decide
+    the tactic (``RULE``); the hypotheses are noise with relations of their own.
+    """
+    number_type = rng.choice(NUMBER_TYPES)
+    names = sorted(rng.sample(_VARIABLES, rng.randint(1, 3)))
+    lines = [f"{' '.join(names)} : {number_type}"]
+    for i in range(rng.randint(0, 2)):
+        lines.append(f"h{'₀₁₂'[i]} : {rng.randint(0, 9)} {rng.choice(RELATIONS)} {rng.choice(names)}")
+    terms = [f"{rng.randint(2, 9)} * {name}" if rng.random() < 0.5 else name
+             for name in rng.sample(names, rng.randint(1, len(names)))]
+    lines.append(f"⊢ {' + '.join(terms)} {rng.choice(RELATIONS)} {rng.randint(0, 99)}")
+    return "\n".join(lines)
+
+
+def features(pp: str) -> tuple[str, str]:
+    """(number type, goal relation) of a learnable-mode goal: what ``RULE`` is keyed by."""
+    number_type = pp.split("\n", 1)[0].rsplit(" : ", 1)[1]
+    goal = pp[pp.rindex("⊢"):]
+    relation = next(r for r in RELATIONS if f" {r} " in goal)
+    return number_type, relation
+
+
+def heldout_theorems(count: int) -> list[Theorem]:
+    """``synthetic_heldout_0000`` ...: theorems from the same distribution as the default
+    synthetic set (``synthetic_0000`` ...), never among them."""
+    return [Theorem(f"synthetic_heldout_{i:04d}") for i in range(count)]
 
 
 def build(config: SyntheticConfig) -> SyntheticEnv:
