@@ -1,21 +1,37 @@
-"""A tiny Llama tactic policy, trained on the CPU in minutes, for offline runs and tests.
+"""Training tactic policies and value models: a tiny Llama on the CPU in minutes, or a
+Hugging Face model fine-tuned on a GPU (in full, or with LoRA).
 
-It learns the (state_before -> tactic) pairs of a trace file (the format of
-``prover.traces``; by default the shipped ``prover/data/tactic_traces.jsonl``): records
-whose tactic Lean accepted, each once. The tokenizer is a byte-level BPE trained on the
-same text, the model a small random-initialised ``LlamaForCausalLM``; both are saved with
-``save_pretrained``, so the directory loads like any hub model:
+A policy learns (state -> tactic) pairs: the accepted steps of a trace file (the format
+of ``prover.traces``; by default the shipped ``prover/data/tactic_traces.jsonl``), or the
+proof steps of a data directory written by ``prover export`` (``prover.export``). The loss
+is the cross-entropy of the tactic tokens (and the closing EOS) given the prompt, cut from
+the top exactly as ``HFPolicy`` cuts it at inference.
 
-    python -m prover.training --out runs/tiny-policy   # 2-5 min on 2 CPU cores
+- With no base model, a tiny ``LlamaForCausalLM`` is built with seeded random weights and a
+  byte-level BPE tokenizer trained on the same text: 2-5 minutes on 2 CPU cores.
+- With ``base_model`` (a local directory, e.g. an earlier tiny policy, or a hub id such as
+  Llemma) that model is fine-tuned: in full, or with ``lora`` through ``peft``
+  (``pip install 'lean-prover[train]'``), the adapters merged into the saved weights so the
+  directory loads like any model. The loop runs on ``accelerate``; several GPUs take
+  ``accelerate launch -m prover.training --data DATA --model BASE --out DIR``.
+
+Either way the directory is written with ``save_pretrained`` and holds ``prover_policy.json``:
+the prompt format the model was trained on (``HFPolicy`` reads it and uses that format,
+since the model knows no other), its prompt-token limit, the base model, and where its data
+came from (the data path and, for an export, its ``export.json``: run directories, their
+policies, statistics):
+
+    python -m prover.training --out runs/tiny-policy              # the shipped traces
+    prover train-policy --data data/round-1 --out runs/policy-1   # an export
     prover attack --env replay --policy hf --model runs/tiny-policy ...
 
-The directory also holds ``prover_policy.json`` recording the prompt format the model
-was trained on (``goal_proofstep`` by default, or ``llemma``) and its prompt-token limit;
-``HFPolicy`` reads it and uses that format, since the model knows no other.
+``train_critic`` trains a value model (``prover.policies.critic``) the same way, on an
+export's provable and failed states (``prover train-critic``).
 
-It memorises the traces rather than learning Lean: evaluated on the replay environment
-of the same traces it shows the whole pipeline (tokenizer, model, batched generation,
-scores, search) working end to end, not a prover that generalises.
+Trained on the shipped traces and evaluated on the replay environment of the same traces,
+the tiny policy memorises rather than learns Lean: it shows the pipeline working end to
+end. The learnable synthetic benchmark (``prover.envs.synthetic``, ``--rule learnable``)
+is where a tiny model does learn something, from its own searches (``prover iterate``).
 """
 
 from __future__ import annotations
@@ -27,9 +43,11 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from prover.data import traces_path as default_traces_path
+from prover.errors import MissingDependencyError, ProverError
+from prover.policies.critic import CriticConfig
 from prover.policies.hf import POLICY_METADATA, HFConfig
 from prover.policies.prompts import PROMPTS, get_prompt
 
@@ -100,17 +118,44 @@ def build_tiny_llama(tokenizer, shape: TinyLlamaShape = TinyLlamaShape(), seed: 
 
 
 def training_pairs(traces_path: str | Path | None = None) -> list[tuple[str, str]]:
-    """(state_before, tactic) for every record whose tactic Lean accepted, each pair once."""
-    path = Path(traces_path) if traces_path else default_traces_path()
-    pairs: dict[tuple[str, str], None] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if record.get("error") or not record.get("tactic", "").strip():
-            continue
-        pairs[(record["state_before"], record["tactic"].strip())] = None
-    return list(pairs)
+    """(state_before, tactic) of every step on a proof, each pair once: the records of a
+    trace file whose tactic Lean accepted, or the proof records of an export (a data
+    directory or one of its JSONL files)."""
+    from prover.export import data_file, read_records, training_data
+
+    path = data_file(traces_path) if traces_path else default_traces_path()
+    return training_data(read_records(path)).pairs
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a policy or value model is trained (one object, passed whole).
+
+    ``learning_rate`` None picks one for the case: 3e-3 for a tiny model from scratch,
+    2e-4 with LoRA, and for fine-tuning in full 1e-3 for a small model (under 100M
+    parameters, such as an earlier tiny policy) and 1e-5 for a large one.
+    """
+
+    steps: int = 1200
+    seed: int = 0
+    prompt: str = "goal_proofstep"  # policies from scratch; a base model keeps the one it records
+    batch_size: int = 16
+    learning_rate: float | None = None
+    max_prompt_tokens: int = 384
+    shape: TinyLlamaShape = TinyLlamaShape()
+    base_model: str | None = None  # None: a tiny model from scratch
+    lora: bool = False
+    lora_rank: int = 16
+    device: str = "auto"
+
+    def resolved_learning_rate(self, num_parameters: int) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.base_model is None:
+            return 3e-3
+        if self.lora:
+            return 2e-4
+        return 1e-3 if num_parameters < 100_000_000 else 1e-5
 
 
 def train_tiny_policy(
@@ -125,72 +170,269 @@ def train_tiny_policy(
     shape: TinyLlamaShape = TinyLlamaShape(),
     progress: Callable[[str], None] | None = print,
 ) -> Path:
-    """Train a tiny Llama on a trace file's (state -> tactic) pairs; return its directory.
+    """Train a tiny Llama from scratch on a trace file's (state -> tactic) pairs; return its
+    directory (``train_policy`` with no base model). ``traces_path`` None means the shipped
+    traces."""
+    options = TrainOptions(steps=steps, seed=seed, prompt=prompt, batch_size=batch_size,
+                           learning_rate=learning_rate, max_prompt_tokens=max_prompt_tokens, shape=shape)
+    return train_policy(traces_path, out_dir, options, progress)
 
-    ``traces_path`` None means the shipped traces (``prover.data.traces_path()``). The
-    loss is the cross-entropy of the tactic tokens (and the closing EOS) given the prompt,
-    in the ``prompt`` format, with states cut from the top exactly as ``HFPolicy`` cuts them at
-    inference. Writes ``out_dir`` with the model, tokenizer and ``prover_policy.json``
-    (prompt format, prompt-token limit, losses), loadable by ``--policy hf --model out_dir``.
+
+def train_policy(
+    data: str | Path | None,
+    out_dir: str | Path,
+    options: TrainOptions = TrainOptions(),
+    progress: Callable[[str], None] | None = print,
+) -> Path:
+    """Train a policy on the proof steps of ``data`` (a data directory from ``prover export``,
+    a JSONL file, or None for the shipped traces); return the model directory.
+
+    Writes ``out_dir`` with the model, tokenizer and ``prover_policy.json`` (prompt format,
+    prompt-token limit, base model, data provenance, losses), loadable by
+    ``--policy hf --model out_dir``. With an export that has a validation split, the
+    validation loss is recorded too.
     """
-    import torch
-
+    from prover.export import data_file, provenance, read_records, training_data
     from prover.policies.hf import HFPolicy
 
-    fmt = get_prompt(prompt)
-    pairs = training_pairs(traces_path)
+    source = data_file(data) if data else default_traces_path()
+    pairs = training_pairs(source)
     if not pairs:
-        raise ValueError(f"no accepted tactics in {traces_path or default_traces_path()}")
-    out = Path(out_dir)
+        raise ProverError(f"no proof steps to learn from in {source}")
+    valid_pairs: list[tuple[str, str]] = []
+    if data and Path(data).is_dir() and (Path(data) / "valid.jsonl").is_file():
+        valid_pairs = training_data(read_records(Path(data) / "valid.jsonl")).pairs
     started = time.perf_counter()
-    corpus = [fmt.render(state) + fmt.target(tactic) for state, tactic in pairs]
-    tokenizer = build_tokenizer(corpus, vocab_size=shape.vocab_size)
-    model = build_tiny_llama(tokenizer, shape, seed=seed)
+    session = _Session.start(options, prompt_texts=lambda fmt: [fmt.render(s) + fmt.target(t) for s, t in pairs])
+    fmt = get_prompt(session.prompt)
     # The policy object renders (and cuts) prompts exactly as inference will.
-    policy = HFPolicy(model, tokenizer, HFConfig(prompt=prompt, max_prompt_tokens=max_prompt_tokens))
-    examples = [_encode(tokenizer, policy.render(state), fmt.target(tactic)) for state, tactic in pairs]
-
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
-    losses: list[float] = []
-    order: list[int] = []
-    for step in range(steps):
-        if len(order) < batch_size:
-            order += rng.sample(range(len(examples)), len(examples))
-        batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
-        loss = _batch_loss(model, batch, tokenizer.eos_token_id)
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        schedule.step()
-        losses.append(loss.item())
-        if progress and (step % 50 == 0 or step == steps - 1):
-            progress(f"step {step + 1}/{steps}  loss {sum(losses[-50:]) / len(losses[-50:]):.3f}  "
-                     f"{time.perf_counter() - started:.0f}s")
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    policy = HFPolicy(session.model, session.tokenizer,
+                      HFConfig(prompt=session.prompt, max_prompt_tokens=session.max_prompt_tokens))
+    encode = lambda items: [_encode(session.tokenizer, policy.render(s), fmt.target(t)) for s, t in items]  # noqa: E731
+    examples, valid_examples = encode(pairs), encode(valid_pairs)
+    eos = session.tokenizer.eos_token_id
+    losses = session.optimise(lambda rng: None, examples, lambda model, batch: _batch_loss(model, batch, eos), progress)
+    valid_loss = session.mean_loss(valid_examples, lambda model, batch: _batch_loss(model, batch, eos))
     metadata = {
-        "prompt": prompt,
-        "max_prompt_tokens": max_prompt_tokens,
-        "trained_on": str(traces_path or default_traces_path()),
+        "prompt": session.prompt,
+        "max_prompt_tokens": session.max_prompt_tokens,
+        "trained_on": str(source),
+        "provenance": provenance(data) if data else {"data": str(source)},
+        "base_model": options.base_model,
+        "lora": {"rank": options.lora_rank} if options.lora else None,
         "num_pairs": len(pairs),
-        "steps": steps,
-        "seed": seed,
+        "num_valid_pairs": len(valid_pairs),
+        "steps": options.steps,
+        "seed": options.seed,
+        "learning_rate": session.learning_rate,
         "first_loss": losses[0],
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "valid_loss": valid_loss,
+        "device": str(session.accelerator.device),
         "train_time_s": round(time.perf_counter() - started, 1),
     }
-    (out / POLICY_METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    return out
+    return session.save(out_dir, POLICY_METADATA, metadata)
+
+
+def train_critic(
+    data: str | Path,
+    out_dir: str | Path,
+    options: TrainOptions = TrainOptions(),
+    progress: Callable[[str], None] | None = print,
+) -> Path:
+    """Train a value model on an export's states: provable (on a proof) against failed;
+    return its directory (``prover.policies.critic`` loads it, ``--critic DIR`` uses it).
+
+    The loss is the cross-entropy of the two-way choice between the ``yes`` and ``no``
+    continuations, the quantity ``HFCritic.score`` reads. Batches hold as many provable as
+    failed states where there are both, so neither class drowns the other.
+    """
+    from prover.export import data_file, provenance, read_records, training_data
+    from prover.policies.critic import CRITIC_METADATA, CRITIC_PROMPT, LABELS, HFCritic, label_logprobs
+
+    source = data_file(data)
+    values = training_data(read_records(source)).values
+    positives = [s for s, provable in values if provable]
+    negatives = [s for s, provable in values if not provable]
+    if not positives or not negatives:
+        raise ProverError(f"a value model needs provable and failed states; {source} has "
+                          f"{len(positives)} provable and {len(negatives)} failed")
+    valid_values: list[tuple[str, bool]] = []
+    if Path(data).is_dir() and (Path(data) / "valid.jsonl").is_file():
+        valid_values = training_data(read_records(Path(data) / "valid.jsonl")).values
+    started = time.perf_counter()
+    session = _Session.start(
+        options, prompt_texts=lambda _: [CRITIC_PROMPT.render(s) + label for s, p in values for label in LABELS]
+    )
+    critic = HFCritic(session.model, session.tokenizer,
+                      CriticConfig(max_prompt_tokens=session.max_prompt_tokens))
+    encode = lambda items: [(session.tokenizer(critic.render(s))["input_ids"], int(not p)) for s, p in items]  # noqa: E731
+    by_class = [encode([(s, True) for s in positives]), encode([(s, False) for s in negatives])]
+    pad = session.tokenizer.pad_token_id
+
+    def loss(model, batch):
+        import torch
+
+        logprobs = label_logprobs(model, [ids for ids, _ in batch], critic.label_ids, pad)
+        targets = torch.tensor([label for _, label in batch], device=logprobs.device)
+        return torch.nn.functional.cross_entropy(logprobs, targets)
+
+    half = max(1, options.batch_size // 2)
+    balanced = lambda rng: rng.choices(by_class[0], k=half) + rng.choices(by_class[1], k=half)  # noqa: E731
+    losses = session.optimise(balanced, by_class[0] + by_class[1], loss, progress)
+    valid_loss = session.mean_loss(encode(valid_values), loss)
+    metadata = {
+        "prompt": CRITIC_PROMPT.name,
+        "labels": list(LABELS),
+        "max_prompt_tokens": session.max_prompt_tokens,
+        "trained_on": str(source),
+        "provenance": provenance(data),
+        "base_model": options.base_model,
+        "lora": {"rank": options.lora_rank} if options.lora else None,
+        "num_provable": len(positives),
+        "num_failed": len(negatives),
+        "steps": options.steps,
+        "seed": options.seed,
+        "learning_rate": session.learning_rate,
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "valid_loss": valid_loss,
+        "train_time_s": round(time.perf_counter() - started, 1),
+    }
+    return session.save(out_dir, CRITIC_METADATA, metadata)
+
+
+@dataclass
+class _Session:
+    """A model and tokenizer being trained, with the ``accelerate`` state around them."""
+
+    model: Any
+    tokenizer: Any
+    prompt: str
+    max_prompt_tokens: int
+    options: TrainOptions
+    accelerator: Any
+    learning_rate: float
+
+    @classmethod
+    def start(cls, options: TrainOptions, prompt_texts: Callable[[Any], list[str]]) -> "_Session":
+        """The model to train: a tiny one from scratch (its tokenizer trained on
+        ``prompt_texts(format)``), or ``options.base_model`` loaded, with LoRA adapters if asked."""
+        import torch
+
+        accelerator = _accelerator(options.device)
+        prompt, max_prompt_tokens = options.prompt, options.max_prompt_tokens
+        if options.base_model is None:
+            tokenizer = build_tokenizer(prompt_texts(get_prompt(prompt)), vocab_size=options.shape.vocab_size)
+            model = build_tiny_llama(tokenizer, options.shape, seed=options.seed)
+        else:
+            from prover.policies.hf import load_model, recorded_settings
+
+            device = str(accelerator.device)
+            model, tokenizer = load_model(options.base_model, device if device.startswith("cuda") else "cpu")
+            recorded = recorded_settings(options.base_model)
+            prompt = recorded.get("prompt", prompt)  # the model knows that format
+            max_prompt_tokens = min(max_prompt_tokens, recorded.get("max_prompt_tokens", max_prompt_tokens))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if options.lora:
+            model = _with_lora(model, options.lora_rank)
+        torch.manual_seed(options.seed)
+        learning_rate = options.resolved_learning_rate(sum(p.numel() for p in model.parameters()))
+        return cls(model, tokenizer, prompt, max_prompt_tokens, options, accelerator, learning_rate)
+
+    def optimise(self, sample: Callable, examples: list, loss_of: Callable, progress) -> list[float]:
+        """``options.steps`` AdamW steps with warm-up and cosine decay; the loss of each step.
+
+        ``sample(rng)`` draws a batch, or returns None for the default: passes over
+        ``examples`` in a fresh random order each time. Under ``accelerate launch`` each
+        process draws its own batches and the gradients are averaged.
+        """
+        import torch
+
+        options, accelerator = self.options, self.accelerator
+        steps, batch_size = options.steps, options.batch_size
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=0.0)
+        warmup = max(1, steps // 20)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        )
+        model, optimiser = accelerator.prepare(self.model, optimiser)
+        rng = random.Random(options.seed + accelerator.process_index)
+        started = time.perf_counter()
+        model.train()
+        losses: list[float] = []
+        order: list[int] = []
+        for step in range(steps):
+            batch = sample(rng)
+            if batch is None:
+                if len(order) < batch_size:
+                    order += rng.sample(range(len(examples)), len(examples))
+                batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
+            loss = loss_of(model, batch)
+            optimiser.zero_grad()
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, 1.0)
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+            if progress and accelerator.is_main_process and (step % 50 == 0 or step == steps - 1):
+                progress(f"step {step + 1}/{steps}  loss {sum(losses[-50:]) / len(losses[-50:]):.3f}  "
+                         f"{time.perf_counter() - started:.0f}s")
+        model.eval()
+        self.model = accelerator.unwrap_model(model)
+        return losses
+
+    def mean_loss(self, examples: list, loss_of: Callable) -> float | None:
+        """The mean loss over ``examples`` (batches of ``batch_size``), or None if there are none."""
+        import torch
+
+        if not examples:
+            return None
+        total = 0.0
+        size = self.options.batch_size
+        with torch.no_grad():
+            for start in range(0, len(examples), size):
+                batch = examples[start : start + size]
+                total += loss_of(self.model, batch).item() * len(batch)
+        return total / len(examples)
+
+    def save(self, out_dir: str | Path, metadata_name: str, metadata: dict) -> Path:
+        """Write the model (LoRA adapters merged), tokenizer and metadata; return the directory."""
+        out = Path(out_dir)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            model = self.model.merge_and_unload() if self.options.lora else self.model
+            out.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(out)
+            self.tokenizer.save_pretrained(out)
+            (out / metadata_name).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        self.accelerator.wait_for_everyone()
+        return out
+
+
+def _accelerator(device: str):
+    """``accelerate``'s state for this process: the GPU it was given, or the CPU."""
+    from accelerate import Accelerator
+
+    from prover.policies.hf import resolve_device
+
+    resolved = resolve_device(device)  # a missing GPU asked for is one sentence
+    return Accelerator(cpu=resolved == "cpu")
+
+
+def _with_lora(model, rank: int):
+    """``model`` with LoRA adapters on every linear layer, only they trainable."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise MissingDependencyError(
+            "--lora needs peft, which is not installed here; install it with pip install 'lean-prover[train]'"
+        ) from None
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
 
 
 def _encode(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
@@ -201,8 +443,10 @@ def _encode(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
 
 
 def _batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int):
+    """Mean cross-entropy of the target tokens (each row: prompt + target, target start)."""
     import torch
 
+    device = next(model.parameters()).device
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -211,11 +455,21 @@ def _batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int):
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention[row, : len(ids)] = 1
         predicts[row, target_start - 1 : len(ids) - 1] = True
-    hidden = model.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
-    # The LM head only where a target token is predicted: most positions are prompt.
-    logits = model.lm_head(hidden[predicts])
+    input_ids, attention, predicts = input_ids.to(device), attention.to(device), predicts.to(device)
     targets = input_ids[:, 1:][predicts[:, :-1]]
+    if _is_bare_causal_lm(model):
+        # The LM head only where a target token is predicted: most positions are prompt.
+        hidden = model.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
+        logits = model.lm_head(hidden[predicts])
+    else:  # wrapped (LoRA, several GPUs): through the wrapper's forward
+        logits = model(input_ids=input_ids, attention_mask=attention).logits[predicts]
     return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+
+def _is_bare_causal_lm(model) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel) and hasattr(model, "lm_head") and hasattr(model, "model")
 
 
 def evaluate_on_replay(
@@ -245,19 +499,36 @@ def evaluate_on_replay(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m prover.training --out DIR``: train, then (unless --no-eval) report
-    how many replay theorems the trained policy proves."""
+    """``python -m prover.training --out DIR``: train a policy (or, with --critic, a value
+    model), then (for a policy on a trace file, unless --no-eval) report how many replay
+    theorems it proves. ``accelerate launch -m prover.training ...`` trains on several GPUs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory to write the model to")
     parser.add_argument("--traces", default=None, help="trace file (default: the shipped miniF2F traces)")
+    parser.add_argument("--data", default=None, help="a data directory written by prover export (instead of --traces)")
+    parser.add_argument("--model", default=None, help="a model to fine-tune (default: a tiny Llama from scratch)")
+    parser.add_argument("--lora", action="store_true", help="fine-tune LoRA adapters (needs peft)")
+    parser.add_argument("--critic", action="store_true", help="train a value model instead of a policy")
     parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--prompt", default="goal_proofstep", choices=sorted(PROMPTS))
     parser.add_argument("--no-eval", action="store_true", help="skip the replay evaluation")
     args = parser.parse_args(argv)
-    out = train_tiny_policy(args.traces, args.out, steps=args.steps, seed=args.seed, prompt=args.prompt)
+    options = TrainOptions(steps=args.steps, seed=args.seed, prompt=args.prompt, batch_size=args.batch_size,
+                           learning_rate=args.learning_rate, base_model=args.model, lora=args.lora,
+                           device=args.device)
+    data = args.data or args.traces
+    if args.critic:
+        if not args.data:
+            parser.error("--critic trains on an export: give --data DIR")
+        print(f"saved the value model to {train_critic(args.data, args.out, options)}")
+        return
+    out = train_policy(data, args.out, options)
     print(f"saved the trained policy to {out}")
-    if not args.no_eval:
+    if not args.no_eval and not args.data:
         started = time.perf_counter()
         proved, total = evaluate_on_replay(out, args.traces)
         print(f"replay: proved {proved} of {total} theorems (beam k=8, 32 expansions) "
