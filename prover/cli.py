@@ -745,17 +745,21 @@ def training_options(function: Callable) -> Callable:
                      help="[default: 3e-3 from scratch, 2e-4 LoRA, 1e-3 / 1e-5 for a small / large model in full]"),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and batches."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--vocab-size", type=click.IntRange(min=260), default=2048, show_default=True,
+                     help="A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, "
+                          "merges); few merges generalise better from little data."),
     ]):
         function = make(function)
     return function
 
 
 def _train_options(options: dict, **extra):
-    from prover.training import TrainOptions
+    from prover.training import TinyLlamaShape, TrainOptions
 
     return TrainOptions(steps=options["steps"], seed=options["seed"], batch_size=options["batch_size"],
                         learning_rate=options["learning_rate"], base_model=options["base_model"],
-                        lora=options["lora"], device=options["device"], **extra)
+                        lora=options["lora"], device=options["device"],
+                        shape=TinyLlamaShape(vocab_size=options["vocab_size"]), **extra)
 
 
 @cli.command("train-policy")
@@ -806,8 +810,10 @@ def train_critic(data: str, **options) -> None:
         help="Theorems each round's policy is also evaluated on, never trained on (a list, as --theorems-file).")
 @option("--num-heldout", type=click.IntRange(min=1), default=None, group="Iteration",
         help="synthetic: evaluate on this many held-out theorems (synthetic_heldout_0000, ...).")
-@option("--steps", type=click.IntRange(min=1), default=400, show_default=True, group="Iteration",
+@option("--steps", type=click.IntRange(min=1), default=150, show_default=True, group="Iteration",
         help="Optimiser steps of each round's training.")
+@option("--vocab-size", type=click.IntRange(min=260), default=320, show_default=True, group="Iteration",
+        help="The tokenizer of a tiny model trained from scratch (256 bytes, 2 special tokens, merges).")
 @option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None, group="Iteration",
         help="[default: 3e-3 from scratch, then 1e-3 for a small model, 1e-5 for a large one, 2e-4 LoRA]")
 @option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, group="Iteration",
@@ -820,13 +826,13 @@ def train_critic(data: str, **options) -> None:
 @option("--all-proving-edges", is_flag=True, group="Iteration",
         help="Train on every tactic that led to a proved state, not only shortest proofs.")
 @option("--progress/--no-progress", default=True, group="Output", help="Show a progress bar while proving.")
-def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, steps: int,
+def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, steps: int, vocab_size: int,
             learning_rate: float | None, batch_size: int, train_seed: int, lora: bool, valid_fraction: float,
             all_proving_edges: bool, progress: bool, **options) -> None:
     """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
     from prover.iterate import IterateOptions, iterate as run_iteration
     from prover.theorem_sets import load_theorems, theorems_from_file
-    from prover.training import TrainOptions
+    from prover.training import TinyLlamaShape, TrainOptions
 
     config = build_run_config(options)
     theorems = load_theorems(config.theorems, config.env)
@@ -841,7 +847,8 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
         from prover.envs.synthetic import heldout_theorems
 
         heldout = heldout_theorems(num_heldout)
-    train = TrainOptions(steps=steps, seed=train_seed, batch_size=batch_size, learning_rate=learning_rate, lora=lora)
+    train = TrainOptions(steps=steps, seed=train_seed, batch_size=batch_size, learning_rate=learning_rate, lora=lora,
+                         shape=TinyLlamaShape(vocab_size=vocab_size))
     settings = IterateOptions(train=train, valid_fraction=valid_fraction, all_proving_edges=all_proving_edges)
     results = run_iteration(config, theorems, out, rounds, settings, heldout,
                             prove=lambda ts, cfg, run: _prove(ts, cfg, run, progress), echo=click.echo)

@@ -1,0 +1,294 @@
+"""Expert iteration: prove, keep the proofs, train on them, prove again.
+
+``prover iterate --rounds N --out DIR`` runs N rounds. Round r
+
+1. proves the theorem set with the policy of round r - 1 (round 1: the policy the flags
+   name, a model-free one by default) into the run directory ``DIR/round-r``, and, with
+   held-out theorems, proves those too into ``DIR/round-r/heldout`` with the same policy
+   and budget (held-out theorems are never trained on);
+2. exports the training data of rounds 1..r (``prover.export``) into ``DIR/round-r/data``;
+3. trains the policy of round r from the policy of round r - 1 (a tiny Llama from scratch
+   when that one is not a model) into ``DIR/round-r/policy``, and writes
+   ``DIR/round-r/round.json`` with the round's figures.
+
+A round with ``round.json`` is finished: running the same command again skips it, and a
+round that was stopped halfway resumes (its run directories skip finished theorems). The
+settings are kept in ``DIR/iterate.json``; a rerun with other settings is refused, except
+for ``--rounds`` (more rounds continue the iteration) and the Ray settings.
+
+    prover iterate --env synthetic --rule learnable --depth 8 --num-theorems 80 \\
+        --num-heldout 80 --max-expansions 16 --rounds 3 --out runs/iter
+    prover report runs/iter/round-*            # the training set, round by round
+    prover report runs/iter/round-*/heldout    # the held-out set
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from search import Theorem
+
+from prover.config import BackendSpec, RunConfig, TheoremSetConfig
+from prover.errors import ProverError
+from prover.runs import RunDir
+from prover.training import TinyLlamaShape, TrainOptions
+
+SETTINGS_FILE = "iterate.json"
+ROUND_FILE = "round.json"
+HELDOUT_LIST = "heldout.txt"
+
+
+@dataclass(frozen=True)
+class IterateOptions:
+    """How each round exports and trains (one object; the rounds' searches follow the RunConfig).
+
+    ``decoding``/``max_new_tokens`` set up the trained policies of rounds 2.. when round 1's
+    policy is not a model one (a model policy keeps its own settings, with the new model).
+    """
+
+    # A byte-level tokenizer with few merges: merges learned from a few hundred proof steps
+    # are whole chunks of those states, and a model reading them memorises instead of learning.
+    train: TrainOptions = field(default_factory=lambda: TrainOptions(steps=150, shape=TinyLlamaShape(vocab_size=320)))
+    valid_fraction: float = 0.0
+    all_proving_edges: bool = False
+    decoding: str = "beam"
+    max_new_tokens: int = 16  # a tactic and its end: beams that never end run to this length
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["train"]["shape"] = asdict(self.train.shape)
+        return data
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round did (``round.json``)."""
+
+    round: int
+    policy: dict  # the policy that proved this round's theorems (the BackendSpec as a dict)
+    train: dict  # num_theorems, num_proved, pass_rate
+    heldout: dict | None
+    export: dict  # the export's statistics
+    trained_policy: str | None  # the model trained at the end of the round (the next round's policy)
+    train_loss: float | None
+    time_s: dict
+
+    def line(self) -> str:
+        parts = [f"round {self.round}: train {_rate(self.train)}"]
+        if self.heldout is not None:
+            parts.append(f"held-out {_rate(self.heldout)}")
+        proof_steps = sum(self.export.get("proof_records", {}).values())
+        parts.append(f"{proof_steps} proof steps exported")
+        if self.trained_policy:
+            parts.append(f"trained {self.trained_policy} (loss {self.train_loss:.3f})")
+        return "; ".join(parts) + f" [{self.time_s.get('total', 0):.0f}s]"
+
+
+def _rate(figures: dict) -> str:
+    return f"{figures['num_proved']}/{figures['num_theorems']} ({figures['pass_rate']:.1%})"
+
+
+ProveFunction = Callable[[Sequence[Theorem], RunConfig, RunDir], Any]
+
+
+def prove_in_process_or_on_ray(theorems: Sequence[Theorem], config: RunConfig, run: RunDir):
+    """Prove ``theorems`` into ``run`` the way ``prove-split`` does, without its progress bar."""
+    from prover.runner import InProcessExecutor, prove_set
+
+    if config.distributed.num_workers == 0:
+        executor = InProcessExecutor(config)
+    else:
+        from prover.distributed import RayExecutor
+
+        executor = RayExecutor(config)
+    return prove_set(theorems, run, executor)
+
+
+def iterate(
+    config: RunConfig,
+    theorems: Sequence[Theorem],
+    out_dir: str | Path,
+    rounds: int,
+    options: IterateOptions = IterateOptions(),
+    heldout: Sequence[Theorem] | None = None,
+    prove: ProveFunction = prove_in_process_or_on_ray,
+    echo: Callable[[str], None] = print,
+) -> list[RoundResult]:
+    """Run (or continue) ``rounds`` rounds of expert iteration in ``out_dir``; see the
+    module docstring. Returns every round's result, finished earlier or now."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a bar per model loaded or saved says nothing here
+    out = Path(out_dir)
+    _check_settings(out, config, theorems, options, heldout)
+    heldout_config = None
+    if heldout:
+        heldout_config = dataclasses.replace(
+            config, theorems=TheoremSetConfig(theorems_file=str((out / HELDOUT_LIST).resolve()))
+        )
+    results: list[RoundResult] = []
+    for number in range(1, rounds + 1):
+        round_dir = out / f"round-{number}"
+        done = round_dir / ROUND_FILE
+        if done.is_file():
+            result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
+            echo(f"{result.line()} (finished earlier)")
+        else:
+            result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
+                                options, results, prove, echo)
+            _write_json(done, asdict(result))
+            echo(result.line())
+        results.append(result)
+    return results
+
+
+def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, heldout, heldout_config,
+               options: IterateOptions, earlier: list[RoundResult], prove: ProveFunction, echo) -> RoundResult:
+    from prover.export import export_runs
+
+    started = time.perf_counter()
+    policy = config.policy if number == 1 else _policy_for(config.policy, _latest_model(earlier), options)
+    round_config = dataclasses.replace(config, policy=policy)
+    echo(f"round {number}: proving {len(theorems)} theorems with the {_describe(policy)}")
+    train_summary = prove(theorems, round_config, _run_dir(round_dir, round_config))
+    heldout_summary = None
+    if heldout:
+        echo(f"round {number}: proving {len(heldout)} held-out theorems")
+        heldout_round = dataclasses.replace(heldout_config, policy=policy)
+        heldout_summary = prove(heldout, heldout_round, _run_dir(round_dir / "heldout", heldout_round))
+    proved_at = time.perf_counter()
+
+    runs = [out / f"round-{n}" for n in range(1, number + 1)]
+    stats = export_runs(runs, round_dir / "data", valid_fraction=options.valid_fraction,
+                        seed=options.train.seed, all_proving_edges=options.all_proving_edges)
+    exported_at = time.perf_counter()
+
+    trained, loss = None, None
+    if sum(stats.proof_records.values()) == 0:
+        echo(f"round {number}: no proof to learn from; the next round keeps this round's policy")
+    else:
+        base = _model_of(policy)
+        echo(f"round {number}: training on {stats.proof_records['train']} proof steps "
+             f"({'from ' + base if base else 'a tiny model from scratch'})")
+        trained, loss = _train(round_dir / "policy", round_dir / "data", dataclasses.replace(options.train,
+                                                                                             base_model=base))
+    finished = time.perf_counter()
+    return RoundResult(
+        round=number,
+        policy=policy.to_dict(),
+        train=_figures(train_summary),
+        heldout=_figures(heldout_summary) if heldout_summary is not None else None,
+        export=asdict(stats),
+        trained_policy=str(trained) if trained else None,
+        train_loss=loss,
+        time_s={"prove": round(proved_at - started, 1), "export": round(exported_at - proved_at, 1),
+                "train": round(finished - exported_at, 1), "total": round(finished - started, 1)},
+    )
+
+
+def _figures(summary) -> dict:
+    return {"num_theorems": summary.num_theorems, "num_proved": summary.num_proved, "pass_rate": summary.pass_rate}
+
+
+def _run_dir(path: Path, config: RunConfig) -> RunDir:
+    """The round's run directory: continued where a stopped round left it, else new."""
+    if (path / "config.json").is_file():
+        run = RunDir.open(path)
+        if _comparable(run.config()) != _comparable(config):
+            raise ProverError(f"{path} holds a run with other settings than this iteration's; remove it to redo it")
+        return run
+    return RunDir.create(path, config)
+
+
+def _train(out: Path, data: Path, options: TrainOptions) -> tuple[Path, float]:
+    """Train into ``out`` through a temporary directory, so a model directory is whole or absent."""
+    from prover.policies.hf import POLICY_METADATA
+    from prover.training import train_policy
+
+    if (out / POLICY_METADATA).is_file():  # trained before the round was stopped
+        return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["final_loss"]
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    train_policy(data, partial, options, progress=None)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(partial, out)
+    return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["final_loss"]
+
+
+def _latest_model(results: list[RoundResult]) -> str | None:
+    for result in reversed(results):
+        if result.trained_policy:
+            return result.trained_policy
+    return None
+
+
+def _model_of(policy: BackendSpec) -> str | None:
+    """The model a policy runs, if it is a model policy (hf, vllm)."""
+    return getattr(policy.options, "model", None) or None
+
+
+def _policy_for(first: BackendSpec, model: str | None, options: IterateOptions) -> BackendSpec:
+    """The policy of a later round: round 1's with the newest trained model."""
+    if model is None:
+        return first  # nothing trained yet: the same policy again
+    if _model_of(first) is not None:
+        return BackendSpec(first.kind, first.name, dataclasses.replace(first.options, model=model))
+    from prover.policies.hf import HFConfig
+
+    return BackendSpec("policy", "hf", HFConfig(model=model, decoding=options.decoding,
+                                                max_new_tokens=options.max_new_tokens))
+
+
+def _describe(policy: BackendSpec) -> str:
+    model = _model_of(policy)
+    return f"{policy.name} policy" + (f" ({model})" if model else "")
+
+
+def _check_settings(out: Path, config: RunConfig, theorems, options: IterateOptions, heldout) -> None:
+    """Write ``iterate.json`` on the first run; on a rerun, refuse settings that differ."""
+    settings = {
+        "config": _comparable(config),
+        "theorems": [t.name for t in theorems],
+        "heldout": [t.name for t in heldout or ()],
+        "options": options.to_dict(),
+    }
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        differing = [key for key in settings if saved.get(key) != settings[key]]
+        if differing:
+            raise ProverError(
+                f"{out} holds an iteration with other settings ({', '.join(differing)} differ); "
+                "rerun it with the same flags (only --rounds and the Ray settings may change), or choose another --out"
+            )
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ProverError(f"{out} exists and is not an iteration directory; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProverError(f"cannot create {out}: {exc.strerror or exc}") from None
+    if heldout:
+        lines = [json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in heldout]  # a --theorems-file
+        (out / HELDOUT_LIST).write_text("".join(lines), encoding="utf-8")
+    _write_json(path, settings)
+
+
+def _comparable(config: RunConfig) -> dict:
+    """The settings that decide results (the Ray settings do not)."""
+    data = config.to_dict()
+    data.pop("distributed", None)
+    return data
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
