@@ -359,6 +359,7 @@ class _Session:
             optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
         )
         model, optimiser = accelerator.prepare(self.model, optimiser)
+        torch.manual_seed(options.seed)
         rng = random.Random(options.seed + accelerator.process_index)
         started = time.perf_counter()
         model.train()

@@ -36,11 +36,13 @@ LABELS = ("yes", "no")  # provable, not provable
 
 @dataclass(frozen=True)
 class CriticConfig(Settings):
-    model: str = setting("", "A value model directory written by prover train-critic.", flag="--critic-model")
-    device: str = setting("auto", "Where the value model runs: auto, cpu, cuda or cuda:N.", flag="--critic-device")
-    max_prompt_tokens: int = setting(512, "Longest critic prompt; longer states lose their first lines.", min=16,
-                                     flag="--critic-max-prompt-tokens")
-    batch_size: int = setting(64, "Most states in one forward pass.", min=1, flag="--critic-batch-size")
+    """How a critic is loaded and run. A run names only its directory (``--critic DIR``,
+    ``SearchConfig.critic``); the rest keeps these defaults there."""
+
+    model: str = setting("", "A value model directory written by prover train-critic.")
+    device: str = setting("auto", "Where the value model runs: auto, cpu, cuda or cuda:N.")
+    max_prompt_tokens: int = setting(512, "Longest critic prompt; longer states lose their first lines.", min=16)
+    batch_size: int = setting(64, "Most states in one forward pass.", min=1)
 
 
 class HFCritic:
