@@ -177,8 +177,9 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
         base = _model_of(policy)
         echo(f"round {number}: training on {stats.proof_records['train']} proof steps "
              f"({'from ' + base if base else 'a tiny model from scratch'})")
-        trained, loss = _train(round_dir / "policy", round_dir / "data", dataclasses.replace(options.train,
-                                                                                             base_model=base))
+        # LoRA adapts a model; the first tiny model from scratch is trained whole.
+        train = dataclasses.replace(options.train, base_model=base, lora=options.train.lora and base is not None)
+        trained, loss = _train(round_dir / "policy", round_dir / "data", train)
     finished = time.perf_counter()
     return RoundResult(
         round=number,

@@ -320,6 +320,8 @@ class _Session:
         ``prompt_texts(format)``), or ``options.base_model`` loaded, with LoRA adapters if asked."""
         import torch
 
+        if options.lora and options.base_model is None:
+            raise ProverError("--lora adapts a model: give --model, the model to fine-tune")
         accelerator = _accelerator(options.device)
         prompt, max_prompt_tokens = options.prompt, options.max_prompt_tokens
         if options.base_model is None:

@@ -252,13 +252,22 @@ def test_lora_fine_tuning_saves_a_merged_model(synthetic_export, tmp_path):
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
+def test_lora_needs_a_model_to_adapt(synthetic_export, tmp_path):
+    from prover.training import TrainOptions, train_policy
+
+    with pytest.raises(ProverError, match="--lora adapts a model: give --model"):
+        train_policy(synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True), progress=None)
+
+
 def test_lora_without_peft_is_one_sentence(synthetic_export, tmp_path, monkeypatch):
     from prover.training import TinyLlamaShape, TrainOptions, train_policy
 
+    base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)),
+                        progress=None)
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(MissingDependencyError, match=r"--lora needs peft, which is not installed here; install it "
                                                      r"with pip install 'lean-prover\[train\]'"):
-        train_policy(synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True, shape=TinyLlamaShape(**SMALL)),
+        train_policy(synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True, base_model=str(base)),
                      progress=None)
 
 
