@@ -223,14 +223,21 @@ class BackendSpec:
 
 @dataclass(frozen=True)
 class SearchConfig(Settings):
-    """Which search algorithm, and how it orders open states."""
+    """Which search algorithm, and how it orders open states (with a value model, if any)."""
 
     algorithm: str = setting("best_first", "Search algorithm.", choices=ALGORITHMS)
     scorer: str = setting(
         "cumulative",
-        "Priority of open states: cumulative (sum of tactic log-probs) or length_normalised "
-        "(that sum divided by the depth).",
+        "Priority of open states: cumulative (sum of tactic log-probs), length_normalised "
+        "(that sum divided by the depth) or value_mixed (that sum plus --value-weight x the --critic's value).",
         choices=SCORERS,
+    )
+    critic: str | None = setting(
+        None, "A value model (a directory written by prover train-critic) that scores every new state; "
+        "--scorer value_mixed uses its scores.", metavar="DIR",
+    )
+    value_weight: float = setting(
+        1.0, "value_mixed: weight of the critic's value (the log-probability that a state is provable).", min=0
     )
 
 
@@ -377,6 +384,8 @@ class RunConfig:
         their defaults. ``strict=False`` skips unknown keys (configs of older versions)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must be a JSON/TOML table, not {type(data).__name__}")
+        # "provenance": what produced a saved run (prover.provenance), not a setting.
+        data = {key: value for key, value in data.items() if key != "provenance"}
         known = {"env", "policy", *(name for name, _, _ in SECTIONS)}
         unknown = [key for key in data if key not in known]
         if unknown and strict:

@@ -21,12 +21,15 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 from search import (
     ResultRecord,
+    Scorer,
     SearchResult,
     StopReason,
     TacticPolicy,
     Theorem,
+    ValueModel,
     get_algorithm,
     get_scorer,
+    value_mixed,
 )
 
 from prover.config import RunConfig
@@ -37,23 +40,50 @@ from prover.runs import RunDir, Summary
 
 
 def search_theorem(
-    theorem: Theorem, policy: TacticPolicy, config: RunConfig, on_expansion: Callable | None = None
+    theorem: Theorem,
+    policy: TacticPolicy,
+    config: RunConfig,
+    on_expansion: Callable | None = None,
+    value_model: ValueModel | None = None,
 ) -> SearchResult:
     """One search with a fresh environment; any failure of one theorem becomes an ERROR result.
 
     A ProverError (a bad setting, a missing dependency, a lost policy server) is the same
     for every theorem, so it is raised and ends the run. ``on_expansion(tree, node)`` is
-    called after each expansion (live progress).
+    called after each expansion (live progress). ``value_model`` None means the one
+    ``config.search.critic`` names, if any (loaded once per process).
     """
+    if value_model is None:
+        value_model = make_value_model(config)
+    scorer = make_scorer(config)
+    if getattr(scorer, "needs_value", False) and value_model is None:
+        raise ProverError(f"--scorer {config.search.scorer} needs a value model: give --critic DIR "
+                          "(one written by prover train-critic)")
     env = make_env(config.env, config.safety)
     search = get_algorithm(config.search.algorithm)
     try:
-        return search(theorem, policy, env, config.limits, get_scorer(config.search.scorer),
+        return search(theorem, policy, env, config.limits, scorer, value_model=value_model,
                       on_expansion=on_expansion)
     except ProverError:
         raise
     except Exception as exc:  # a crashing policy or environment must not end the batch
         return SearchResult.failure(theorem.name, StopReason.EXCEPTION, f"{type(exc).__name__}: {exc}")
+
+
+def make_scorer(config: RunConfig) -> Scorer:
+    """The configured scorer, ``value_mixed`` with its ``--value-weight``."""
+    if config.search.scorer == "value_mixed":
+        return value_mixed(config.search.value_weight)
+    return get_scorer(config.search.scorer)
+
+
+def make_value_model(config: RunConfig) -> ValueModel | None:
+    """The value model ``config.search.critic`` names (loaded once per process), or None."""
+    if not config.search.critic:
+        return None
+    from prover.policies.critic import CriticConfig, build
+
+    return build(CriticConfig(model=config.search.critic))
 
 
 class RunStopped(ProverError):
@@ -75,13 +105,16 @@ class Executor(Protocol):
 class InProcessExecutor:
     """Searches one theorem at a time in this process, with the policy built here."""
 
-    def __init__(self, config: RunConfig, policy: TacticPolicy | None = None):
+    def __init__(self, config: RunConfig, policy: TacticPolicy | None = None, value_model: ValueModel | None = None):
         self.config = config
         self.policy = policy
+        self.value_model = value_model
 
     def __enter__(self) -> "InProcessExecutor":
         if self.policy is None:
             self.policy = make_policy(self.config.policy)
+        if self.value_model is None:
+            self.value_model = make_value_model(self.config)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -89,7 +122,7 @@ class InProcessExecutor:
 
     def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
         for theorem in theorems:
-            yield theorem, search_theorem(theorem, self.policy, self.config)
+            yield theorem, search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
 
 
 ResultCallback = Callable[[ResultRecord, Summary], None]

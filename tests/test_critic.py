@@ -1,0 +1,227 @@
+"""The value model: the ``value_mixed`` scorer, the transformers critic on a tiny Llama,
+training it from an export (``prover train-critic``), and searches that use it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+import torch
+
+from search import (
+    NodeView,
+    SearchLimits,
+    Theorem,
+    ValueMixed,
+    best_first_search,
+    get_scorer,
+    value_mixed,
+)
+
+from prover.config import BackendSpec, DistributedConfig, RunConfig, SearchConfig
+from prover.envs.synthetic import RULE, SyntheticConfig, SyntheticEnv, features, heldout_theorems
+from prover.errors import ProverError
+from prover.export import export_runs
+from prover.policies.critic import CRITIC_METADATA, LABELS, CriticConfig, HFCritic, build, label_logprobs
+from prover.policies.fixed import FixedPolicy
+from prover.policies.hf import load_model
+from prover.runner import InProcessExecutor, prove_set, search_theorem
+from prover.runs import RunDir
+from prover.serving import BatchingServer
+from tests.tiny_llama import STATES, save_tiny_llama
+
+LEARNABLE = BackendSpec("environment", "synthetic", SyntheticConfig(rule="learnable", depth=6))
+
+
+# ---- the scorer -------------------------------------------------------------------------------
+
+
+def test_value_mixed_adds_the_weighted_value_to_the_log_prob():
+    assert value_mixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=-0.5)) == -2.0
+    assert value_mixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=None)) == -1.0
+    assert get_scorer("value_mixed") == ValueMixed(1.0) and ValueMixed.needs_value
+
+
+def test_value_mixed_prefers_a_less_likely_state_the_critic_believes_in():
+    likely_hopeless = NodeView(cumulative_logprob=-0.5, depth=1, value=-6.0)
+    unlikely_promising = NodeView(cumulative_logprob=-2.0, depth=1, value=-0.1)
+    assert get_scorer("cumulative")(likely_hopeless) > get_scorer("cumulative")(unlikely_promising)
+    assert value_mixed(1.0)(unlikely_promising) > value_mixed(1.0)(likely_hopeless)
+
+
+# ---- the critic on a tiny Llama ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_critic(tmp_path_factory):
+    model, tokenizer = load_model(str(save_tiny_llama(tmp_path_factory.mktemp("tiny-critic"))), "cpu")
+    return HFCritic(model, tokenizer, CriticConfig(batch_size=3))
+
+
+def test_critic_scores_are_log_probabilities_of_yes_between_yes_and_no(tiny_critic):
+    scores = tiny_critic.score(list(STATES))
+    assert len(scores) == len(STATES)
+    assert all(math.isfinite(s) and s <= 0 for s in scores)
+    assert scores == pytest.approx([tiny_critic.score([s])[0] for s in STATES], abs=1e-5)  # batching changes nothing
+    assert tiny_critic.score([]) == []
+
+
+def test_label_logprobs_sum_the_label_tokens_log_probs(tiny_critic):
+    tokenizer, model = tiny_critic.tokenizer, tiny_critic.model
+    prompt = tokenizer(tiny_critic.render(STATES[0]))["input_ids"]
+    with torch.no_grad():
+        got = label_logprobs(model, [prompt], tiny_critic.label_ids, tokenizer.pad_token_id)[0]
+        for column, label in enumerate(tiny_critic.label_ids):
+            ids = torch.tensor([prompt + label])
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+            expected = sum(logprobs[len(prompt) - 1 + i, token].item() for i, token in enumerate(label))
+            assert got[column].item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_search_stores_the_critics_value_on_every_state(tiny_critic):
+    result = best_first_search(Theorem("synthetic_0001"), FixedPolicy(), SyntheticEnv(LEARNABLE.options),
+                               SearchLimits(max_expansions=4), value_mixed(1.0), value_model=tiny_critic)
+    values = [attrs["value"] for node, attrs in result.tree.graph.nodes(data=True) if node >= 0]
+    assert values and all(isinstance(v, float) and v <= 0 for v in values)
+
+
+def test_the_batching_server_serves_the_critic(tiny_critic):
+    server = BatchingServer(target=tiny_critic, max_wait_ms=20)
+
+    async def two_searches():
+        await server.ready()
+        return await asyncio.gather(server.score(list(STATES[:2])), server.score(list(STATES[2:4])))
+
+    first, second = asyncio.run(two_searches())
+    assert first + second == pytest.approx(tiny_critic.score(list(STATES[:4])), abs=1e-5)
+    assert server.stats.num_batches == 1  # both searches' states in one forward pass
+
+
+# ---- runs with a critic -----------------------------------------------------------------------
+
+
+def run_config(**search) -> RunConfig:
+    return RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=4), search=SearchConfig(**search),
+                     distributed=DistributedConfig(num_workers=0))
+
+
+def test_value_mixed_without_a_critic_is_one_sentence(capsys):
+    with pytest.raises(ProverError, match="--scorer value_mixed needs a value model: give --critic DIR"):
+        search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(scorer="value_mixed"))
+    from prover.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["attack", "synthetic_0000", "--scorer", "value_mixed"])
+    assert exited.value.code == 2
+    assert "needs a value model" in capsys.readouterr().err
+
+
+def test_a_run_with_a_value_model_records_its_values(tiny_critic, tmp_path):
+    config = run_config(scorer="value_mixed", critic="given in-process", value_weight=2.0)
+    run = RunDir.create(tmp_path / "run", config)
+    prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run,
+              InProcessExecutor(config, FixedPolicy(), value_model=tiny_critic))
+    from search import SearchTree
+
+    for path in sorted((tmp_path / "run" / "trees").iterdir()):
+        tree = SearchTree.load(path)
+        assert tree.node(0)["value"] == pytest.approx(tiny_critic.score([tree.state(0)])[0], abs=1e-5)
+
+
+def test_a_missing_critic_directory_is_one_sentence(tmp_path):
+    with pytest.raises(ProverError, match="cannot load model"):
+        search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(critic=str(tmp_path / "nothing")))
+
+
+# ---- training a critic --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def round_one(tmp_path_factory):
+    """Round 1 of the learnable benchmark, small: the fixed policy on 24 theorems, exported."""
+    root = tmp_path_factory.mktemp("critic-data")
+    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=12), distributed=DistributedConfig(num_workers=0))
+    run = RunDir.create(root / "run", config)
+    prove_set([Theorem(f"synthetic_{i:04d}") for i in range(24)], run, InProcessExecutor(config))
+    export_runs([root / "run"], root / "data", valid_fraction=0.25)
+    return root / "data"
+
+
+SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+             num_attention_heads=2, num_key_value_heads=1)
+
+
+def test_train_critic_writes_a_value_model_a_search_loads(round_one, tmp_path):
+    from prover.training import TinyLlamaShape, TrainOptions, train_critic
+
+    out = train_critic(round_one, tmp_path / "critic", TrainOptions(steps=2, batch_size=4,
+                                                                    shape=TinyLlamaShape(**SMALL)), progress=None)
+    metadata = json.loads((out / CRITIC_METADATA).read_text())
+    assert metadata["labels"] == list(LABELS) and metadata["num_provable"] > 0 and metadata["num_failed"] > 0
+    assert metadata["provenance"]["export"]["runs"][0]["env"]["rule"] == "learnable"
+    result = search_theorem(Theorem("synthetic_0000"), FixedPolicy(),
+                            run_config(scorer="value_mixed", critic=str(out)))
+    assert result.tree.node(0)["value"] is not None
+
+
+def test_prover_train_critic_on_an_export(round_one, tmp_path, capsys):
+    from prover.cli import main
+
+    main(["train-critic", "--data", str(round_one), "--out", str(tmp_path / "critic"), "--steps", "2",
+          "--vocab-size", "300", "--device", "cpu"])
+    assert "value model saved to" in capsys.readouterr().out
+    assert json.loads((tmp_path / "critic" / CRITIC_METADATA).read_text())["steps"] == 2
+
+
+def test_train_critic_needs_both_kinds_of_state(tmp_path):
+    from prover.training import train_critic
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text(json.dumps({"theorem": "t", "state_before": "⊢ a", "tactic": "x",
+                                                  "state_after": None, "proof_finished": True,
+                                                  "label": "proof"}) + "\n")
+    with pytest.raises(ProverError, match="needs provable and failed states; .* has 1 provable and 0 failed"):
+        train_critic(data, tmp_path / "critic", progress=None)
+
+
+@pytest.mark.slow
+def test_a_trained_critic_tells_live_goals_from_dead_ends_it_never_saw(round_one, tmp_path):
+    from prover.training import TinyLlamaShape, TrainOptions, train_critic
+
+    out = train_critic(round_one, tmp_path / "critic",
+                       TrainOptions(steps=80, shape=TinyLlamaShape(vocab_size=320, hidden_size=64,
+                                                                   intermediate_size=128, num_hidden_layers=2)),
+                       progress=None)
+    critic = build(CriticConfig(model=str(out), device="cpu"))
+    env = SyntheticEnv(LEARNABLE.options)
+    live, dead = [], []
+    for theorem in heldout_theorems(10):
+        state = env.start(theorem)
+        live.append(state.pp)
+        wrong = [t for t in ("norm_num", "simp", "linarith", "omega") if t != RULE[features(state.pp)]]
+        dead += [o.pp for o in (env.run_tactic(state, t) for t in wrong) if hasattr(o, "pp")]
+    live_scores, dead_scores = critic.score(live), critic.score(dead)
+    assert min(live_scores) > max(dead_scores)
+
+
+@pytest.mark.slow
+def test_the_critic_guides_searches_on_ray_workers(ray_local, tiny_critic, tmp_path, tiny_dir_for_ray):
+    """On Ray each search worker loads the critic once (in its process) and every search uses it."""
+    from prover.distributed import RayExecutor
+    from search import SearchTree
+
+    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=3),
+                       search=SearchConfig(scorer="value_mixed", critic=str(tiny_dir_for_ray)),
+                       distributed=DistributedConfig(num_workers=1, searches_per_worker=2))
+    run = RunDir.create(tmp_path / "run", config)
+    prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run, RayExecutor(config))
+    trees = [SearchTree.load(p) for p in sorted((tmp_path / "run" / "trees").iterdir())]
+    assert len(trees) == 2 and all(tree.node(0)["value"] is not None for tree in trees)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir_for_ray(tmp_path_factory):
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-ray"))
