@@ -266,7 +266,9 @@ def train_critic(
     )
     critic = HFCritic(session.model, session.tokenizer,
                       CriticConfig(max_prompt_tokens=session.max_prompt_tokens))
-    encode = lambda items: [(session.tokenizer(critic.render(s))["input_ids"], int(not p)) for s, p in items]  # noqa: E731
+    def encode(items):  # (prompt ids, class): 0 provable, 1 not
+        return [(session.tokenizer(critic.render(s))["input_ids"], int(not p)) for s, p in items]
+
     by_class = [encode([(s, True) for s in positives]), encode([(s, False) for s in negatives])]
     pad = session.tokenizer.pad_token_id
 

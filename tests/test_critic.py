@@ -142,7 +142,8 @@ def test_a_missing_critic_directory_is_one_sentence(tmp_path):
 def round_one(tmp_path_factory):
     """Round 1 of the learnable benchmark, small: the fixed policy on 24 theorems, exported."""
     root = tmp_path_factory.mktemp("critic-data")
-    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=12), distributed=DistributedConfig(num_workers=0))
+    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=12),
+                       distributed=DistributedConfig(num_workers=0))
     run = RunDir.create(root / "run", config)
     prove_set([Theorem(f"synthetic_{i:04d}") for i in range(24)], run, InProcessExecutor(config))
     export_runs([root / "run"], root / "data", valid_fraction=0.25)

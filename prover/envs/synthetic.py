@@ -19,15 +19,16 @@ relation of its ``⊢`` line (=, ≤, <, ≠): ``RULE`` maps the pair to one of 
 ``LEARNABLE_TACTICS``. The rule is never shown to the policy, which sees the state text
 only. A theorem's proof takes between 1 and ``depth`` steps (drawn per theorem); every
 other tactic of the eight fails with probability ``error_rate`` and otherwise turns the
-goal into ``⊢ False`` (with a stray hypothesis of its own), a dead end where every tactic fails; any other text is an unknown
-tactic. ``branching`` and ``proof_density`` play no part. Theorems ``synthetic_<i>``
-(the default theorem set) and held-out theorems ``synthetic_heldout_<i>``
-(``heldout_theorems``) come from the same distribution, so a model that learns the rule
-from proofs of the first proves the second, and a model that memorises states does not.
+goal into ``⊢ False`` (with a stray hypothesis of its own), a dead end where every tactic
+fails; any other text is an unknown tactic. ``branching`` and ``proof_density`` play no
+part. Theorems ``synthetic_<i>`` (the default theorem set) and held-out theorems
+``synthetic_heldout_<i>`` (``heldout_theorems``) come from the same distribution, so a
+model that learns the rule from proofs of the first proves the second, and a model that
+memorises states does not.
 
     env = SyntheticEnv(SyntheticConfig(rule="learnable", depth=6))
-    state = env.start(Theorem("synthetic_heldout_0003"))  # x y : ℤ ... ⊢ 2 * x + y ≤ 9
-    env.run_tactic(state, RULE[features(state.pp)])       # progress: the next goal
+    state = env.start(Theorem("synthetic_heldout_0003"))  # a b y : ℝ / h₀ : 5 ≠ y / ... / ⊢ a + 9 * b = 29
+    env.run_tactic(state, RULE[features(state.pp)])       # norm_num (ℝ, =): the next goal
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class SyntheticEnv:
         # The hypotheses stay, one more appears (each wrong tactic leaves its own), the goal is lost.
         rng = random.Random(f"{self.config.seed}:{pp}/{tactic}")
         names = pp.split(" : ", 1)[0].split()
-        dead = pp[: pp.rindex("⊢")] + f"h✝ : {rng.randint(0, 9)} {rng.choice(RELATIONS)} {rng.choice(names)}\n{DEAD_GOAL}"
+        stray = f"h✝ : {rng.randint(0, 9)} {rng.choice(RELATIONS)} {rng.choice(names)}\n"
+        dead = pp[: pp.rindex("⊢")] + stray + DEAD_GOAL
         self._remaining[dead] = DEAD_END
         return TacticState(dead)
 
