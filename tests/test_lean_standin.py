@@ -29,7 +29,9 @@ from tests.lean_standin import (
     write_traces,
 )
 
-pytestmark = pytest.mark.standin
+# The real libraries against the stand-in take a second or more a test: the slow tier (still
+# in the default `pytest -q`); tests/test_env_repl.py and test_dojo_standin.py keep quick ones.
+pytestmark = [pytest.mark.standin, pytest.mark.slow]
 
 THEOREMS = ["mathd_numbertheory_222", "mathd_algebra_176", "mathd_algebra_338"]
 FILE = "MiniF2F/Test.lean"
