@@ -2,7 +2,7 @@
 
     prover attack synthetic_0002
     prover prove-split --out runs/demo
-    prover viz runs/demo/trees/synthetic_0002.json
+    prover viz runs/demo                 # the run as pages: an index and one per search
 
 The options of ``attack`` and ``prove-split`` are generated from the config classes
 (``prover.config``: each field's metadata gives its flag, help, choices and range), so a
