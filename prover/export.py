@@ -50,11 +50,12 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from search import DEAD, QED, ROOT, EdgeOutcome, SearchTree, Status, TreeFormatError
 
 from prover.errors import ProverError
+from prover.traces import read_trace_records
 
 EXPORT_FORMAT = 1
 SPLITS = ("train", "valid")
@@ -327,24 +328,9 @@ def data_file(data: str | Path, split: str = "train") -> Path:
     return path
 
 
-def read_records(path: str | Path) -> Iterator[dict]:
-    """The records of a JSONL file (an export's split, or a trace file)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProverError(f"cannot read {path}: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise ProverError(f"line {number} of {path} is not valid JSON") from None
-        if not isinstance(record, dict) or not isinstance(record.get("state_before"), str) \
-                or not isinstance(record.get("tactic"), str):
-            raise ProverError(f"line {number} of {path} is not a trace record (state_before, tactic)")
-        yield record
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a JSONL file in the trace format (an export's split, or a trace file)."""
+    return read_trace_records(path)
 
 
 def training_data(records: Iterable[dict]) -> TrainingData:

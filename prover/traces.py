@@ -70,28 +70,7 @@ class TraceSet:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "TraceSet":
         path = Path(path) if path else traces_path()
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise TraceFormatError(f"trace file {path} does not exist; pass --traces FILE") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TraceFormatError(f"cannot read trace file {path}: {exc}") from None
-        records = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise TraceFormatError(f"line {number} of {path} is not valid JSON") from None
-            if not isinstance(record, dict):
-                raise TraceFormatError(f"line {number} of {path} is not a JSON object")
-            missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str)]
-            if missing:
-                raise TraceFormatError(
-                    f"line {number} of {path} is not a trace record: it lacks {', '.join(missing)}"
-                )
-            records.append(record)
+        records = read_trace_records(path)
         if not records:
             raise TraceFormatError(f"trace file {path} holds no records")
         return cls.from_records(records, source=str(path))
@@ -145,6 +124,33 @@ def _initial_states(group: list[dict]) -> list[str]:
     if not numbered:
         numbered = [group[0]["state_before"]]
     return [state for state, _ in Counter(numbered).most_common()]
+
+
+def read_trace_records(path: str | Path) -> list[dict]:
+    """The records of a file in the trace format (a trace file, or an export's split),
+    each checked to have the required fields; a TraceFormatError names the bad line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TraceFormatError(f"trace file {path} does not exist; pass --traces FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceFormatError(f"cannot read trace file {path}: {exc}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise TraceFormatError(f"line {number} of {path} is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise TraceFormatError(f"line {number} of {path} is not a JSON object")
+        missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str)]
+        if missing:
+            raise TraceFormatError(f"line {number} of {path} is not a trace record: it lacks {', '.join(missing)}")
+        records.append(record)
+    return records
 
 
 _CACHE: dict[str, TraceSet] = {}
