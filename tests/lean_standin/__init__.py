@@ -80,20 +80,13 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+from tests.lean_standin.model import KNOB_VARIABLES
+
 HERE = Path(__file__).resolve().parent
 LEAN_TOOLCHAIN = "leanprover/lean4:v4.20.0"
 
 KNOBS = {
-    "startup_delay_s": "LEAN_STANDIN_STARTUP_DELAY_S",
-    "tactic_delay_s": "LEAN_STANDIN_TACTIC_DELAY_S",
-    "slow_tactic": "LEAN_STANDIN_SLOW_TACTIC",
-    "crash_after": "LEAN_STANDIN_CRASH_AFTER",
-    "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
-    "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
-    "crash_once": "LEAN_STANDIN_CRASH_ONCE",
-    "crash_prob": "LEAN_STANDIN_CRASH_PROB",
-    "slow_prob": "LEAN_STANDIN_SLOW_PROB",
-    "fault_seed": "LEAN_STANDIN_FAULT_SEED",
+    **KNOB_VARIABLES,
     "no_default_toolchain": "LEAN_STANDIN_NO_DEFAULT_TOOLCHAIN",
     "lean_version": "LEAN_STANDIN_LEAN_VERSION",
 }

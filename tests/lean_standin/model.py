@@ -29,6 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+# The knobs a stand-in process reads while it runs (knob name -> environment variable); the
+# package's ``install`` also knows two read only at start-up.
+KNOB_VARIABLES = {
+    "startup_delay_s": "LEAN_STANDIN_STARTUP_DELAY_S",
+    "tactic_delay_s": "LEAN_STANDIN_TACTIC_DELAY_S",
+    "slow_tactic": "LEAN_STANDIN_SLOW_TACTIC",
+    "crash_after": "LEAN_STANDIN_CRASH_AFTER",
+    "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
+    "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
+    "crash_once": "LEAN_STANDIN_CRASH_ONCE",
+    "crash_prob": "LEAN_STANDIN_CRASH_PROB",
+    "slow_prob": "LEAN_STANDIN_SLOW_PROB",
+    "fault_seed": "LEAN_STANDIN_FAULT_SEED",
+}
+
 NO_GOALS = "no goals"
 SORRY_WARNING = "declaration uses 'sorry'"  # Lean v4.20 quotes it so; later versions use backticks
 STANDARD_AXIOMS = ("propext", "Classical.choice", "Quot.sound")

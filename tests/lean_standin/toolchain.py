@@ -61,18 +61,7 @@ EXTERNAL_PACKAGES = {
 }
 
 
-KNOB_VARIABLES = {
-    "startup_delay_s": "LEAN_STANDIN_STARTUP_DELAY_S",
-    "tactic_delay_s": "LEAN_STANDIN_TACTIC_DELAY_S",
-    "slow_tactic": "LEAN_STANDIN_SLOW_TACTIC",
-    "crash_after": "LEAN_STANDIN_CRASH_AFTER",
-    "crash_tactic": "LEAN_STANDIN_CRASH_TACTIC",
-    "crash_exit_code": "LEAN_STANDIN_CRASH_EXIT_CODE",
-    "crash_once": "LEAN_STANDIN_CRASH_ONCE",
-    "crash_prob": "LEAN_STANDIN_CRASH_PROB",
-    "slow_prob": "LEAN_STANDIN_SLOW_PROB",
-    "fault_seed": "LEAN_STANDIN_FAULT_SEED",
-}
+KNOB_VARIABLES = model.KNOB_VARIABLES
 
 
 class Knobs:
