@@ -294,7 +294,7 @@ class SearchProgress:
         self.last = now
         open_scores = [a["priority"] for n, a in tree.graph.nodes(data=True)
                        if n >= 0 and a.get("expanded_order") is None and a.get("priority") is not None
-                       and a["status"].value == "open"]
+                       and a["status"] == "open"]
         best = f"{max(open_scores):.3g}" if open_scores else "-"
         text = (f"{tree.num_expanded}/{self.max_expansions} expansions, {_plural(tree.num_states, 'state')}, "
                 f"best open score {best}, {_duration(now - self.started)}")

@@ -122,7 +122,7 @@ def proof_edge_list(tree: SearchTree, all_proving_edges: bool = False) -> list[t
         wanted = tree.node(node)["distance"] - 1
         for target, tactic, _ in tree.tactic_edges(node):
             child = tree.graph.nodes[target]
-            if child["status"] is Status.PROVED and child["distance"] == wanted:
+            if child["status"] == Status.PROVED and child["distance"] == wanted:
                 edges.append((node, target, tactic))
                 if target != QED and target not in seen:
                     seen.add(target)
@@ -134,14 +134,14 @@ def _record(tree: SearchTree, theorem: str, source: int, target: int, tactic: st
     attrs = tree.graph.succ[source][target][tactic]
     record: dict = {"theorem": theorem, "state_before": tree.state(source), "tactic": tactic}
     outcome = attrs["outcome"]
-    if outcome is EdgeOutcome.PROVED:
+    if outcome == EdgeOutcome.PROVED:
         record.update(state_after=None, proof_finished=True)
-    elif outcome is EdgeOutcome.STATE:
+    elif outcome == EdgeOutcome.STATE:
         record.update(state_after=tree.state(target), proof_finished=False)
-    elif outcome is EdgeOutcome.GIVEN_UP:
+    elif outcome == EdgeOutcome.GIVEN_UP:
         record.update(state_after=None, proof_finished=False)  # the trace format's "given up"
     else:  # an error, a timeout, a cycle: a failed tactic
-        record.update(state_after=None, error=attrs["error"] or outcome.value, proof_finished=False)
+        record.update(state_after=None, error=attrs["error"] or outcome, proof_finished=False)
     record.update(step=tree.node(source)["depth"], label=label, logprob=attrs["logprob"], source=where)
     return record
 

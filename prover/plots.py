@@ -485,7 +485,7 @@ def _svg_with_tooltips(svg: bytes, tree: SearchTree, drawn: Sequence[int], tag_o
         attrs = tree.node(node)
         priority = attrs.get("priority")
         head = f"{tag_of[node]} " if node in tag_of else ""
-        text = (f"{head}[{node}] {attrs['status'].value}, depth {attrs['depth']}"
+        text = (f"{head}[{node}] {attrs['status']}, depth {attrs['depth']}"
                 + (f", priority {priority:.4g}" if priority is not None else "")
                 + (", not expanded" if attrs["expanded_order"] is None else f", expansion #{attrs['expanded_order']}")
                 + "\n" + attrs["state"])

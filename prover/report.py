@@ -226,7 +226,7 @@ def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
         for _, _, attrs in tree.graph.edges(data=True):
             if "outcome" not in attrs:
                 continue
-            outcome = attrs["outcome"].value
+            outcome = attrs["outcome"]
             name = {"state": "new state", "proved": "closed goal"}.get(outcome) or error_kind(outcome, attrs["error"])
             counts[name] = counts.get(name, 0) + 1
     return counts, read

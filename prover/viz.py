@@ -24,7 +24,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -82,7 +81,7 @@ def render_text(tree: SearchTree, show_failed: bool = False, max_lines: int = 40
             if target == QED:
                 lines.append(f"{label} → QED ✓")
             elif target == DEAD:
-                lines.append(f"{label} → ✗ {attrs['outcome'].value}: {_first_line(attrs['error'], 50)}")
+                lines.append(f"{label} → ✗ {attrs['outcome']}: {_first_line(attrs['error'], 50)}")
             elif target in seen:
                 lines.append(f"{label} → [{target}] (shown above)")
             else:
@@ -167,7 +166,7 @@ def overview(tree: SearchTree, top: int = 25) -> dict:
         depth_states[depth] += 1
         if a["expanded_order"] is not None:
             depth_expanded[depth] += 1
-        if a["status"] is Status.OPEN:
+        if a["status"] == Status.OPEN:
             goals = count_goals(a["state"])
             alive.append((node, goals, depth, a.get("priority")))
             if a["expanded_order"] is None:
@@ -185,7 +184,7 @@ def overview(tree: SearchTree, top: int = 25) -> dict:
     messages: dict[str, int] = {}
     for source in states:
         for attrs in tree.graph.succ[source].get(DEAD, {}).values():
-            kind = error_kind(attrs["outcome"].value, attrs["error"])
+            kind = error_kind(attrs["outcome"], attrs["error"])
             errors[kind] = errors.get(kind, 0) + 1
             first = " ".join((attrs["error"].strip().splitlines() or [""])[0].split())[:160]
             messages[first] = messages.get(first, 0) + 1
@@ -217,12 +216,12 @@ def view_data(tree: SearchTree) -> dict:
     for node in sorted(n for n in tree.graph.nodes if n not in (QED, DEAD)):
         a = tree.node(node)
         nodes.append([
-            node, a["status"].value, a["depth"], a["expanded_order"], a["t_created_s"], a["t_expanded_s"],
+            node, a["status"], a["depth"], a["expanded_order"], a["t_created_s"], a["t_expanded_s"],
             a["cumulative_logprob"], a["distance"], a["partial"], parents.get(node, None), a.get("priority"),
             a.get("value"), a["state"],
         ])
         edges.append([
-            [target, tactic, e["logprob"], e["outcome"].value, e["error"], e["time_s"], e["step"]]
+            [target, tactic, e["logprob"], e["outcome"], e["error"], e["time_s"], e["step"]]
             for target, tactic, e in _sorted_edges(tree, node)
         ])
     result = tree.graph.graph.get("result") or {}
@@ -383,7 +382,7 @@ def _layered_layout(tree, drawn, parents) -> tuple[dict[int, tuple[float, int]],
 def graphml_graph(tree: SearchTree) -> nx.MultiDiGraph:
     """A copy of the tree's graph with only the scalar attributes GraphML can hold.
 
-    Enums become their values, None values are left out (GraphML's "unset"), the search
+    None values are left out (GraphML's "unset"), the search
     record becomes a JSON string, and ``on_proof`` marks the proof's nodes and edges.
     """
     proof = tree.proof_edges() or []
@@ -395,9 +394,7 @@ def graphml_graph(tree: SearchTree) -> nx.MultiDiGraph:
         for key, value in attrs.items():
             if value is None:
                 continue
-            if isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, (dict, list, tuple)):
+            if isinstance(value, (dict, list, tuple)):
                 value = json.dumps(value, ensure_ascii=False)
             out[key] = value
         return out

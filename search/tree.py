@@ -13,7 +13,8 @@ FAILED when it was fully expanded and every tactic leads to a FAILED node, else 
 Changes propagate to parents as they happen; ``check_invariants`` verifies all of it.
 
 The attributes of state nodes, sinks and edges are listed in ``NodeData``, ``SinkData``
-and ``EdgeData``; they are saved to JSON as they are (enums as their values).
+and ``EdgeData``. They are plain JSON values (a status or an outcome is its enum's string
+value, which compares equal to the member) and are saved to JSON as they are.
 """
 
 from __future__ import annotations
@@ -54,17 +55,30 @@ class EdgeOutcome(str, Enum):
     TIMEOUT = "timeout"  # ran past the per-tactic time limit
 
 
-# The per-tactic paths read members through these names: reading one through its Enum
-# class costs a metaclass lookup each time, as much as the rest of such a line.
-_OPEN, _PROVED, _FAILED = Status.OPEN, Status.PROVED, Status.FAILED
-_TO_STATE, _TO_ERROR = EdgeOutcome.STATE, EdgeOutcome.ERROR
+# Node and edge attributes hold a status or an outcome as its plain string value
+# (``Status.PROVED.value``), not as the enum member; the enums are the vocabulary, and
+# being ``str`` enums they compare equal to their values (``attrs["status"] ==
+# Status.PROVED``). Why: an attribute dict that holds only strings, numbers and None is
+# never tracked by Python's cyclic garbage collector, and a dict holding an enum member is
+# (a member is an object with a ``__dict__``). At 10,000 states that was half of the
+# collector's time in a search (``benchmarks/engine_overhead.py``). The engine compares
+# these values by identity: the tree stores only the values below, and ``from_json``
+# maps what it reads onto them; ``check_invariants`` checks both.
+_OPEN, _PROVED, _FAILED = Status.OPEN.value, Status.PROVED.value, Status.FAILED.value
+_STATE, _ERROR, _CYCLE, _TIMEOUT, _QED, _GIVEN_UP = (
+    EdgeOutcome.STATE.value, EdgeOutcome.ERROR.value, EdgeOutcome.CYCLE.value,
+    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value,
+)
+_STATUS_OF = {status.value: status for status in Status}
+_STORED_STATUS = {status.value: status.value for status in Status}  # any equal string -> the stored one
+_STORED_OUTCOME = {outcome.value: outcome.value for outcome in EdgeOutcome}
 
 
 class NodeData(TypedDict):
     """The attributes of a goal-state node."""
 
     state: str  # the pretty-printed goals: the node's identity
-    status: Status
+    status: str  # a ``Status`` value
     depth: int  # tactics on the best known path from the root
     cumulative_logprob: float  # the policy's log-prob of that path
     distance: int | None  # tactics to a proof, once PROVED
@@ -80,7 +94,7 @@ class SinkData(TypedDict):
     """The attributes of the two sinks, ``QED`` and ``DEAD``."""
 
     state: str  # a label: "no goals" or "failed tactics"
-    status: Status  # PROVED for QED, FAILED for DEAD
+    status: str  # the ``Status`` value PROVED for QED, FAILED for DEAD
     distance: int | None  # 0 for QED, None for DEAD
     sink: bool  # always True
 
@@ -90,7 +104,7 @@ class EdgeData(TypedDict):
 
     tactic: str
     logprob: float  # the policy's log-prob of the tactic
-    outcome: EdgeOutcome
+    outcome: str  # an ``EdgeOutcome`` value
     error: str  # why it failed ("" unless it points at DEAD)
     time_s: float  # time the environment took to run it
     step: int  # the expansion it belongs to (``expanded_order`` of its source)
@@ -124,7 +138,7 @@ class _NodeAttributes:
 class _EdgeAttributes:
     """Makes a tactic edge's attribute dict: ``_EdgeAttributes(...).__dict__`` (see EdgeData)."""
 
-    def __init__(self, tactic: str, logprob: float, outcome: EdgeOutcome, error: str, time_s: float, step: int):
+    def __init__(self, tactic: str, logprob: float, outcome: str, error: str, time_s: float, step: int):
         self.tactic = tactic
         self.logprob = logprob
         self.outcome = outcome
@@ -152,8 +166,8 @@ class SearchTree:
         self._node_by_state: dict[str, int] = {}
         self._num_expanded = 0
         self._use(nx.MultiDiGraph(theorem=theorem, format_version=FORMAT_VERSION))
-        self.graph.add_node(QED, state="no goals", status=Status.PROVED, distance=0, sink=True)
-        self.graph.add_node(DEAD, state="failed tactics", status=Status.FAILED, distance=None, sink=True)
+        self.graph.add_node(QED, state="no goals", status=_PROVED, distance=0, sink=True)
+        self.graph.add_node(DEAD, state="failed tactics", status=_FAILED, distance=None, sink=True)
         self._add_state(root_state, depth=0, cumulative_logprob=0.0, t_s=0.0)
 
     def _use(self, graph: nx.MultiDiGraph) -> None:
@@ -197,7 +211,7 @@ class SearchTree:
         return NodeView(attrs["cumulative_logprob"], attrs["depth"], attrs["value"])
 
     def status(self, node: int = ROOT) -> Status:
-        return self._nodes[node]["status"]
+        return _STATUS_OF[self._nodes[node]["status"]]
 
     def state(self, node: int) -> str:
         return self._nodes[node]["state"]
@@ -245,24 +259,24 @@ class SearchTree:
             cumulative = attrs["cumulative_logprob"] + logprob
             if target is None:
                 target = self._add_state(outcome.pp, attrs["depth"] + 1, cumulative, t_s)
-                kind = _TO_STATE
+                kind = _STATE
                 worth_queueing = True
             elif self._reaches(target, source):
-                kind, error, target = EdgeOutcome.CYCLE, "returns to an earlier state", DEAD
+                kind, error, target = _CYCLE, "returns to an earlier state", DEAD
             else:
-                kind = _TO_STATE
+                kind = _STATE
                 known = self._nodes[target]
                 if known["expanded_order"] is None and cumulative > known["cumulative_logprob"]:
                     known["cumulative_logprob"] = cumulative
                     known["depth"] = attrs["depth"] + 1
                     worth_queueing = True
         elif isinstance(outcome, LeanError):
-            kind = EdgeOutcome.TIMEOUT if timed_out else _TO_ERROR
+            kind = _TIMEOUT if timed_out else _ERROR
             error, target = outcome.error, DEAD
         elif isinstance(outcome, ProofFinished):
-            kind, target = EdgeOutcome.PROVED, QED
+            kind, target = _QED, QED
         elif isinstance(outcome, ProofGivenUp):
-            kind, error, target = EdgeOutcome.GIVEN_UP, "the proof was given up (sorry)", DEAD
+            kind, error, target = _GIVEN_UP, "the proof was given up (sorry)", DEAD
         else:
             raise TypeError(f"not an outcome: {outcome!r}")
         # What ``graph.add_edge(source, target, key=tactic, **data)`` does, without its overhead.
@@ -355,7 +369,7 @@ class SearchTree:
             best = None
             for target, tactic, attrs in self.tactic_edges(node):
                 child = nodes[target]
-                if child["status"] is Status.PROVED and child["distance"] == wanted:
+                if child["status"] is _PROVED and child["distance"] == wanted:
                     if best is None or attrs["logprob"] > best[2]:
                         best = (target, tactic, attrs["logprob"])
             assert best is not None, "a PROVED node has a PROVED child one step closer"
@@ -373,8 +387,8 @@ class SearchTree:
         """Raise AssertionError if the tree breaks any of its rules."""
         g = self.graph
         assert nx.is_directed_acyclic_graph(g), "the search graph has a cycle"
-        assert g.nodes[QED]["status"] is Status.PROVED and not g.succ[QED]
-        assert g.nodes[DEAD]["status"] is Status.FAILED and not g.succ[DEAD]
+        assert g.nodes[QED]["status"] is _PROVED and not g.succ[QED]
+        assert g.nodes[DEAD]["status"] is _FAILED and not g.succ[DEAD]
         assert len(self._node_by_state) == g.number_of_nodes() - len(SINKS)
         expanded_orders = set()
         for state, node in self._node_by_state.items():
@@ -404,6 +418,7 @@ class SearchTree:
             assert source not in SINKS, "a sink has an outgoing edge"
             assert attrs.keys() == EdgeData.__annotations__.keys(), f"edge {source}->{target} has {sorted(attrs)}"
             assert attrs["tactic"] == tactic
+            assert attrs["outcome"] is _STORED_OUTCOME.get(attrs["outcome"], ...), f"edge {source}->{target} outcome"
             assert g.pred[target][source][tactic] is attrs, f"edge {source}->{target} is missing from pred"
         assert sum(len(keys) for p in g.pred.values() for keys in p.values()) == g.number_of_edges()
 
@@ -420,14 +435,15 @@ class SearchTree:
         try:
             graph = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
             tree = cls.__new__(cls)
+            graph.graph = dict(graph.graph)  # networkx shares the caller's dict: leave that as it was
             tree._num_expanded = graph.graph.pop("num_expanded")
             for node, attrs in graph.nodes(data=True):
-                attrs["status"] = Status(attrs["status"])
+                attrs["status"] = _STORED_STATUS[attrs["status"]]
                 if node not in SINKS:  # trees saved before scores were kept have neither
                     attrs.setdefault("priority", None)
                     attrs.setdefault("value", None)
             for *_, attrs in graph.edges(keys=True, data=True):
-                attrs["outcome"] = EdgeOutcome(attrs["outcome"])
+                attrs["outcome"] = _STORED_OUTCOME[attrs["outcome"]]
             tree._use(graph)
             tree._node_by_state = {
                 attrs["state"]: node for node, attrs in graph.nodes(data=True) if node not in SINKS

@@ -257,7 +257,7 @@ def test_a_timed_out_tactic_is_a_failed_edge_and_the_search_goes_on():
     policy = TablePolicy({}, default=[("slow", -0.1), ("simp", -0.2)])
     result = best_first_search(T, policy, GraphEnv("A", table), on_expansion=check_every_step)
     assert result.status is SearchStatus.PROVED
-    assert result.tree.graph.edges[ROOT, DEAD, "slow"]["outcome"] is EdgeOutcome.TIMEOUT
+    assert result.tree.graph.edges[ROOT, DEAD, "slow"]["outcome"] == EdgeOutcome.TIMEOUT
 
 
 def test_a_proof_that_fails_the_recheck_is_rejected():

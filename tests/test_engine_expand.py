@@ -76,7 +76,7 @@ def test_a_timed_out_tactic_is_a_timeout_edge_and_the_expansion_goes_on():
         {"A": {"slow": EnvTimeoutError("5 s"), "intro": TacticState("B")}}, _proposals("slow", "intro")
     )
     edge = tree.graph.edges[ROOT, DEAD, "slow"]
-    assert edge["outcome"] is EdgeOutcome.TIMEOUT and "5 s" in edge["error"]
+    assert edge["outcome"] == EdgeOutcome.TIMEOUT and "5 s" in edge["error"]
     assert expansion.error is None and expansion.num_tactics == 2 and len(expansion.children) == 1
 
 

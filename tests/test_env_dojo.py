@@ -226,7 +226,7 @@ def test_search_goes_on_after_a_timeout_and_marks_the_edge_timed_out():
     result = best_first_search(THEOREM, policy, make_env(lean), SearchLimits(max_expansions=10))
     assert result.status is SearchStatus.PROVED
     assert result.proof == ["constructor", "simp", "exact h"]
-    timed_out = [e["tactic"] for _, _, e in result.tree.graph.edges(data=True) if e["outcome"] is EdgeOutcome.TIMEOUT]
+    timed_out = [e["tactic"] for _, _, e in result.tree.graph.edges(data=True) if e["outcome"] == EdgeOutcome.TIMEOUT]
     assert timed_out == ["slow"]
     assert lean.open_sessions == 0
 

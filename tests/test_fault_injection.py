@@ -32,7 +32,7 @@ def test_injected_crashes_cost_a_restart_not_the_search():
 def test_injected_timeouts_are_failed_edges_and_the_search_goes_on():
     env = FaultyEnv(SyntheticEnv(), timeout_prob=0.2, seed=1)
     result = best_first_search(Theorem("synthetic_0001"), FixedPolicy(), env, LIMITS)
-    timeouts = [a for *_, a in result.tree.graph.edges(data=True) if a["outcome"].value == "timeout"]
+    timeouts = [a for *_, a in result.tree.graph.edges(data=True) if a["outcome"] == "timeout"]
     assert timeouts and env.num_restarts >= len(timeouts)
     assert result.status is not SearchStatus.ERROR
     result.tree.check_invariants()

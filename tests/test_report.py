@@ -222,7 +222,7 @@ def test_outcomes_count_refused_tactics_from_the_trees(tmp_path, no_drawing, cap
         tree = SearchTree.load(run / record.tree)
         for _, _, attrs in tree.graph.edges(data=True):
             refused = attrs["error"].startswith("refused:")
-            expected["refused" if refused else attrs["outcome"].value] += 1
+            expected["refused" if refused else attrs["outcome"]] += 1
     assert expected["refused"] > 0
     assert stats.tactic_outcomes["refused"] == expected["refused"]
     assert stats.tactic_outcomes["Lean error"] == expected["error"]

@@ -94,7 +94,7 @@ def test_tactic_back_to_an_ancestor_is_a_cycle_not_an_edge_upward():
     same, _ = tree.add_outcome(b, "skip", -0.5, TacticState("B"))
     tree.mark_expanded(b)
     assert target == DEAD and same == DEAD
-    assert tree.graph.edges[b, DEAD, "revert"]["outcome"] is EdgeOutcome.CYCLE
+    assert tree.graph.edges[b, DEAD, "revert"]["outcome"] == EdgeOutcome.CYCLE
     assert tree.status(ROOT) is Status.FAILED
     tree.check_invariants()
 
@@ -120,8 +120,40 @@ def test_invariant_check_catches_a_wrong_status():
     tree = SearchTree("t", "A")
     tree.add_outcome(ROOT, "simp", -0.1, ProofFinished())
     tree.mark_expanded(ROOT)
-    tree.node(ROOT)["status"] = Status.OPEN
+    tree.node(ROOT)["status"] = Status.OPEN.value
     with pytest.raises(AssertionError):
+        tree.check_invariants()
+
+
+def test_statuses_and_outcomes_are_stored_as_their_values_equal_to_the_enums():
+    tree = _sample_tree()
+    assert tree.node(ROOT)["status"] == Status.PROVED and type(tree.node(ROOT)["status"]) is str
+    assert tree.status(ROOT) is Status.PROVED  # the accessor gives the member
+    outcomes = {attrs["outcome"] for *_, attrs in tree.graph.edges(keys=True, data=True)}
+    assert outcomes <= set(EdgeOutcome) and all(type(o) is str for o in outcomes)
+
+
+def test_attribute_dicts_are_never_tracked_by_the_garbage_collector(tmp_path):
+    # Why the values are plain strings: a dict of plain values is left out of every
+    # collection, and a large tree is mostly these dicts.
+    import gc
+
+    tree = _sample_tree()
+    tree.save(tmp_path / "tree.json")
+    for grown in (tree, SearchTree.load(tmp_path / "tree.json")):
+        assert not any(gc.is_tracked(attrs) for _, attrs in grown.graph.nodes(data=True))
+        assert not any(gc.is_tracked(attrs) for *_, attrs in grown.graph.edges(keys=True, data=True))
+
+
+def test_invariant_check_catches_an_enum_member_stored_in_place_of_its_value():
+    tree = _sample_tree()
+    tree.node(ROOT)["status"] = Status.PROVED  # equal to the stored value, but not it
+    with pytest.raises(AssertionError, match="should be"):
+        tree.check_invariants()
+    tree = _sample_tree()
+    _, _, attrs = next(tree.tactic_edges(ROOT))
+    attrs["outcome"] = EdgeOutcome(attrs["outcome"])
+    with pytest.raises(AssertionError, match="outcome"):
         tree.check_invariants()
 
 
@@ -148,6 +180,9 @@ def test_json_round_trip_loses_nothing(tmp_path):
     assert loaded.num_expanded == tree.num_expanded
     assert loaded.proof_tactics() == ["induction x", "rfl"]
     loaded.check_invariants()
+    data = tree.to_json()
+    SearchTree.from_json(data)
+    assert data == tree.to_json()  # reading leaves the caller's data as it was
     # the file is plain JSON that a browser can parse: no NaN or Infinity
     json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 
@@ -158,6 +193,8 @@ def test_json_round_trip_loses_nothing(tmp_path):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a search tree"),
         ('{"nodes": [], "edges": []}', "not a search tree"),
+        ('{"directed": true, "multigraph": true, "graph": {"num_expanded": 0, "format_version": 1},'
+         ' "nodes": [{"id": 0, "state": "A", "status": "half-proved"}], "edges": []}', "not a search tree"),
     ],
 )
 def test_loading_a_malformed_tree_says_so(tmp_path, content, message):
