@@ -138,9 +138,10 @@ def _search(
                     for n, value in zip(unscored, values):
                         value = float(value)
                         tree.node(n)["value"] = value if math.isfinite(value) else LOWEST_SCORE
+            node_attrs, view = tree.node, tree.view
             for n in nodes:
-                attrs = tree.node(n)
-                priority = float(scorer(tree.view(n)))
+                attrs = node_attrs(n)
+                priority = float(scorer(view(n)))
                 if priority != attrs["priority"]:  # unchanged: its queue entry stands
                     attrs["priority"] = priority
                     heappush(queue, (-priority, n))

@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 
 import time
-from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from search.protocols import EnvError, EnvTimeoutError, LeanError, ProofEnv, Proposal, TacticState
 from search.tree import QED, SearchTree
@@ -46,8 +45,7 @@ def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:
     return sorted(best.values(), key=attrgetter("logprob"), reverse=True)[:k]  # stable: ties keep their order
 
 
-@dataclass(frozen=True)
-class Expansion:
+class Expansion(NamedTuple):  # immutable, and about 3x quicker to build than a frozen dataclass
     """What one expansion did, beyond what it recorded in the tree."""
 
     # Unexpanded states this expansion created or reached by a better path, each with the
