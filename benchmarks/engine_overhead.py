@@ -33,13 +33,13 @@ absolute times drift; each merge-heavy figure is the best of ``--repeats`` runs,
 a fresh interpreter (noise only ever adds time, and neither engine inherits the other's
 heap or collector state).
 
-Measured on the 2-core development machine, shared with other jobs (load 4 to 7), with
-``--reprover`` and 5 repeats: fresh states 3.5 µs per tactic at 10,000, 1.1x that at
-100,000; merge-heavy ours/ReProver 0.56 to 0.82 at 10,000 states and 0.74 to 0.93 at
-100,000, from one run to the next. At 100,000 states about half of our engine time is
-the cyclic garbage collector walking the graph: networkx keeps a dict per node, per
-neighbour and per edge, and every node and edge attribute dict holds an enum, so none of
-them is ever untracked; ReProver's objects hold fewer references for it to follow.
+Measured on the 2-core development machine, idle, with ``--reprover`` and 5 repeats:
+fresh states 3.2 µs per tactic at 10,000, 1.06x that at 100,000; merge-heavy
+ours/ReProver 0.75 at 10,000 states and 0.65 to 0.66 at 100,000, over three runs (when
+the machine was shared with other jobs, earlier versions ranged from 0.56 to 0.98).
+The engine's garbage-collector time is small because the tree's node and edge attribute
+dicts hold only plain values (statuses and outcomes as strings), which Python's cyclic
+collector never tracks; what it still walks is networkx's dicts of neighbours and edges.
 """
 
 from __future__ import annotations
