@@ -62,7 +62,7 @@ class HFCritic:
         """Load ``config.model`` (a directory written by ``prover train-critic``, or any causal LM)."""
         if not config.model:
             raise ValueError("the critic needs a model: --critic DIR")
-        model, tokenizer = load_model(config.model, config.device)
+        model, tokenizer = load_model(config.model, config.device, flag="--critic")
         recorded = recorded_critic_settings(config.model).get("max_prompt_tokens")
         if isinstance(recorded, int) and recorded < config.max_prompt_tokens:
             config = CriticConfig(config.model, config.device, recorded, config.batch_size)

@@ -331,18 +331,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(model: str, device: str = "auto", trust_remote_code: bool = False):
+def load_model(model: str, device: str = "auto", trust_remote_code: bool = False, flag: str = "--model"):
     """``(model, tokenizer)`` for a local directory or a hub id, ready to generate.
 
     Every failure is one ``ProverError`` sentence: a missing directory, a hub id that is
-    neither cached nor downloadable, a missing GPU. ``trust_remote_code`` lets a model
+    neither cached nor downloadable, a missing GPU; ``flag`` is the option it tells the
+    user to fix (``--critic`` for a value model). ``trust_remote_code`` lets a model
     repository's own Python code run (InternLM2 needs it).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
-    source = _model_source(model)
+    source = _model_source(model, flag)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     placement: dict = {}
     if device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate():
@@ -367,7 +368,7 @@ def load_model(model: str, device: str = "auto", trust_remote_code: bool = False
             if not _hub_reachable():
                 raise MissingDependencyError(
                     f"cannot load model '{model}': it is not a local directory and could not be "
-                    "downloaded (no network?); pass --model PATH to a local copy"
+                    f"downloaded (no network?); pass {flag} PATH to a local copy"
                 ) from None
             try:
                 loaded, tokenizer = load()
@@ -378,7 +379,7 @@ def load_model(model: str, device: str = "auto", trust_remote_code: bool = False
     return loaded, tokenizer
 
 
-def _model_source(model: str) -> Path | str:
+def _model_source(model: str, flag: str = "--model") -> Path | str:
     """A local directory as a Path, or a hub id as a string; a missing path fails here."""
     path = Path(model).expanduser()
     if path.is_dir():
@@ -388,7 +389,7 @@ def _model_source(model: str) -> Path | str:
     # "org/name" is a hub id; anything else that looks like a path is a missing directory.
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
     if looks_like_path:
-        raise ProverError(f"cannot load model '{model}': no such directory; pass --model PATH to a model directory")
+        raise ProverError(f"cannot load model '{model}': no such directory; pass {flag} PATH to a model directory")
     return model
 
 
