@@ -10,16 +10,20 @@ The layout, on one machine or many:
       │  prove(theorem) ─────────────►  SearchWorker × num_workers  (threaded actors: CPUs, Lean's memory)
       │  ◄──── result                     searches_per_worker searches at once,
       │                                   each with its own environment
-      │                                          │ propose(states, k), to the least-loaded replica
+      │                                          │ propose(states, k), score(states),
+      │                                          │ each to the least-loaded replica
       │                                          ▼
       └─────────────────────────────────  PolicyReplica × policy_replicas  (async actors, policy_gpus GPUs each)
-                                            one model copy each; requests from every search are
-                                            queued and served in batches (prover.serving)
+                                            one copy of the policy each (and of the critic, with
+                                            --critic); requests from every search are queued and
+                                            served in batches (prover.serving)
 
 Workers run ``prover.runner.search_theorem`` with a ``PolicyClient`` that forwards
-``propose`` to a replica, so a search on Ray is the same search as in-process. Threads
-suffice for concurrency: a search spends its time waiting on Lean (a subprocess) or on
-the policy, not on the CPU.
+``propose`` to a replica, so a search on Ray is the same search as in-process. With
+``--critic`` the same client is the search's value model too: the replicas hold the
+critic beside the policy, on the same GPUs, and batch the ``score`` calls of every search
+as they batch ``propose``; no worker loads a model. Threads suffice for concurrency: a
+search spends its time waiting on Lean (a subprocess) or on the replicas, not on the CPU.
 
 Placement is Ray's, from what each actor reserves. A replica reserves ``policy_gpus``
 GPUs, all on one node (several for a tensor-parallel model), so replicas land on GPU
@@ -102,17 +106,19 @@ class PolicyServerLostError(RunStopped):
 
 class PolicyReplica(BatchingServer):
     """A ``BatchingServer`` as a Ray actor: its answers carry its queue (for routing), and
-    it reports where it runs and what it has served."""
+    it reports where it runs and what it has served. It holds the policy and, when the run
+    has a ``critic``, the value model beside it (``prover.serving.PolicyWithCritic``)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.queued_states = 0  # states of calls not yet answered: waiting or in the model
+        self.queued_states = 0  # states of calls not yet answered, of every method: one model queue
 
-    async def propose_routed(self, states: Sequence[str], k: int) -> tuple[list[list[Proposal]], int]:
-        """``propose``, and how many states are still queued here once it is answered."""
+    async def call_routed(self, method: str, states: Sequence[str], *args: Any) -> tuple[list, int]:
+        """``call(method, states, *args)``, and how many states are still queued here once
+        it is answered."""
         self.queued_states += len(states)
         try:
-            answers = await self.propose(states, k)
+            answers = await self.call(method, states, *args)
         finally:
             self.queued_states -= len(states)
         return answers, self.queued_states
@@ -129,13 +135,18 @@ class PolicyReplica(BatchingServer):
 
 
 class PolicyClient:
-    """A ``TacticPolicy`` that sends each call to the least-loaded policy replica.
+    """A ``TacticPolicy``, and a ``ValueModel`` where the replicas hold a critic, that sends
+    each call to the least-loaded policy replica.
 
     A replica that fails a call (dead, restarting, its node lost) is left out until a
     probe finds it answering again, and the call goes to another one. When none answers
     for ``restart_wait_s``, ``PolicyServerLostError`` ends the run (every search needs
     the policy, so recording errors would only fill the run with them). One client is
     shared by the searches (threads) of a worker; ``search()`` scopes one of them.
+
+    ``propose`` and ``score`` share all of this: a replica's load is its queued states of
+    both kinds, a sticky search keeps both kinds of call on its replica, and both go
+    around a lost replica.
     """
 
     def __init__(self, replicas: Sequence[Any], restart_wait_s: float = 300.0, sticky: bool = False):
@@ -161,6 +172,14 @@ class PolicyClient:
             self._search.replica = None
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        """``TacticPolicy.propose``, answered by a replica."""
+        return self._call("propose", states, k)
+
+    def score(self, states: Sequence[str]) -> list[float]:
+        """``ValueModel.score``, answered by a replica's critic (a run with ``--critic``)."""
+        return self._call("score", states)
+
+    def _call(self, method: str, states: Sequence[str], *args: Any) -> list:
         import ray
 
         give_up_at = time.monotonic() + self.restart_wait_s
@@ -172,7 +191,7 @@ class PolicyClient:
             with self._lock:
                 self._sent[index] += len(states)
             try:
-                answers, queued = ray.get(self.replicas[index].propose_routed.remote(list(states), k))
+                answers, queued = ray.get(self.replicas[index].call_routed.remote(method, list(states), *args))
             except ray.exceptions.RayActorError:
                 self._leave_out(index)
                 continue
@@ -241,8 +260,9 @@ class SearchWorker:
     """Runs whole searches, several at once (a threaded Ray actor, one thread per search).
 
     Each search gets a fresh environment from ``search_theorem``; the policy is the
-    shared ``PolicyClient``. The worker's process (or its node) may be lost at any time:
-    the driver owns every result, so nothing is lost with it.
+    shared ``PolicyClient``, and so is the value model with ``--critic`` (the replicas
+    hold it: a worker never loads a model). The worker's process (or its node) may be
+    lost at any time: the driver owns every result, so nothing is lost with it.
     """
 
     def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0,
@@ -252,6 +272,7 @@ class SearchWorker:
         allow_process_exit()  # a worker is disposable: injected process deaths may hit it
         self.config = config
         self.policy = PolicyClient(replicas, restart_wait_s, sticky)
+        self.value_model = self.policy if config.search.critic else None
 
     def where(self) -> dict:
         """This process's id and its Ray node's."""
@@ -264,7 +285,7 @@ class SearchWorker:
         from prover.runner import search_theorem
 
         with self.policy.search():
-            return search_theorem(theorem, self.policy, self.config)
+            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -404,6 +425,11 @@ def plan_replicas(policy: BackendSpec, dist: DistributedConfig, gpus_per_node: S
     ``gpus_per_node``: by default one replica per GPU (per ``tensor_parallel_size`` GPUs for
     a split model) where there are GPUs, else one on no GPU. A replica's GPUs are all on one
     node. A ProverError when the asked replicas do not fit.
+
+    A replica holds both models of a run with ``--critic``: the policy and the critic share
+    its GPUs, so the plan is the same with or without one, and ``--policy-gpus`` must hold
+    both (the critic is small beside a policy; with ``vllm``, which takes
+    ``--gpu-memory-utilization`` of the GPU for itself, leave the critic room there).
     """
     policy_gpus = dist.policy_gpus
     if policy_gpus is None:
@@ -530,16 +556,19 @@ class RayExecutor:
         replica_class = ray.remote(PolicyReplica).options(
             num_cpus=0, num_gpus=self.policy_gpus, max_restarts=-1, max_task_retries=0, max_concurrency=10_000
         )
+        critic = self.config.search.critic
         self.replicas = [
             _Replica(replica_class.remote(
-                self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.dist.batch_idle_ms
+                self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.dist.batch_idle_ms,
+                critic=critic,
             ))
             for _ in range(num_replicas)
         ]
         try:
             ray.get([replica.handle.ready.remote() for replica in self.replicas])
         except ray.exceptions.RayTaskError as exc:
-            raise _as_prover_error(exc, "the policy server could not load the policy") from None
+            models = "the policy or the critic" if critic else "the policy"
+            raise _as_prover_error(exc, f"the policy server could not load {models}") from None
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         worker_options: dict[str, Any] = dict(
             num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,
@@ -602,8 +631,9 @@ class RayExecutor:
 
     def stats(self) -> dict:
         """The sections this executor adds to summary.json: ``policy``, each replica's batches
-        (summed over its restarts; its nodes, oldest first) and their sum; ``workers``, how
-        many ran on each node and how many were lost."""
+        (summed over its restarts; its nodes, oldest first; the critic's ``score`` calls
+        among them, by method) and their sum; ``workers``, how many ran on each node and how
+        many were lost."""
         self._refresh_reports()
         replicas = []
         for replica in self.replicas:
@@ -861,6 +891,8 @@ def _sum_stats(stats: list[dict]) -> dict:
     total["busy_s"] = sum(s["busy_s"] for s in stats)
     total["mean_batch_size"] = total["num_states"] / total["num_batches"] if total["num_batches"] else 0.0
     total["largest_batch"] = max((s["largest_batch"] for s in stats), default=0)
+    for name in ("requests_by_method", "states_by_method"):
+        total[name] = dict(sum((collections.Counter(s[name]) for s in stats), collections.Counter()))
     return total
 
 

@@ -35,7 +35,7 @@ from search import (
 from prover.config import RunConfig
 from prover.envs import make_env
 from prover.errors import ProverError
-from prover.policies import make_policy
+from prover.policies import make_critic, make_policy
 from prover.runs import RunDir, Summary
 
 
@@ -79,11 +79,7 @@ def make_scorer(config: RunConfig) -> Scorer:
 
 def make_value_model(config: RunConfig) -> ValueModel | None:
     """The value model ``config.search.critic`` names (loaded once per process), or None."""
-    if not config.search.critic:
-        return None
-    from prover.policies.critic import CriticConfig, build
-
-    return build(CriticConfig(model=config.search.critic))
+    return make_critic(config.search.critic) if config.search.critic else None
 
 
 class RunStopped(ProverError):

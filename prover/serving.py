@@ -14,10 +14,16 @@ busy wait for the next batch, so under load batches fill by themselves. The mode
 in one thread beside the event loop (one model copy: one batch at a time), and the loop
 keeps collecting requests meanwhile.
 
+With a ``critic`` directory the server holds the value model beside the policy
+(``PolicyWithCritic``): one process, one device, and ``score`` calls are queued and
+batched with the ``propose`` calls, sharing the same batches.
+
 ``prover.distributed`` hosts it in a Ray async actor; tests drive it directly:
 
     server = BatchingServer(spec)            # a BackendSpec of a policy
     proposals = await server.propose(["⊢ 1 + 1 = 2"], 8)
+    server = BatchingServer(spec, critic="runs/critic")   # and a value model
+    values = await server.score(["⊢ 1 + 1 = 2"])
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import collections
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from search import Proposal
@@ -43,20 +49,27 @@ class _Request:
 
 @dataclass
 class BatchStats:
-    """What the server did: how many batches, and how full they were."""
+    """What the server did: how many batches, and how full they were; also requests and
+    states by method (``propose``, ``score``)."""
 
     num_batches: int = 0
     num_requests: int = 0
     num_states: int = 0
     largest_batch: int = 0
     busy_s: float = 0.0  # time inside the model
+    requests_by_method: collections.Counter = field(default_factory=collections.Counter)
+    states_by_method: collections.Counter = field(default_factory=collections.Counter)
 
-    def add(self, num_requests: int, num_states: int, busy_s: float) -> None:
+    def add(self, batch: Sequence[_Request], busy_s: float) -> None:
+        num_states = sum(len(request.items) for request in batch)
         self.num_batches += 1
-        self.num_requests += num_requests
+        self.num_requests += len(batch)
         self.num_states += num_states
         self.largest_batch = max(self.largest_batch, num_states)
         self.busy_s += busy_s
+        for request in batch:
+            self.requests_by_method[request.method] += 1
+            self.states_by_method[request.method] += len(request.items)
 
     def to_dict(self) -> dict:
         return {
@@ -66,11 +79,29 @@ class BatchStats:
             "mean_batch_size": self.num_states / self.num_batches if self.num_batches else 0.0,
             "largest_batch": self.largest_batch,
             "busy_s": self.busy_s,
+            "requests_by_method": dict(self.requests_by_method),
+            "states_by_method": dict(self.states_by_method),
         }
 
 
+class PolicyWithCritic:
+    """One target for a server holding two models: ``propose`` goes to the policy,
+    ``score`` to the critic (a ``ValueModel``)."""
+
+    def __init__(self, policy: Any, critic: Any):
+        self.policy = policy
+        self.critic = critic
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        return self.policy.propose(states, k)
+
+    def score(self, states: Sequence[str]) -> list[float]:
+        return self.critic.score(states)
+
+
 class BatchingServer:
-    """See the module docstring. ``spec`` names the policy to build (a ``BackendSpec``);
+    """See the module docstring. ``spec`` names the policy to build (a ``BackendSpec``)
+    and ``critic`` a value model directory to load beside it (``--critic``), if any;
     ``target`` gives an object already built instead (tests)."""
 
     def __init__(
@@ -80,6 +111,7 @@ class BatchingServer:
         max_wait_ms: float = 5.0,
         batch_idle_ms: float | None = None,
         target: Any = None,
+        critic: str | None = None,
     ):
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
@@ -96,9 +128,11 @@ class BatchingServer:
         self.target = target
         if target is None:
             try:
-                from prover.policies import make_policy
+                from prover.policies import make_critic, make_policy
 
                 self.target = make_policy(spec)
+                if critic:
+                    self.target = PolicyWithCritic(self.target, make_critic(critic))
             except Exception as exc:
                 self._load_error = exc
 
@@ -108,7 +142,7 @@ class BatchingServer:
             self._serving = asyncio.get_running_loop().create_task(self._serve())
 
     async def ready(self) -> int:
-        """Raise the error that loading the model met, if any; else this process's id."""
+        """Raise the error that loading the models met, if any; else this process's id."""
         if self._load_error is not None:
             raise self._load_error
         self._ensure_serving()
@@ -197,4 +231,4 @@ class BatchingServer:
                 if not request.future.done():  # the caller may have gone away
                     request.future.set_result(answers[offset : offset + len(request.items)])
                 offset += len(request.items)
-        self.stats.add(len(batch), sum(len(r.items) for r in batch), time.perf_counter() - started)
+        self.stats.add(batch, time.perf_counter() - started)

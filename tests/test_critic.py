@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ from prover.envs.synthetic import RULE, SyntheticConfig, SyntheticEnv, features,
 from prover.errors import ProverError
 from prover.export import export_runs
 from prover.policies.critic import CRITIC_METADATA, LABELS, CriticConfig, HFCritic, build, label_logprobs
-from prover.policies.fixed import FixedPolicy
+from prover.policies.fixed import FixedConfig, FixedPolicy
 from prover.policies.hf import load_model
 from prover.runner import InProcessExecutor, prove_set, search_theorem
 from prover.runs import RunDir
@@ -87,6 +88,12 @@ def test_search_stores_the_critics_value_on_every_state(tiny_critic):
     assert values and all(isinstance(v, float) and v <= 0 for v in values)
 
 
+@pytest.fixture(scope="module")
+def tiny_critic_dir(tmp_path_factory):
+    """A critic directory (the tiny Llama, untrained), for the paths that load one by name."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-critic-dir"))
+
+
 def test_the_batching_server_serves_the_critic(tiny_critic):
     server = BatchingServer(target=tiny_critic, max_wait_ms=20)
 
@@ -97,6 +104,26 @@ def test_the_batching_server_serves_the_critic(tiny_critic):
     first, second = asyncio.run(two_searches())
     assert first + second == pytest.approx(tiny_critic.score(list(STATES[:4])), abs=1e-5)
     assert server.stats.num_batches == 1  # both searches' states in one forward pass
+
+
+def test_a_server_with_a_critic_batches_score_calls_with_propose_calls(tiny_critic_dir):
+    server = BatchingServer(BackendSpec("policy", "fixed", FixedConfig()), max_wait_ms=20, critic=str(tiny_critic_dir))
+
+    async def a_search_and_another():
+        await server.ready()
+        return await asyncio.gather(server.propose([STATES[0]], 2), server.score(list(STATES[:2])))
+
+    proposals, values = asyncio.run(a_search_and_another())
+    assert proposals == FixedPolicy().propose([STATES[0]], 2)
+    assert values == pytest.approx(build(CriticConfig(model=str(tiny_critic_dir))).score(list(STATES[:2])), abs=1e-5)
+    stats = server.stats.to_dict()
+    assert stats["num_batches"] == 1 and stats["states_by_method"] == {"propose": 1, "score": 2}
+
+
+def test_a_server_whose_critic_cannot_load_says_so_from_ready(tmp_path):
+    server = BatchingServer(BackendSpec("policy", "fixed", FixedConfig()), critic=str(tmp_path / "nothing"))
+    with pytest.raises(ProverError, match="no such directory; pass --critic PATH"):
+        asyncio.run(server.ready())
 
 
 # ---- runs with a critic -----------------------------------------------------------------------
@@ -131,7 +158,7 @@ def test_a_run_with_a_value_model_records_its_values(tiny_critic, tmp_path):
 
 
 def test_a_missing_critic_directory_is_one_sentence(tmp_path):
-    with pytest.raises(ProverError, match="cannot load model"):
+    with pytest.raises(ProverError, match="cannot load model .*: no such directory; pass --critic PATH"):
         search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(critic=str(tmp_path / "nothing")))
 
 
@@ -208,21 +235,61 @@ def test_a_trained_critic_tells_live_goals_from_dead_ends_it_never_saw(round_one
     assert min(live_scores) > max(dead_scores)
 
 
+def critic_models_loaded_here(actor) -> int:
+    """How many critics this process has loaded (run inside an actor by ``__ray_call__``)."""
+    import sys
+
+    critic = sys.modules.get("prover.policies.critic")
+    return len(critic._LOADED) if critic is not None else 0
+
+
+def ray_config(config: RunConfig, **distributed) -> RunConfig:
+    """``config`` on 2 workers of half a CPU, 2 searches each (fits the session's 2-CPU Ray)."""
+    settings = dict(num_workers=2, worker_cpus=0.5, searches_per_worker=2, max_wait_ms=2.0)
+    return replace(config, distributed=DistributedConfig(**{**settings, **distributed}))
+
+
 @pytest.mark.slow
-def test_the_critic_guides_searches_on_ray_workers(ray_local, tiny_critic, tmp_path, tiny_dir_for_ray):
-    """On Ray each search worker loads the critic once (in its process) and every search uses it."""
+def test_on_ray_the_policy_replica_serves_the_critic_and_searches_match_in_process(ray_local, tiny_critic_dir):
+    """The replica holding the policy holds the critic and batches every search's score
+    calls; no search worker loads it; the searches are those of an in-process run."""
+    import ray
+
     from prover.distributed import RayExecutor
-    from search import SearchTree
 
-    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=3),
-                       search=SearchConfig(scorer="value_mixed", critic=str(tiny_dir_for_ray)),
-                       distributed=DistributedConfig(num_workers=1, searches_per_worker=2))
-    run = RunDir.create(tmp_path / "run", config)
-    prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run, RayExecutor(config))
-    trees = [SearchTree.load(p) for p in sorted((tmp_path / "run" / "trees").iterdir())]
-    assert len(trees) == 2 and all(tree.node(0)["value"] is not None for tree in trees)
+    # 8 expansions: the budget at which this (untrained) critic's ordering proves a theorem
+    # that log-prob alone does not, so a search that ignored it would differ
+    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=8),
+                       search=SearchConfig(scorer="value_mixed", critic=str(tiny_critic_dir), value_weight=2.0))
+    theorems = [Theorem(f"synthetic_{i:04d}") for i in range(8)]
+    with InProcessExecutor(config) as executor:
+        expected = {t.name: (r.status.value, r.proof) for t, r in executor.prove(theorems)}
+    assert {status for status, _ in expected.values()} == {"proved", "open"}
+
+    with RayExecutor(ray_config(config)) as executor:
+        results = {t.name: r for t, r in executor.prove(theorems)}
+        served = executor.stats()["policy"]
+        loaded_in_workers = ray.get([w.handle.__ray_call__.remote(critic_models_loaded_here) for w in executor.workers])
+        loaded_in_replica = ray.get(executor.server.__ray_call__.remote(critic_models_loaded_here))
+    assert {name: (r.status.value, r.proof) for name, r in results.items()} == expected
+    valued = sum(1 for r in results.values() for node, attrs in r.tree.graph.nodes(data=True)
+                 if node >= 0 and attrs["value"] is not None)
+    assert served["states_by_method"]["score"] == valued > 0  # every state's value came from the replica
+    assert served["requests_by_method"]["propose"] > 0
+    assert loaded_in_workers == [0, 0] and loaded_in_replica == 1
 
 
-@pytest.fixture(scope="module")
-def tiny_dir_for_ray(tmp_path_factory):
-    return save_tiny_llama(tmp_path_factory.mktemp("tiny-ray"))
+@pytest.mark.slow
+def test_a_critic_that_cannot_load_stops_the_ray_run_with_one_sentence(ray_local, tmp_path, capsys):
+    from prover.cli import main
+
+    missing = tmp_path / "no-critic"
+    with pytest.raises(ProverError) as in_process:
+        search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(critic=str(missing)))
+    with pytest.raises(SystemExit) as exited:  # joins the session's Ray, already started in this process
+        main(["prove-split", "--no-progress", "--num-theorems", "2", "--num-workers", "1",
+              "--worker-cpus", "0.5", "--critic", str(missing), "--out", str(tmp_path / "run")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"error: {in_process.value}"  # the in-process sentence...
+    assert "no such directory; pass --critic PATH" in err and "Traceback" not in err  # ...and no traceback

@@ -121,6 +121,7 @@ def test_batching_server_coalesces_calls_with_the_same_arguments_into_one_model_
     )
     # one batch; within it one model call per (method, arguments), each caller its own slice
     assert server.stats.num_batches == 1 and server.stats.num_states == 7
+    assert server.stats.to_dict()["states_by_method"] == {"propose": 4, "score": 3}
     assert sorted(policy.calls) == [("propose", 1, 2), ("propose", 3, 1), ("score", 3)]
     assert [[p.tactic for p in ps] for ps in answers[0]] == [["tactic 0 for s1"], ["tactic 0 for s2"]]
     assert answers[1] == [3.0]
@@ -478,3 +479,47 @@ def test_policy_calls_go_to_the_least_loaded_replica_and_around_lost_ones(ray_lo
     with pytest.raises(PolicyServerLostError, match="no policy replica answered for 1 s"):
         client.propose(["⊢ True"], 1)
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.slow
+def test_score_calls_share_the_routing_of_propose_calls_and_go_around_lost_replicas(ray_local):
+    """A replica holding a critic: a sticky search keeps its score calls with its propose
+    calls, and score calls fail over to the replica left as propose calls do."""
+    import ray
+
+    from prover.distributed import PolicyClient, PolicyReplica, PolicyServerLostError
+
+    replica_class = ray.remote(PolicyReplica).options(num_cpus=0, max_concurrency=1000)
+    replicas = [replica_class.remote(None, 4, 1.0, target=Critic()) for _ in range(2)]
+    ray.get([replica.ready.remote() for replica in replicas])
+
+    def served(method, replicas=replicas):
+        return [ray.get(replica.report.remote())["stats"]["states_by_method"].get(method, 0) for replica in replicas]
+
+    sticky = PolicyClient(replicas, sticky=True)
+    with sticky.search():
+        for i in range(3):
+            assert sticky.propose([f"s{i}"], 1)[0][0].tactic == f"tactic 0 for s{i}"
+            assert sticky.score([f"s{i}"]) == [float(i)]
+    assert sorted(served("propose")) == sorted(served("score")) == [0, 3]
+    assert served("propose") == served("score")  # both kinds of call on the search's replica
+
+    client = PolicyClient(replicas, restart_wait_s=1.0)
+    [before] = served("score", replicas[1:])
+    ray.kill(replicas[0], no_restart=True)
+    answers = []
+
+    def search(first):
+        for i in range(first, first + 5):
+            answers.append((i, client.score([f"s{i}"])))
+
+    threads = [threading.Thread(target=search, args=(10 * n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == sorted((i, [float(i)]) for n in range(8) for i in range(10 * n, 10 * n + 5))
+    assert served("score", replicas[1:]) == [before + 40]  # every call answered, by the replica left
+    ray.kill(replicas[1], no_restart=True)
+    with pytest.raises(PolicyServerLostError, match="no policy replica answered for 1 s"):
+        client.score(["s1"])

@@ -1,9 +1,10 @@
 """Tactic policies: ``fixed`` and ``replay`` need no model; ``hf`` (transformers) and
-``vllm`` load a causal LM such as Llemma. ``make_policy`` builds one by name."""
+``vllm`` load a causal LM such as Llemma. ``make_policy`` builds one by name;
+``make_critic`` loads a value model (``critic``)."""
 
 from __future__ import annotations
 
-from search import TacticPolicy
+from search import TacticPolicy, ValueModel
 
 
 def make_policy(spec) -> TacticPolicy:
@@ -11,3 +12,10 @@ def make_policy(spec) -> TacticPolicy:
     from prover.registry import build
 
     return build("policy", spec.name, spec.options)
+
+
+def make_critic(directory: str) -> ValueModel:
+    """The value model in ``directory`` (``--critic``), loaded once per process."""
+    from prover.policies.critic import CriticConfig, build
+
+    return build(CriticConfig(model=directory))
