@@ -1,19 +1,15 @@
 import dataclasses
 import json
-import time
 
 import pytest
 
 from search import (
-    ROOT,
     RecordFormatError,
     ResultRecord,
     SearchLimits,
     SearchResult,
     SearchStatus,
-    SearchTree,
     StopReason,
-    TacticState,
     proof_text,
 )
 
@@ -116,27 +112,18 @@ def test_record_that_is_not_an_object_is_refused():
         ResultRecord.from_json(["t", "proved"])
 
 
-def _big_tree(num_states: int) -> SearchTree:
-    tree = SearchTree("t", "s0")
-    parent = ROOT
-    for i in range(1, num_states):
-        child, _ = tree.add_outcome(parent, f"t{i}", -0.1, TacticState(f"s{i}"))
-        if i % 8 == 0:
-            tree.mark_expanded(parent)
-            parent = child
-    return tree
+class _Untouchable:
+    """A stand-in tree that fails the test if anything reads or copies it."""
+
+    def __getattribute__(self, name):
+        raise AssertionError(f"to_record touched the tree ({name})")
 
 
-def test_to_record_does_not_copy_the_tree():
-    tree = _big_tree(10_000)
-    assert tree.num_states == 10_000
-    result = SearchResult("t", SearchStatus.OPEN, StopReason.MAX_EXPANSIONS, num_states=10_000, tree=tree)
-    started = time.perf_counter()
+def test_to_record_does_not_copy_or_read_the_tree():
+    # Copying a 10,000-state tree took 0.24 s; ``benchmarks/engine_overhead.py`` times to_record.
+    result = SearchResult("t", SearchStatus.OPEN, StopReason.MAX_EXPANSIONS, num_states=10_000, tree=_Untouchable())
     record = result.to_record()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.05, f"to_record took {elapsed * 1000:.1f} ms on a 10,000-state tree"
     assert record.tree is None
-    assert not any(isinstance(getattr(record, f.name), SearchTree) for f in dataclasses.fields(record))
     assert record.num_states == 10_000 and record.stop_reason is StopReason.MAX_EXPANSIONS
 
 
