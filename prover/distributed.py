@@ -567,8 +567,7 @@ class RayExecutor:
         try:
             ray.get([replica.handle.ready.remote() for replica in self.replicas])
         except ray.exceptions.RayTaskError as exc:
-            models = "the policy or the critic" if critic else "the policy"
-            raise _as_prover_error(exc, f"the policy server could not load {models}") from None
+            raise _as_prover_error(exc, "the policy server could not start") from None
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         worker_options: dict[str, Any] = dict(
             num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from prover.errors import ProverError
 from search import Proposal
 
 
@@ -127,14 +128,19 @@ class BatchingServer:
         self._load_error: Exception | None = None
         self.target = target
         if target is None:
+            loading = "the policy"
             try:
                 from prover.policies import make_critic, make_policy
 
                 self.target = make_policy(spec)
                 if critic:
+                    loading = f"the critic {critic}"
                     self.target = PolicyWithCritic(self.target, make_critic(critic))
-            except Exception as exc:
+            except ProverError as exc:  # already one sentence, naming what to fix
                 self._load_error = exc
+            except Exception as exc:
+                self._load_error = ProverError(f"the policy server could not load {loading}: {type(exc).__name__}: {exc}")
+                self._load_error.__cause__ = exc
 
     def _ensure_serving(self) -> None:
         if self._serving is None:  # the actor's event loop exists only once a method runs

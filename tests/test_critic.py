@@ -124,6 +124,12 @@ def test_a_server_whose_critic_cannot_load_says_so_from_ready(tmp_path):
     server = BatchingServer(BackendSpec("policy", "fixed", FixedConfig()), critic=str(tmp_path / "nothing"))
     with pytest.raises(ProverError, match="no such directory; pass --critic PATH"):
         asyncio.run(server.ready())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama", "hidden_size": "wide"}')
+    server = BatchingServer(BackendSpec("policy", "fixed", FixedConfig()), critic=str(broken))
+    with pytest.raises(ProverError, match=f"could not load the critic {broken}: "):  # names the model that failed
+        asyncio.run(server.ready())
 
 
 # ---- runs with a critic -----------------------------------------------------------------------
