@@ -54,19 +54,22 @@ class BatchStats:
     states by method (``propose``, ``score``)."""
 
     num_batches: int = 0
-    num_requests: int = 0
-    num_states: int = 0
     largest_batch: int = 0
     busy_s: float = 0.0  # time inside the model
     requests_by_method: collections.Counter = field(default_factory=collections.Counter)
     states_by_method: collections.Counter = field(default_factory=collections.Counter)
 
+    @property
+    def num_requests(self) -> int:
+        return sum(self.requests_by_method.values())
+
+    @property
+    def num_states(self) -> int:
+        return sum(self.states_by_method.values())
+
     def add(self, batch: Sequence[_Request], busy_s: float) -> None:
-        num_states = sum(len(request.items) for request in batch)
         self.num_batches += 1
-        self.num_requests += len(batch)
-        self.num_states += num_states
-        self.largest_batch = max(self.largest_batch, num_states)
+        self.largest_batch = max(self.largest_batch, sum(len(request.items) for request in batch))
         self.busy_s += busy_s
         for request in batch:
             self.requests_by_method[request.method] += 1
@@ -76,8 +79,8 @@ class BatchStats:
         return {
             "num_batches": self.num_batches,
             "num_requests": self.num_requests,
-            "num_states": self.num_states,
-            "mean_batch_size": self.num_states / self.num_batches if self.num_batches else 0.0,
+            "num_states": (num_states := self.num_states),
+            "mean_batch_size": num_states / self.num_batches if self.num_batches else 0.0,
             "largest_batch": self.largest_batch,
             "busy_s": self.busy_s,
             "requests_by_method": dict(self.requests_by_method),

@@ -65,7 +65,7 @@ class EdgeOutcome(str, Enum):
 # these values by identity: the tree stores only the values below, and ``from_json``
 # maps what it reads onto them; ``check_invariants`` checks both.
 _OPEN, _PROVED, _FAILED = Status.OPEN.value, Status.PROVED.value, Status.FAILED.value
-_STATE, _ERROR, _CYCLE, _TIMEOUT, _QED, _GIVEN_UP = (
+_STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP = (
     EdgeOutcome.STATE.value, EdgeOutcome.ERROR.value, EdgeOutcome.CYCLE.value,
     EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value,
 )
@@ -274,7 +274,7 @@ class SearchTree:
             kind = _TIMEOUT if timed_out else _ERROR
             error, target = outcome.error, DEAD
         elif isinstance(outcome, ProofFinished):
-            kind, target = _QED, QED
+            kind, target = _PROVED_EDGE, QED
         elif isinstance(outcome, ProofGivenUp):
             kind, error, target = _GIVEN_UP, "the proof was given up (sorry)", DEAD
         else:
