@@ -62,7 +62,7 @@ from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.synthetic import SyntheticConfig
 from prover.policies import make_policy
 from prover.policies.sleeping import SleepingConfig
-from prover.runner import search_theorem
+from prover.run.driver import search_theorem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.cluster_nodes import ClusterNodes  # noqa: E402  (the repository's own helper)
@@ -112,7 +112,7 @@ def one_search_in_process(config: RunConfig) -> float:
 
 def measure(config: RunConfig, count: int, kill_at_s: float | None = None, kill=None) -> dict:
     """Prove ``count`` theorems; the figures, with ``kill()`` called ``kill_at_s`` in."""
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     with RayExecutor(config) as executor:  # actors up before the clock
         timer = threading.Timer(kill_at_s, kill) if kill_at_s is not None else None

@@ -50,7 +50,7 @@ from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.synthetic import SyntheticConfig
 from prover.policies import make_policy
 from prover.policies.sleeping import SleepingConfig
-from prover.runner import search_theorem
+from prover.run.driver import search_theorem
 
 TACTIC_LATENCY_S = 0.050
 BATCH_LATENCY_S = 0.100
@@ -79,7 +79,7 @@ def in_process_throughput(config: RunConfig) -> float:
 
 def ray_throughput(config: RunConfig, concurrency: int, args) -> tuple[float, dict]:
     """Expansions per second of ``concurrency`` searches on Ray, and the server's batch stats."""
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     num_workers = min(args.workers, concurrency)
     config = replace(config, distributed=DistributedConfig(

@@ -3,7 +3,7 @@
 The same 64 proof states (from the shipped miniF2F traces) go through ``HFPolicy.propose``
 in calls of each batch size, ``k`` candidates per state, and the states/s of each size is
 compared with one state per call, all measured in one run. By default the model is a tiny
-random Llama (CPU, built in seconds, the shape ``prover.training`` trains); with
+random Llama (CPU, built in seconds, the shape ``prover.learn.training`` trains); with
 ``--model`` any causal LM, e.g. Llemma on a GPU:
 
     python benchmarks/policy_batching.py                          # tiny Llama on the CPU
@@ -72,7 +72,7 @@ def benchmark_states(count: int = 64) -> list[str]:
 
 def tiny_policy(config: HFConfig, states: list[str]) -> HFPolicy:
     """An untrained tiny Llama (the trainer's shape), its tokenizer trained on ``states``."""
-    from prover.training import build_tiny_llama, build_tokenizer
+    from prover.learn.training import build_tiny_llama, build_tokenizer
 
     fmt = get_prompt(config.prompt)
     tokenizer = build_tokenizer([fmt.render(s) for s in states])

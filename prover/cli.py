@@ -221,8 +221,8 @@ def cli(debug: bool) -> None:
 def attack(theorem: str | None, statement: str | None, tree_out: str | None, **options) -> None:
     """Search for a proof of THEOREM (or of --statement) and print it."""
     from prover.policies import make_policy
-    from prover.runner import search_theorem
-    from prover.runs import make_record, tree_filename
+    from prover.run.driver import search_theorem
+    from prover.run.rundir import make_record, tree_filename
     from prover.statements import parse_statement
     from prover.theorem_sets import find_theorem
 
@@ -322,7 +322,7 @@ def _plural(count: int, noun: str) -> str:
 @option("--progress/--no-progress", default=True, group="Output", help="Show a progress bar.")
 def prove_split(out: str | None, resume: str | None, progress: bool, **options) -> None:
     """Prove a theorem set in batch into a run directory (resumable)."""
-    from prover.runs import RunDir
+    from prover.run.rundir import RunDir
     from prover.theorem_sets import benchmark_of, load_theorems
 
     if resume and out:
@@ -402,13 +402,13 @@ def _resumed_config(run, options: dict) -> RunConfig:
 
 
 def _prove(theorems, config: RunConfig, run, show_progress: bool):
-    from prover.runner import InProcessExecutor, prove_set
+    from prover.run.driver import InProcessExecutor, prove_set
 
     if config.distributed.num_workers == 0:  # in-process: one search at a time, easy to debug
         executor = InProcessExecutor(config)
         starting = "loading the policy"
     else:
-        from prover.distributed import RayExecutor
+        from prover.run.cluster import RayExecutor
 
         executor = RayExecutor(config)
         starting = "starting Ray, its search workers and the policy server"
@@ -553,13 +553,13 @@ def viz(target: str, output_format: str, output: str | None, open_page: bool, ma
     run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree."""
     from search import SearchTree, TreeFormatError
 
-    from prover.viz import render_html, render_text, write_graphml
+    from prover.views.viz import render_html, render_text, write_graphml
 
     if Path(target).is_dir():
         if output_format != "html":
             raise ProverError(f"a run directory gets HTML pages, not {output_format}; give one tree file "
                               f"(e.g. {Path(target) / 'trees'}/NAME.json.gz) for --format {output_format}")
-        from prover.report import load_run, write_run_browser
+        from prover.views.report import load_run, write_run_browser
 
         run = load_run(target)
         index, rendered = write_run_browser(run, output)
@@ -584,7 +584,7 @@ def viz(target: str, output_format: str, output: str | None, open_page: bool, ma
         elif output_format == "graphml":
             write_graphml(tree, path)
         else:
-            from prover.plots import draw_tree
+            from prover.views.plots import draw_tree
 
             draw_tree(tree, path, max_nodes=max_nodes, image_format=output_format)
     except OSError as exc:
@@ -623,7 +623,7 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from prover.report import comparison_lines, load_run, outcome_rows, stats_of, table_rows, write_report
+    from prover.views.report import comparison_lines, load_run, outcome_rows, stats_of, table_rows, write_report
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
     out_dir = Path(output) if output else Path(run_dirs[0]) / "report"
@@ -656,7 +656,7 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 def repair(run_dir: str) -> None:
     """Keep every readable result of RUN_DIR and move damaged lines to results.bad.jsonl."""
-    from prover.runs import repair_results
+    from prover.run.rundir import repair_results
 
     kept, moved, where = repair_results(run_dir)
     if not moved:
@@ -722,12 +722,12 @@ def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url
               help="Every tactic that led to a proved state, not only those on shortest proofs.")
 def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int, all_proving_edges: bool) -> None:
     """Training data from the saved trees of runs: proof steps, preference pairs, failed states."""
-    from prover.export import export_runs
+    from prover.learn.export import export_runs
 
     stats = export_runs(run_dirs, out, valid_fraction=valid_fraction, seed=seed, all_proving_edges=all_proving_edges)
     for line in stats.lines():
         click.echo(line)
-    click.echo(f"wrote {Path(out) / 'train.jsonl'} and valid.jsonl (format: prover/export.py)")
+    click.echo(f"wrote {Path(out) / 'train.jsonl'} and valid.jsonl (format: prover/learn/export.py)")
 
 
 def training_options(function: Callable) -> Callable:
@@ -754,7 +754,7 @@ def training_options(function: Callable) -> Callable:
 
 
 def _train_options(options: dict, **extra):
-    from prover.training import TinyLlamaShape, TrainOptions
+    from prover.learn.training import TinyLlamaShape, TrainOptions
 
     return TrainOptions(steps=options["steps"], seed=options["seed"], batch_size=options["batch_size"],
                         learning_rate=options["learning_rate"], base_model=options["base_model"],
@@ -775,7 +775,7 @@ def _train_options(options: dict, **extra):
                    "or the shipped traces, off with --data].")
 def train_policy(data: str | None, traces: str | None, prompt: str, evaluate: bool | None, **options) -> None:
     """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one)."""
-    from prover.training import evaluate_on_replay, train_policy as train
+    from prover.learn.training import evaluate_on_replay, train_policy as train
 
     if data and traces:
         raise ProverError("give --data (an export) or --traces (a trace file), not both")
@@ -793,7 +793,7 @@ def train_policy(data: str | None, traces: str | None, prompt: str, evaluate: bo
               help="A data directory written by prover export: its provable and failed states.")
 def train_critic(data: str, **options) -> None:
     """Train a value model (provable or not) on exported searches, for --critic and --scorer value_mixed."""
-    from prover.training import train_critic as train
+    from prover.learn.training import train_critic as train
 
     model_dir = train(data, options["out"], _train_options(options), progress=click.echo)
     click.echo(f"value model saved to {model_dir}")
@@ -830,9 +830,9 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
             learning_rate: float | None, batch_size: int, train_seed: int, lora: bool, valid_fraction: float,
             all_proving_edges: bool, progress: bool, **options) -> None:
     """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
-    from prover.iterate import IterateOptions, iterate as run_iteration
+    from prover.learn.iterate import IterateOptions, iterate as run_iteration
     from prover.theorem_sets import load_theorems, theorems_from_file
-    from prover.training import TinyLlamaShape, TrainOptions
+    from prover.learn.training import TinyLlamaShape, TrainOptions
 
     config = build_run_config(options)
     theorems = load_theorems(config.theorems, config.env)

@@ -384,7 +384,7 @@ class RunConfig:
         their defaults. ``strict=False`` skips unknown keys (configs of older versions)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must be a JSON/TOML table, not {type(data).__name__}")
-        # "provenance": what produced a saved run (prover.provenance), not a setting.
+        # "provenance": what produced a saved run (prover.run.provenance), not a setting.
         data = {key: value for key, value in data.items() if key != "provenance"}
         known = {"env", "policy", *(name for name, _, _ in SECTIONS)}
         unknown = [key for key in data if key not in known]

@@ -17,7 +17,7 @@ import pytest
 
 from search import SearchTree, Theorem
 
-from prover import runner
+from prover.run import driver as runner
 from prover.cli import cli as cli_group
 from prover.cli import main
 from prover.config import backend_choices

@@ -37,8 +37,8 @@ from search import SearchLimits, Theorem
 
 from prover.config import BackendSpec, RunConfig
 from prover.envs.synthetic import SyntheticConfig
-from prover.runner import InProcessExecutor, prove_set
-from prover.runs import RunDir
+from prover.run.driver import InProcessExecutor, prove_set
+from prover.run.rundir import RunDir
 from tests.cluster_nodes import ClusterNodes
 
 pytest.importorskip("ray", reason="the cluster tests need Ray (pip install 'ray[default]')")

@@ -24,13 +24,13 @@ from search import (
 from prover.config import BackendSpec, DistributedConfig, RunConfig, SearchConfig
 from prover.envs.synthetic import RULE, SyntheticConfig, SyntheticEnv, features, heldout_theorems
 from prover.errors import ProverError
-from prover.export import export_runs
+from prover.learn.export import export_runs
 from prover.policies.critic import CRITIC_METADATA, LABELS, CriticConfig, HFCritic, build, label_logprobs
 from prover.policies.fixed import FixedConfig, FixedPolicy
 from prover.policies.hf import load_model
-from prover.runner import InProcessExecutor, prove_set, search_theorem
-from prover.runs import RunDir
-from prover.serving import BatchingServer
+from prover.run.driver import InProcessExecutor, prove_set, search_theorem
+from prover.run.rundir import RunDir
+from prover.run.serving import BatchingServer
 from tests.tiny_llama import STATES, save_tiny_llama
 
 LEARNABLE = BackendSpec("environment", "synthetic", SyntheticConfig(rule="learnable", depth=6))
@@ -188,7 +188,7 @@ SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_la
 
 
 def test_train_critic_writes_a_value_model_a_search_loads(round_one, tmp_path):
-    from prover.training import TinyLlamaShape, TrainOptions, train_critic
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_critic
 
     out = train_critic(round_one, tmp_path / "critic", TrainOptions(steps=2, batch_size=4,
                                                                     shape=TinyLlamaShape(**SMALL)), progress=None)
@@ -210,7 +210,7 @@ def test_prover_train_critic_on_an_export(round_one, tmp_path, capsys):
 
 
 def test_train_critic_needs_both_kinds_of_state(tmp_path):
-    from prover.training import train_critic
+    from prover.learn.training import train_critic
 
     data = tmp_path / "data"
     data.mkdir()
@@ -223,7 +223,7 @@ def test_train_critic_needs_both_kinds_of_state(tmp_path):
 
 @pytest.mark.slow
 def test_a_trained_critic_tells_live_goals_from_dead_ends_it_never_saw(round_one, tmp_path):
-    from prover.training import TinyLlamaShape, TrainOptions, train_critic
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_critic
 
     out = train_critic(round_one, tmp_path / "critic",
                        TrainOptions(steps=80, shape=TinyLlamaShape(vocab_size=320, hidden_size=64,
@@ -261,7 +261,7 @@ def test_on_ray_the_policy_replica_serves_the_critic_and_searches_match_in_proce
     calls; no search worker loads it; the searches are those of an in-process run."""
     import ray
 
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     # 8 expansions: the budget at which this (untrained) critic's ordering proves a theorem
     # that log-prob alone does not, so a search that ignored it would differ

@@ -1,7 +1,7 @@
 """Batch proving off and on Ray: the batching server, and the Ray executor giving the same
 results as the in-process one, resumable, with nothing lost to faults.
 
-Every batch run goes through ``prover.runner.prove_set``; only the executor differs. Ray
+Every batch run goes through ``prover.run.driver.prove_set``; only the executor differs. Ray
 starts once per session on 2 CPUs (the ``ray_local`` fixture); workers reserve a
 fraction of a CPU each, so four of them fit. The tests on Ray are in the slow tier.
 """
@@ -27,9 +27,9 @@ from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.errors import ProverError
 from prover.policies.fixed import FixedConfig
 from prover.policies.replay import ReplayPolicyConfig
-from prover.runner import InProcessExecutor, prove_set
-from prover.runs import RunDir
-from prover.serving import BatchingServer
+from prover.run.driver import InProcessExecutor, prove_set
+from prover.run.rundir import RunDir
+from prover.run.serving import BatchingServer
 
 
 def synthetic_theorems(count):
@@ -207,7 +207,7 @@ def test_faulty_env_is_seeded_and_injects_the_asked_faults():
 
 
 def test_importing_the_cli_and_the_distributed_module_does_not_import_ray():
-    code = "import sys, prover.cli, prover.distributed, prover.serving; sys.exit('ray' in sys.modules)"
+    code = "import sys, prover.cli, prover.run.cluster, prover.run.serving; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -225,7 +225,7 @@ def test_the_distributed_settings_are_saved_with_the_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [1, 4])
 def test_ray_workers_give_the_in_process_results_on_replay(num_workers, tmp_path, traces_path, ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
     from prover.theorem_sets import load_theorems
 
     config = RunConfig(
@@ -248,7 +248,7 @@ def test_ray_workers_give_the_in_process_results_on_replay(num_workers, tmp_path
 
 @pytest.mark.slow
 def test_a_policy_that_cannot_load_stops_the_ray_run_with_its_message(ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     config = on_ray(RunConfig(policy=BackendSpec("policy", "fixed", FixedConfig(tactics=("simp:1",)))))
     with pytest.raises(ProverError, match="bad fixed tactic"):
@@ -258,7 +258,7 @@ def test_a_policy_that_cannot_load_stops_the_ray_run_with_its_message(ray_local)
 
 @pytest.mark.slow
 def test_a_killed_workers_theorem_is_retried_and_recorded_once(tmp_path, ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     # depth 30: no search ends early, so the victim is mid-search when it is killed
     config = on_ray(RunConfig(env=synthetic(depth=30, latency_s=0.03), limits=SearchLimits(max_expansions=6)))
@@ -283,7 +283,7 @@ def test_a_killed_workers_theorem_is_retried_and_recorded_once(tmp_path, ray_loc
 
 @pytest.mark.slow
 def test_a_worker_that_keeps_dying_gives_an_error_record_after_max_retries(tmp_path, ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     config = on_ray(
         RunConfig(env=faulty(inner="synthetic", exit_theorems=("synthetic_0001",)),
@@ -307,7 +307,7 @@ def test_a_worker_that_keeps_dying_gives_an_error_record_after_max_retries(tmp_p
 def test_a_policy_server_that_dies_is_restarted_and_no_search_notices(tmp_path, ray_local):
     import ray
 
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     config = on_ray(RunConfig(env=synthetic(latency_s=0.01), limits=SearchLimits(max_expansions=15)))
     theorems = synthetic_theorems(6)
@@ -323,7 +323,7 @@ def test_a_policy_server_that_dies_is_restarted_and_no_search_notices(tmp_path, 
 
 @pytest.mark.slow
 def test_a_hung_search_has_its_worker_killed_and_is_recorded_as_an_error(tmp_path, ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     config = on_ray(
         RunConfig(env=faulty(inner="synthetic", hang_prob=1.0, hang_s=600), limits=SearchLimits(max_expansions=5)),
@@ -340,7 +340,7 @@ def test_a_hung_search_has_its_worker_killed_and_is_recorded_as_an_error(tmp_pat
 
 @pytest.mark.slow
 def test_ten_percent_crashes_and_timeouts_lose_no_theorem_and_change_no_result(tmp_path, ray_local):
-    from prover.distributed import RayExecutor
+    from prover.run.cluster import RayExecutor
 
     config = RunConfig(
         env=faulty(
@@ -404,7 +404,7 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_and_loses_nothing(tmp_
 
 
 def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused():
-    from prover.distributed import plan_replicas
+    from prover.run.cluster import plan_replicas
     from prover.policies.vllm import VLLMConfig
 
     fixed = BackendSpec("policy", "fixed", FixedConfig())
@@ -422,7 +422,7 @@ def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused(
 
 def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
     from prover.config import ConfigError
-    from prover.distributed import labels_match
+    from prover.run.cluster import labels_match
 
     assert DistributedConfig(worker_node_label="prover-role=lean").worker_selector() == {"prover-role": "lean"}
     assert DistributedConfig().worker_selector() is None
@@ -438,7 +438,7 @@ def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
 def test_policy_calls_go_to_the_least_loaded_replica_and_around_lost_ones(ray_local):
     import ray
 
-    from prover.distributed import PolicyClient, PolicyReplica, PolicyServerLostError
+    from prover.run.cluster import PolicyClient, PolicyReplica, PolicyServerLostError
     from prover.policies.sleeping import SleepingConfig
 
     spec = BackendSpec("policy", "sleeping", SleepingConfig(batch_latency_s=0.05, per_state_latency_s=0.0))
@@ -487,7 +487,7 @@ def test_score_calls_share_the_routing_of_propose_calls_and_go_around_lost_repli
     calls, and score calls fail over to the replica left as propose calls do."""
     import ray
 
-    from prover.distributed import PolicyClient, PolicyReplica, PolicyServerLostError
+    from prover.run.cluster import PolicyClient, PolicyReplica, PolicyServerLostError
 
     replica_class = ray.remote(PolicyReplica).options(num_cpus=0, max_concurrency=1000)
     replicas = [replica_class.remote(None, 4, 1.0, target=Critic()) for _ in range(2)]

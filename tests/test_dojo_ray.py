@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from prover.config import REPO_ROOT, BackendSpec, DistributedConfig, RunConfig
-from prover.distributed import GIB, WorkerPlan, default_theorem_timeout_s, plan_workers
+from prover.run.cluster import GIB, WorkerPlan, default_theorem_timeout_s, plan_workers
 from prover.errors import ProverError
 
 GB = float(GIB)

@@ -23,7 +23,7 @@ from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
 from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
 from prover.envs.safety import GuardedEnv
 from prover.errors import MissingDependencyError, ProverError
-from prover.runs import summarize
+from prover.run.rundir import summarize
 from prover.theorem_sets import MINIF2F_REPO_URL, minif2f
 from search import (
     EnvCrashError,

@@ -31,7 +31,7 @@ from prover.envs.lean import prepare_repl
 from prover.envs.repl import ReplConfig, ReplEnv, axioms_problem, build, declared_name
 from prover.envs.safety import GuardedEnv, TacticFilter
 from prover.errors import MissingDependencyError
-from prover.runs import summarize
+from prover.run.rundir import summarize
 from search import (
     EnvCrashError,
     EnvInitError,

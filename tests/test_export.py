@@ -11,7 +11,7 @@ from search import LeanError, ProofFinished, SearchTree, TacticState, Theorem
 
 from prover.envs.replay import ReplayEnv
 from prover.errors import MissingDependencyError, ProverError
-from prover.export import (
+from prover.learn.export import (
     export_runs,
     proof_edge_list,
     read_records,
@@ -104,7 +104,7 @@ def test_training_data_gives_pairs_preferences_and_values():
 
 
 def read_training_data_of(records):
-    from prover.export import training_data
+    from prover.learn.export import training_data
 
     return training_data(records)
 
@@ -206,7 +206,7 @@ SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_la
 
 def test_train_policy_on_an_export_records_prompt_and_provenance(synthetic_export, tmp_path):
     from prover.policies import hf
-    from prover.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 
     options = TrainOptions(steps=3, batch_size=4, shape=TinyLlamaShape(**SMALL))
     out = train_policy(synthetic_export, tmp_path / "policy", options, progress=None)
@@ -238,7 +238,7 @@ def test_cli_train_policy_on_data_refuses_data_and_traces_together(synthetic_exp
 def test_lora_fine_tuning_saves_a_merged_model(synthetic_export, tmp_path):
     pytest.importorskip("peft", reason="LoRA needs peft (pip install 'lean-prover[train]')")
     from prover.policies import hf
-    from prover.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 
     base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)),
                         progress=None)
@@ -253,14 +253,14 @@ def test_lora_fine_tuning_saves_a_merged_model(synthetic_export, tmp_path):
 
 
 def test_lora_needs_a_model_to_adapt(synthetic_export, tmp_path):
-    from prover.training import TrainOptions, train_policy
+    from prover.learn.training import TrainOptions, train_policy
 
     with pytest.raises(ProverError, match="--lora adapts a model: give --model"):
         train_policy(synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True), progress=None)
 
 
 def test_lora_without_peft_is_one_sentence(synthetic_export, tmp_path, monkeypatch):
-    from prover.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 
     base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)),
                         progress=None)
@@ -274,7 +274,7 @@ def test_lora_without_peft_is_one_sentence(synthetic_export, tmp_path, monkeypat
 @pytest.mark.gpu
 def test_fine_tuning_runs_on_the_gpu(synthetic_export, tmp_path):
     from prover.policies import hf
-    from prover.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 
     base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL),
                                                                           device="cpu"), progress=None)

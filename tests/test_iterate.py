@@ -11,7 +11,7 @@ import pytest
 from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.synthetic import SyntheticConfig, heldout_theorems
 from prover.errors import ProverError
-from prover.iterate import IterateOptions, iterate, prove_in_process_or_on_ray
+from prover.learn.iterate import IterateOptions, iterate, prove_in_process_or_on_ray
 from prover.policies.hf import POLICY_METADATA
 from prover.theorem_sets import load_theorems
 from search import SearchLimits
@@ -31,7 +31,7 @@ OPTIONS = IterateOptions(max_new_tokens=6)
 def fake_training(monkeypatch, tmp_path_factory):
     """Training replaced by copying a tiny random model: the rounds' bookkeeping, fast.
     Records each call's data directory and base model."""
-    from prover import training
+    from prover.learn import training
 
     tiny = save_tiny_llama(tmp_path_factory.mktemp("tiny"))
     calls = []

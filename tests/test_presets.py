@@ -97,13 +97,13 @@ def test_a_preset_is_applied_on_top_of_a_config_and_under_the_flags(capsys, tmp_
     assert vllm.policy.name == "vllm" and vllm.policy.options.tensor_parallel_size == 2
     # Through the command line, flags win over the preset (the model is not loaded here).
     import prover.policies
-    import prover.runner
+    import prover.run.driver
     from prover.policies.fixed import FixedPolicy
 
     seen = []
-    search = prover.runner.search_theorem
+    search = prover.run.driver.search_theorem
     monkeypatch.setattr(prover.policies, "make_policy", lambda spec: FixedPolicy())
-    monkeypatch.setattr(prover.runner, "search_theorem",
+    monkeypatch.setattr(prover.run.driver, "search_theorem",
                         lambda target, policy, config, **kwargs: seen.append(config) or search(target, policy, config,
                                                                                                **kwargs))
     code, _, err = run_cli(capsys, "attack", "mathd_algebra_478", "--env", "replay", "--preset", "llemma-f2f",

@@ -16,7 +16,7 @@ from search import ResultRecord, SearchStatus, SearchTree, StopReason
 
 from prover.cli import main
 from prover.errors import ProverError
-from prover.report import (
+from prover.views.report import (
     build_report,
     load_run,
     percentile,
@@ -62,13 +62,13 @@ MIXED = [
 def no_drawing(monkeypatch):
     """Reports that name their plots without drawing them: a plot takes ~0.4 s to draw, and
     ``test_report_plots_are_real_images`` draws every kind."""
-    import prover.plots
+    import prover.views.plots
 
     def names_only(runs, stats, labels, out_dir):
-        keys = [k for k in prover.plots.PLOT_FILES if k != "scatter" or len(runs) > 1]
-        return [out_dir / prover.plots.PLOT_FILES[k] for k in keys]
+        keys = [k for k in prover.views.plots.PLOT_FILES if k != "scatter" or len(runs) > 1]
+        return [out_dir / prover.views.plots.PLOT_FILES[k] for k in keys]
 
-    monkeypatch.setattr(prover.plots, "write_report_plots", names_only)
+    monkeypatch.setattr(prover.views.plots, "write_report_plots", names_only)
 
 
 def expected_from(results_path, num_theorems=None) -> dict:

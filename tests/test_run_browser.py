@@ -14,7 +14,7 @@ import re
 import pytest
 
 from prover.cli import main
-from prover.report import load_run, tree_page_name
+from prover.views.report import load_run, tree_page_name
 from search import ResultRecord, SearchStatus, StopReason
 from tests.test_viz import HOSTILE_TACTIC, small_tree
 from tests.test_viz_browser import Page, browser, pytestmark as needs_chromium  # noqa: F401 (a fixture)

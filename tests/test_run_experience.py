@@ -64,7 +64,7 @@ def test_log_progress_gives_a_heartbeat_when_theorems_are_slow(capsys):
 def test_log_progress_counts_the_whole_set_and_gives_an_eta(capsys):
     from search import ResultRecord, SearchStatus, StopReason
 
-    from prover.runs import Summary
+    from prover.run.rundir import Summary
 
     summary = Summary(["a", "b", "c", "d"])
     with RunProgress(total=4, done=0, mode="log", starting="loading", min_gap_s=0.0) as progress:
@@ -195,7 +195,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_keeps_its_results(tmp_path):
 
 
 def test_the_watchdog_kills_what_outlives_the_driver_in_that_session_only(tmp_path):
-    from prover.watchdog import main as watchdog
+    from prover.run.watchdog import main as watchdog
 
     session = tmp_path / "session_2026-01-01_00-00-00_000000_1"
     other = tmp_path / "session_2026-01-01_00-00-00_000000_2"
@@ -237,7 +237,7 @@ def test_the_local_ray_of_a_killed_driver_is_gone_within_10_s(tmp_path):
 
     def left() -> list[str]:
         listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        return [line for line in listing.splitlines() if name in line and "prover.watchdog" not in line]
+        return [line for line in listing.splitlines() if name in line and "prover.run.watchdog" not in line]
 
     deadline = time.monotonic() + 10
     while left() and time.monotonic() < deadline:

@@ -7,13 +7,13 @@ import pytest
 
 from search import ResultRecord, SearchLimits, SearchResult, SearchStatus, StopReason, Theorem
 
-import prover.runs
+import prover.run.rundir
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig
 from prover.envs.synthetic import SyntheticConfig
 from prover.errors import ProverError
 from prover.policies.fixed import FixedConfig
-from prover.runner import InProcessExecutor, prove_set
-from prover.runs import RunDir, read_records, summarize, tree_filename
+from prover.run.driver import InProcessExecutor, prove_set
+from prover.run.rundir import RunDir, read_records, summarize, tree_filename
 
 
 def _config(**synthetic):
@@ -182,13 +182,13 @@ def test_summary_is_updated_with_each_result_without_rereading_the_results(tmp_p
     run.save(Theorem("synthetic_0000"), SearchResult.failure("synthetic_0000", StopReason.EXCEPTION, "x"))
     run = RunDir.open(run.path)
     reads = []
-    real_read_records = prover.runs.read_records
+    real_read_records = prover.run.rundir.read_records
 
     def counting_read_records(path):
         reads.append(path)
         return real_read_records(path)
 
-    monkeypatch.setattr(prover.runs, "read_records", counting_read_records)
+    monkeypatch.setattr(prover.run.rundir, "read_records", counting_read_records)
     names = [t.name for t in synthetic_theorems(5)]
     summaries = []
     summary = prove_set(synthetic_theorems(5), run, InProcessExecutor(run.config()),

@@ -13,8 +13,8 @@ from PIL import Image
 from prover.cli import main
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.policies.fixed import FixedPolicy
-from prover.plots import draw_tree, tree_figure
-from prover.viz import graphml_graph, overview, primary_parents, render_html, view_data, write_graphml
+from prover.views.plots import draw_tree, tree_figure
+from prover.views.viz import graphml_graph, overview, primary_parents, render_html, view_data, write_graphml
 from search import DEAD, QED, ROOT, LeanError, ProofFinished, SearchLimits, SearchTree, Status, TacticState, Theorem
 from search import best_first_search
 

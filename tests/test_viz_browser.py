@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from prover.viz import overview, primary_parents, render_html
+from prover.views.viz import overview, primary_parents, render_html
 from search import QED, ROOT, SearchTree
 from tests.test_viz import HOSTILE_TACTIC, deep_tree, small_tree, synthetic_tree
 

@@ -110,8 +110,8 @@ def test_wheel_holds_the_data_files_and_the_viewer_assets(installed):
 
     for name in DATA_FILES:
         assert f"prover/data/{name}" in names
-    assets = sorted(p.name for p in (REPO_ROOT / "prover" / "assets").iterdir() if p.is_file())
-    assert assets and all(f"prover/assets/{name}" in names for name in assets)
+    assets = sorted(p.name for p in (REPO_ROOT / "prover" / "views" / "assets").iterdir() if p.is_file())
+    assert assets and all(f"prover/views/assets/{name}" in names for name in assets)
 
 
 def test_wheel_ships_every_non_python_file_of_the_package(installed):
@@ -171,7 +171,7 @@ def test_viz_writes_a_page_with_the_assets_inlined(installed, attack_run):
     page = pages[0].read_text(encoding="utf-8")
     with zipfile.ZipFile(installed.wheel) as wheel:
         for asset in ("tree_view.css", "tree_view.js"):
-            assert wheel.read(f"prover/assets/{asset}").decode("utf-8") in page, asset
+            assert wheel.read(f"prover/views/assets/{asset}").decode("utf-8") in page, asset
     assert THEOREM in page
 
 

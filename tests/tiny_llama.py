@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prover.policies.prompts import PROMPTS
-from prover.training import TinyLlamaShape, build_tiny_llama, build_tokenizer
+from prover.learn.training import TinyLlamaShape, build_tiny_llama, build_tokenizer
 
 # Lean-flavoured text, so the tokenizer has merges for the symbols that states are made of.
 STATES = (

@@ -52,7 +52,7 @@ sharing a process start Lean one after another: ``benchmarks/dojo_concurrency.py
 measured 4 threads of one process at 2.1x the wall time of 4 one-search processes when
 start-up dominates (1 s starts, short searches) and 1.04x when tactics dominate, the
 usual case of a real run (starts of seconds to a minute, searches of minutes). So Ray
-runs Lean searches one per worker process by default (``prover.distributed.plan_workers``);
+runs Lean searches one per worker process by default (``prover.run.cluster.plan_workers``);
 with ``--num-workers`` and ``--searches-per-worker`` they share processes, safely.
 
     env = DojoEnv(tactic_timeout_s=60, startup_timeout_s=600)

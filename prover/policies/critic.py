@@ -13,7 +13,7 @@ the value to a state's cumulative log-prob.
     critic = HFCritic.from_config(CriticConfig(model="runs/critic"))
     critic.score(["x : ℕ\\n⊢ x + 0 = x", "h : 1 < 0\\n⊢ False"])   # [-0.02, -4.1]
 
-``prover train-critic --data DATA --out DIR`` trains one (``prover.training``) and writes
+``prover train-critic --data DATA --out DIR`` trains one (``prover.learn.training``) and writes
 ``prover_critic.json`` beside the weights; ``--critic DIR`` makes a search use it.
 """
 
@@ -29,7 +29,7 @@ from prover.config import Settings, setting
 from prover.policies.hf import load_model
 from prover.policies.prompts import PromptFormat, fit_prompt
 
-CRITIC_METADATA = "prover_critic.json"  # written beside the weights by prover.training
+CRITIC_METADATA = "prover_critic.json"  # written beside the weights by prover.learn.training
 CRITIC_PROMPT = PromptFormat("critic", "[GOAL]", "[PROVABLE]", stop=())
 LABELS = ("yes", "no")  # provable, not provable
 

@@ -14,7 +14,7 @@ or from the command line: ``prover attack ... --policy hf --model PATH_OR_HUB_ID
 
 Loading: bf16 on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs (when
 ``accelerate`` is installed), left padding, pad = eos where the tokenizer has no pad token.
-A model directory written by ``prover.training`` holds ``prover_policy.json`` naming
+A model directory written by ``prover.learn.training`` holds ``prover_policy.json`` naming
 the prompt format it was trained on; that format is then used whatever ``--prompt`` says,
 since the model knows no other.
 
@@ -55,7 +55,7 @@ from prover.policies.prompts import (
 
 log = logging.getLogger(__name__)
 
-POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.training
+POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.learn.training
 
 
 GB = 10**9

@@ -35,7 +35,7 @@ text its source documents:
 
 ``goal_proofstep``
     ReProver's format, ``[GOAL]{state}[PROOFSTEP]``, for causal models trained on it
-    (wellecks/llmstep-mathlib4-pythia2.8b, and the tiny policy of ``prover.training``).
+    (wellecks/llmstep-mathlib4-pythia2.8b, and the tiny policy of ``prover.learn.training``).
     The continuation is the tactic followed by the end-of-sequence token, and is cut
     there. It is deliberately *not* cut at a newline: Lean tactics such as ``calc``
     blocks and ``all_goals`` with an indented body span several lines, and the recorded

@@ -6,7 +6,7 @@
    name, a model-free one by default) into the run directory ``DIR/round-r``, and, with
    held-out theorems, proves those too into ``DIR/round-r/heldout`` with the same policy
    and budget (held-out theorems are never trained on);
-2. exports the training data of rounds 1..r (``prover.export``) into ``DIR/round-r/data``;
+2. exports the training data of rounds 1..r (``prover.learn.export``) into ``DIR/round-r/data``;
 3. trains the policy of round r from the policy of round r - 1 (a tiny Llama from scratch
    when that one is not a model) into ``DIR/round-r/policy``, and writes
    ``DIR/round-r/round.json`` with the round's figures.
@@ -37,8 +37,8 @@ from search import Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig
 from prover.errors import ProverError
-from prover.runs import RunDir
-from prover.training import TinyLlamaShape, TrainOptions
+from prover.run.rundir import RunDir
+from prover.learn.training import TinyLlamaShape, TrainOptions
 
 SETTINGS_FILE = "iterate.json"
 ROUND_FILE = "round.json"
@@ -100,12 +100,12 @@ ProveFunction = Callable[[Sequence[Theorem], RunConfig, RunDir], Any]
 
 def prove_in_process_or_on_ray(theorems: Sequence[Theorem], config: RunConfig, run: RunDir):
     """Prove ``theorems`` into ``run`` the way ``prove-split`` does, without its progress bar."""
-    from prover.runner import InProcessExecutor, prove_set
+    from prover.run.driver import InProcessExecutor, prove_set
 
     if config.distributed.num_workers == 0:
         executor = InProcessExecutor(config)
     else:
-        from prover.distributed import RayExecutor
+        from prover.run.cluster import RayExecutor
 
         executor = RayExecutor(config)
     return prove_set(theorems, run, executor)
@@ -151,7 +151,7 @@ def iterate(
 
 def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, heldout, heldout_config,
                options: IterateOptions, earlier: list[RoundResult], prove: ProveFunction, echo) -> RoundResult:
-    from prover.export import export_runs
+    from prover.learn.export import export_runs
 
     started = time.perf_counter()
     policy = config.policy if number == 1 else _policy_for(config.policy, _latest_model(earlier), options)
@@ -211,7 +211,7 @@ def _run_dir(path: Path, config: RunConfig) -> RunDir:
 def _train(out: Path, data: Path, options: TrainOptions) -> tuple[Path, float]:
     """Train into ``out`` through a temporary directory, so a model directory is whole or absent."""
     from prover.policies.hf import POLICY_METADATA
-    from prover.training import train_policy
+    from prover.learn.training import train_policy
 
     if (out / POLICY_METADATA).is_file():  # trained before the round was stopped
         return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["final_loss"]

@@ -25,8 +25,8 @@ from typing import Iterable, Sequence
 from search import ResultRecord, SearchStatus, SearchTree, TreeFormatError
 
 from prover.errors import ProverError
-from prover.runs import Summary, read_records
-from prover.viz import error_kind
+from prover.run.rundir import Summary, read_records
+from prover.views.viz import error_kind
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
 SETTING_SECTIONS = ("env", "policy", "search", "limits", "theorems")  # what a run was asked to do
@@ -503,7 +503,7 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
         raise ProverError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
     report = build_report(runs)
     labels = [r["label"] for r in report["runs"]]
-    from prover.plots import write_report_plots
+    from prover.views.plots import write_report_plots
 
     plots = write_report_plots(runs, stats_of(report), labels, out_dir)
     report["plots"] = [str(p) for p in plots]
@@ -566,7 +566,7 @@ def write_run_browser(run: Run, out_dir: str | Path | None = None) -> tuple[Path
     A tree page newer than its tree file and than the viewer's code is kept, so running it
     again on a growing run only renders the new trees. Returns (index path, pages written).
     """
-    from prover.viz import render_html, render_run_html, viewer_mtime
+    from prover.views.viz import render_html, render_run_html, viewer_mtime
 
     out_dir = Path(out_dir) if out_dir else run.path / "viz"
     try:

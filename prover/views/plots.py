@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from search import DEAD, QED, ROOT, SearchTree, Status
 
-from prover.viz import (
+from prover.views.viz import (
     PROOF_COLOUR,
     STATUS_COLOUR,
     _drawn_nodes,

@@ -6,11 +6,11 @@
     render_image(tree, "tree.svg")                        # a static picture (.svg or .png)
     write_graphml(tree, "tree.graphml")                   # for Gephi, yEd, Cytoscape, networkx
 
-The HTML page is one file: its script and style (``prover/assets/tree_view.*``, plain
+The HTML page is one file: its script and style (``prover/views/assets/tree_view.*``, plain
 JavaScript, no library) and the tree's data are inlined, so it opens without a network.
 It stays usable at 10,000 states because it builds rows only for the nodes a reader opens,
 and at depth 100 because indentation stops at a cap. ``render_run_html`` is the page that
-lists a whole run (``prover/assets/run_view.*``; ``prover.report.write_run_browser`` writes
+lists a whole run (``prover/views/assets/run_view.*``; ``prover.views.report.write_run_browser`` writes
 it with a page per tree). Text from trees and runs is data: the pages put it in the DOM
 as text, never as markup.
 
@@ -297,7 +297,7 @@ def render_html(tree: SearchTree, nav: dict | None = None) -> str:
 
 
 def render_run_html(data: dict) -> str:
-    """The run browser's index page (``prover.report.run_page_data`` builds ``data``): every
+    """The run browser's index page (``prover.views.report.run_page_data`` builds ``data``): every
     theorem with its status, proof length, expansions and time, sortable, filterable and
     searchable, each linked to its tree page. Self-contained, like the tree pages."""
     return _fill("run_view.html", {

@@ -18,7 +18,7 @@ With a ``critic`` directory the server holds the value model beside the policy
 (``PolicyWithCritic``): one process, one device, and ``score`` calls are queued and
 batched with the ``propose`` calls, sharing the same batches.
 
-``prover.distributed`` hosts it in a Ray async actor; tests drive it directly:
+``prover.run.cluster`` hosts it in a Ray async actor; tests drive it directly:
 
     server = BatchingServer(spec)            # a BackendSpec of a policy
     proposals = await server.propose(["⊢ 1 + 1 = 2"], 8)

@@ -3,7 +3,7 @@ Hugging Face model fine-tuned on a GPU (in full, or with LoRA).
 
 A policy learns (state -> tactic) pairs: the accepted steps of a trace file (the format
 of ``prover.traces``; by default the shipped ``prover/data/tactic_traces.jsonl``), or the
-proof steps of a data directory written by ``prover export`` (``prover.export``). The loss
+proof steps of a data directory written by ``prover export`` (``prover.learn.export``). The loss
 is the cross-entropy of the tactic tokens (and the closing EOS) given the prompt, cut from
 the top exactly as ``HFPolicy`` cuts it at inference.
 
@@ -13,7 +13,7 @@ the top exactly as ``HFPolicy`` cuts it at inference.
   Llemma) that model is fine-tuned: in full, or with ``lora`` through ``peft``
   (``pip install 'lean-prover[train]'``), the adapters merged into the saved weights so the
   directory loads like any model. The loop runs on ``accelerate``; several GPUs take
-  ``accelerate launch -m prover.training --data DATA --model BASE --out DIR``.
+  ``accelerate launch -m prover.learn.training --data DATA --model BASE --out DIR``.
 
 Either way the directory is written with ``save_pretrained`` and holds ``prover_policy.json``:
 the prompt format the model was trained on (``HFPolicy`` reads it and uses that format,
@@ -21,7 +21,7 @@ since the model knows no other), its prompt-token limit, the base model, and whe
 came from (the data path and, for an export, its ``export.json``: run directories, their
 policies, statistics):
 
-    python -m prover.training --out runs/tiny-policy              # the shipped traces
+    python -m prover.learn.training --out runs/tiny-policy              # the shipped traces
     prover train-policy --data data/round-1 --out runs/policy-1   # an export
     prover attack --env replay --policy hf --model runs/tiny-policy ...
 
@@ -121,7 +121,7 @@ def training_pairs(traces_path: str | Path | None = None) -> list[tuple[str, str
     """(state_before, tactic) of every step on a proof, each pair once: the records of a
     trace file whose tactic Lean accepted, or the proof records of an export (a data
     directory or one of its JSONL files)."""
-    from prover.export import data_file, read_records, training_data
+    from prover.learn.export import data_file, read_records, training_data
 
     path = data_file(traces_path) if traces_path else default_traces_path()
     return training_data(read_records(path)).pairs
@@ -192,7 +192,7 @@ def train_policy(
     ``--policy hf --model out_dir``. With an export that has a validation split, the
     validation loss is recorded too.
     """
-    from prover.export import data_file, provenance, read_records, training_data
+    from prover.learn.export import data_file, provenance, read_records, training_data
     from prover.policies.hf import HFPolicy
 
     source = data_file(data) if data else default_traces_path()
@@ -247,7 +247,7 @@ def train_critic(
     continuations, the quantity ``HFCritic.score`` reads. Batches hold as many provable as
     failed states where there are both, so neither class drowns the other.
     """
-    from prover.export import data_file, provenance, read_records, training_data
+    from prover.learn.export import data_file, provenance, read_records, training_data
     from prover.policies.critic import CRITIC_METADATA, CRITIC_PROMPT, LABELS, HFCritic, label_logprobs
 
     source = data_file(data)
@@ -504,9 +504,9 @@ def evaluate_on_replay(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m prover.training --out DIR``: train a policy (or, with --critic, a value
+    """``python -m prover.learn.training --out DIR``: train a policy (or, with --critic, a value
     model), then (for a policy on a trace file, unless --no-eval) report how many replay
-    theorems it proves. ``accelerate launch -m prover.training ...`` trains on several GPUs."""
+    theorems it proves. ``accelerate launch -m prover.learn.training ...`` trains on several GPUs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory to write the model to")
     parser.add_argument("--traces", default=None, help="trace file (default: the shipped miniF2F traces)")

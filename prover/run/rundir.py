@@ -26,7 +26,7 @@ from search import RecordFormatError, ResultRecord, SearchResult, SearchStatus, 
 
 from prover.config import ConfigError, RunConfig
 from prover.errors import ProverError
-from prover.provenance import now, provenance
+from prover.run.provenance import now, provenance
 
 
 def tree_filename(theorem: str) -> str:

@@ -8,7 +8,7 @@ then kills (SIGKILL) every process whose command line names that Ray session's
 directory, so nothing outlives the driver by more than a few seconds. Other Ray
 sessions on the machine are left alone.
 
-    python -m prover.watchdog DRIVER_PID SESSION_DIR
+    python -m prover.run.watchdog DRIVER_PID SESSION_DIR
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ POLL_S = 0.5
 def watch(driver_pid: int, session_dir: str) -> subprocess.Popen:
     """Start the watchdog for ``driver_pid``'s Ray session (detached: it outlives a killed driver)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "prover.watchdog", str(driver_pid), session_dir],
+        [sys.executable, "-m", "prover.run.watchdog", str(driver_pid), session_dir],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
@@ -40,7 +40,7 @@ def session_processes(session_dir: str) -> list:
         if process.info["pid"] == os.getpid():
             continue
         command = " ".join(process.info["cmdline"] or ())
-        if name and name in command and "prover.watchdog" not in command:
+        if name and name in command and "prover.run.watchdog" not in command:
             found.append(process)
     return found
 

@@ -1,4 +1,4 @@
-// The search-tree page: reads the JSON in #tree-data (see prover.viz.view_data) and draws
+// The search-tree page: reads the JSON in #tree-data (see prover.views.viz.view_data) and draws
 // an outline of the tree's spanning tree. Rows are built only when their parent is opened,
 // so a tree of 10,000 states costs only the rows a reader looks at. Every text from the
 // tree (tactics, goals, errors) reaches the page through textContent, never as HTML.

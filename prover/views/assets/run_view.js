@@ -1,4 +1,4 @@
-// The run browser: reads the JSON in #run-data (see prover.report.run_page_data) and lists
+// The run browser: reads the JSON in #run-data (see prover.views.report.run_page_data) and lists
 // every theorem of the run, sortable by any column, filtered by status and by a search over
 // names and errors, each linked to its tree page. Text from the run reaches the page only
 // through textContent and attribute setters, never as HTML.

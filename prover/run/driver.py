@@ -6,7 +6,7 @@ are skipped), saving (the driver alone writes the run directory), the summary an
 progress, and takes its results from an executor:
 
 - ``InProcessExecutor``: one search at a time in this process (``--num-workers 0``);
-- ``prover.distributed.RayExecutor``: search workers and a batching policy server on Ray.
+- ``prover.run.cluster.RayExecutor``: search workers and a batching policy server on Ray.
 
 An executor is a context manager whose ``prove(theorems)`` yields ``(theorem, result)``
 once per theorem, in any order, as each search ends.
@@ -36,7 +36,7 @@ from prover.config import RunConfig
 from prover.envs import make_env
 from prover.errors import ProverError
 from prover.policies import make_critic, make_policy
-from prover.runs import RunDir, Summary
+from prover.run.rundir import RunDir, Summary
 
 
 def search_theorem(

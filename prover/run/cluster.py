@@ -16,9 +16,9 @@ The layout, on one machine or many:
       └─────────────────────────────────  PolicyReplica × policy_replicas  (async actors, policy_gpus GPUs each)
                                             one copy of the policy each (and of the critic, with
                                             --critic); requests from every search are queued and
-                                            served in batches (prover.serving)
+                                            served in batches (prover.run.serving)
 
-Workers run ``prover.runner.search_theorem`` with a ``PolicyClient`` that forwards
+Workers run ``prover.run.driver.search_theorem`` with a ``PolicyClient`` that forwards
 ``propose`` to a replica, so a search on Ray is the same search as in-process. With
 ``--critic`` the same client is the search's value model too: the replicas hold the
 critic beside the policy, on the same GPUs, and batch the ``score`` calls of every search
@@ -85,8 +85,8 @@ from search import Proposal, SearchResult, StopReason, Theorem
 from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.lean import LeanConfig
 from prover.errors import MissingDependencyError, ProverError
-from prover.runner import RunStopped
-from prover.serving import BatchingServer
+from prover.run.driver import RunStopped
+from prover.run.serving import BatchingServer
 
 # Policies whose replicas keep a cache between calls that a search's later calls hit.
 PREFIX_CACHING_POLICIES = ("vllm",)
@@ -107,7 +107,7 @@ class PolicyServerLostError(RunStopped):
 class PolicyReplica(BatchingServer):
     """A ``BatchingServer`` as a Ray actor: its answers carry its queue (for routing), and
     it reports where it runs and what it has served. It holds the policy and, when the run
-    has a ``critic``, the value model beside it (``prover.serving.PolicyWithCritic``)."""
+    has a ``critic``, the value model beside it (``prover.run.serving.PolicyWithCritic``)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -282,7 +282,7 @@ class SearchWorker:
 
     def prove(self, theorem: Theorem) -> SearchResult:
         """One search; returns the result with its tree."""
-        from prover.runner import search_theorem
+        from prover.run.driver import search_theorem
 
         with self.policy.search():
             return search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
@@ -464,7 +464,7 @@ def _ray():
 
 class RayExecutor:
     """The policy replicas and the search workers on Ray, as an executor of
-    ``prover.runner.prove_set``: ``prove`` yields (theorem, result) as searches end.
+    ``prover.run.driver.prove_set``: ``prove`` yields (theorem, result) as searches end.
 
         with RayExecutor(config) as executor:
             for theorem, result in executor.prove(theorems):
@@ -522,7 +522,7 @@ class RayExecutor:
                 else:  # "local": a new Ray here, even where `ray start` left an address behind
                     ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
                     # Ray's helper processes can outlive a driver killed with -9: a watchdog ends them.
-                    from prover.watchdog import watch
+                    from prover.run.watchdog import watch
 
                     watch(os.getpid(), _session_dir(ray))
             except ConnectionError as exc:

@@ -1,0 +1,1 @@
+"""Learning from searches: training data export, policy and critic training, expert iteration."""

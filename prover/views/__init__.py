@@ -1,0 +1,1 @@
+"""Looking at searches: tree pages and pictures, run pages, reports and plots."""
