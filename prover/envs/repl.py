@@ -48,6 +48,7 @@ from search import (
 
 from prover.config import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, ELAN_URL, LeanConfig, import_lean_interact, prepare_repl
+from prover.envs.sandbox import Limits, confining_lake
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
 
@@ -149,8 +150,12 @@ class ReplEnv(RestartingSession):
         startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
         repl_path: str | None = None,
         lake_path: str = "lake",
+        sandbox: str = "auto",
+        max_lean_processes: int = 1024,
     ):
         super().__init__(tactic_timeout_s, max_crash_retries)
+        if server_factory is None:  # lean-interact runs the REPL through a `lake` that confines it
+            lake_path = confining_lake(lake_path, sandbox, Limits(memory_limit_mb, processes=max_lean_processes))
         self._li = import_lean_interact()
         self.startup_timeout_s = startup_timeout_s
         self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb, repl_path, lake_path)
@@ -321,4 +326,6 @@ def build(config: ReplConfig) -> ReplEnv:
         startup_timeout_s=config.startup_timeout_s,
         repl_path=config.repl_path,
         lake_path=config.lake_path,
+        sandbox=config.sandbox,
+        max_lean_processes=config.max_lean_processes,
     )

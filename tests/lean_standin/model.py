@@ -42,6 +42,7 @@ KNOB_VARIABLES = {
     "crash_prob": "LEAN_STANDIN_CRASH_PROB",
     "slow_prob": "LEAN_STANDIN_SLOW_PROB",
     "fault_seed": "LEAN_STANDIN_FAULT_SEED",
+    "hostile": "LEAN_STANDIN_HOSTILE",  # tests/lean_standin/hostile.py
 }
 
 NO_GOALS = "no goals"

@@ -34,7 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import model  # noqa: E402  (a sibling module; this file runs as a script)
+import hostile  # noqa: E402  (sibling modules; this file runs as a script)
+import model  # noqa: E402
 
 
 def inherit_installation() -> None:
@@ -92,6 +93,7 @@ class Knobs:
         self.crash_once = values["crash_once"]
         self.crash_prob = float(values["crash_prob"] or 0)
         self.slow_prob = float(values["slow_prob"] or 0)
+        self.hostile = values["hostile"]
         if self.crash_prob or self.slow_prob:
             seed = f"{values['fault_seed'] or 0}:{os.getpid()}"
             if getattr(self, "_fault_seed", None) != seed:  # one stream per process and seed
@@ -397,6 +399,10 @@ def dojo_repl(file_name: str, source: model.Source, declaration: model.Declarati
         knobs.before_tactic(tactic)
         if not 0 <= sid < len(saved):
             return fatal(f"[fatal] unknown tsid: {sid}")
+        harm = hostile.act(knobs.hostile, tactic, saved[sid].pp)
+        if harm is not None:
+            respond(error=harm)
+            continue
         outcome = model.run_tactic(saved[sid], tactic, traces)
         if outcome.error is not None:
             respond(error=f"<stdin>:1:1: {outcome.error}" if outcome.syntax else outcome.error)
@@ -554,6 +560,9 @@ class Repl:
             return {"message": "Unknown proof state."}
         tactic = str(query["tactic"])
         self.knobs.before_tactic(tactic)
+        harm = hostile.act(self.knobs.hostile, tactic, self.proof_states[index].pp)
+        if harm is not None:
+            return {"message": f"Lean error:\n{harm}"}
         outcome = model.run_tactic(self.proof_states[index], tactic, self.traces)
         if outcome.state is None:
             prefix = "<input>:1:1: " if outcome.syntax else ""
