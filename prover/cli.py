@@ -217,12 +217,12 @@ def cli(debug: bool) -> None:
         help='A theorem typed in, e.g. "theorem foo (x : ℕ) : x + 0 = x :=" (THEOREM may then be left out).')
 @with_settings(include_distributed=False)
 @option("--tree-out", type=click.Path(dir_okay=False), default=None, group="Output",
-        help="Where to save the search tree [default: runs/attack/<theorem>.json].")
+        help="Where to save the search tree [default: runs/attack/<theorem>-<time>.json, a new file each time].")
 def attack(theorem: str | None, statement: str | None, tree_out: str | None, **options) -> None:
     """Search for a proof of THEOREM (or of --statement) and print it."""
     from prover.policies import make_policy
     from prover.run.driver import search_theorem
-    from prover.run.rundir import make_record, tree_filename
+    from prover.run.rundir import make_record, tree_filename, unique_path
     from prover.statements import parse_statement
     from prover.theorem_sets import find_theorem
 
@@ -246,7 +246,8 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
     with SearchProgress(config.limits.max_expansions, sys.stderr.isatty()) as progress:
         result = search_theorem(target, policy, config, on_expansion=progress.on_expansion)
     record = make_record(target, result)
-    path = Path(tree_out) if tree_out else Path("runs") / "attack" / tree_filename(target.name)
+    # Each attack's tree gets a file of its own: a later attack never replaces it.
+    path = Path(tree_out) if tree_out else unique_path(Path("runs") / "attack", tree_filename(target.name)[:-5], ".json")
     if result.tree is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -637,7 +638,8 @@ def _show_link(path: Path, open_page: bool) -> None:
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="RUN_DIR...")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
-              help="Directory for report.md, report.json and the plots [default: the first RUN_DIR/report].")
+              help="Directory for report.md, report.json and the plots [default: RUN_DIR/report for one run; for several, "
+                   "compare-A-vs-B-... beside the first].")
 def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     """Summarise one run directory or compare several: the settings that differ, pass rates with
     95% intervals, outcome counts, costs, plots, and every theorem linked to its tree."""
@@ -645,10 +647,11 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from prover.views.report import comparison_lines, load_run, outcome_rows, stats_of, table_rows, write_report
+    from prover.views.report import (comparison_lines, default_report_dir, load_run, outcome_rows, stats_of, table_rows,
+                                     write_report)
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
-    out_dir = Path(output) if output else Path(run_dirs[0]) / "report"
+    out_dir = Path(output) if output else default_report_dir(run_dirs)
     written = write_report(runs, out_dir)
     labels = [entry["label"] for entry in written["runs"]]
     console = Console()
