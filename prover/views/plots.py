@@ -44,6 +44,7 @@ PLOT_FILES = {
     "scatter": "expansions_scatter.png",
     "outcomes": "outcomes.png",
 }
+PROMISING_COLOUR = "#0b3d91"  # the way to an unproved search's best frontier state (F1)
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -248,7 +249,8 @@ def plot_expansions_scatter(first, second, first_label: str, second_label: str, 
 STATUS_PLOT_COLOUR = {"proved": "#2e9d4f", "rejected": "#e3a21a", "open": "#9aa3ad", "failed": "#d0453b",
                       "error": "#6f42c1"}
 OUTCOME_PLOT_COLOUR = {"new state": "#8fb8de", "closed goal": "#2e9d4f", "Lean error": "#d0453b",
-                       "refused": "#6f42c1", "timeout": "#e3a21a", "gave up (sorry)": "#8c564b", "cycle": "#9aa3ad"}
+                       "not recorded": "#c9b99a", "refused": "#6f42c1", "timeout": "#e3a21a",
+                       "gave up (sorry)": "#8c564b", "cycle": "#9aa3ad"}
 
 
 def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
@@ -368,12 +370,21 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         x, level = position[node]
         return x, -level
 
-    plain, bold = [], []
+    # An unproved search: the way to its most promising state (F1) drawn like a proof, in blue,
+    # with its tactics, so the picture shows where the search was heading.
+    best_pairs: set[tuple[int, int]] = set()
+    best = next((node for tag, node in marks if tag == "F1"), None)
+    while best is not None and best != ROOT and best in parents:
+        best_pairs.add((parents[best], best))
+        best = parents[best]
+    plain, bold, promising = [], [], []
     for node in drawn:
         for kid in children[node]:
-            (bold if (node, kid) in proof_pairs else plain).append([xy(node), xy(kid)])
+            pair = (node, kid)
+            (bold if pair in proof_pairs else promising if pair in best_pairs else plain).append([xy(node), xy(kid)])
     ax.add_collection(LineCollection(plain, colors="#b8bec6", linewidths=0.8, zorder=1))
     ax.add_collection(LineCollection(bold, colors=PROOF_COLOUR, linewidths=2.6, zorder=2))
+    ax.add_collection(LineCollection(promising, colors=PROMISING_COLOUR, linewidths=2.0, zorder=2))
     qed_xy = None
     if last_proof is not None:
         qed_xy = (xy(last_proof)[0], xy(last_proof)[1] - 1)
@@ -414,10 +425,11 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
                                 ha="center", fontsize=7, color=STATUS_COLOUR[Status.FAILED])
             for kid in children[node]:
                 tactic = proof_tactic.get((node, kid))
-                if tactic is None and label_all:
+                if tactic is None and (label_all or (node, kid) in best_pairs):
                     tactic = next(tac for t, tac, _ in _sorted_edges(tree, node) if t == kid)
                 if tactic is not None:
-                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs)
+                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs,
+                                colour=PROMISING_COLOUR if (node, kid) in best_pairs else None)
         if qed_xy is not None:
             _edge_label(ax, xy(last_proof), qed_xy, proof_tactic[(last_proof, QED)], on_proof=True)
         # Tags of neighbouring states alternate above and below them, so they do not collide.
@@ -453,6 +465,8 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         if marks:
             legend.append(Line2D([], [], marker="o", ls="", color="#9aa3ad", markeredgecolor="#0b3d91",
                                  markeredgewidth=1.6, label="F: frontier by priority, D: deepest open"))
+        if best_pairs:
+            legend.append(Line2D([], [], color=PROMISING_COLOUR, lw=2.0, label="way to F1"))
         fig.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.015, from_top(header_in - 0.43)),
                    ncols=len(legend), fontsize=8, frameon=False, borderaxespad=0, handletextpad=0.3,
                    columnspacing=1.2)
@@ -500,9 +514,9 @@ def _first_line(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _edge_label(ax, start, end, tactic: str, on_proof: bool) -> None:
+def _edge_label(ax, start, end, tactic: str, on_proof: bool, colour: str | None = None) -> None:
     text = tactic.splitlines()[0]
     text = text if len(text) <= 28 else text[:27] + "…"
     ax.annotate(text, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), ha="center", va="center",
-                fontsize=7, color=PROOF_COLOUR if on_proof else "#555", zorder=5,
+                fontsize=7, color=colour or (PROOF_COLOUR if on_proof else "#555"), zorder=5,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})

@@ -31,8 +31,10 @@ from prover.views.viz import error_kind
 STATUSES = ("proved", "failed", "open", "rejected", "error")
 SETTING_SECTIONS = ("env", "policy", "search", "limits", "theorems")  # what a run was asked to do
 # What a tactic application did, as the report counts it: its edge's outcome, with the
-# safety filter's refusals (errors that start "refused:") told apart (``viz.error_kind``).
-TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "refused", "timeout", "gave up (sorry)", "cycle")
+# safety filter's refusals (errors that start "refused:") and the replay environment's tactics
+# it has no record of ("not recorded": Lean never ran them) told apart (``viz.error_kind``).
+TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "not recorded", "refused", "timeout", "gave up (sorry)",
+                   "cycle")
 Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
@@ -494,7 +496,8 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
         lines += table("", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in provenance])
     lines += ["", "## Outcomes", ""]
     lines += table("", outcome_rows(runs))
-    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them."]
+    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them; "
+                  "not recorded: the replay environment has no record of the tactic, so Lean never ran it."]
     comparison = report.get("comparison")
     if comparison:
         lines += ["", f"Proved by all {len(labels)} runs: {comparison['proved_by_all']}; "
