@@ -67,7 +67,9 @@ def test_every_plot_draws_every_run_with_its_legend_inside(tmp_path, figures, co
         texts = " | ".join(legend_texts(fig))
         if name in ("outcomes.png", "expansions_scatter.png"):
             continue
-        for label in labels:  # the end of each run's path names it
+        shown = plots.plot_labels(labels)  # the part of each run's path that tells it apart
+        assert len(set(shown)) == count and (count == 1 or all(len(label) < 20 for label in shown)), shown
+        for label in shown:
             assert plots._short(label) in texts, (name, label)
     if count > 1:
         scatter = figures["expansions_scatter.png"]

@@ -58,6 +58,7 @@ def write_report_plots(runs: Sequence, stats: Sequence, labels: Sequence[str], o
          "Pass rate against tactic applications"),
         ("time", lambda r: r.wall_time_s, "search time per theorem, s (budget ≤ x)", "Pass rate against search time"),
     ]
+    labels = plot_labels(labels)
     plots = [plot_pass_rate(runs, stats, labels, out_dir / PLOT_FILES[key], cost, xlabel, title)
              for key, cost, xlabel, title in costs]
     plots.append(plot_time_to_proof_cdf(runs, labels, out_dir / PLOT_FILES["cdf"]))
@@ -66,6 +67,22 @@ def write_report_plots(runs: Sequence, stats: Sequence, labels: Sequence[str], o
         plots.append(plot_expansions_scatter(runs, labels, out_dir / PLOT_FILES["scatter"]))
     plots.append(plot_outcomes(stats, labels, out_dir / PLOT_FILES["outcomes"]))
     return plots
+
+
+def plot_labels(labels: Sequence[str], width: int = 44) -> list[str]:
+    """Runs' labels as the plots show them: paths (runs in folders of the same name) lose
+    the parts they all share, first the leading ones, then the trailing ones if still long:
+    ``/x/first/run``, ``/x/second/run`` -> ``first/run``, ``second/run``."""
+    if len(labels) < 2 or all(len(label) <= width for label in labels):
+        return list(labels)
+    parts = [label.split("/") for label in labels]
+    while all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    cut = False
+    while (any(len("/".join(p)) > width for p in parts) and all(len(p) > 1 for p in parts)
+           and len({p[-1] for p in parts}) == 1):
+        parts, cut = [p[:-1] for p in parts], True
+    return ["/".join(p + ["…"] if cut else p) for p in parts]
 
 
 def _colour(i: int) -> str:
@@ -262,7 +279,7 @@ def plot_expansions_scatter(runs: Sequence, labels: Sequence[str], path: Path) -
         ax.set_ylabel(f"expansions to proof: {other_label} (log)")
         ax.set_title(f"{len(shared)} theorems in both; {neither} proved by neither", fontsize=9.5)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(loc="upper left", fontsize=7.5, framealpha=0.85)  # each panel's groups are its own
+        ax.legend(loc="best", fontsize=7.5, framealpha=0.85)  # each panel's groups are its own
     fig.suptitle("Expansions to proof, per theorem" + (f": every run against {_short(labels[0], 40)}"
                                                       if others > 1 else ""))
     return _save(fig, path)
