@@ -686,13 +686,14 @@
   const showProof = document.getElementById("show-proof");
   const deepest = ov.deepest.length ? ov.deepest[0][0] : null;
   if (!data.proof.length) {
-    // No proof: the button opens the ways to the best frontier state and the deepest one instead.
-    showProof.textContent = "Open most promising path";
-    showProof.disabled = deepest === null && BEST === null;
+    // No proof: the button opens the way to the deepest open state instead (the page opens on
+    // the ways to it and to the most promising state).
+    showProof.textContent = "Open deepest path";
+    showProof.disabled = deepest === null;
   }
   showProof.addEventListener("click", function () {
     clearSearch();
-    if (!data.proof.length) { startOpenIds().forEach(function (id) { toggle(id, true); }); reveal(BEST !== null ? BEST : deepest); return; }
+    if (!data.proof.length) { reveal(deepest); return; }
     proofOpenIds().forEach(function (id) { toggle(id, true); });
     reveal(data.proof[data.proof.length - 1][0]);
   });
