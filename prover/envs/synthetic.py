@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState, Theorem
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.envs import replay_check
 
 NAME = re.compile(r"synthetic_(heldout_)?(\d+)$")

@@ -24,7 +24,8 @@ from typing import Iterable
 
 from search import RecordFormatError, ResultRecord, SearchResult, SearchStatus, Theorem, proof_text
 
-from prover.config import ConfigError, RunConfig
+from prover.config import RunConfig
+from prover.settings import ConfigError
 from prover.errors import ProverError
 from prover.run.provenance import now, provenance
 
