@@ -59,6 +59,7 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     min_open: bool = False,
+    max_open: bool = False,
     resumable: bool = False,
     metavar: str | None = None,
 ) -> Any:
@@ -68,7 +69,7 @@ def setting(
     ``_`` as ``-`` (``latency_s`` -> ``--latency``). ``resumable`` settings (how a run is
     spread over machines) may change when a run is resumed; the others may not.
     """
-    metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open,
+    metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open, "max_open": max_open,
                 "resumable": resumable, "metavar": metavar,
                 "choices": tuple(choices) if choices is not None else None}
     return field(default=default, metadata=metadata)
@@ -158,8 +159,9 @@ def validate(config: Any) -> None:
             if low is not None and (value < low or (meta.get("min_open") and value == low)):
                 bound = f"greater than {low:g}" if meta.get("min_open") else f"at least {low:g}"
                 raise ConfigError(f"{where} must be {bound}, not {value:g}")
-            if high is not None and value > high:
-                raise ConfigError(f"{where} must be at most {high:g}, not {value:g}")
+            if high is not None and (value > high or (meta.get("max_open") and value == high)):
+                bound = f"less than {high:g}" if meta.get("max_open") else f"at most {high:g}"
+                raise ConfigError(f"{where} must be {bound}, not {value:g}")
         choices = meta.get("choices")
         if choices and isinstance(value, str) and value not in choices:
             raise ConfigError(f"{where} cannot be '{value}'{did_you_mean(value, choices)}")

@@ -59,6 +59,7 @@ class IterateOptions(Settings):
 
     valid_fraction: float = setting(
         0.0, "Share of the proved theorems held out of training as a validation split.", min=0, max=1,
+        max_open=True,
     )
     all_proving_edges: bool = setting(
         False, "Train on every tactic that led to a proved state, not only shortest proofs."
