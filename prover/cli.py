@@ -370,6 +370,8 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
         if not resume:
             run.discard_if_empty()  # a run that could not start leaves nothing behind
         raise
+    finally:
+        run.close()
     click.echo(
         f"proved {summary.num_proved} of {summary.num_theorems} "
         f"(pass rate {summary.pass_rate:.1%}); results in {run.results_path}"

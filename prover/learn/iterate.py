@@ -177,12 +177,14 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
     policy = config.policy if number == 1 else _policy_for(config.policy, _latest_model(earlier), options)
     round_config = dataclasses.replace(config, policy=policy)
     echo(f"round {number}: proving {len(theorems)} theorems with the {_describe(policy)}")
-    train_summary = prove(theorems, round_config, _run_dir(round_dir, round_config))
+    with _run_dir(round_dir, round_config) as run:
+        train_summary = prove(theorems, round_config, run)
     heldout_summary = None
     if heldout:
         echo(f"round {number}: proving {len(heldout)} held-out theorems")
         heldout_round = dataclasses.replace(heldout_config, policy=policy)
-        heldout_summary = prove(heldout, heldout_round, _run_dir(round_dir / "heldout", heldout_round))
+        with _run_dir(round_dir / "heldout", heldout_round) as run:
+            heldout_summary = prove(heldout, heldout_round, run)
     proved_at = time.perf_counter()
 
     runs = [out / f"round-{n}" for n in range(1, number + 1)]
@@ -223,6 +225,7 @@ def _run_dir(path: Path, config: RunConfig) -> RunDir:
     if (path / "config.json").is_file():
         run = RunDir.open(path)
         if _comparable(run.config()) != _comparable(config):
+            run.close()
             raise ProverError(f"{path} holds a run with other settings than this iteration's; remove it to redo it")
         return run
     return RunDir.create(path, config)
