@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, TacticState, Theorem
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.envs import replay_check
 from prover.traces import TheoremTrace, TraceSet, load_traces
 

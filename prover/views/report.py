@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 from search import ResultRecord, SearchStatus, SearchTree, TreeFormatError
 
 from prover.errors import ProverError
-from prover.run.rundir import Summary, read_records
+from prover.run.rundir import Summary, read_records, tree_file, trusted_records, warn_untrusted
 from prover.views.viz import error_kind
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
@@ -91,8 +91,8 @@ class Run:
         """The record's tree file, if it was saved and is still there."""
         if not record.tree:
             return None
-        path = self.path / record.tree
-        return path if path.is_file() else None
+        path = tree_file(self.path, record.tree)  # never a file outside the run directory
+        return path if path is not None and path.is_file() else None
 
 
 def _read_json_object(path: Path) -> dict:
@@ -118,6 +118,8 @@ def load_run(path: str | Path) -> Run:
         raise ProverError(f"{path} is not a run directory (it has no results.jsonl); "
                           "give a directory made by prover prove-split")
     records = read_records(results_path) if results_path.is_file() else []
+    records, untrusted = trusted_records(path, records)  # a record's word is checked against its tree
+    warn_untrusted(path, untrusted, "are left out")
     if not records:
         raise ProverError(f"{path} has no finished theorem: the run failed at start or has not finished one yet, "
                           "so there is nothing to report")
