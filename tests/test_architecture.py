@@ -49,6 +49,7 @@ LAYERS = {
     "prover.views.report": 7,
     "prover.learn.export": 7,
     "prover.views.plots": 7,
+    "prover.views.compare": 8,
     "prover.learn.training": 8,
     "prover.learn.iterate": 9,
     "prover.run.cluster": 8,
