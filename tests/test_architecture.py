@@ -38,6 +38,7 @@ LAYERS = {
     "prover.policies": 5,
     "prover.theorem_sets": 6,
     "prover.presets": 6,
+    "prover.doctor": 6,
     "prover.run": 6,
     "prover.views": 6,
     "prover.learn": 7,
