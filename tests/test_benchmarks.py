@@ -40,6 +40,8 @@ TINY_RUNS = [
      [r"single search in-process \(no Ray\): [\d.]+ expansions/s", r"\n\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+2\.00"]),
     ("cluster.py", ["--replicas", "1", "--concurrency", "2", "--expansions", "2", "--workers", "1", "--skip-failure"],
      [r"one search alone, in-process: [\d.]+ expansions/s", r"\n\s+2\s+1\s+[\d.]+\s+1\.00x"]),
+    ("sandbox_cost.py", ["--sessions", "1", "--rounds", "1"],
+     [r"sandbox off +median +[\d.]+ ms", r"sandbox \w+ +median .* cost [-+][\d.]+% of the Lean side's time|no sandbox is available"]),
 ]
 
 

@@ -156,8 +156,9 @@ def confining_lake(lake: str, mode: str, limits: Limits, directory: str | os.Pat
     """A ``lake`` executable that runs ``lake`` (a name on PATH or a path) confined as
     ``mode`` says (see the module docstring); ``lake`` itself when the sandbox is off.
 
-    The executable is written once under ``directory`` (default: a per-user directory in
-    the system's temporary directory), named by a hash of what it does; its file name is
+    The executable is written once under ``directory`` (default: the user's
+    ``~/.cache/prover/sandbox``, not the shared temporary directory, where another user
+    could plant one), named by a hash of what it does; its file name is
     ``lake``, so its directory can go first on PATH. A missing ``lake`` is returned as
     given (the caller's own check says what to install)."""
     resolved = resolve(mode)
@@ -220,13 +221,6 @@ def confine_lake_on_path(mode: str, limits: Limits) -> None:
         put_first_on_path(Path(wrapper).parent)
 
 
-def _rlimit_flags(limits: Limits) -> list[str]:
-    flags = [f"--cpu={limits.cpu_s}", f"--fsize={limits.file_mb * 2**20}", f"--nproc={limits.processes}"]
-    if limits.memory_mb:
-        flags.append(f"--as={limits.memory_mb * 2**20}")
-    return flags
-
-
 def _drop_root(uid: str) -> list[str]:
     """setpriv: become ``uid`` (a shell expression), keep only CAP_DAC_OVERRIDE, die with the parent."""
     return [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
@@ -254,7 +248,11 @@ def _bwrap_script(real_lake: str, limits: Limits) -> str:
     head = [shutil.which("bwrap") or "bwrap", *namespaces, "--die-with-parent", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", '"$HOME_DIR/tmp"',
             "--setenv", "TMPDIR", '"$HOME_DIR/tmp"', "--bind", '"$work"', '"$work"', "--chdir", '"$work"']
-    tail = ["--", shutil.which("prlimit") or "prlimit", *_rlimit_flags(limits), "--"]
+    # bwrap runs with SIGTERM ignored and Lean with it restored: a SIGTERM to both (as
+    # lean-interact's kill sends) ends Lean, and bwrap exits after it, having reaped it (an
+    # orphan's exit would wait for init to reap it). The limits are set by the shell
+    # (`ulimit`, no extra process) and inherited; RLIMIT_NPROC binds once root is dropped.
+    tail = ["--", shutil.which("env") or "env", "--default-signal=TERM"]
     if root:
         tail += _drop_root('"$uid"')
     tail += [real_lake, '"$@"']
@@ -264,7 +262,20 @@ def _bwrap_script(real_lake: str, limits: Limits) -> str:
             'work="$(pwd -P)"\n'
             f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} ))\n"
             + _writable_binds()
+            + _ulimits(limits)
+            + "trap '' TERM\n"
             + f"exec {_quote(head)} $extra {_quote(caps + tail)}\n")
+
+
+def _ulimits(limits: Limits) -> str:
+    """Shell text setting the limits with ``ulimit`` (bash counts -f in KiB and processes with
+    -u; dash counts -f in 512-byte blocks and processes with -p); a failure stops the start."""
+    memory = f"ulimit -v {limits.memory_mb * 1024} && " if limits.memory_mb else ""
+    common = f"{memory}ulimit -t {limits.cpu_s}"
+    return ('if [ -n "${BASH_VERSION:-}" ]; then '
+            f"{common} && ulimit -f {limits.file_mb * 1024} && ulimit -u {limits.processes}; "
+            f"else {common} && ulimit -f {limits.file_mb * 2048} && ulimit -p {limits.processes}; fi "
+            '|| { echo "prover sandbox: could not set the resource limits" >&2; exit 126; }\n')
 
 
 def _landlock_script(real_lake: str, limits: Limits) -> str:
