@@ -99,6 +99,7 @@ class _Header:
     idle: list[WarmRepl] = field(default_factory=list)
     checker: WarmRepl | None = None
     starting: int = 0  # spares being imported in the background
+    checking: threading.Lock = field(default_factory=threading.Lock)  # checks take turns
 
 
 class ReplPool:
@@ -177,38 +178,45 @@ class ReplPool:
         return response, [(s.goal, s.proof_state) for s in sorries if s.proof_state is not None]
 
     def check(self, header: str, command: str, timeout: float | None) -> Any:
-        """``command`` on the header environment of ``header``'s checker REPL."""
-        for attempt in range(2):
-            with self._lock:
-                self._check_open()
-                self.stats_.checks += attempt == 0
-                slot = self._headers.setdefault(header, _Header())
-                checker, slot.checker = slot.checker, None
-                if checker is not None and not checker.alive():
-                    self.stats_.drops += 1
-                    checker = None
-                if checker is None and slot.idle:
-                    checker = slot.idle.pop()
-            if checker is None:
-                checker = self._import(header)
-            try:
-                response = checker.run(self.command(command, checker.env), timeout)
-            except Exception:
-                checker.kill()
-                self.stats_.drops += 1
-                self._top_up(header)
-                if attempt == 1:
-                    raise
-                continue
-            with self._lock:
-                if self._closed:
-                    checker.kill()
-                elif self._over_memory(checker):
-                    self.stats_.recycles += 1
-                    checker.kill()
-                else:
+        """``command`` on the header environment of ``header``'s checker REPL. Checks of one
+        header take turns (a check is one short command; a second checker would cost an
+        import); a dead checker is replaced by a spare, or by a REPL started now."""
+        with self._lock:
+            self._check_open()
+            self.stats_.checks += 1
+            slot = self._headers.setdefault(header, _Header())
+        with slot.checking:
+            for attempt in range(2):
+                with self._lock:
+                    self._check_open()
+                    checker = slot.checker
+                    if checker is not None and not checker.alive():
+                        self.stats_.drops += 1
+                        checker = slot.checker = None
+                    if checker is None and slot.idle:
+                        checker = min(slot.idle, key=lambda r: r.uses)  # a spare
+                        slot.idle.remove(checker)
+                if checker is None:
+                    checker = self._import(header)
+                with self._lock:
                     slot.checker = checker
-            return response
+                self._top_up(header)
+                try:
+                    response = checker.run(self.command(command, checker.env), timeout)
+                except Exception:
+                    with self._lock:
+                        slot.checker = None
+                        self.stats_.drops += 1
+                    checker.kill()
+                    if attempt == 1:
+                        raise
+                    continue
+                if self._over_memory(checker):
+                    with self._lock:
+                        slot.checker = None
+                        self.stats_.recycles += 1
+                    checker.kill()
+                return response
         raise AssertionError("unreachable")
 
     # -- the processes ---------------------------------------------------------------------------
