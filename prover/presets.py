@@ -29,8 +29,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from prover.config import BackendSpec, ConfigError, RunConfig, from_dict, to_dict
+from prover.config import BackendSpec, RunConfig
 from prover.errors import did_you_mean
+from prover.settings import ConfigError, from_dict, to_dict
 from prover.policies.prompts import get_prompt
 
 MODEL_POLICIES = ("hf", "vllm")
@@ -58,6 +59,12 @@ class Preset:
     top_p: float = 1.0  # sampling only
     trust_remote_code: bool = False
     vllm: dict[str, Any] = field(default_factory=dict)  # settings of the vllm policy only
+
+    policies = MODEL_POLICIES  # the policies a preset can set up
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """``config`` with this preset's settings (``RunConfig.assemble`` calls it)."""
+        return apply_preset(config, self.name)
 
     def policy_settings(self, policy: str) -> dict[str, Any]:
         """The settings this preset gives the ``policy`` backend (``hf`` or ``vllm``)."""
@@ -144,7 +151,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
         "card tabulates it",
         description="The card's template asks for the theorem's name (NAME) and the tactics so far "
-        "(PROOF_BEFORE); a policy here sees only the state, so both are left empty. The paper's figure used a "
+        "(PROOF_BEFORE); both are filled as the script fills them (the full name; the tactics of the path, one "
+        "per line). The paper's figure used a "
         "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
         "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on.",
         vllm=dict(dtype="float16", tensor_parallel_size=1),
