@@ -68,12 +68,13 @@ def test_viz_of_several_runs_takes_html_and_run_directories_only(tmp_path, capsy
 
 def hostile_pair(tmp_path) -> tuple[Path, Path]:
     runs = []
-    for name, status in (("a", SearchStatus.PROVED), ("b", SearchStatus.FAILED)):
+    # Records that need no tree (a proved one without its tree is not trusted when read back).
+    for name, status in (("a", SearchStatus.OPEN), ("b", SearchStatus.FAILED)):
         run = tmp_path / name
         run.mkdir()
         (run / "config.json").write_text("{}")
-        record = ResultRecord(HOSTILE_NAME, status, StopReason.PROVED if status is SearchStatus.PROVED
-                              else StopReason.EXHAUSTED, proof=("simp",) if status is SearchStatus.PROVED else None)
+        record = ResultRecord(HOSTILE_NAME, status, StopReason.MAX_EXPANSIONS if status is SearchStatus.OPEN
+                              else StopReason.EXHAUSTED)
         (run / "results.jsonl").write_text(json.dumps(record.to_json()) + "\n")
         runs.append(run)
     return runs[0], runs[1]
