@@ -339,7 +339,7 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
     else:
         config = build_run_config(options)
         if config.theorems.lean_file:  # its sorries, in the Lake project that holds it unless --lean-project
-            from prover.fill import with_file_project
+            from prover.lean_files import with_file_project
 
             config = with_file_project(config, config.theorems.lean_file, "--lean-project" in given_flags(options))
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
@@ -882,7 +882,8 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
 def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str | None, resume: str | None,
          as_json: bool, **options) -> None:
     """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
-    from prover.fill import FillRequest, fill_file, with_file_project
+    from prover.fill import FillRequest, fill_file
+    from prover.lean_files import with_file_project
     from prover.run.rundir import RunDir
 
     if write and output:

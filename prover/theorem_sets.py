@@ -48,7 +48,7 @@ def benchmark_of(spec: TheoremSetConfig, env: BackendSpec) -> str:
 def load_theorems(spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
     """The theorems that ``spec`` names, in a stable order, at most ``spec.limit`` of them."""
     if spec.lean_file:
-        from prover.fill import theorems_from_lean_file
+        from prover.lean_files import theorems_from_lean_file
 
         theorems = theorems_from_lean_file(spec.lean_file, env)
     elif spec.theorems_file:

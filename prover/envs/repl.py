@@ -178,7 +178,7 @@ class ReplEnv(RestartingSession):
         if not theorem.statement:
             return f"'{theorem.name}' has no statement to check the proof against"
         if theorem.sorry_at:  # a hole of a file: the file with the proof in its place
-            from prover.fill import check_hole_proof
+            from prover.envs.filecheck import check_hole_proof
 
             return check_hole_proof(lambda body: self.elaborate(theorem.header, body), theorem, tactics)
         try:
@@ -265,7 +265,7 @@ class ReplEnv(RestartingSession):
             if theorem.header.strip():
                 env = self._command(theorem.header.rstrip() + "\n", None).env
             if theorem.sorry_at:  # a hole of a file: elaborate the file, start at that `sorry`
-                from prover.fill import hole_start
+                from prover.envs.filecheck import hole_start
 
                 return hole_start(self._command(theorem.statement, env), theorem)
             response = self._command(theorem.statement.rstrip() + " by sorry", env)

@@ -41,7 +41,7 @@ def make_record(theorem: Theorem, result: SearchResult) -> ResultRecord:
     """The record of a search, with the Lean proof text where the statement is known."""
     record = result.to_record()
     if result.proved and result.proof is not None and theorem.sorry_at:  # a hole of a file: its declaration
-        from prover.fill import filled_text
+        from prover.envs.filecheck import filled_text
 
         record = replace(record, proof_text=filled_text(theorem, result.proof))
     elif result.proved and result.proof is not None and theorem.statement:
