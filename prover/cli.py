@@ -217,12 +217,12 @@ def cli(debug: bool) -> None:
         help='A theorem typed in, e.g. "theorem foo (x : ℕ) : x + 0 = x :=" (THEOREM may then be left out).')
 @with_settings(include_distributed=False)
 @option("--tree-out", type=click.Path(dir_okay=False), default=None, group="Output",
-        help="Where to save the search tree [default: runs/attack/<theorem>.json].")
+        help="Where to save the search tree [default: runs/attack/<theorem>-<time>.json, a new file each time].")
 def attack(theorem: str | None, statement: str | None, tree_out: str | None, **options) -> None:
     """Search for a proof of THEOREM (or of --statement) and print it."""
     from prover.policies import make_policy
     from prover.run.driver import search_theorem
-    from prover.run.rundir import make_record, tree_filename
+    from prover.run.rundir import make_record, tree_filename, unique_path
     from prover.statements import parse_statement
     from prover.theorem_sets import find_theorem
 
@@ -246,7 +246,8 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
     with SearchProgress(config.limits.max_expansions, sys.stderr.isatty()) as progress:
         result = search_theorem(target, policy, config, on_expansion=progress.on_expansion)
     record = make_record(target, result)
-    path = Path(tree_out) if tree_out else Path("runs") / "attack" / tree_filename(target.name)
+    # Each attack's tree gets a file of its own: a later attack never replaces it.
+    path = Path(tree_out) if tree_out else unique_path(Path("runs") / "attack", tree_filename(target.name)[:-5], ".json")
     if result.tree is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +320,8 @@ def _plural(count: int, noun: str) -> str:
 @option("--resume", type=click.Path(file_okay=False, exists=True), default=None, group="Output",
         help="Continue the run in this directory with its saved settings, skipping finished theorems "
              "(only the Ray settings may change).")
-@option("--progress/--no-progress", default=True, group="Output", help="Show a progress bar.")
+@option("--progress/--no-progress", default=True, group="Output",
+        help="Show a progress bar on a terminal (the progress lines are written either way).")
 def prove_split(out: str | None, resume: str | None, progress: bool, **options) -> None:
     """Prove a theorem set in batch into a run directory (resumable)."""
     from prover.run.rundir import RunDir
@@ -418,7 +420,7 @@ def _prove(theorems, config: RunConfig, run, show_progress: bool):
         starting = "starting Ray, its search workers and the policy server"
     names = {t.name for t in theorems}
     done = len(run.finished() & names)
-    mode = ("bar" if sys.stderr.isatty() else "log") if show_progress else "off"
+    mode = "bar" if show_progress and sys.stderr.isatty() else "log"  # the lines always; the bar on a terminal
     uses_ray = config.distributed.num_workers != 0
     with ray_logs_to(run.path / "ray.log", uses_ray), RunProgress(len(names), done, mode, starting) as progress:
 
@@ -454,30 +456,37 @@ class ray_logs_to:
 
 
 class RunProgress:
-    """Progress of a batch run: a live bar on a terminal; elsewhere (a log file, SLURM, CI)
-    a line at each finished theorem (at most one per ``min_gap_s``) and at least one every
-    ``heartbeat_s``, with the same figures: finished, proved, pass rate, ETA."""
+    """Progress of a batch run: log lines, and a live bar on top of them on a terminal.
+
+    The lines go to stderr whatever the bar does (``--no-progress`` turns off only the bar):
+    one as theorems finish (at most one per ``min_gap_s``) and at least one every
+    ``heartbeat_s``. Bar and lines show the same figures: finished, proved, the pass rate
+    over the whole set (as summary.json and ``prover report`` count it) and an ETA measured
+    from ``on_started`` (Ray's start-up is not a search). ``mode``: ``bar`` (bar and
+    lines), ``log`` (lines) or ``off`` (nothing)."""
 
     def __init__(self, total: int, done: int, mode: str, starting: str,
-                 heartbeat_s: float = 30.0, min_gap_s: float = 2.0):
+                 heartbeat_s: float = 30.0, min_gap_s: float = 2.0, clock: Callable[[], float] = time.monotonic):
         self.total, self.done_before, self.mode, self.starting = total, done, mode, starting
-        self.heartbeat_s, self.min_gap_s = heartbeat_s, min_gap_s
+        self.heartbeat_s, self.min_gap_s, self.clock = heartbeat_s, min_gap_s, clock
         self.finished, self.proved = done, 0
-        self.started = time.monotonic()
-        self.first_result: float | None = None
+        self.started = self.clock()
+        self.proving_since: float | None = None  # when the executor was up (on_started)
         self.last_line = 0.0
         self.bar = None
         self._stop = None
 
     def __enter__(self) -> "RunProgress":
         if self.mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("pass {task.fields[rate]}"), TimeRemainingColumn())
+                                TextColumn("{task.fields[figures]}"), console=Console(stderr=True))
             self.bar.__enter__()
-            self.task = self.bar.add_task(self.starting + "…", total=self.total, completed=self.finished, rate="-")
-        elif self.mode == "log":
+            self.task = self.bar.add_task(self.starting + "…", total=self.total, completed=self.finished,
+                                          figures=self.figures())
+        if self.mode in ("bar", "log"):
             import threading
 
             self._line(f"{self.starting}; {self.total} theorems, {self.done_before} already finished")
@@ -487,38 +496,52 @@ class RunProgress:
         return self
 
     def on_started(self) -> None:
+        self.proving_since = self.clock()
         if self.bar is not None:
             self.bar.update(self.task, description="proving")
-        elif self.mode == "log":
+        if self.mode in ("bar", "log"):
             self._line("started; proving")
 
     def on_result(self, record, summary) -> None:
         self.finished, self.proved = summary.num_finished, summary.num_proved
-        if self.first_result is None:
-            self.first_result = time.monotonic()
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.finished, rate=f"{self.proved}/{self.finished}")
-        elif self.mode == "log" and (time.monotonic() - self.last_line >= self.min_gap_s
-                                     or self.finished == self.total):
+            self.bar.update(self.task, completed=self.finished, figures=self.figures())
+        if self.mode in ("bar", "log") and (self.clock() - self.last_line >= self.min_gap_s
+                                            or self.finished == self.total):
             self._status(f"{record.theorem}: {record.status.value}")
+
+    def pass_rate_text(self) -> str:
+        """The pass rate over the whole theorem set (unfinished theorems count against it)."""
+        return f"{self.proved / self.total:.1%}" if self.total else "-"
+
+    def eta(self) -> float | None:
+        """Seconds left at the pace since the executor was up; None before a result of this session."""
+        new = self.finished - self.done_before
+        if not new or self.finished >= self.total:
+            return None
+        since = self.proving_since if self.proving_since is not None else self.started
+        return (self.clock() - since) / new * (self.total - self.finished)
+
+    def figures(self) -> str:
+        eta = self.eta()
+        return (f"{self.proved} proved (pass rate {self.pass_rate_text()})"
+                + (f", ETA {_duration(eta)}" if eta is not None else ""))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s / 4):
-            if time.monotonic() - self.last_line >= self.heartbeat_s:
+            if self.clock() - self.last_line >= self.heartbeat_s:
                 self._status("still running")
 
     def _status(self, event: str) -> None:
-        rate = f"{self.proved / self.total:.1%}" if self.total else "-"
-        line = f"{self.finished}/{self.total} finished, {self.proved} proved (pass rate {rate})"
-        new = self.finished - self.done_before
-        if new and self.first_result is not None and self.finished < self.total:
-            elapsed = time.monotonic() - self.started
-            line += f", ETA {_duration(elapsed / new * (self.total - self.finished))}"
-        self._line(f"{line}; {event}")
+        self._line(f"{self.finished}/{self.total} finished, {self.figures()}; {event}")
 
     def _line(self, text: str) -> None:
-        self.last_line = time.monotonic()
-        click.echo(f"[{_duration(self.last_line - self.started)}] {text}", err=True)
+        self.last_line = self.clock()
+        line = f"[{_duration(self.last_line - self.started)}] {text}"
+        if self.bar is not None:
+            self.bar.console.print(line, highlight=False, markup=False)  # above the bar
+        else:
+            click.echo(line, err=True)
 
     def __exit__(self, *exc_info) -> None:
         if self._stop is not None:
@@ -619,7 +642,8 @@ def _show_link(path: Path, open_page: bool) -> None:
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="RUN_DIR...")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
-              help="Directory for report.md, report.json and the plots [default: the first RUN_DIR/report].")
+              help="Directory for report.md, report.json and the plots [default: RUN_DIR/report for one run; for several, "
+                   "compare-A-vs-B-... beside the first].")
 def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     """Summarise one run directory or compare several: the settings that differ, pass rates with
     95% intervals, outcome counts, costs, plots, and every theorem linked to its tree."""
@@ -627,10 +651,11 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from prover.views.report import comparison_lines, load_run, outcome_rows, stats_of, table_rows, write_report
+    from prover.views.report import (comparison_lines, default_report_dir, load_run, outcome_rows, stats_of, table_rows,
+                                     write_report)
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
-    out_dir = Path(output) if output else Path(run_dirs[0]) / "report"
+    out_dir = Path(output) if output else default_report_dir(run_dirs)
     written = write_report(runs, out_dir)
     labels = [entry["label"] for entry in written["runs"]]
     console = Console()
@@ -829,7 +854,8 @@ def train_critic(data: str, **options) -> None:
         group="Iteration", help="Share of the proved theorems held out of training as a validation split.")
 @option("--all-proving-edges", is_flag=True, group="Iteration",
         help="Train on every tactic that led to a proved state, not only shortest proofs.")
-@option("--progress/--no-progress", default=True, group="Output", help="Show a progress bar while proving.")
+@option("--progress/--no-progress", default=True, group="Output",
+        help="Show a progress bar while proving, on a terminal (the progress lines are written either way).")
 def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, steps: int, vocab_size: int,
             learning_rate: float | None, batch_size: int, train_seed: int, lora: bool, valid_fraction: float,
             all_proving_edges: bool, progress: bool, **options) -> None:

@@ -144,7 +144,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
         "card tabulates it",
         description="The card's template asks for the theorem's name (NAME) and the tactics so far "
-        "(PROOF_BEFORE); a policy here sees only the state, so both are left empty. The paper's figure used a "
+        "(PROOF_BEFORE); both are filled as the script fills them (the full name; the tactics of the path, one "
+        "per line). The paper's figure used a "
         "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
         "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on.",
         vllm=dict(dtype="float16", tensor_parallel_size=1),

@@ -10,8 +10,9 @@ state), ``ALGORITHMS`` (search strategies, built on ``expand_node``).
 
 from search.algorithms import ALGORITHMS, SearchAlgorithm, get_algorithm
 from search.best_first import best_first_search
-from search.expand import Expansion, expand_node, merge_proposals
+from search.expand import Expansion, expand_node, merge_proposals, proof_context, propose
 from search.protocols import (
+    ContextualPolicy,
     EnvCrashError,
     EnvError,
     EnvInitError,
@@ -19,6 +20,7 @@ from search.protocols import (
     LeanError,
     Outcome,
     ProofChecker,
+    ProofContext,
     ProofEnv,
     ProofFinished,
     ProofGivenUp,
@@ -61,11 +63,11 @@ from search.tree import (
 )
 
 __all__ = [
-    "ALGORITHMS", "DEAD", "QED", "ROOT", "SCORERS", "EdgeData", "EdgeOutcome", "EnvCrashError", "EnvError",
+    "ALGORITHMS", "ContextualPolicy", "DEAD", "QED", "ROOT", "SCORERS", "EdgeData", "EdgeOutcome", "EnvCrashError", "EnvError",
     "EnvInitError", "EnvTimeoutError", "Expansion", "LeanError", "NodeData", "NodeView", "Outcome",
-    "ProofChecker", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
+    "ProofChecker", "ProofContext", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
     "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
     "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
     "ValueMixed", "ValueModel", "best_first_search", "cumulative_logprob", "expand_node", "get_algorithm",
-    "get_scorer", "length_normalised", "merge_proposals", "proof_text", "value_mixed",
+    "get_scorer", "length_normalised", "merge_proposals", "proof_context", "proof_text", "propose", "value_mixed",
 ]

@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from search.expand import LOWEST_SCORE, expand_node, merge_proposals
-from search.protocols import EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
+from search.expand import LOWEST_SCORE, expand_node, merge_proposals, proof_context
+from search.protocols import ContextualPolicy, EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
 from search.results import SearchLimits, SearchResult, SearchStatus, StopReason
 from search.scoring import Scorer, cumulative_logprob
 from search.tree import ROOT, SearchTree, Status
@@ -37,6 +37,9 @@ def best_first_search(
     on_expansion: Callable[[SearchTree, int], None] | None = None,
 ) -> SearchResult:
     """Search for a proof of ``theorem``; never raises for environment failures.
+
+    A policy that reads proof contexts (``ContextualPolicy``) gets, with each state, the
+    theorem and the tactics of the state's best path (``search.expand.proof_context``).
 
     The time budget starts once ``env.start`` has returned (starting Lean can take
     minutes); the start is reported as ``startup_time_s``. With a ``value_model``, each
@@ -149,6 +152,7 @@ def _search(
 
         policy_time += enqueue([ROOT])
         k = limits.tactics_per_node
+        wants_context = isinstance(policy, ContextualPolicy)  # once: a Protocol check is not free
         error = None
         stop_reason = StopReason.EXHAUSTED
 
@@ -165,7 +169,10 @@ def _search(
                 continue  # expanded already, or a stale entry: the node was requeued
 
             t0 = clock()
-            proposed = policy.propose([attrs["state"]], k)[0]
+            if wants_context:
+                proposed = policy.propose_in_context([attrs["state"]], [proof_context(theorem, tree, node)], k)[0]
+            else:
+                proposed = policy.propose([attrs["state"]], k)[0]
             policy_time += clock() - t0
             proposals = merge_proposals(proposed, k)
 

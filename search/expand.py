@@ -4,7 +4,8 @@ environment and record what they did in the ``SearchTree``.
 An algorithm decides which node to expand and with which proposals; ``expand_node`` does
 the rest and reports which children are worth (re)queueing:
 
-    proposals = merge_proposals(policy.propose([tree.state(node)], k)[0], k)
+    context = proof_context(theorem, tree, node)
+    proposals = merge_proposals(propose(policy, [tree.state(node)], [context], k)[0], k)
     expansion = expand_node(tree, node, handle, proposals, env, started=t0, deadline=t0 + 60)
     for child, child_handle in expansion.children: ...
 """
@@ -15,15 +16,42 @@ import math
 
 import time
 from operator import attrgetter
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
-from search.protocols import EnvError, EnvTimeoutError, LeanError, ProofEnv, Proposal, TacticState
+from search.protocols import (
+    ContextualPolicy,
+    EnvError,
+    EnvTimeoutError,
+    LeanError,
+    ProofContext,
+    ProofEnv,
+    Proposal,
+    TacticPolicy,
+    TacticState,
+    Theorem,
+)
 from search.tree import QED, SearchTree
 
 
 # The score given to what a model calls impossible (-inf): lowest of all, and finite, so
 # every score stays a number that JSON can hold.
 LOWEST_SCORE = -1e9
+
+
+def propose(
+    policy: TacticPolicy, states: Sequence[str], contexts: Sequence[ProofContext], k: int
+) -> list[list[Proposal]]:
+    """``policy``'s proposals for ``states``: with their contexts where the policy reads them
+    (a ``ContextualPolicy``), else from ``policy.propose(states, k)``."""
+    if isinstance(policy, ContextualPolicy):
+        return policy.propose_in_context(states, contexts, k)
+    return policy.propose(states, k)
+
+
+def proof_context(theorem: Theorem, tree: SearchTree, node: int) -> ProofContext:
+    """The ``ProofContext`` of ``node``: the theorem (its full Lean name where known) and the
+    tactics on the node's best path from the root."""
+    return ProofContext(theorem.full_name or theorem.name, theorem.statement, tuple(tree.path_tactics(node)))
 
 
 def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:

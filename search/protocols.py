@@ -110,6 +110,37 @@ class TacticPolicy(Protocol):
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]: ...
 
 
+@dataclass(frozen=True)
+class ProofContext:
+    """What the search knows of a state besides its text: the theorem it belongs to, and
+    the tactics on the path from the root to it, first tactic first.
+
+    Models trained on more than the state read it (InternLM2.5-StepProver's prompt has the
+    theorem's name and the proof so far). Where a state is reached by several paths, the
+    path is the one that gave the state its cumulative log-prob (see
+    ``SearchTree.path_tactics``).
+    """
+
+    theorem_name: str = ""
+    theorem_statement: str = ""
+    tactics: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ContextualPolicy(Protocol):
+    """A ``TacticPolicy`` that also reads each state's ``ProofContext``.
+
+    The engine calls ``propose_in_context`` on a policy that has it and ``propose`` on any
+    other (``search.expand.propose``), so policies that ignore the context need not change.
+    """
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]: ...
+
+    def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext], k: int
+    ) -> list[list[Proposal]]: ...
+
+
 @runtime_checkable
 class ValueModel(Protocol):
     """A critic, batched: one score per goal state, higher for states more likely to be

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import zlib
 from enum import Enum
 from pathlib import Path
@@ -218,6 +219,41 @@ class SearchTree:
 
     def node_of(self, state: str) -> int | None:
         return self._node_by_state.get(state)
+
+    def path_tactics(self, node: int) -> list[str]:
+        """The tactics from the root to ``node``, first tactic first, along the path that
+        gave ``node`` its ``cumulative_logprob`` and ``depth`` (its best known path).
+
+        Walks up one parent per step: the parent whose own score plus the edge's log-prob
+        is the node's score (an expanded node's score no longer changes, so the sum is
+        exact); failing an exact match, the best-scoring parent.
+        """
+        tactics: list[str] = []
+        nodes, pred = self._nodes, self._pred
+        seen = {node}
+        while node != ROOT:
+            target = nodes[node]["cumulative_logprob"]
+            best: tuple[float, int, str] | None = None
+            for parent, by_tactic in pred[node].items():
+                if parent in seen:
+                    continue
+                base = nodes[parent]["cumulative_logprob"]
+                for tactic, attrs in by_tactic.items():
+                    score = base + attrs["logprob"]
+                    if score == target and nodes[parent]["depth"] + 1 == nodes[node]["depth"]:
+                        best = (math.inf, parent, tactic)
+                        break
+                    if best is None or score > best[0]:
+                        best = (score, parent, tactic)
+                if best is not None and best[0] == math.inf:
+                    break
+            if best is None:  # cannot happen in a tree grown by add_outcome: every state has a parent
+                break
+            tactics.append(best[2])
+            node = best[1]
+            seen.add(node)
+        tactics.reverse()
+        return tactics
 
     def tactic_edges(self, node: int) -> Iterator[tuple[int, str, EdgeData]]:
         """(target, tactic, edge attributes) for every tactic tried at ``node``."""

@@ -83,7 +83,7 @@ def test_the_step_provers_say_what_their_cards_leave_out():
     for name in ("bfs-prover-v1", "bfs-prover-v2-7b", "bfs-prover-v2-32b"):
         description = get_preset(name).description
         assert "Not on the card" in description and "stop string" in description and "time limit" in description
-    assert "left empty" in get_preset("internlm2.5-stepprover").description
+    assert "filled as the script fills them" in get_preset("internlm2.5-stepprover").description
 
 
 def test_a_preset_is_applied_on_top_of_a_config_and_under_the_flags(capsys, tmp_path, monkeypatch):
@@ -147,13 +147,14 @@ def test_the_tiny_model_runs_each_presets_prompt_path_end_to_end(capsys, tmp_pat
     Llama stands in for the preset's model through the same ``from_pretrained`` path; the
     prompts it gets are the preset's format, and the search ends normally (proved or not)."""
     rendered = []
-    propose = HFPolicy.propose
+    propose = HFPolicy.propose_in_context
 
-    def spy(self, states, k):
-        rendered.append((self.format.name, self.config.decoding, k, self.render(states[0]), states[0]))
-        return propose(self, states, k)
+    def spy(self, states, contexts, k):
+        rendered.append((self.format.name, self.config.decoding, k, self.render(states[0], contexts[0]), states[0],
+                         contexts[0]))
+        return propose(self, states, contexts, k)
 
-    monkeypatch.setattr(HFPolicy, "propose", spy)
+    monkeypatch.setattr(HFPolicy, "propose_in_context", spy)
     code, out, err = run_cli(capsys, "attack", "mathd_algebra_478", "--env", "replay", "--preset", name,
                              "--model", tiny_dir, "--device", "cpu", "--max-expansions", "2",
                              "--max-new-tokens", "6", "--tactics-per-node", "3", "--tree-out", tmp_path / "tree.json")
@@ -161,6 +162,7 @@ def test_the_tiny_model_runs_each_presets_prompt_path_end_to_end(capsys, tmp_pat
     assert "Traceback" not in err and (tmp_path / "tree.json").exists()
     preset = get_preset(name)
     assert rendered, "the policy was asked for tactics"
-    for fmt, decoding, k, prompt, state in rendered:
+    for fmt, decoding, k, prompt, state, context in rendered:
         assert (fmt, decoding, k) == (preset.prompt, preset.decoding, 3)
-        assert prompt == PROMPTS[preset.prompt].render(state)
+        assert prompt == PROMPTS[preset.prompt].render(state, context)
+        assert context.theorem_name == "mathd_algebra_478"

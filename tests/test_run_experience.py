@@ -78,6 +78,62 @@ def test_log_progress_counts_the_whole_set_and_gives_an_eta(capsys):
     assert "2/4 finished, 1 proved (pass rate 25.0%), ETA" in err and "b: open" in err
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _result(progress, summary, name, status):
+    from search import ResultRecord, SearchStatus, StopReason
+
+    record = ResultRecord(name, SearchStatus(status), StopReason.PROVED if status == "proved"
+                          else StopReason.MAX_EXPANSIONS)
+    summary.add(record)
+    progress.on_result(record, summary)
+
+
+def test_the_eta_starts_when_the_executor_is_up_not_at_ray_start_up(capsys):
+    from prover.run.rundir import Summary
+
+    clock = FakeClock()
+    summary = Summary(["a", "b", "c", "d", "e"])
+    with RunProgress(total=5, done=0, mode="log", starting="starting Ray", min_gap_s=0.0, clock=clock) as progress:
+        clock.now += 300  # five minutes of start-up
+        progress.on_started()
+        clock.now += 10
+        _result(progress, summary, "a", "proved")
+        # 10 s per theorem since the start: 4 left, 40 s; counting start-up would say 20m40s.
+        assert progress.eta() == pytest.approx(40.0)
+    err = capsys.readouterr().err
+    assert "1/5 finished, 1 proved (pass rate 20.0%), ETA 40s; a: proved" in err
+
+
+def test_bar_and_lines_give_one_pass_rate_over_the_whole_set(capsys):
+    from prover.run.rundir import Summary
+
+    clock = FakeClock()
+    summary = Summary(["a", "b", "c", "d"])
+    with RunProgress(total=4, done=0, mode="bar", starting="loading", min_gap_s=0.0, clock=clock) as progress:
+        progress.on_started()
+        _result(progress, summary, "a", "proved")
+        _result(progress, summary, "b", "open")
+        bar_figures = progress.bar.tasks[0].fields["figures"]
+    # The bar once said 1/2 (of the finished), the lines 25% (of the set): now both say 25%.
+    assert bar_figures.startswith("1 proved (pass rate 25.0%)")
+    err = capsys.readouterr().err
+    assert "2/4 finished, 1 proved (pass rate 25.0%)" in err  # the lines are there beside the bar
+
+
+def test_no_progress_keeps_the_log_lines(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert exit_code(["prove-split", "--out", str(run), "--limit", "3", "--num-workers", "0", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "3/3 finished, " in err and "pass rate" in err
+
+
 # ---- provenance ----------------------------------------------------------------------------------
 
 

@@ -119,16 +119,12 @@ class HFPolicy(PromptedPolicy):
     def device(self):
         return self.model.device
 
-    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """``k`` candidates per state (one when greedy), best log-prob first; duplicates and
-        empty ones included: the engine merges them (``search.merge_proposals``).
+    def _propose_prompts(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        """``k`` candidates per prompt (see ``PromptedPolicy.propose``).
 
-        The states go through as few ``generate`` calls as fit in memory (see the module
+        The prompts go through as few ``generate`` calls as fit in memory (see the module
         docstring); a call that runs out of GPU memory is halved and retried.
         """
-        if not states or k < 1:
-            return [[] for _ in states]
-        prompts = [self.render(state) for state in states]
         per_call = self.states_per_call(prompts, k)
         results: list[list[Proposal]] = []
         while len(results) < len(prompts):

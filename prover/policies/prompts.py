@@ -67,7 +67,9 @@ text its source documents:
         TACTIC: <|im_end|>
         <|im_start|>assistant
 
-    A policy sees only the state, so NAME and PROOF_BEFORE are left empty.
+    NAME is the theorem's full name and PROOF_BEFORE the tactics on the path to the state,
+    one per line, as the script fills them; the engine gives them to the policy with each
+    state (``search.ProofContext``). Without a context both are left empty.
 
 A state is spliced in by concatenation, never by ``str.format`` or ``%``: Lean states are
 full of ``{``, ``}`` and ``%``.
@@ -75,10 +77,10 @@ full of ``{``, ``}`` and ``%``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, NamedTuple, Sequence
 
-from search import Proposal
+from search import ProofContext, Proposal
 
 from prover.config import Settings, setting
 
@@ -155,9 +157,18 @@ class PromptFormat:
     target_suffix: str | None = None  # what follows it [default: a newline and the first stop]
     echo_separator: str = ""
 
-    def render(self, state: str) -> str:
-        """The prompt for ``state``."""
-        return self.prefix + state + self.suffix
+    def render(self, state: str, context: ProofContext | None = None) -> str:
+        """The prompt for ``state`` (whose ``context`` a format may use: see ``prefix_for``)."""
+        return self.prefix_for(context) + state + self.suffix
+
+    def prefix_for(self, context: ProofContext | None) -> str:
+        """The text before the state; formats that read the proof context override it."""
+        return self.prefix
+
+    @property
+    def uses_context(self) -> bool:
+        """Whether the prompt depends on the proof context (the theorem, the tactics so far)."""
+        return type(self).prefix_for is not PromptFormat.prefix_for
 
     def drop_echo(self, continuation: str) -> str:
         """``continuation`` without a leading echo of ``{state}`` + ``echo_separator``."""
@@ -194,16 +205,32 @@ class PromptFormat:
 
 # InternLM2.5-StepProver's input template (its model card), as the user turn of the chat
 # prompt that InternLM-Math's proofsearch_internLM2.5-StepProver.py builds
-# (chat_template_to_prompt). NAME and PROOF_BEFORE stay empty: a policy sees the state only.
-_INTERNLM_PREFIX = "<|im_start|>user\n---\nNAME: \n\n---\nPROOF_BEFORE: \n\n---\nSTATE_BEFORE: "
+# (chat_template_to_prompt around _prompt_function): NAME is the theorem's full Lean name
+# (``theorem.full_name``), PROOF_BEFORE the tactics of the path to the state joined by
+# newlines (``"\\n".join(steps)``), both empty where the search gives no context.
+_INTERNLM_NAME = "<|im_start|>user\n---\nNAME: "
+_INTERNLM_PROOF_BEFORE = "\n\n---\nPROOF_BEFORE: "
+_INTERNLM_STATE_BEFORE = "\n\n---\nSTATE_BEFORE: "
+_INTERNLM_PREFIX = _INTERNLM_NAME + _INTERNLM_PROOF_BEFORE + _INTERNLM_STATE_BEFORE  # no context
 _INTERNLM_SUFFIX = "\n\n---\nTACTIC: <|im_end|>\n<|im_start|>assistant\n"
+
+
+@dataclass(frozen=True)
+class InternLMStepProverFormat(PromptFormat):
+    """InternLM2.5-StepProver's prompt: the theorem's name and the proof so far before the state."""
+
+    def prefix_for(self, context: ProofContext | None) -> str:
+        if context is None:
+            return self.prefix
+        return (_INTERNLM_NAME + context.theorem_name + _INTERNLM_PROOF_BEFORE + "\n".join(context.tactics)
+                + _INTERNLM_STATE_BEFORE)
 
 PROMPTS: dict[str, PromptFormat] = {
     "llemma": PromptFormat("llemma", _LLEMMA_PREFIX, _LLEMMA_SUFFIX, stop=("---",), target_prefix="\n"),
     "goal_proofstep": PromptFormat("goal_proofstep", "[GOAL]", "[PROOFSTEP]", stop=()),
     "bfs_prover": PromptFormat("bfs_prover", "", ":::", stop=(), echo_separator=":::"),
-    "internlm_stepprover": PromptFormat("internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX,
-                                        stop=("<|im_end|>",), target_suffix="<|im_end|>"),
+    "internlm_stepprover": InternLMStepProverFormat("internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX,
+                                                    stop=("<|im_end|>",), target_suffix="<|im_end|>"),
 }
 
 
@@ -282,17 +309,26 @@ def _shortest(holds, length: int) -> int:
     return low
 
 
-def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int) -> str:
-    """``fmt.render(state)``, with the state cut from the top until it has ``max_tokens``
-    tokens or fewer (``count_tokens(text)`` counts them as the model will see them).
+def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int,
+               context: ProofContext | None = None) -> str:
+    """``fmt.render(state, context)``, cut until it has ``max_tokens`` tokens or fewer
+    (``count_tokens(text)`` counts them as the model will see them).
 
-    The goal is at the end of a Lean state, so the top (the oldest hypotheses) goes first,
-    a whole line at a time while a whole line can be kept. A ``ValueError`` if the prompt
-    without any state is already too long.
+    A format that shows the tactics so far loses the oldest of them first, down to none.
+    Then the state is cut from the top: the goal is at the end of a Lean state, so the top
+    (the oldest hypotheses) goes first, a whole line at a time while a whole line can be
+    kept. A ``ValueError`` if the prompt without any state is already too long.
     """
-    fits = lambda start: count_tokens(fmt.render(state[start:])) <= max_tokens  # noqa: E731
+    if context is not None and fmt.uses_context and context.tactics:
+        if count_tokens(fmt.render(state, context)) <= max_tokens:
+            return fmt.render(state, context)
+        tactics = context.tactics
+        kept = _first(lambda start: count_tokens(fmt.render(state, replace(context, tactics=tactics[start:])))
+                      <= max_tokens, list(range(1, len(tactics) + 1)))
+        context = replace(context, tactics=tactics[kept if kept is not None else len(tactics):])
+    fits = lambda start: count_tokens(fmt.render(state[start:], context)) <= max_tokens  # noqa: E731
     if fits(0):
-        return fmt.render(state)
+        return fmt.render(state, context)
     if not fits(len(state)):
         raise ValueError(f"the '{fmt.name}' prompt alone is longer than max_prompt_tokens={max_tokens}")
     line_starts = [i + 1 for i, c in enumerate(state) if c == "\n"]
@@ -300,7 +336,7 @@ def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int) -> 
     if start is None:  # the last line alone is too long: cut inside it
         last = line_starts[-1] if line_starts else 0
         start = _first(fits, list(range(last, len(state) + 1)))
-    return fmt.render(state[start:])
+    return fmt.render(state[start:], context)
 
 
 def _first(fits, starts: list[int]) -> int | None:
@@ -362,10 +398,27 @@ class PromptedPolicy:
     format: PromptFormat
     config: ModelPolicyConfig
 
-    def render(self, state: str) -> str:
-        """The prompt for ``state``, cut from the top to fit ``max_prompt_tokens``
+    def render(self, state: str, context: ProofContext | None = None) -> str:
+        """The prompt for ``state`` in its proof ``context``, cut to fit ``max_prompt_tokens``
         (see ``fit_prompt``)."""
-        return fit_prompt(self.format, state, self.count_tokens, self.config.max_prompt_tokens)
+        return fit_prompt(self.format, state, self.count_tokens, self.config.max_prompt_tokens, context)
+
+    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        """``k`` candidates per state (one when greedy), best log-prob first; duplicates and
+        empty ones included: the engine merges them (``search.merge_proposals``)."""
+        return self.propose_in_context(states, [None] * len(states), k)
+
+    def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext | None], k: int
+    ) -> list[list[Proposal]]:
+        """``propose``, with each state's proof context for the prompt formats that show it
+        (``search.ContextualPolicy``); the others ignore it."""
+        if not states or k < 1:
+            return [[] for _ in states]
+        return self._propose_prompts([self.render(state, context) for state, context in zip(states, contexts)], k)
+
+    def _propose_prompts(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        raise NotImplementedError
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])

@@ -153,12 +153,8 @@ class VLLMPolicy(PromptedPolicy):
     def decode(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
-    def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
-        """``k`` candidates per state (one when greedy), best log-prob first; duplicates and
-        empty ones included: the engine merges them (``search.merge_proposals``)."""
-        if not states or k < 1:
-            return [[] for _ in states]
-        prompts = [self.render(state) for state in states]
+    def _propose_prompts(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        """``k`` candidates per prompt (see ``PromptedPolicy.propose``)."""
         if self.config.decoding == "beam" and k > 1:
             candidates = self._beam_search(prompts, k)
         else:

@@ -80,13 +80,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from search import Proposal, SearchResult, StopReason, Theorem
+from search import ProofContext, Proposal, SearchResult, StopReason, Theorem
 
 from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.lean import LeanConfig
 from prover.errors import MissingDependencyError, ProverError
 from prover.run.driver import RunStopped
-from prover.run.serving import BatchingServer
+from prover.run.serving import PROPOSE_IN_CONTEXT, BatchingServer
 
 # Policies whose replicas keep a cache between calls that a search's later calls hit.
 PREFIX_CACHING_POLICIES = ("vllm",)
@@ -174,6 +174,11 @@ class PolicyClient:
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         """``TacticPolicy.propose``, answered by a replica."""
         return self._call("propose", states, k)
+
+    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+        """``ContextualPolicy.propose_in_context``, answered by a replica (whose policy may
+        ignore the contexts: the replica then asks it ``propose``)."""
+        return self._call(PROPOSE_IN_CONTEXT, list(zip(states, contexts)), k)
 
     def score(self, states: Sequence[str]) -> list[float]:
         """``ValueModel.score``, answered by a replica's critic (a run with ``--critic``)."""

@@ -115,6 +115,7 @@ class RunDir:
         self._records: dict[str, ResultRecord] | None = None
         self.summary = Summary(())
         self._session: dict = {}
+        self._previous: dict = {}  # summary.json as this session found it (begin)
         self.executor_stats: dict = {}  # sections of summary.json the executor fills (prove_set)
         self.command_line: list[str] | None = None  # what started this session (provenance)
 
@@ -207,6 +208,7 @@ class RunDir:
         self._session = {"provenance": provenance(command_line=self.command_line), "clock": time.monotonic(),
                          "finished_before": self.summary.num_finished,
                          "expansions_before": self.summary.total_expansions}
+        self._previous = _previous_summary(self.summary_path)
         return self.summary
 
     def _drop_torn_tail(self) -> None:
@@ -240,14 +242,18 @@ class RunDir:
         return record
 
     def write_summary(self, final: bool = False) -> dict:
-        """Write summary.json: the pass rate over the set, and this session's wall-clock
-        time and throughput (its search times are in ``total_search_time_s``)."""
-        summary = self.summary.to_json()
-        if self._session:
+        """Write summary.json: the pass rate over the set, and every session's wall-clock
+        time and throughput (``sessions``, oldest first; ``session`` is the last one; search
+        times are in ``total_search_time_s``). A session that finishes no theorem (a resume
+        of a finished run) adds nothing: what earlier sessions wrote is kept as it was."""
+        summary = dict(self._previous)
+        summary.update(self.summary.to_json())
+        sessions = _sessions_of(summary)
+        if self._session and self.summary.num_finished > self._session["finished_before"]:
             wall_s = time.monotonic() - self._session["clock"]
             finished = self.summary.num_finished - self._session["finished_before"]
             expansions = self.summary.total_expansions - self._session["expansions_before"]
-            summary["session"] = {
+            session = {
                 "started_at": self._session["provenance"]["started_at"],
                 "updated_at": now(),
                 "wall_time_s": wall_s,
@@ -256,11 +262,44 @@ class RunDir:
                 "expansions_per_s": expansions / wall_s if wall_s > 0 else 0.0,
             }
             if final:
-                summary["session"]["ended_at"] = summary["session"]["updated_at"]
+                session["ended_at"] = session["updated_at"]
+            sessions.append(session)
             summary["provenance"] = self._session["provenance"]
-        summary.update(self.executor_stats)
+            summary.update(self.executor_stats)
+        if sessions:
+            summary["sessions"] = sessions
+            summary["session"] = sessions[-1]
         _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
         return summary
+
+
+def _previous_summary(path: Path) -> dict:
+    """What summary.json held when this session began ({} if absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _sessions_of(summary: dict) -> list[dict]:
+    """The earlier sessions of a summary (one written before ``sessions`` was kept has one)."""
+    sessions = summary.get("sessions")
+    if isinstance(sessions, list):
+        return [s for s in sessions if isinstance(s, dict)]
+    return [summary["session"]] if isinstance(summary.get("session"), dict) else []
+
+
+def unique_path(directory: Path, stem: str, suffix: str) -> Path:
+    """``directory/stem-TIME<suffix>`` (a number added if need be), so a new file never
+    replaces an older one: ``("a", ".json")`` -> ``a-20250101-120000.json``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = directory / f"{stem}-{stamp}{suffix}"
+    number = 2
+    while path.exists():
+        path = directory / f"{stem}-{stamp}-{number}{suffix}"
+        number += 1
+    return path
 
 
 def _write_atomically(path: Path, text: str) -> None:

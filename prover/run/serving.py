@@ -1,7 +1,9 @@
 """One model serving many searches: calls are queued and run in batches (plain asyncio).
 
 ``BatchingServer`` holds one policy (or any object with batched methods, such as a
-``ValueModel``) and answers ``propose(states, k)`` and ``score(states)`` — any method
+``ValueModel``) and answers ``propose(states, k)``, ``propose_in_context(states,
+contexts, k)`` (each state with its ``search.ProofContext``: the items are then
+(state, context) pairs) and ``score(states)`` — any method
 whose first argument is a list of items and whose answer is one entry per item — by
 joining concurrent calls of the same method and arguments into one call of the model.
 
@@ -37,7 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from prover.errors import ProverError
-from search import Proposal
+from search import ProofContext, Proposal, propose
+
+# The method whose items are (state, ProofContext) pairs: a call of it carries each state's
+# context to the policy, and a target that ignores contexts is asked ``propose`` instead.
+PROPOSE_IN_CONTEXT = "propose_in_context"
 
 
 @dataclass
@@ -72,8 +78,9 @@ class BatchStats:
         self.largest_batch = max(self.largest_batch, sum(len(request.items) for request in batch))
         self.busy_s += busy_s
         for request in batch:
-            self.requests_by_method[request.method] += 1
-            self.states_by_method[request.method] += len(request.items)
+            method = "propose" if request.method == PROPOSE_IN_CONTEXT else request.method  # proposals either way
+            self.requests_by_method[method] += 1
+            self.states_by_method[method] += len(request.items)
 
     def to_dict(self) -> dict:
         return {
@@ -98,6 +105,9 @@ class PolicyWithCritic:
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         return self.policy.propose(states, k)
+
+    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+        return propose(self.policy, states, contexts, k)
 
     def score(self, states: Sequence[str]) -> list[float]:
         return self.critic.score(states)
@@ -172,6 +182,11 @@ class BatchingServer:
         """``TacticPolicy.propose``, batched."""
         return await self.call("propose", states, k)
 
+    async def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+        """``ContextualPolicy.propose_in_context``, batched with every other search's calls
+        (a target that ignores contexts gets ``propose``)."""
+        return await self.call(PROPOSE_IN_CONTEXT, list(zip(states, contexts)), k)
+
     async def score(self, states: Sequence[str]) -> list[float]:
         """``ValueModel.score``, batched (for a target that is a critic)."""
         return await self.call("score", states)
@@ -219,6 +234,14 @@ class BatchingServer:
             size += len(request.items)
         return batch
 
+    def _function(self, method: str):
+        """What answers ``method``'s batched items: the target's method of that name, except
+        for proposals in context, whose items are (state, context) pairs."""
+        if method == PROPOSE_IN_CONTEXT:
+            target = self.target
+            return lambda pairs, k: propose(target, [state for state, _ in pairs], [c for _, c in pairs], k)
+        return getattr(self.target, method)
+
     async def _run(self, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
         groups: dict[tuple, list[_Request]] = collections.defaultdict(list)
@@ -228,7 +251,7 @@ class BatchingServer:
         for (method, args), requests in groups.items():
             items = [item for request in requests for item in request.items]
             try:
-                function = getattr(self.target, method)
+                function = self._function(method)
                 answers = await loop.run_in_executor(self._model_thread, function, items, *args)
             except Exception as exc:
                 for request in requests:

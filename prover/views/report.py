@@ -302,6 +302,24 @@ def _labels(runs: Sequence[Run]) -> list[str]:
     return [str(run.path) for run in runs] if len(set(names)) < len(names) else names
 
 
+def default_report_dir(run_dirs: Sequence[str | Path]) -> Path:
+    """Where ``prover report`` writes by default: ``RUN_DIR/report`` for one run; for several,
+    a folder of its own beside the first, named from the runs (``compare-a-vs-b``), so a
+    comparison never replaces a run's own report."""
+    paths = [Path(d) for d in run_dirs]
+    if len(paths) == 1:
+        return paths[0] / "report"
+    import hashlib
+    import re
+
+    names = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p.resolve().name).strip("_.") or "run" for p in paths]
+    name = "compare-" + "-vs-".join(names)
+    if len(name) > 80:  # many runs: the first two, how many more, and a digest of them all
+        digest = hashlib.blake2b("\0".join(str(p.resolve()) for p in paths).encode(), digest_size=4).hexdigest()
+        name = f"compare-{names[0][:25]}-vs-{names[1][:25]}-and-{len(names) - 2}-more-{digest}"
+    return paths[0].resolve().parent / name
+
+
 # ---- the report ---------------------------------------------------------------------------
 
 
