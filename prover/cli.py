@@ -893,6 +893,9 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
 
 
 def _show_fill(report) -> None:
+    if not report.holes:
+        click.echo(f"{report.file} has no `sorry`; nothing was written")
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -909,7 +912,7 @@ def _show_fill(report) -> None:
         click.echo(f"wrote {report.written}" + (f" (the original is kept in {report.backup})" if report.backup else ""))
     else:
         click.echo("nothing was written: no proof passed the check")
-    if report.run and report.holes:
+    if report.run is not None:
         from prover.views.report import load_run, write_run_browser
 
         index, _ = write_run_browser(load_run(report.run), None)

@@ -248,3 +248,14 @@ def test_fill_and_prove_split_run_the_holes_on_ray_and_resume(user, ray_local):
                    env=user.env, cwd=user.home, timeout_s=300)
     assert again.returncode == 0 and "proved 4 of 5" in again.stdout, again.stdout + again.stderr
     assert len((out / "results.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_file_without_sorry_is_left_alone_and_exits_0(user):
+    user.file.write_text(HEADER + "\ntheorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n", encoding="utf-8")
+    done = user.fill("--out", str(user.home / "run"), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) | {"file": None} == {"file": None, "run": None, "written": None, "backup": None,
+                                                         "num_holes": 0, "num_filled": 0, "check": "no holes",
+                                                         "holes": []}
+    assert "has no `sorry`; nothing to do" in done.stderr
+    assert not (user.home / "run").exists() and not (user.project / "Holes.filled.lean").exists()
