@@ -29,8 +29,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from prover.config import BackendSpec, ConfigError, RunConfig, from_dict, to_dict
+from prover.config import BackendSpec, RunConfig
 from prover.errors import did_you_mean
+from prover.settings import ConfigError, from_dict, to_dict
 from prover.policies.prompts import get_prompt
 
 MODEL_POLICIES = ("hf", "vllm")
@@ -61,6 +62,12 @@ class Preset:
     top_p: float = 1.0  # sampling only
     trust_remote_code: bool = False
     vllm: dict[str, Any] = field(default_factory=dict)  # settings of the vllm policy only
+
+    policies = MODEL_POLICIES  # the policies a preset can set up
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """``config`` with this preset's settings (``RunConfig.assemble`` calls it)."""
+        return apply_preset(config, self.name)
 
     def policy_settings(self, policy: str) -> dict[str, Any]:
         """The settings this preset gives the ``policy`` backend (``hf`` or ``vllm``)."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search import ResultRecord, SearchStatus, SearchTree, StopReason
+from search import ROOT, ProofFinished, ResultRecord, SearchStatus, SearchTree, StopReason
 
 from prover.cli import main
 from prover.errors import ProverError
@@ -42,9 +42,23 @@ def record(theorem: str, status: str, expansions: int, wall_time_s: float) -> di
     ).to_json()
 
 
+def proof_tree(theorem: str) -> SearchTree:
+    """The tree of a one-step proof by ``simp`` (a proved record is verified against its tree)."""
+    tree = SearchTree(theorem, "⊢ goal")
+    tree.add_outcome(ROOT, "simp", -0.1, ProofFinished())
+    tree.mark_expanded(ROOT)
+    return tree
+
+
 def write_run(path, records, num_theorems=None, config=None):
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps(config or {}))
+    records = [dict(data) for data in records]
+    for index, data in enumerate(records):
+        if data["status"] == "proved" and data.get("tree") is None:
+            (path / "trees").mkdir(exist_ok=True)
+            proof_tree(data["theorem"]).save(path / "trees" / f"proof-{index}.json")
+            data["tree"] = f"trees/proof-{index}.json"
     (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if num_theorems is not None:
         (path / "summary.json").write_text(json.dumps({"num_theorems": num_theorems}))

@@ -92,7 +92,9 @@ def hostile_run(tmp_path):
     run = tmp_path / "hostile"
     (run / "trees").mkdir(parents=True)
     (run / "config.json").write_text("{}")
-    small_tree().save(run / "trees" / "evil.json")
+    tree = small_tree()
+    tree.graph.graph["theorem"] = HOSTILE_NAME  # the record's proof is verified against its own tree
+    tree.save(run / "trees" / "evil.json")
     records = [
         ResultRecord(HOSTILE_NAME, SearchStatus.PROVED, StopReason.PROVED, proof=("intro x", "simp"),
                      num_expansions=3, num_tactics=6, num_states=3, wall_time_s=0.5, tree="trees/evil.json"),

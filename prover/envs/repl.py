@@ -46,7 +46,7 @@ from search import (
     proof_text,
 )
 
-from prover.config import setting
+from prover.settings import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, ELAN_URL, LeanConfig, import_lean_interact, prepare_repl
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError

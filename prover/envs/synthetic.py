@@ -29,6 +29,11 @@ memorises states does not.
     env = SyntheticEnv(SyntheticConfig(rule="learnable", depth=6))
     state = env.start(Theorem("synthetic_heldout_0003"))  # a b y : ℝ / h₀ : 5 ≠ y / ... / ⊢ a + 9 * b = 29
     env.run_tactic(state, RULE[features(state.pp)])       # norm_num (ℝ, =): the next goal
+
+With ``rule="hard"`` (``--rule hard``) the working tactic depends on the goal's structure,
+proofs are long, high-prior tactics lead into dead ends that look like live goals, and
+there are more tactics than a node tries: see ``prover.envs.synthetic_hard``. The default
+and learnable rules stay as they are (smoke tests).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState, Theorem
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.envs import replay_check
+from prover.envs import synthetic_hard as hard
 
 NAME = re.compile(r"synthetic_(heldout_)?(\d+)$")
 DEAD_END = -1
@@ -72,9 +78,10 @@ class SyntheticConfig(Settings):
     seed: int = setting(0, "Seed of the generated problems.", flag="--env-seed")
     rule: str = setting(
         "random",
-        "How tactics act: random (any tactic may work, by chance) or learnable (the working tactic is a "
-        "fixed function of the goal's text, so a model can learn it; see prover.envs.synthetic).",
-        choices=("random", "learnable"),
+        "How tactics act: random (any tactic may work, by chance), learnable (the working tactic is a "
+        "fixed function of the goal's text, so a model can learn it) or hard (the working tactic depends on "
+        "the goal's structure, long proofs, dead ends that look alive; see prover.envs.synthetic_hard).",
+        choices=("random", "learnable", "hard"),
     )
 
 
@@ -102,6 +109,10 @@ class SyntheticEnv:
         if self.config.rule == "learnable":
             steps = 1 + int(_unit(self.config.seed, "length", theorem.name) * self.config.depth)
             return self._goal(theorem.name, steps)
+        if self.config.rule == "hard":
+            shortest = (self.config.depth + 1) // 2
+            steps = shortest + int(_unit(self.config.seed, "length", theorem.name) * (self.config.depth - shortest + 1))
+            return self._hard_goal(theorem.name, steps, True)
         return self._state(theorem.name, self.config.depth)
 
     def _state(self, key: str, remaining: int) -> TacticState:
@@ -118,6 +129,8 @@ class SyntheticEnv:
             return LeanError("unknown proof state: it does not belong to this session")
         if self.config.rule == "learnable":
             return self._learnable_step(state.pp, tactic.strip(), remaining)
+        if self.config.rule == "hard":
+            return self._hard_step(state.pp, tactic.strip(), remaining)
         c = self.config
         if _unit(c.seed, "error", state.pp, tactic) < c.error_rate:
             return LeanError(f"synthetic: `{tactic}` failed on this goal")
@@ -155,6 +168,28 @@ class SyntheticEnv:
         dead = pp[: pp.rindex("⊢")] + stray + DEAD_GOAL
         self._remaining[dead] = DEAD_END
         return TacticState(dead)
+
+    # ---- rule="hard" -----------------------------------------------------------------------
+
+    def _hard_goal(self, key: str, num_operators: int, true: bool) -> TacticState:
+        pp = hard.hard_goal(random.Random(f"{self.config.seed}:{key}"), num_operators, true)
+        # A false goal is known by the session as DEAD_END - its size (the text cannot say).
+        self._remaining.setdefault(pp, num_operators if true else DEAD_END - num_operators)
+        return TacticState(pp)
+
+    def _hard_step(self, pp: str, tactic: str, remaining: int) -> Outcome:
+        if tactic not in hard.HARD_TACTICS:
+            return LeanError(f"unknown tactic `{tactic}`")
+        true = remaining > 0
+        size = remaining if true else DEAD_END - remaining
+        if tactic == hard.working_tactic(pp):
+            if size == 1:
+                return ProofFinished() if true else LeanError(f"{tactic} failed to prove the goal")
+            return self._hard_goal(f"{pp}/{tactic}", size - 1, true)
+        trap_rate = hard.TEMPTING_TRAP_RATE if tactic in hard.TEMPTING else hard.OTHER_TRAP_RATE
+        if _unit(self.config.seed, "trap", pp, tactic) < trap_rate:
+            return self._hard_goal(f"{pp}/{tactic}", size, False)  # no progress, and the goal is lost
+        return LeanError(f"{tactic} failed to prove the goal")
 
     def check_proof(self, theorem: Theorem, tactics: list[str]) -> str | None:
         """Replay ``tactics`` from a fresh start of ``theorem``."""

@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 
 from search import Proposal
 
-from prover.config import setting
+from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
 from prover.policies.beams import BeamState, advance, final_beams
 from prover.policies.prompts import (

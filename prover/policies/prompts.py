@@ -82,8 +82,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 from search import ProofContext, Proposal
 
-from prover.config import Settings, setting
 from prover.policies.beams import FINISHES, RANKINGS, Beam, BeamRule
+from prover.settings import Settings, setting
 
 # The few-shot prefix of wellecks/llemma_formal2formal (proofsearch.py, _prompt_fewshot),
 # kept exactly: Llemma's published miniF2F numbers were measured with it.

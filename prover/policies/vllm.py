@@ -45,7 +45,7 @@ from typing import Sequence
 
 from search import Proposal
 
-from prover.config import setting
+from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
 from prover.policies.beams import Beam, BeamState, advance, final_beams
 from prover.policies.prompts import (

@@ -5,26 +5,53 @@
     RUN_DIR/trees/*.json.gz one search tree per theorem (SearchTree.save, gzip-compressed)
     RUN_DIR/summary.json    pass rate over the whole theorem set, rewritten as results come
 
+    RUN_DIR/.lock           the process id of the driver writing the run (held with flock)
+
 A run killed at any moment keeps every line it wrote; a torn last line (the process died
 mid-write) is dropped on the next open, and a resumed run skips every finished theorem.
 The run directory reads ``results.jsonl`` once, when it is opened, and keeps its summary
 up to date in memory from then on.
+
+One driver at a time: ``create`` and ``open`` take an exclusive ``flock`` on ``.lock``,
+held until ``close`` or the process ends (the kernel drops the lock of a dead process, so a
+killed driver never blocks the next). A second driver is refused with the first's pid.
+
+Records are verified when read (``verify_record``): a ``proved`` record needs its proof
+and its tree, the proof must be a proof path of that tree, and a tree path must stay
+inside the run directory. A record that fails counts as unfinished (a resumed run searches
+its theorem again) and ``repair_results`` moves it aside.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from search import RecordFormatError, ResultRecord, SearchResult, SearchStatus, Theorem, proof_text
+from search import (
+    QED,
+    ROOT,
+    RecordFormatError,
+    ResultRecord,
+    SearchResult,
+    SearchStatus,
+    SearchTree,
+    Status,
+    Theorem,
+    TreeFormatError,
+    proof_text,
+)
 
-from prover.config import ConfigError, RunConfig
+from prover.config import RunConfig
+from prover.settings import ConfigError
 from prover.errors import ProverError
 from prover.run.provenance import now, provenance
 
@@ -35,6 +62,96 @@ def tree_filename(theorem: str) -> str:
     if slug == theorem:
         return f"{slug}.json"
     return f"{slug}-{hashlib.blake2b(theorem.encode(), digest_size=4).hexdigest()}.json"
+
+
+LOCK_FILE = ".lock"
+_held_locks: dict[str, int] = {}  # run directory (resolved) -> the fd of its lock file, in this process
+
+
+def _lock(path: Path) -> None:
+    """Hold the run directory's lock for this process; a ProverError naming the holder if
+    another process has it. A process that holds it already may open the run again."""
+    key = str(path.resolve())
+    if key in _held_locks:
+        return
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ProverError(f"cannot lock the run directory {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise ProverError(f"cannot lock the run directory {path}: {exc.strerror or exc}") from None
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        stop = f"`kill {holder}`" if holder.isdigit() else "stopping it"
+        raise ProverError(
+            f"{path} is in use by another prover run ({who}); wait for it to end (or stop it with {stop}), "
+            f"then continue with: prover prove-split --resume {path}"
+        ) from None
+    try:  # who holds it, for the message above; the lock itself is the flock
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # a full disk: the lock holds all the same
+    _held_locks[key] = fd
+
+
+def _unlock(path: Path) -> None:
+    fd = _held_locks.pop(str(path.resolve()), None)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor releases the flock
+
+
+def tree_file(run_path: str | Path, tree: str) -> Path | None:
+    """The file a record's ``tree`` names, or None when it points outside the run directory
+    (an absolute path, ``..``, or a link that leads out)."""
+    relative = Path(tree)
+    if not tree or relative.is_absolute() or ".." in relative.parts:
+        return None
+    root = Path(run_path).resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) and path != root else None
+
+
+def proof_path_in(tree: SearchTree, proof: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``proof`` is a path of ``tree`` from its root to QED through proved states."""
+    if tree.status(ROOT) is not Status.PROVED or not proof:
+        return False
+    node = ROOT
+    for tactic in proof:
+        if node == QED:
+            return False
+        node = next((target for target, name, _ in tree.tactic_edges(node) if name == tactic), None)
+        if node is None or (node != QED and tree.status(node) is not Status.PROVED):
+            return False
+    return node == QED
+
+
+def verify_record(run_path: str | Path, record: ResultRecord) -> str | None:
+    """Why ``record`` cannot be trusted, or None when it can: a ``proved`` record needs its
+    proof and its tree, and the proof must be a proof path of the tree (re-derived from the
+    file, not taken on the record's word); a tree must be inside the run directory."""
+    path = None
+    if record.tree is not None:
+        path = tree_file(run_path, record.tree)
+        if path is None:
+            return f"its tree {record.tree!r} is outside the run directory"
+    if record.status is not SearchStatus.PROVED:
+        return None
+    if not record.proof:
+        return "it says proved but holds no proof"
+    if path is None:
+        return "it says proved but has no tree"
+    try:
+        tree = SearchTree.load(path)
+    except TreeFormatError as exc:
+        return f"it says proved but its tree cannot be read ({exc})"
+    if tree.theorem != record.theorem or not proof_path_in(tree, record.proof):
+        return "its proof is not a proof in its tree"
+    return None
 
 
 def make_record(theorem: Theorem, result: SearchResult) -> ResultRecord:
@@ -114,34 +231,80 @@ class RunDir:
         self._previous: dict = {}  # summary.json as this session found it (begin)
         self.executor_stats: dict = {}  # sections of summary.json the executor fills (prove_set)
         self.command_line: list[str] | None = None  # what started this session (provenance)
+        self.untrusted: list[tuple[ResultRecord, str]] = []  # records that failed verify_record
+
+    def close(self) -> None:
+        """Release the run directory's lock (also released when the process ends)."""
+        _unlock(self.path)
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @classmethod
     def create(cls, path: str | Path, config: RunConfig, command_line: list[str] | None = None) -> "RunDir":
-        """A new run in ``path``, which must not exist or be an empty directory."""
+        """A new run in ``path``, which must not exist, be an empty directory, or hold only
+        what a start that failed left (``config.tmp``, an empty ``trees/``)."""
         run = cls(path)
         run.command_line = command_line
         if run.config_path.exists():
             raise ProverError(
                 f"{run.path} already holds a run; continue it with --resume {run.path} or choose another --out"
             )
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        if run.path.exists() and (not run.path.is_dir() or not run._holds_only_leftovers()):
             raise ProverError(f"{run.path} exists and is not an empty directory; choose another --out")
         try:
             run.trees_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ProverError(f"cannot create the run directory {run.path}: {exc.strerror or exc}") from None
-        run.write_config(config, provenance(config, command_line))
-        run.results_path.touch()
+        _lock(run.path)
+        try:
+            if run.config_path.exists():  # another driver created it in the meantime
+                raise ProverError(f"{run.path} already holds a run; continue it with --resume {run.path}")
+            run.config_path.with_suffix(".tmp").unlink(missing_ok=True)
+            run.write_config(config, provenance(config, command_line))
+            run.results_path.touch()
+        except OSError as exc:
+            run.discard_if_empty()
+            raise ProverError(f"cannot start a run in {run.path}: {exc.strerror or exc}"
+                              f"{_DISK_HINT.get(exc.errno, '')}; nothing was kept, start it again with "
+                              f"--out {run.path} once there is room") from None
+        except BaseException:
+            run.close()
+            raise
         run._records = {}
         return run
+
+    def _holds_only_leftovers(self) -> bool:
+        """Whether the directory holds nothing but what a start that failed leaves behind."""
+        for entry in self.path.iterdir():
+            if entry.name in (LOCK_FILE, "config.tmp"):
+                continue
+            if entry == self.trees_dir and entry.is_dir() and not any(entry.iterdir()):
+                continue
+            if entry == self.results_path and entry.is_file() and entry.stat().st_size == 0:
+                continue
+            return False
+        return True
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
         run = cls(path)
         if not run.config_path.is_file():
+            leftovers = run.config_path.with_suffix(".tmp").exists() or run.trees_dir.is_dir()
+            if leftovers and run._holds_only_leftovers():
+                raise ProverError(f"{run.path} holds no run (its start failed before the settings were saved); "
+                                  f"start it again with --out {run.path}")
             raise ProverError(f"{run.path} is not a run directory (it has no config.json)")
-        run.trees_dir.mkdir(exist_ok=True)
-        run.results_path.touch()
+        _lock(run.path)
+        try:
+            run.trees_dir.mkdir(exist_ok=True)
+            run.results_path.touch()
+        except OSError as exc:
+            run.close()
+            raise ProverError(f"cannot write to the run directory {run.path}: {exc.strerror or exc}") from None
         return run
 
     def discard_if_empty(self) -> bool:
@@ -151,8 +314,9 @@ class RunDir:
             if self.results_path.exists() and self.results_path.stat().st_size > 0:
                 return False
             for path in (self.config_path, self.results_path, self.summary_path,
-                         self.path / "ray.log", self.config_path.with_suffix(".tmp")):
+                         self.path / "ray.log", self.config_path.with_suffix(".tmp"), self.path / LOCK_FILE):
                 path.unlink(missing_ok=True)
+            self.close()
             if self.trees_dir.is_dir() and not any(self.trees_dir.iterdir()):
                 self.trees_dir.rmdir()
             if self.path.is_dir() and not any(self.path.iterdir()):
@@ -188,8 +352,10 @@ class RunDir:
         if self._records is None:
             self._drop_torn_tail()
             self._records = {}
-            for record in read_records(self.results_path):
+            records, self.untrusted = trusted_records(self.path, read_records(self.results_path))
+            for record in records:
                 self._records.setdefault(record.theorem, record)
+            warn_untrusted(self.path, self.untrusted, "count as unfinished and are searched again")
         return list(self._records.values())
 
     def finished(self) -> set[str]:
@@ -217,10 +383,25 @@ class RunDir:
     def append(self, record: ResultRecord) -> None:
         """Append one record as a single write, and make it durable before returning."""
         line = (json.dumps(record.to_json(), ensure_ascii=False) + "\n").encode()
-        with open(self.results_path, "ab") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            fd = os.open(self.results_path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # no torn line: the record is whole or absent
+                except OSError:
+                    pass  # the next open drops a torn last line all the same
+                raise self._cannot_write(exc) from None
+        finally:
+            os.close(fd)
         self.records()
         self._records.setdefault(record.theorem, record)
         self.summary.add(record)
@@ -231,8 +412,12 @@ class RunDir:
         if result.tree is not None:
             path = self.trees_dir / (tree_filename(theorem.name) + ".gz")  # gzip: a tenth of the JSON's size
             temporary = path.with_suffix(".tmp.gz")
-            result.tree.save(temporary, extra=record.to_json())
-            os.replace(temporary, path)  # a tree file is whole or absent
+            try:
+                result.tree.save(temporary, extra=record.to_json())
+                os.replace(temporary, path)  # a tree file is whole or absent
+            except OSError as exc:
+                temporary.unlink(missing_ok=True)
+                raise self._cannot_write(exc) from None
             record = replace(record, tree=str(path.relative_to(self.path)))
         self.append(record)
         return record
@@ -265,8 +450,26 @@ class RunDir:
         if sessions:
             summary["sessions"] = sessions
             summary["session"] = sessions[-1]
-        _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+        try:
+            _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
         return summary
+
+    def _cannot_write(self, exc: OSError) -> ProverError:
+        """The one sentence for a write to the run directory that failed (a full disk, a
+        file-size limit): what is kept, and the command that continues the run."""
+        done = len(self._records or ())
+        return ProverError(
+            f"cannot write to {self.path}: {exc.strerror or exc}{_DISK_HINT.get(exc.errno, '')}; "
+            f"the run stopped with {done} finished theorem{'s' * (done != 1)} saved, "
+            f"continue it with: prover prove-split --resume {self.path}"
+        )
+
+
+_DISK_HINT = {errno.ENOSPC: " (the disk is full: free some space)",
+              errno.EDQUOT: " (the disk quota is used up)",
+              errno.EFBIG: " (a file-size limit was reached: see `ulimit -f`)"}
 
 
 def _previous_summary(path: Path) -> dict:
@@ -300,8 +503,36 @@ def unique_path(directory: Path, stem: str, suffix: str) -> Path:
 
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def trusted_records(run_path: str | Path, records: Iterable[ResultRecord]
+                    ) -> tuple[list[ResultRecord], list[tuple[ResultRecord, str]]]:
+    """``records`` split by ``verify_record``: (those that can be trusted, (record, why) for the others)."""
+    kept, untrusted = [], []
+    for record in records:
+        reason = verify_record(run_path, record)
+        if reason is None:
+            kept.append(record)
+        else:
+            untrusted.append((record, reason))
+    return kept, untrusted
+
+
+def warn_untrusted(run_path: str | Path, untrusted: list[tuple[ResultRecord, str]], consequence: str) -> None:
+    """One warning line on stderr for the records of a run that failed verification."""
+    if not untrusted:
+        return
+    record, reason = untrusted[0]
+    count = len(untrusted)
+    print(f"warning: {count} record{'s' * (count != 1)} of {run_path} cannot be trusted (first: "
+          f"{record.theorem!r}: {reason}); they {consequence}; `prover repair {run_path}` moves them aside",
+          file=sys.stderr, flush=True)
 
 
 def read_records(results_path: Path) -> list[ResultRecord]:
@@ -342,10 +573,12 @@ def repair_results(run_path: str | Path) -> tuple[int, int, Path | None]:
         if not line.strip():
             continue
         try:
-            ResultRecord.from_json(json.loads(line.decode("utf-8")))
-            good.append(line)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError):
+            record = ResultRecord.from_json(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError,
+                RecursionError):
             bad.append(line)
+            continue
+        (good if verify_record(run_path, record) is None else bad).append(line)
     if not bad:
         return len(good), 0, None
     bad_path = results_path.with_name("results.bad.jsonl")
