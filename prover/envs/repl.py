@@ -196,6 +196,10 @@ class ReplEnv(RestartingSession):
             return "the proof has no tactics"
         if not theorem.statement:
             return f"'{theorem.name}' has no statement to check the proof against"
+        if theorem.sorry_at:  # a hole of a file: the file with the proof in its place
+            from prover.envs.filecheck import check_hole_proof
+
+            return check_hole_proof(lambda body: self.elaborate(theorem.header, body), theorem, tactics)
         try:
             name, statement = declared_name(theorem.statement)
         except ValueError as exc:
@@ -226,6 +230,36 @@ class ReplEnv(RestartingSession):
         if uses_sorry:
             return "the proof uses `sorry`"
         return axioms_problem(response, axioms_line)
+
+    def elaborate(self, header: str, body: str) -> Any:
+        """Lean's answer (lean-interact's ``CommandResponse``, errors included) to ``body``
+        elaborated after ``header`` (the imports) in this environment's REPL; an
+        ``EnvInitError`` when the REPL cannot answer. With a pool, a command on the header
+        environment of the pool's checker REPL (no import)."""
+        try:
+            if self.pool is not None:
+                response = self.pool.check(header, body, self.startup_timeout_s)
+                if isinstance(response, self._li.interface.LeanError):
+                    raise EnvInitError(f"the Lean REPL refused the file: {response.message}")
+                return response
+            if self._server is None:
+                self._server = self.server_factory()
+            env = None
+            if header.strip():
+                env = self._command(header.rstrip() + "\n", None).env
+            request = self._li.Command(cmd=body, env=env) if env is not None else self._li.Command(cmd=body)
+            response = self._server.run(request, timeout=self.startup_timeout_s)
+        except (EnvInitError, MissingDependencyError):
+            if self.pool is None:
+                self._kill()
+            raise
+        except Exception as exc:
+            if self.pool is None:
+                self._kill()
+            raise EnvInitError(f"the Lean REPL could not elaborate the file: {type(exc).__name__}: {exc}") from None
+        if isinstance(response, self._li.interface.LeanError):
+            raise EnvInitError(f"the Lean REPL refused the file: {response.message}")
+        return response
 
     def close(self) -> None:
         """Let this theorem's REPL go (back to the pool, or killed); safe to call twice."""
@@ -264,12 +298,20 @@ class ReplEnv(RestartingSession):
         assert theorem is not None
         try:
             if self.pool is not None:
-                response, states = self._elaborate_on_lease(theorem)
+                if theorem.sorry_at:  # a hole of a file: elaborate the file's body on H, start at that `sorry`
+                    from prover.envs.filecheck import hole_start
+
+                    return hole_start(self._elaborate_on_lease(theorem, theorem.statement)[0], theorem)
+                response, states = self._elaborate_on_lease(theorem, theorem.statement.rstrip() + " by sorry")
             else:
                 self._server = self.server_factory()
                 env = None
                 if theorem.header.strip():
                     env = self._command(theorem.header.rstrip() + "\n", None).env
+                if theorem.sorry_at:  # a hole of a file: elaborate the file, start at that `sorry`
+                    from prover.envs.filecheck import hole_start
+
+                    return hole_start(self._command(theorem.statement, env), theorem)
                 response = self._command(theorem.statement.rstrip() + " by sorry", env)
                 states = [(s.goal, s.proof_state) for s in response.sorries if s.proof_state is not None]
         except (EnvInitError, MissingDependencyError):
@@ -286,13 +328,14 @@ class ReplEnv(RestartingSession):
             )
         return states[0]
 
-    def _elaborate_on_lease(self, theorem: Theorem) -> tuple[Any, list[tuple[str, int]]]:
-        """The statement with ``by sorry`` as a command on a leased REPL's header environment;
-        a REPL that dies meanwhile (memory, a crash) is dropped and another one tried."""
+    def _elaborate_on_lease(self, theorem: Theorem, command: str) -> tuple[Any, list[tuple[str, int]]]:
+        """``command`` (the statement with ``by sorry``, or a file's body) on a leased REPL's
+        header environment; a REPL that dies meanwhile (memory, a crash) is dropped and
+        another one tried."""
         for attempt in range(1 + self.max_crash_retries):
             self._repl = self.pool.lease(theorem.header)
             try:
-                response, states = self.pool.elaborate(self._repl, theorem.statement.rstrip() + " by sorry", self.startup_timeout_s)
+                response, states = self.pool.elaborate(self._repl, command, self.startup_timeout_s)
             except (ConnectionAbortedError, ChildProcessError, BrokenPipeError):
                 self._kill()
                 if attempt == self.max_crash_retries:
