@@ -193,14 +193,16 @@ class ReplPool:
                     if checker is not None and not checker.alive():
                         self.stats_.drops += 1
                         checker = slot.checker = None
-                    if checker is None and slot.idle:
-                        checker = min(slot.idle, key=lambda r: r.uses)  # a spare
+                    took_spare = checker is None and bool(slot.idle)
+                    if took_spare:
+                        checker = min(slot.idle, key=lambda r: r.uses)
                         slot.idle.remove(checker)
                 if checker is None:
                     checker = self._import(header)
                 with self._lock:
                     slot.checker = checker
-                self._top_up(header)
+                if took_spare:  # searches keep their spare
+                    self._top_up(header)
                 try:
                     response = checker.run(self.command(command, checker.env), timeout)
                 except Exception:
