@@ -886,7 +886,12 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
     request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
                           out=Path(out) if out else None, resume=Path(resume) if resume else None,
                           command_line=_invocation())
-    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True))
+    def prove(theorems, config: RunConfig, run) -> None:
+        if len(theorems) == 1:  # one hole: in this process
+            config = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, num_workers=0))
+        _prove(theorems, config, run, show_progress=True)
+
+    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True), prove=prove)
     if as_json:
         import json
 
