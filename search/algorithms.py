@@ -15,6 +15,7 @@ from typing import Callable, Protocol
 
 from search.best_first import best_first_search
 from search.protocols import ProofEnv, TacticPolicy, Theorem, ValueModel
+from search.registry import Registry
 from search.results import SearchLimits, SearchResult
 from search.scoring import Scorer
 from search.tree import SearchTree
@@ -35,12 +36,9 @@ class SearchAlgorithm(Protocol):
     ) -> SearchResult: ...
 
 
-ALGORITHMS: dict[str, SearchAlgorithm] = {"best_first": best_first_search}
+ALGORITHMS: Registry[SearchAlgorithm] = Registry("search algorithm", {"best_first": best_first_search})
 
 
 def get_algorithm(name: str) -> SearchAlgorithm:
-    """The algorithm registered as ``name``; a ValueError that lists the choices otherwise."""
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"unknown search algorithm '{name}'; choose one of: {', '.join(ALGORITHMS)}") from None
+    """The algorithm registered as ``name``; a ValueError with "did you mean" otherwise."""
+    return ALGORITHMS.lookup(name)
