@@ -566,27 +566,36 @@ def _duration(seconds: float) -> str:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(), metavar="TREE_FILE|RUN_DIR")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(), metavar="TREE_FILE|RUN_DIR...")
 @click.option("--format", "output_format", type=click.Choice(["html", "text", "svg", "png", "graphml"]),
               default="html", show_default=True,
               help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
                    "graphml: for other graph tools. A RUN_DIR gets HTML only.")
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="Where to write [default: TREE_FILE with the format's suffix; RUN_DIR/viz/ for a run; "
-                   "text is printed].")
+                   "compare-A-vs-B-... beside the first for several runs; text is printed].")
 @click.option("--open", "open_page", is_flag=True, help="Open what was written in a web browser.")
 @click.option("--max-nodes", type=click.IntRange(min=1), default=200, show_default=True,
               help="svg/png: most states drawn (the proof path, or the frontier and deepest states, "
                    "and the first expanded).")
 @click.option("--show-failed", is_flag=True, help="text: list every failed tactic instead of counting them.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True, help="text: most lines.")
-def viz(target: str, output_format: str, output: str | None, open_page: bool, max_nodes: int, show_failed: bool,
-        max_lines: int) -> None:
+def viz(targets: tuple[str, ...], output_format: str, output: str | None, open_page: bool, max_nodes: int,
+        show_failed: bool, max_lines: int) -> None:
     """Show a saved search tree (an HTML page, text, an SVG/PNG picture or GraphML), or a whole
-    run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree."""
+    run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree; several
+    runs: a page with their theorems side by side, linked to each run's trees."""
     from search import SearchTree, TreeFormatError
 
     from prover.views.viz import render_html, render_text, write_graphml
+
+    if len(targets) > 1:
+        from prover.views.compare import viz_runs
+
+        index = viz_runs(targets, output_format, output, echo=click.echo)
+        _show_link(index, open_page)
+        return
+    target = targets[0]
 
     if Path(target).is_dir():
         if output_format != "html":

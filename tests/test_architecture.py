@@ -49,6 +49,7 @@ LAYERS = {
     "prover.views.report": 9,
     "prover.learn.export": 9,
     "prover.views.plots": 9,
+    "prover.views.compare": 10,
     "prover.learn.training": 10,
     "prover.learn.iterate": 11,
     "prover.run.cluster": 10,
