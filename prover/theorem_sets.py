@@ -116,7 +116,7 @@ def check_served(spec, env) -> None:
     registry entry lists the sets it serves); a ``--theorems-file`` is the user's to judge."""
     entry = backend("environment", env.name)
     name = theorem_set_of(spec, env)
-    if not spec.theorems_file and name not in entry.theorem_sets:
+    if not (spec.theorems_file or spec.lean_file) and name not in entry.theorem_sets:
         raise ProverError(f"the {env.name} environment proves the theorems of {' or '.join(entry.theorem_sets)}, "
                           f"not of --theorem-set {name}; give one of those, or a --theorems-file")
 
@@ -124,7 +124,11 @@ def check_served(spec, env) -> None:
 def load_theorems(spec, env) -> list[Theorem]:
     """The theorems that ``spec`` (a ``TheoremSetConfig``) names for ``env`` (a ``BackendSpec``),
     in a stable order, at most ``spec.limit`` of them."""
-    if spec.theorems_file:
+    if spec.lean_file:
+        from prover.lean_files import theorems_from_lean_file
+
+        theorems = theorems_from_lean_file(spec.lean_file, env)
+    elif spec.theorems_file:
         theorems = theorems_from_file(spec.theorems_file, spec, env)
     else:
         theorems = THEOREM_SETS[theorem_set_of(spec, env)].load(spec, env)

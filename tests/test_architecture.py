@@ -32,8 +32,10 @@ LAYERS = {
     "prover.settings": 2,
     "prover.traces": 3,
     "prover.statements": 3,
+    "prover.holes": 3,
     "prover.envs": 4,
     "prover.policies": 4,
+    "prover.lean_files": 5,
     "prover.registry": 5,  # above the backends it imports by name (see registry_edges)
     "prover.theorem_sets": 6,
     "prover.config": 7,
@@ -54,6 +56,7 @@ LAYERS = {
     "prover.learn.iterate": 11,
     "prover.run.cluster": 10,
     "prover.run.watchdog": 10,
+    "prover.fill": 10,
     "prover.cli": 11,
 }
 
