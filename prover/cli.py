@@ -350,9 +350,13 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
         _check_environment(config, theorems)
     else:
         config = build_run_config(options)
+        if config.theorems.lean_file:  # its sorries, in the Lake project that holds it unless --lean-project
+            from prover.lean_files import with_file_project
+
+            config = with_file_project(config, config.theorems.lean_file, "--lean-project" in given_flags(options))
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
         _check_environment(config, theorems)
-        name = benchmark_of(config.theorems, config.env)
+        name = Path(config.theorems.lean_file).stem if config.theorems.lean_file else benchmark_of(config.theorems, config.env)
         run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config,
                             command_line=_invocation())
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
@@ -843,6 +847,73 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
                    f"{' ' * 7}{held}")
     click.echo(f"the curve: prover report {Path(out) / 'round-*'}"
                + (f" (held-out: {Path(out) / 'round-*' / 'heldout'})" if heldout else ""))
+
+
+@cli.command(cls=GroupedCommand)
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_settings(include_distributed=True)
+@option("--write", is_flag=True, group="Output", help="Fill FILE in place, after a backup FILE.bak [default: write "
+        "FILE.filled.lean beside it].")
+@option("--output", type=click.Path(dir_okay=False), default=None, group="Output",
+        help="Where to write the filled file [default: FILE.filled.lean].")
+@option("--overwrite", is_flag=True, group="Output", help="Replace an existing output file or backup.")
+@option("--out", type=click.Path(file_okay=False), default=None, group="Output",
+        help="New run directory for the searches [default: runs/fill-<file>-<time>].")
+@option("--resume", type=click.Path(file_okay=False, exists=True), default=None, group="Output",
+        help="Continue the fill run in this directory (the file must be unchanged), skipping finished holes.")
+@option("--json", "as_json", is_flag=True, group="Output", help="Print the result as JSON (for editors and scripts).")
+def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str | None, resume: str | None,
+         as_json: bool, **options) -> None:
+    """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
+    from prover.fill import FillRequest, fill_file
+    from prover.lean_files import with_file_project
+    from prover.run.rundir import RunDir
+
+    if write and output:
+        raise ProverError("give --write (fill FILE in place) or --output PATH, not both")
+    if resume and out:
+        raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
+    if resume:
+        config = _resumed_config(RunDir.open(resume), options)
+    else:
+        options["env_name"] = options.get("env_name") or "repl"
+        config = with_file_project(build_run_config(options), file, "--lean-project" in given_flags(options))
+    request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
+                          out=Path(out) if out else None, resume=Path(resume) if resume else None,
+                          command_line=_invocation())
+    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _show_fill(report)
+    if report.num_filled < len(report.holes):
+        sys.exit(EXIT_NOT_PROVED)
+
+
+def _show_fill(report) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{report.num_filled} of {len(report.holes)} holes filled in {report.file.name}"))
+    for column, justify in (("declaration", "left"), ("line", "right"), ("status", "left"), ("tactics", "right"),
+                            ("time", "right")):
+        table.add_column(column, justify=justify)
+    for row in report.rows():
+        table.add_row(*map(escape, row))
+    Console().print(table)
+    click.echo(f"check: {report.check}")
+    if report.written:
+        click.echo(f"wrote {report.written}" + (f" (the original is kept in {report.backup})" if report.backup else ""))
+    else:
+        click.echo("nothing was written: no proof passed the check")
+    if report.run and report.holes:
+        from prover.views.report import load_run, write_run_browser
+
+        index, _ = write_run_browser(load_run(report.run), None)
+        click.echo(f"run page: {index.resolve().as_uri()}")
 
 
 def _interrupt(signum, frame) -> None:

@@ -98,6 +98,9 @@ class TheoremSetConfig(Settings):
     theorems_file: str | None = setting(
         None, "A file listing theorems, one name (or JSON object) per line.", metavar="FILE"
     )
+    lean_file: str | None = setting(
+        None, "A Lean file whose `sorry`s are the theorem set (needs --env repl).", metavar="FILE"
+    )
     num_theorems: int = setting(20, "Size of the synthetic theorem set.", min=1)
     limit: int | None = setting(None, "Prove only the first N theorems.", min=1, metavar="N")
 

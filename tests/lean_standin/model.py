@@ -313,10 +313,11 @@ def finished_status(outcome: StepOutcome) -> str:
     assert state is not None
     if state.goals:
         return "Incomplete: open goals remain"
+    if state.uses_sorry and outcome.proof_status in (None, "Completed"):
+        # a recorded "Completed" judged that step's own proof; a `sorry` earlier in this one stays
+        return "Incomplete: contains sorry"
     if outcome.proof_status:
         return outcome.proof_status
-    if state.uses_sorry:
-        return "Incomplete: contains sorry"
     return "Completed"
 
 
