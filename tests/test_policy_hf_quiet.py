@@ -28,6 +28,11 @@ def test_loading_and_sampling_print_nothing_to_the_terminal(tmp_path_factory, ca
 def test_the_progress_bars_come_back_after_loading(tmp_path_factory):
     from transformers.utils import logging as hf_logging
 
-    assert hf_logging.is_progress_bar_enabled()
-    load_model(str(session_tiny_llama(tmp_path_factory)), "cpu")
-    assert hf_logging.is_progress_bar_enabled()  # only the prover's own calls are quiet
+    before = hf_logging.is_progress_bar_enabled()  # another test (iterate) may have turned them off
+    hf_logging.enable_progress_bar()
+    try:
+        load_model(str(session_tiny_llama(tmp_path_factory)), "cpu")
+        assert hf_logging.is_progress_bar_enabled()  # only the prover's own calls are quiet
+    finally:
+        if not before:
+            hf_logging.disable_progress_bar()
