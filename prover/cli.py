@@ -874,7 +874,12 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:
-        config = _resumed_config(RunDir.open(resume), options)
+        run = RunDir.open(resume)
+        saved = run.config()
+        config = RunConfig.resume(saved, given_flags(options), file=options.get("config_file"),
+                                  preset=options.get("preset_name"), where=run.path)
+        if config != saved:
+            run.write_config(config)
     else:
         options["env_name"] = options.get("env_name") or "repl"
         config = with_file_project(build_run_config(options), file, "--lean-project" in given_flags(options))
@@ -893,6 +898,9 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
 
 
 def _show_fill(report) -> None:
+    if not report.holes:
+        click.echo(f"{report.file} has no `sorry`; nothing was written")
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -909,7 +917,7 @@ def _show_fill(report) -> None:
         click.echo(f"wrote {report.written}" + (f" (the original is kept in {report.backup})" if report.backup else ""))
     else:
         click.echo("nothing was written: no proof passed the check")
-    if report.run and report.holes:
+    if report.run is not None:
         from prover.views.report import load_run, write_run_browser
 
         index, _ = write_run_browser(load_run(report.run), None)

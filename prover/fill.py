@@ -77,7 +77,7 @@ class HoleResult:
 @dataclass
 class FillReport:
     file: Path
-    run: Path
+    run: Path | None  # None when the file has no hole
     holes: list[HoleResult]
     written: Path | None
     backup: Path | None
@@ -94,7 +94,7 @@ class FillReport:
 
     def to_json(self) -> dict:
         return {
-            "file": str(self.file), "run": str(self.run), "written": str(self.written) if self.written else None,
+            "file": str(self.file), "run": str(self.run) if self.run else None, "written": str(self.written) if self.written else None,
             "backup": str(self.backup) if self.backup else None, "num_holes": len(self.holes),
             "num_filled": self.num_filled, "check": self.check, "holes": [h.to_json() for h in self.holes],
         }
@@ -136,7 +136,7 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
         holes = find_holes(lean_file, elaborate_file)
         if not holes:
             echo(f"{lean_file.path} has no `sorry`; nothing to do")
-            return FillReport(lean_file.path, Path(request.resume or ""), [], None, None, "no holes")
+            return FillReport(lean_file.path, None, [], None, None, "no holes")
         if request.resume is None:
             out = request.out or Path("runs") / f"fill-{lean_file.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
             run = RunDir.create(out, config, command_line=request.command_line)

@@ -69,8 +69,8 @@ def test_fill_fills_every_hole_the_policy_can_prove_and_the_patched_file_checks(
         ("mathd_algebra_478", "tactic"): "filled",  # after the user's first tactic
         ("mathd_algebra_24", "tactic"): "filled",  # at the top of a tactic proof
         ("mathd_algebra_398", "term"): "filled",  # term-mode
-        ("complex_and:34:2", "tactic"): "failed",  # the policy knows nothing for this goal alone
-        ("complex_and:35:2", "tactic"): "filled",  # a second hole in the same declaration
+        ("complex_and:34:4", "tactic"): "failed",  # the policy knows nothing for this goal alone
+        ("complex_and:35:4", "tactic"): "filled",  # a second hole in the same declaration
     }
     assert report["num_filled"] == 4 and report["backup"] is None
     written = user.project / "Holes.filled.lean"
@@ -79,7 +79,7 @@ def test_fill_fills_every_hole_the_policy_can_prove_and_the_patched_file_checks(
     text = written.read_text(encoding="utf-8")
     assert text.startswith(HEADER)
     assert "  rw [h₁, h₂, h₃]\n  norm_num\n" in text
-    assert "  apply And.intro\n  sorry\n  apply h2\n  exact h1.right\n" in text  # the unfilled hole left as it was
+    assert "  apply And.intro\n  · sorry\n  · apply h2\n    exact h1.right\n" in text  # the unfilled hole left as it was
     assert text.count("sorry") == 1
     by_hole = {h["name"]: h for h in report["holes"]}
     assert by_hole["mathd_algebra_398"]["tactics"][0] in text.split("mathd_algebra_398")[1]
@@ -168,7 +168,7 @@ def test_a_wrong_proof_is_refused_by_the_whole_file_check_and_the_others_are_wri
     for name, value in standin_variables(user.env).items():
         monkeypatch.setenv(name, value)
     proofs = {"mathd_algebra_478": ["norm_num"], "mathd_algebra_24": ["linarith"], "mathd_algebra_398": ["linarith"],
-              "complex_and:35:2": ["apply h2", "exact h1.right"], "complex_and:34:2": ["exact h1.right"]}  # wrong
+              "complex_and:35:4": ["apply h2", "exact h1.right"], "complex_and:34:4": ["exact h1.right"]}  # wrong
 
     def prove(theorems, config, run):
         for theorem in theorems:
@@ -181,12 +181,12 @@ def test_a_wrong_proof_is_refused_by_the_whole_file_check_and_the_others_are_wri
                        policy=BackendSpec("policy", "fixed", FixedConfig()), limits=SearchLimits())
     report = fill_file(FillRequest(user.file, out=user.home / "run"), config, echo=lambda line: None, prove=prove)
     status = {h.hole.name: (h.status, h.error) for h in report.holes}
-    assert status["complex_and:34:2"][0] == "rejected" and status["complex_and:35:2"][0] == "rejected"
-    assert "Lean reports an error" in status["complex_and:34:2"][1]
+    assert status["complex_and:34:4"][0] == "rejected" and status["complex_and:35:4"][0] == "rejected"
+    assert "Lean reports an error" in status["complex_and:34:4"][1]
     assert {name: s for name, (s, _) in status.items() if s == "filled"} == {
         "mathd_algebra_478": "filled", "mathd_algebra_24": "filled", "mathd_algebra_398": "filled"}
     text = report.written.read_text(encoding="utf-8")
-    assert "exact h1.right" not in text and "  apply And.intro\n  sorry\n  sorry\n" in text
+    assert "exact h1.right" not in text and "  apply And.intro\n  · sorry\n  · sorry\n" in text
     assert lean_check(user.env, user.project, report.written).returncode == 0
 
 
@@ -213,7 +213,7 @@ def test_prove_split_runs_the_holes_of_a_lean_file_as_a_theorem_set_and_resumes(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "proved 4 of 5" in done.stdout
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["theorem"] for r in records) == ["complex_and:34:2", "complex_and:35:2", "mathd_algebra_24",
+    assert sorted(r["theorem"] for r in records) == ["complex_and:34:4", "complex_and:35:4", "mathd_algebra_24",
                                                       "mathd_algebra_398", "mathd_algebra_478"]
     config = json.loads((out / "config.json").read_text())
     assert config["theorems"]["lean_file"] == str(user.file) and config["env"]["lean_project"] == str(user.project)
@@ -248,3 +248,14 @@ def test_fill_and_prove_split_run_the_holes_on_ray_and_resume(user, ray_local):
                    env=user.env, cwd=user.home, timeout_s=300)
     assert again.returncode == 0 and "proved 4 of 5" in again.stdout, again.stdout + again.stderr
     assert len((out / "results.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_file_without_sorry_is_left_alone_and_exits_0(user):
+    user.file.write_text(HEADER + "\ntheorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n", encoding="utf-8")
+    done = user.fill("--out", str(user.home / "run"), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) | {"file": None} == {"file": None, "run": None, "written": None, "backup": None,
+                                                         "num_holes": 0, "num_filled": 0, "check": "no holes",
+                                                         "holes": []}
+    assert "has no `sorry`; nothing to do" in done.stderr
+    assert not (user.home / "run").exists() and not (user.project / "Holes.filled.lean").exists()
