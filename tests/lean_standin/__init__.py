@@ -58,7 +58,11 @@ A process reads the variables when it starts and the knobs file before every ans
   spawn processes, allocate, sleep for ever); see ``hostile.py``.
 - ``PROVER_SANDBOX_WRITABLE``: ``install`` sets it to ``tmp_path``, so a sandboxed stand-in
   may write its log and crash markers there (``prover/envs/sandbox.py``).
-- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the eleven
+- What Lean costs (``costs.py`` describes them): [import_delay_s], [import_memory_mb],
+  [command_delay_s], [command_memory_mb], [tactic_cost_s], [slow_fraction]; every cost
+  paid is logged to ``$LEAN_STANDIN_HOME/costs.jsonl`` (``read_costs``), and a process
+  past its ``RLIMIT_AS`` dies as Lean does.
+- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the
   knobs above, overriding them (``install`` names the file, ``set_knobs`` writes it);
   running processes re-read it before every answer, so a test can make a tactic slow or
   crash halfway through a session.
@@ -84,6 +88,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+from tests.lean_standin.costs import read_costs  # noqa: F401 (part of the package's API)
 from tests.lean_standin.model import KNOB_VARIABLES
 
 HERE = Path(__file__).resolve().parent
