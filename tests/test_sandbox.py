@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,39 @@ def test_confining_twice_wraps_the_real_lake_once(mode, tmp_path, monkeypatch):
     assert env["LEAN_STANDIN_LAKE"] in Path(first).read_text()
     done = subprocess.run([first, "--version"], capture_output=True, text=True, env={**env, "PATH": os.environ["PATH"]})
     assert done.returncode == 0 and "Lake version" in done.stdout
+
+
+HELPER = """
+import subprocess, sys, threading, time
+def start():
+    subprocess.Popen([sys.argv[1], "-c", "echo $$ > lean.pid; exec sleep 120"], start_new_session=True)
+thread = threading.Thread(target=start)
+thread.start(); thread.join()  # the starting thread is gone, as a pool's spare-starting thread goes
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("mode", CONFINED)
+def test_lean_outlives_the_thread_that_started_it_and_dies_with_its_process(mode, tmp_path):
+    import psutil
+
+    wrapper = confining_lake("sh", mode, Limits(1024), directory=tmp_path / "wrappers")
+    owner = subprocess.Popen([sys.executable, "-c", HELPER, wrapper], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "lean.pid").exists() or not (tmp_path / "lean.pid").read_text().strip():
+            assert time.monotonic() < deadline, "the sandboxed process did not start"
+            time.sleep(0.1)
+        lean = psutil.Process(int((tmp_path / "lean.pid").read_text()))
+        time.sleep(2.5)  # past the watcher's check: the thread's end did not kill it
+        assert lean.is_running() and lean.status() != psutil.STATUS_ZOMBIE
+    finally:
+        owner.kill()
+        owner.wait()
+    gone, alive = psutil.wait_procs([lean], timeout=10)
+    assert not alive or alive[0].status() == psutil.STATUS_ZOMBIE
 
 
 def test_off_leaves_lake_as_it_is(tmp_path):

@@ -13,7 +13,8 @@ LeanDojo starts, the whole-file re-check) runs with:
   processes and threads (where the prover runs as root, the process runs as an unprivileged
   user id of its own, since Linux enforces ``RLIMIT_NPROC`` only for other users; it keeps
   ``CAP_DAC_OVERRIDE`` so it still reads root's files; writes are stopped by the mounts);
-- death with its parent.
+- death with the process that started it (a watcher, since PR_SET_PDEATHSIG follows the
+  starting *thread*, and the REPL pool starts Lean from threads).
 
 How, by ``--sandbox``: ``bwrap`` (bubblewrap: namespaces and read-only bind mounts),
 ``landlock`` (Landlock + seccomp + rlimits, set in a small launcher before ``exec``),
@@ -41,7 +42,6 @@ import os
 import resource
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -221,16 +221,33 @@ def confine_lake_on_path(mode: str, limits: Limits) -> None:
         put_first_on_path(Path(wrapper).parent)
 
 
-def _drop_root(uid: str) -> list[str]:
-    """setpriv: become ``uid`` (a shell expression), keep only CAP_DAC_OVERRIDE, die with the parent."""
+def _drop_root(uid: str, pdeathsig: bool = True) -> list[str]:
+    """setpriv: become ``uid`` (a shell expression), keep only CAP_DAC_OVERRIDE, and (with
+    ``pdeathsig``) die with the parent."""
     return [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all,+dac_override", "--ambient-caps=-all,+dac_override",
-            "--bounding-set=-all,+dac_override", "--no-new-privs", "--pdeathsig=SIGKILL"]
+            "--bounding-set=-all,+dac_override", "--no-new-privs"] + (["--pdeathsig=SIGKILL"] if pdeathsig else [])
 
 
 def _quote(words: list[str]) -> str:
     # words that hold "$..." shell expressions are left for the shell; the rest are quoted
     return " ".join(w if '"$' in w else shlex.quote(w) for w in words)
+
+
+# Death with the parent *process*: PR_SET_PDEATHSIG (bwrap's --die-with-parent) fires when
+# the parent *thread* ends, and the libraries start Lean from threads (the warm REPL pool's
+# spares), so a watcher checks once a second that the process that started this one
+# ($PPID) is alive, and kills the sandbox when it is not. Its descriptors are /dev/null, so
+# it holds no pipe of Lean's open.
+def _watcher() -> str:
+    """Shell text starting the watcher. Where root was dropped, every process of the
+    sandbox's own user id is killed when it ends (what Lean forked too; there is no pid
+    namespace to do it)."""
+    sweep = f'; {shutil.which("pkill") or "pkill"} -KILL -U "$uid" 2>/dev/null' if os.geteuid() == 0 else ""
+    # `( (...) & )`: the watcher is orphaned at once, so it is no descendant of Lean's that a
+    # library would signal and wait for.
+    return ('owner=$PPID; me=$$; ( (while kill -0 "$owner" 2>/dev/null && kill -0 "$me" 2>/dev/null; do sleep 1; done; '
+            f'kill -0 "$owner" 2>/dev/null || kill -KILL "$me" 2>/dev/null{sweep}) </dev/null >/dev/null 2>&1 & )\n')
 
 
 def _writable_binds() -> str:
@@ -245,16 +262,16 @@ def _bwrap_script(real_lake: str, limits: Limits) -> str:
     namespaces = ([] if root else ["--unshare-user"]) + ["--unshare-net", "--unshare-ipc", "--unshare-uts",
                                                           "--unshare-cgroup-try"]
     caps = [w for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE") for w in ("--cap-add", cap)] if root else []
-    head = [shutil.which("bwrap") or "bwrap", *namespaces, "--die-with-parent", "--new-session",
+    head = [shutil.which("bwrap") or "bwrap", *namespaces, "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", '"$HOME_DIR/tmp"',
             "--setenv", "TMPDIR", '"$HOME_DIR/tmp"', "--bind", '"$work"', '"$work"', "--chdir", '"$work"']
     # bwrap runs with SIGTERM ignored and Lean with it restored: a SIGTERM to both (as
     # lean-interact's kill sends) ends Lean, and bwrap exits after it, having reaped it (an
     # orphan's exit would wait for init to reap it). The limits are set by the shell
     # (`ulimit`, no extra process) and inherited; RLIMIT_NPROC binds once root is dropped.
+    # Lean dies with bwrap (its parent, one thread), bwrap with the prover (_watcher).
     tail = ["--", shutil.which("env") or "env", "--default-signal=TERM"]
-    if root:
-        tail += _drop_root('"$uid"')
+    tail += _drop_root('"$uid"') if root else [shutil.which("setpriv") or "setpriv", "--pdeathsig=SIGKILL"]
     tail += [real_lake, '"$@"']
     return ("#!/bin/sh\n"
             f"{MARKER} (prover/envs/sandbox.py, bwrap): runs the real lake in a sandbox.\n"
@@ -263,6 +280,7 @@ def _bwrap_script(real_lake: str, limits: Limits) -> str:
             f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} ))\n"
             + _writable_binds()
             + _ulimits(limits)
+            + _watcher()
             + "trap '' TERM\n"
             + f"exec {_quote(head)} $extra {_quote(caps + tail)}\n")
 
@@ -286,13 +304,14 @@ def _landlock_script(real_lake: str, limits: Limits) -> str:
             f"{MARKER} (prover/envs/sandbox.py, Landlock + seccomp + rlimits).\n"
             "HOME_DIR=@HOME@\n"
             f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} )); export PROVER_SANDBOX_UID=$uid\n"
-            f"exec {_quote(launcher)} {shlex.quote(real_lake)} \"$@\"\n")
+            + _watcher()
+            + f"exec {_quote(launcher)} {shlex.quote(real_lake)} \"$@\"\n")
 
 
 # -- the Landlock launcher ---------------------------------------------------------------------------
 
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
-_PR_SET_NO_NEW_PRIVS, _PR_SET_PDEATHSIG = 38, 1
+_PR_SET_NO_NEW_PRIVS = 38
 # LANDLOCK_ACCESS_FS_*: bit 0 execute, 1 write_file, 2 read_file, 3 read_dir, 4 remove_dir,
 # 5 remove_file, 6..12 make_{char,dir,reg,sock,fifo,block,sym}, 13 refer (ABI 2), 14 truncate
 # (ABI 3), 15 ioctl_dev (ABI 5). Reading and executing stay allowed everywhere.
@@ -375,12 +394,11 @@ def launch_landlock(spec: dict, tmp: str, command: list[str]) -> None:
         resource.setrlimit(name, (value, value))
     if limits.memory_mb:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2**20,) * 2)
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _landlock([work, private_tmp, *extra], landlock_abi())
     _seccomp()
     if spec.get("drop_root"):
         uid = os.environ.get("PROVER_SANDBOX_UID", str(UID_BASE))
-        command = _drop_root(uid) + command
+        command = _drop_root(uid, pdeathsig=False) + command  # its parent is a thread: _watcher does it
     os.execvp(command[0], command)
 
 
