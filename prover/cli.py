@@ -874,7 +874,12 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:
-        config = _resumed_config(RunDir.open(resume), options)
+        run = RunDir.open(resume)
+        saved = run.config()
+        config = RunConfig.resume(saved, given_flags(options), file=options.get("config_file"),
+                                  preset=options.get("preset_name"), where=run.path)
+        if config != saved:
+            run.write_config(config)
     else:
         options["env_name"] = options.get("env_name") or "repl"
         config = with_file_project(build_run_config(options), file, "--lean-project" in given_flags(options))
