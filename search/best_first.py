@@ -45,7 +45,7 @@ def best_first_search(
     expansion's new states are scored in one batched call, and their values are stored on
     the nodes and shown to ``scorer``. Each queued node keeps its ``priority``.
 
-    ``on_expansion(tree, node)``, if given, is called after each expansion; a true answer
+    ``on_expansion(tree, node)``, if given, is called after each expansion; answering ``True``
     stops the search there with ``StopReason.CANCELLED`` (tests use it
     to check the tree's invariants at every step; a UI can use it to show progress).
 
@@ -153,7 +153,7 @@ def _search(
             counters.env_time_s += expansion.env_time_s
             handles.keep(expansion.children)
             counters.policy_time_s += enqueue([child for child, _ in expansion.children])
-            cancelled = on_expansion is not None and on_expansion(tree, node)
+            cancelled = on_expansion is not None and on_expansion(tree, node) is True
             if expansion.error is not None:
                 error, stop_reason = expansion.error, StopReason.ENV_ERROR
                 break

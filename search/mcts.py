@@ -134,7 +134,7 @@ class _Search:
                 counters.policy_time_s += score_states(tree, self.value_model, [c for c, _ in expansion.children])
                 value = self._leaf_value(leaf, expansion.num_tactics, tree.num_states > states_before)
                 self._backup(path, value)
-                cancelled = self.on_expansion is not None and self.on_expansion(tree, leaf)
+                cancelled = self.on_expansion is not None and self.on_expansion(tree, leaf) is True
                 if expansion.error is not None:
                     error, stop_reason = expansion.error, StopReason.ENV_ERROR
                     break

@@ -197,7 +197,7 @@ class AttemptRace:
 
             def on_expansion(tree, node) -> bool:
                 counts[0] = tree.num_expanded
-                return event.is_set()
+                return event.is_set()  # True stops the search after this expansion
 
             result = self.search(theorem, on_expansion)
             if counts[1] >= 0:

@@ -300,7 +300,7 @@ class SearchWorker:
             return cancelled_result(theorem)
         with self.policy.search():
             return search_theorem(theorem, self.policy, self.config, value_model=self.value_model,
-                                  on_expansion=lambda tree, node: theorem.name in self._cancelled)
+                                  on_expansion=lambda tree, node: theorem.name in self._cancelled)  # True: stop
 
 
 # ---- the driver --------------------------------------------------------------------------
