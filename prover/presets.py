@@ -291,6 +291,6 @@ def reproduction_cost(preset: Preset, theorems: int = MINIF2F_TEST_THEOREMS) -> 
         "max_tactic_candidates": searches * preset.max_expansions * preset.tactics_per_node,
         "max_search_hours": searches * preset.time_limit_s / 3600,
         "reported_gpu_hours": preset.reported_gpu_hours,
-        "command": f"prover prove-split --env dojo --benchmark minif2f --split test --preset {preset.name} "
+        "command": f"prover prove-split --env dojo --theorem-set minif2f --split test --preset {preset.name} "
                    "--policy vllm",
     }

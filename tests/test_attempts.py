@@ -100,7 +100,8 @@ def test_a_cancelled_attempt_stops_within_one_expansion_of_the_proof():
         assert cancelled.stop_reason is StopReason.CANCELLED and cancelled.status is SearchStatus.OPEN
         assert cancelled.extra["expansions_after_cancel"] <= 1  # measured in expansions, not seconds
         assert cancelled.num_expansions < 100  # far from the budget: it did stop
-        assert cancelled.tree is not None  # its tree is kept
+        # its tree is kept (an attempt that had not started when the cancel came has none)
+        assert cancelled.tree is not None or cancelled.num_expansions == 0
     assert theorem.name == "t"
 
 

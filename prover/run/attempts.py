@@ -176,24 +176,29 @@ class AttemptRace:
         self.search = search  # search(theorem, on_expansion) -> SearchResult
         self._cancelled: dict[str, threading.Event] = {}
         self._live: dict[tuple[str, int], list[int]] = {}  # (name, attempt) -> [expansions, at cancel]
+        self._lock = threading.Lock()  # an attempt starts wholly before or wholly after a cancel
 
     def cancel(self, name: str) -> None:
-        event = self._cancelled.get(name)
-        if event is None or event.is_set():
-            return
-        for (theorem, _), counts in self._live.items():
-            if theorem == name:
-                counts[1] = counts[0]  # expansions done when the cancel came
-        event.set()
+        with self._lock:
+            event = self._cancelled.get(name)
+            if event is None or event.is_set():
+                return
+            for (theorem, _), counts in self._live.items():
+                if theorem == name:
+                    counts[1] = counts[0]  # expansions done when the cancel came
+            event.set()
 
     def run(self, group: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
         name = group[0].name
         event = self._cancelled.setdefault(name, threading.Event())
 
         def one(theorem: Theorem) -> SearchResult:
-            if event.is_set():
-                return cancelled_result(theorem)
-            counts = self._live[(name, theorem.attempt)] = [0, -1]
+            with self._lock:
+                if event.is_set():
+                    result = cancelled_result(theorem)
+                    result.extra = {"expansions_after_cancel": 0}
+                    return result
+                counts = self._live[(name, theorem.attempt)] = [0, -1]
 
             def on_expansion(tree, node) -> bool:
                 counts[0] = tree.num_expanded
