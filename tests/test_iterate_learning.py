@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_export and test_iterate are named as parameters)
 """Learning like the strongest step provers: DPO on the exported preference pairs,
 curation between rounds, periodic retraining from the base model, all ``prover iterate``
 settings recorded in ``iterate.json``."""

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_export and test_iterate are named as parameters)
 """The trainer's switches for a 7B model, each checked on the tiny model: mixed precision
 with float32 master weights, gradient checkpointing, gradient accumulation, full
 fine-tuning and LoRA, the 8-bit optimiser, prompt and target tokenised together, and the
