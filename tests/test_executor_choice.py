@@ -42,6 +42,10 @@ def test_auto_goes_to_ray_for_lean_models_large_sets_or_when_asked(case, reason)
     assert made.uses_ray and reason in made.line()
 
 
+def test_one_theorem_runs_in_this_process_even_with_lean_and_a_model():
+    assert not choice(1, env="repl").uses_ray and not choice(1, policy="hf").uses_ray
+
+
 def test_num_workers_zero_is_always_in_this_process():
     assert not choice(SMALL_JOB_THEOREMS * 10, env="repl", **{"--num-workers": 0}).uses_ray
 

@@ -149,6 +149,7 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
          as_json: bool, **options) -> None:
     """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
     from prover.fill import FillRequest, fill_file
+    from prover.run.batch import prove_batch
     from prover.lean_files import with_file_project
     from prover.run.rundir import RunDir
 
@@ -169,7 +170,10 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
     request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
                           out=Path(out) if out else None, resume=Path(resume) if resume else None,
                           command_line=invocation())
-    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True))
+    def prove(theorems, config: RunConfig, run) -> None:
+        prove_batch(theorems, config, run, show_bar=True, echo=lambda line: click.echo(line, err=True))
+
+    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True), prove=prove)
     if as_json:
         import json
 

@@ -6,9 +6,10 @@ progress display (``prover prove-split`` and each round of ``prover iterate`` ca
 runs in this process, and anything else on Ray; the registry's capabilities say what is
 cheap, not the backends' names:
 
-- in this process: at most ``SMALL_JOB_THEOREMS`` theorems, an environment that runs no
-  Lean process and a policy that loads no model (the README's demo: a second, where
-  starting Ray alone takes 10-16 s on a small machine);
+- in this process: one theorem (``prover fill`` of one hole), or at most
+  ``SMALL_JOB_THEOREMS`` theorems with an environment that runs no Lean process and a
+  policy that loads no model (the README's demo: a second, where starting Ray alone takes
+  10-16 s on a small machine);
 - on Ray: a Lean environment (each search needs GBs and a process of its own), a model
   policy (batched on a GPU by the policy server), a large set, ``--num-workers N`` or
   ``--ray-address``. ``--num-workers 0`` always runs in this process.
@@ -55,6 +56,8 @@ def choose_executor(config: RunConfig, num_theorems: int) -> ExecutorChoice:
     if dist.ray_address:
         return ExecutorChoice(True, f"--ray-address {dist.ray_address}")
     env, policy = config.env.capabilities, config.policy.capabilities
+    if num_theorems <= 1:
+        return ExecutorChoice(False, "one theorem (Ray's start-up would be all overhead)")
     if env.lean_process:
         return ExecutorChoice(True, f"the {env.name} environment runs a Lean process per search")
     if policy.loads_model:
