@@ -37,6 +37,7 @@ from search import Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig, flag_targets
 from prover.errors import ProverError
+from prover.run.cluster import RaySession
 from prover.run.rundir import RunDir
 from prover.learn.training import TrainOptions
 from prover.settings import Settings, flag_of, setting, setting_fields, to_dict
@@ -119,16 +120,12 @@ ProveFunction = Callable[[Sequence[Theorem], RunConfig, RunDir], Any]
 
 
 def prove_in_process_or_on_ray(theorems: Sequence[Theorem], config: RunConfig, run: RunDir):
-    """Prove ``theorems`` into ``run`` the way ``prove-split`` does, without its progress bar."""
-    from prover.run.driver import InProcessExecutor, prove_set
+    """Prove ``theorems`` into ``run`` on the executor ``prove-split`` would use, without its
+    progress display."""
+    from prover.run.batch import executor_for
+    from prover.run.driver import prove_set
 
-    if config.distributed.num_workers == 0:
-        executor = InProcessExecutor(config)
-    else:
-        from prover.run.cluster import RayExecutor
-
-        executor = RayExecutor(config)
-    return prove_set(theorems, run, executor)
+    return prove_set(theorems, run, executor_for(config, theorems))
 
 
 def iterate(
@@ -154,18 +151,19 @@ def iterate(
             config, theorems=TheoremSetConfig(theorems_file=str((out / HELDOUT_LIST).resolve()))
         )
     results: list[RoundResult] = []
-    for number in range(1, rounds + 1):
-        round_dir = out / f"round-{number}"
-        done = round_dir / ROUND_FILE
-        if done.is_file():
-            result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
-            echo(f"{result.line()} (finished earlier)")
-        else:
-            result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
-                                options, results, prove, echo)
-            _write_json(done, asdict(result))
-            echo(result.line())
-        results.append(result)
+    with RaySession():  # the rounds that run on Ray share one Ray, started at most once
+        for number in range(1, rounds + 1):
+            round_dir = out / f"round-{number}"
+            done = round_dir / ROUND_FILE
+            if done.is_file():
+                result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
+                echo(f"{result.line()} (finished earlier)")
+            else:
+                result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
+                                    options, results, prove, echo)
+                _write_json(done, asdict(result))
+                echo(result.line())
+            results.append(result)
     return results
 
 
