@@ -53,6 +53,7 @@ LAYERS = {
     "prover.views.plots": 9,
     "prover.views.compare": 10,
     "prover.learn.training": 10,
+    "prover.learn.dpo": 11,  # DPO starts from a policy trained by prover.learn.training
     "prover.learn.iterate": 12,
     "prover.run.cluster": 10,
     "prover.run.watchdog": 10,
