@@ -132,11 +132,11 @@ def describe(mode: str = "auto") -> str:
     root = " as its own unprivileged user (root drops to it)" if os.geteuid() == 0 else ""
     if resolved == "bwrap":
         return (f"bwrap ({shutil.which('bwrap')}): own network namespace (loopback only), read-only file system "
-                f"except the work directory and a private TMPDIR, rlimits{root}, dies with its parent")
+                f"except the work directory and a private TMPDIR, rlimits{root}, dies with the prover's process")
     if resolved == "landlock":
         seccomp = "seccomp (no socket(AF_INET*))" if has_seccomp() else "no seccomp (pip install pyseccomp; UDP is open)"
         return (f"landlock (ABI {landlock_abi()}): no TCP connect/bind, writes only in the work directory and "
-                f"a private TMPDIR, {seccomp}, rlimits{root}, dies with its parent")
+                f"a private TMPDIR, {seccomp}, rlimits{root}, dies with the prover's process")
     return f"off: Lean runs unconfined{'' if mode == 'off' else f'; {INSTALL_HINT}'}"
 
 

@@ -72,12 +72,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import logging
 import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from search import ProofContext, Proposal, SearchResult, StopReason, Theorem
@@ -269,12 +271,17 @@ class SearchWorker:
 
     def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0,
                  sticky: bool = False):
-        from prover.envs.faulty import allow_process_exit
+        from prover.envs import DISPOSABLE_PROCESS_VARIABLE
 
-        allow_process_exit()  # a worker is disposable: injected process deaths may hit it
+        os.environ[DISPOSABLE_PROCESS_VARIABLE] = "1"  # losing this process loses nothing: the driver owns every result
         self.config = config
         self.policy = PolicyClient(replicas, restart_wait_s, sticky)
         self.value_model = self.policy if config.search.critic else None
+        self._cancelled: set[str] = set()  # theorems whose attempts are to stop (--attempts)
+
+    def cancel(self, name: str) -> None:
+        """Stop this worker's searches of theorem ``name`` after their current expansion."""
+        self._cancelled.add(name)
 
     def where(self) -> dict:
         """This process's id and its Ray node's."""
@@ -286,8 +293,13 @@ class SearchWorker:
         """One search; returns the result with its tree."""
         from prover.run.driver import search_theorem
 
+        if theorem.name in self._cancelled:
+            from prover.run.attempts import cancelled_result
+
+            return cancelled_result(theorem)
         with self.policy.search():
-            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
+            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model,
+                                  on_expansion=lambda tree, node: theorem.name in self._cancelled)  # True: stop
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -474,14 +486,17 @@ class RayExecutor:
 
     The settings are ``config.distributed``. Joins Ray if it is already initialised in
     this process, else starts a local Ray (or, with ``ray_address``, connects to a
-    cluster) and shuts it down on exit. Actors are killed on exit, also on Ctrl-C.
+    cluster) and shuts it down on exit, unless it was made in a ``RaySession``, which keeps
+    that Ray for the next executor. Actors are killed on exit, also on Ctrl-C.
     ``on_submit(theorem, worker_pid)``, if given, is called as each attempt is sent
     (tests use it to kill the worker mid-search). ``stats()`` gives the sections it adds
     to ``summary.json``: the replicas' batches and where workers ran.
     """
 
-    def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None):
+    def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None,
+                 session: "RaySession | None" = None):
         self.config = config
+        self.session = session if session is not None else _SESSION.get()
         self.dist = config.distributed
         self.on_submit = on_submit
         self.replicas: list[_Replica] = []
@@ -495,6 +510,7 @@ class RayExecutor:
         self._started_ray = False
         self._worker_class: Any = None
         self._sticky = config.policy.capabilities.prefix_cache
+        self._cancelled_names: set[str] = set()  # theorems whose attempts are cancelled (--attempts)
 
     @property
     def server(self) -> Any:
@@ -572,7 +588,8 @@ class RayExecutor:
             raise _as_prover_error(exc, "the policy server could not start") from None
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         worker_options: dict[str, Any] = dict(
-            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,
+            # one thread more than its searches: a cancel (--attempts) must not wait for a search to end
+            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker + 1,
             max_restarts=0, max_task_retries=0, **reservation,
         )
         if selector:
@@ -612,7 +629,10 @@ class RayExecutor:
             _kill(replica.handle)
         self.replicas = []
         if self._started_ray:
-            ray.shutdown()
+            if self.session is not None:
+                self.session.started = True  # the session shuts Ray down when it ends
+            else:
+                ray.shutdown()
             self._started_ray = False
 
     # -- introspection
@@ -694,6 +714,8 @@ class RayExecutor:
         capacity = self.plan.searches_per_worker
         idle_since: float | None = None  # when every worker became unplaced (nodes lost)
 
+        self._book = book
+
         def submit(worker: _Worker, theorem: Theorem, number: int) -> None:
             book.in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
             worker.active += 1
@@ -709,7 +731,13 @@ class RayExecutor:
                     worker.alone = True
                     submit(worker, *book.retries.popleft())
                 while not worker.alone and worker.active < capacity and book.queue:
-                    submit(worker, *book.queue.popleft())
+                    theorem, number = book.queue.popleft()
+                    if theorem.name in self._cancelled_names:  # another attempt proved it (--attempts)
+                        from prover.run.attempts import cancelled_result
+
+                        yield theorem, cancelled_result(theorem)
+                        continue
+                    submit(worker, theorem, number)
             self._watch_replicas(ray)
 
             if not book.in_flight:  # nothing to wait on but workers Ray has not placed yet
@@ -757,6 +785,17 @@ class RayExecutor:
                     # process, and the normal retry path takes every search it held.
                     self._lose(attempt.worker)
                     _kill(attempt.worker.handle)
+
+    def cancel(self, name: str) -> None:
+        """Stop every attempt of theorem ``name`` (``--attempts``): queued ones are not started,
+        running ones stop after their current expansion (their worker is told at once)."""
+        self._cancelled_names.add(name)
+        book = getattr(self, "_book", None)
+        if book is None:
+            return
+        for attempt in list(book.in_flight.values()):
+            if attempt.theorem.name == name and attempt.worker.alive:
+                attempt.worker.handle.cancel.remote(name)
 
     def _replace_lost_workers(self, ray) -> None:
         """A fresh worker in place of each lost one, and note those that Ray has placed."""
@@ -846,6 +885,56 @@ class RayExecutor:
         if worker.alive:
             worker.alive = False
             self.num_workers_lost += 1
+
+
+_SESSION: contextvars.ContextVar["RaySession | None"] = contextvars.ContextVar("ray_session", default=None)
+
+
+class RaySession:
+    """One Ray for several runs in a row (``prover iterate``'s rounds): the first
+    ``RayExecutor`` made inside it starts Ray as it would alone, the later ones join that
+    Ray, and Ray is shut down when the session ends rather than after each run.
+
+        with RaySession():
+            for config in rounds:
+                with RayExecutor(config) as executor:  # joins the session
+                    ...
+    """
+
+    def __init__(self) -> None:
+        self.started = False  # Ray was started by an executor of this session and is still up
+        self._token: Any = None
+
+    def __enter__(self) -> "RaySession":
+        self._token = _SESSION.set(self)  # executors made inside join it without being told
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _SESSION.reset(self._token)
+        if self.started:
+            ray = _ray()
+            if ray.is_initialized():
+                ray.shutdown()
+            self.started = False
+
+
+class ray_logs_to:
+    """Send Ray's driver-side log messages (its start-up warnings) to a file, not the terminal."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        _ray()  # importing Ray sets up its loggers; they are replaced below
+        self.logger = logging.getLogger("ray")
+        self.saved = (self.logger.handlers[:], self.logger.propagate)
+        self.handler = logging.FileHandler(self.path, delay=True, encoding="utf-8")
+        self.logger.handlers = [self.handler]
+        self.logger.propagate = False
+
+    def __exit__(self, *exc_info) -> None:
+        self.logger.handlers, self.logger.propagate = self.saved
+        self.handler.close()
 
 
 def default_theorem_timeout_s(config: RunConfig) -> float:
