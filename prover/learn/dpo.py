@@ -96,6 +96,9 @@ def train_dpo(
         )
         trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, peft_config=peft_config)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # a dict of metrics a step on stdout; the losses are kept
         output = trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         trained = trainer.model
