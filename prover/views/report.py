@@ -212,6 +212,7 @@ class RunStats:
     session_wall_time_s: float | None = None  # the last session's own clock, from summary.json
     theorems_per_hour: float | None = None  # the last session's throughput, from summary.json
     time_split: dict = field(default_factory=dict)  # summed over theorems: policy_s, env_s, engine_s
+    sessions_wall_time_s: list = field(default_factory=list)  # each session's clock, oldest first
 
 
 def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
@@ -307,6 +308,16 @@ def paired_lines(report: dict) -> list[str]:
     return lines
 
 
+def _sessions_wall_time(summary: dict) -> list[float]:
+    """Each session's wall-clock time from summary.json's ``sessions`` (oldest first)."""
+    sessions = summary.get("sessions")
+    if not isinstance(sessions, list):
+        return []
+    return [float(s["wall_time_s"]) for s in sessions
+            if isinstance(s, dict) and isinstance(s.get("wall_time_s"), (int, float))
+            and not isinstance(s.get("wall_time_s"), bool)]
+
+
 def _session_figure(summary: dict, key: str) -> float | None:
     """A number from summary.json's ``session`` (the last prove-split session's clock)."""
     session = summary.get("session")
@@ -353,6 +364,7 @@ def run_stats(run: Run) -> RunStats:
         session_wall_time_s=_session_figure(run.summary, "wall_time_s"),
         theorems_per_hour=_session_figure(run.summary, "theorems_per_hour"),
         time_split=_summed_split(records),
+        sessions_wall_time_s=_sessions_wall_time(run.summary),
     )
 
 
@@ -437,6 +449,10 @@ def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     ]
     if any(s.session_wall_time_s is not None for s in stats):
         rows.append(("wall-clock time of the last session, s", [_fmt(s.session_wall_time_s, 4) for s in stats]))
+        if any(len(s.sessions_wall_time_s) > 1 for s in stats):
+            rows.append(("sessions: how many, wall-clock time summed, s",
+                         [f"{len(s.sessions_wall_time_s)}, {_fmt(sum(s.sessions_wall_time_s), 4)}"
+                          for s in stats]))
         rows.append(("theorems per hour (last session)", [_fmt(s.theorems_per_hour, 4) for s in stats]))
     return rows
 
@@ -469,7 +485,31 @@ def build_report(runs: Sequence[Run]) -> dict:
     if len(runs) > 1:
         report["comparison"] = compare(runs, labels)
         report["paired"] = paired_tests(runs, labels)
+    if any(run.summary.get("pass_at_k") for run in runs):
+        report["pass_at_k"] = [run.summary.get("pass_at_k") or {} for run in runs]
     return report
+
+
+def pass_at_k_lines(report: dict) -> list[str]:
+    """report.md's pass@k section (runs with several searches per theorem), or nothing."""
+    curves = report.get("pass_at_k")
+    if not curves:
+        return []
+    labels = [r["label"] for r in report["runs"]]
+    ks = sorted({int(k) for curve in curves for k in curve})
+    shown = [k for k in ks if k & (k - 1) == 0 or k == ks[-1]]  # 1, 2, 4, ... and N
+    lines = ["", "## pass@k", "", "| k | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
+    for k in shown:
+        cells = []
+        for curve in curves:
+            entry = curve.get(str(k))
+            cells.append(f"{entry['estimate']:.1%} [{entry['low']:.1%}, {entry['high']:.1%}]" if entry else "")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "pass@k is Chen et al.'s (2021) unbiased estimator over each theorem's searches, averaged over "
+                  "the theorem set, with a 95% bootstrap interval over theorems. Searches cancelled once another "
+                  "had proved the theorem are left out, which makes the estimate for k < N an upper one; pass@N "
+                  "is exact."]
+    return lines
 
 
 def _one_line(name: str, width: int = 70) -> str:
@@ -592,6 +632,7 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
             names = entry["theorems"]
             lines += ["", f"## Proved by {entry['label']} only ({len(names)})", ""]
             lines += [f"- {_md_name(name)}" for name in names] or ["(none)"]
+    lines += pass_at_k_lines(report)
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(plot).stem.replace('_', ' ')}]({Path(plot).name})" for plot in plots]
     if theorems:
@@ -613,6 +654,10 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
     from prover.views.plots import write_report_plots
 
     plots = write_report_plots(runs, stats_of(report), labels, out_dir)
+    if report.get("pass_at_k"):
+        from prover.views.plots import plot_labels, plot_pass_at_k
+
+        plots.append(plot_pass_at_k(report["pass_at_k"], plot_labels(labels), out_dir / "pass_at_k.png"))
     report["plots"] = [str(p) for p in plots]
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     markdown = render_markdown(report, report["plots"], theorem_rows(runs, out_dir))
