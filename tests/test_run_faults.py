@@ -174,3 +174,86 @@ def test_repair_moves_a_proved_record_without_a_proof_aside(tmp_path, capsys):
     assert "moved 1" in out
     assert "synthetic_0010" in (run.path / "results.bad.jsonl").read_text()
     assert "synthetic_0010" not in run.results_path.read_text()
+
+
+# ---- defect 3: a full disk or a file-size limit ---------------------------------------------------
+
+
+def _limited(args: list[str], max_file_bytes: int) -> subprocess.CompletedProcess:
+    """``prover ARGS`` with every file it writes limited to ``max_file_bytes`` (``ulimit -f``)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    env = {**_env(), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, env=env,
+                          preexec_fn=limit, timeout=300)
+
+
+def _whole_lines(path: Path) -> list[dict]:
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n"), "a torn last line"
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_a_file_size_limit_mid_run_stops_with_the_resume_command_and_no_torn_line(tmp_path):
+    run = tmp_path / "run"
+    args = ["prove-split", "--out", str(run), "--num-theorems", "40", "--max-expansions", "8", "--num-workers", "0",
+            "--no-progress"]
+    stopped = _limited(args, 6000)
+    assert stopped.returncode == 2, stopped.stderr
+    error = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and f"prover prove-split --resume {run}" in error[0], stopped.stderr
+    assert "file-size limit" in error[0] and "Traceback" not in stopped.stderr
+    kept = _whole_lines(run / "results.jsonl")
+    assert 0 < len(kept) < 40
+    resumed = subprocess.run([sys.executable, "-m", "prover.cli", "prove-split", "--resume", str(run), "--no-progress"],
+                             capture_output=True, text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    names = [r["theorem"] for r in _whole_lines(run / "results.jsonl")]
+    assert sorted(names) == [f"synthetic_{i:04d}" for i in range(40)]
+
+
+def test_a_file_size_limit_at_the_start_leaves_nothing_that_blocks_a_rerun(tmp_path):
+    run = tmp_path / "run"
+    args = ["prove-split", "--out", str(run), "--num-theorems", "3", "--num-workers", "0", "--no-progress"]
+    stopped = _limited(args, 200)  # config.json is larger
+    assert stopped.returncode == 2, stopped.stderr
+    assert stopped.stderr.startswith("error: ") and len(stopped.stderr.strip().splitlines()) == 1, stopped.stderr
+    assert f"--out {run}" in stopped.stderr
+    assert exit_code(args) == 0
+    assert len(_whole_lines(run / "results.jsonl")) == 3
+
+
+def test_a_directory_left_by_a_failed_start_does_not_block_out_or_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "trees").mkdir(parents=True)
+    (run / "config.tmp").write_text('{"env": {"na')  # the disk filled while the config was written
+    assert exit_code(["prove-split", "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"start it again with --out {run}" in err and "Traceback" not in err
+    assert exit_code(["prove-split", "--out", str(run), "--num-theorems", "2", "--num-workers", "0",
+                      "--no-progress"]) == 0
+    assert not (run / "config.tmp").exists() and len(_whole_lines(run / "results.jsonl")) == 2
+
+
+def test_a_record_that_cannot_be_written_whole_leaves_no_torn_line(tmp_path, monkeypatch):
+    import errno
+
+    run = RunDir.create(tmp_path / "run", _config())
+    prove_set([Theorem("synthetic_0000")], run, InProcessExecutor(run.config()))
+    before = run.results_path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("results.jsonl"):
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(ProverError, match=f"disk is full.*prover prove-split --resume {run.path}"):
+        prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run, InProcessExecutor(run.config()))
+    assert run.results_path.read_bytes() == before
+    assert not list(run.trees_dir.glob("*.tmp*"))
