@@ -257,3 +257,171 @@ def test_a_record_that_cannot_be_written_whole_leaves_no_torn_line(tmp_path, mon
         prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run, InProcessExecutor(run.config()))
     assert run.results_path.read_bytes() == before
     assert not list(run.trees_dir.glob("*.tmp*"))
+
+
+# ---- defects 4-7: bad input gets exit 2 and one sentence (or is bounded) -------------------------
+
+
+def _one_sentence(capsys, *words: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and "internal error" not in err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def _deep_json(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_binary_theorems_file_or_heldout_file_is_refused(tmp_path, capsys):
+    binary = tmp_path / "theorems.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert exit_code(["prove-split", "--theorems-file", str(binary), "--out", str(tmp_path / "r"),
+                      "--num-workers", "0", "--no-progress"]) == 2
+    _one_sentence(capsys, str(binary), "UTF-8")
+    assert not (tmp_path / "r").exists()
+    assert exit_code(["iterate", "--rounds", "1", "--out", str(tmp_path / "it"), "--heldout-file", str(binary),
+                      "--num-workers", "0"]) == 2
+    _one_sentence(capsys, str(binary), "UTF-8")
+
+
+def test_deeply_nested_json_is_refused_in_a_config_a_tree_a_theorem_list_and_a_results_file(tmp_path, capsys):
+    config = tmp_path / "deep.json"
+    config.write_text(_deep_json())
+    assert exit_code(["prove-split", "--config", str(config), "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
+    _one_sentence(capsys, str(config), "nested")
+    tree = tmp_path / "deep-tree.json"
+    tree.write_text('{"nodes": ' + _deep_json() + "}")
+    assert exit_code(["viz", str(tree), "--format", "text"]) == 2
+    _one_sentence(capsys, str(tree), "nested")
+    listing = tmp_path / "list.jsonl"
+    listing.write_text('{"name": ' + _deep_json() + "}\n")
+    assert exit_code(["prove-split", "--theorems-file", str(listing), "--out", str(tmp_path / "r"),
+                      "--num-workers", "0"]) == 2
+    _one_sentence(capsys, "line 1", str(listing))
+    run = proved_run(tmp_path, 2)
+    with open(run.results_path, "a") as handle:
+        handle.write('{"theorem": ' + _deep_json() + "}\n")
+    assert exit_code(["report", str(run.path)]) == 2
+    _one_sentence(capsys, "line 3", f"prover repair {run.path}")
+    assert exit_code(["repair", str(run.path)]) == 0
+
+
+def test_deeply_nested_inner_options_of_a_backend_are_refused(tmp_path, capsys):
+    config = tmp_path / "faulty.json"
+    config.write_text(json.dumps({"env": {"name": "faulty", "inner": "synthetic",
+                                          "inner_options": '{"x": ' + _deep_json() + "}"}}))
+    assert exit_code(["prove-split", "--config", str(config), "--out", str(tmp_path / "r"), "--num-workers", "0",
+                      "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "inner_options" in errors[0] and "nested" in errors[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_gzip_bomb_given_to_viz_is_refused_without_decompressing_it_all(tmp_path):
+    import zlib
+
+    bomb = tmp_path / "bomb.json.gz"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    chunk = b" " * (1 << 20)
+    with open(bomb, "wb") as handle:
+        for _ in range(640):  # 640 MiB of spaces, under a MB on disk
+            handle.write(packer.compress(chunk))
+        handle.write(packer.flush())
+    measure = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stderr)")
+    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "prover.cli", "viz", str(bomb),
+                           "--format", "text"], capture_output=True, text=True, env=_env(), timeout=300)
+    code, max_rss_kb = map(int, done.stdout.split("\n")[0].split())
+    assert code == 2, done.stdout
+    assert "decompress" in done.stdout and "Traceback" not in done.stdout
+    assert max_rss_kb < 600_000  # under the 640 MiB it would decompress to
+
+
+def test_a_huge_synthetic_set_with_a_limit_is_not_built_whole():
+    from prover.theorem_sets import load_theorems
+
+    started = time.monotonic()
+    theorems = load_theorems(TheoremSetConfig(num_theorems=10_000_000_000, limit=2),
+                             BackendSpec.default("environment", "synthetic"))
+    assert [t.name for t in theorems] == ["synthetic_0000", "synthetic_0001"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_synthetic_set_without_a_limit_is_refused(tmp_path, capsys):
+    assert exit_code(["prove-split", "--num-theorems", "10000000000", "--out", str(tmp_path / "r"),
+                      "--num-workers", "0"]) == 2
+    _one_sentence(capsys, "--num-theorems", "--limit")
+    assert exit_code(["prove-split", "--num-theorems", "1e10", "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
+    assert "--num-theorems" in capsys.readouterr().err
+    assert exit_code(["prove-split", "--num-theorems", "10000000000", "--limit", "1", "--out", str(tmp_path / "r"),
+                      "--num-workers", "0", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--vocab-size", "999999999999999999999999999999", ["--vocab-size"]),
+    ("--learning-rate", "nan", ["--learning-rate", "finite"]),
+    ("--learning-rate", "inf", ["--learning-rate", "finite"]),
+    ("--seed", "99999999999999999999999", ["--seed"]),
+])
+def test_train_policy_refuses_settings_it_cannot_train_with(tmp_path, capsys, flag, value, words):
+    assert exit_code(["train-policy", "--out", str(tmp_path / "m"), "--steps", "1", flag, value]) == 2
+    _one_sentence(capsys, *words)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("line, field", [('{"name": 12345}', "name"),
+                                         ('{"name": "synthetic_0001", "statement": 5}', "statement"),
+                                         ('{"name": "a", "header": ["x"]}', "header")])
+def test_a_theorem_list_line_with_a_field_of_the_wrong_type_is_refused_at_load(tmp_path, capsys, line, field):
+    listing = tmp_path / "list.jsonl"
+    listing.write_text("synthetic_0000\n" + line + "\n")
+    assert exit_code(["prove-split", "--theorems-file", str(listing), "--out", str(tmp_path / "r"),
+                      "--num-workers", "0", "--no-progress"]) == 2
+    _one_sentence(capsys, f"line 2 of {listing}", f"'{field}'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_infinite_numbers_are_refused_for_every_float_setting():
+    import dataclasses
+
+    from prover.config import ConfigError, apply_flags, base_type, field_types, flag_targets
+
+    checked = []
+    for flag, targets in flag_targets(include_hidden=True).items():
+        target = targets[0]
+        if base_type(field_types(target.owner)[target.field.name])[0] is not float:
+            continue
+        config = RunConfig()
+        if target.backend is not None:
+            kind = "environment" if target.section == "env" else "policy"
+            config = dataclasses.replace(config, **{target.section: BackendSpec.default(kind, target.backend)})
+        with pytest.raises(ConfigError, match="finite"):
+            apply_flags(config, {flag: float("inf")})
+        for value in (float("-inf"), float("nan")):
+            with pytest.raises(ConfigError, match=flag.lstrip("-").replace("-", "_") + "|" + flag):
+                apply_flags(config, {flag: value})
+        checked.append(flag)
+    assert "--time-limit" in checked and "--latency" in checked and len(checked) >= 8
+
+
+def test_time_limit_inf_is_refused_and_config_json_never_holds_infinity(tmp_path, capsys):
+    assert exit_code(["prove-split", "--time-limit", "inf", "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
+    _one_sentence(capsys, "--time-limit", "finite")
+    assert not (tmp_path / "r").exists()
+    config = tmp_path / "inf.json"
+    config.write_text('{"limits": {"time_limit_s": Infinity}}')
+    assert exit_code(["prove-split", "--config", str(config), "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
+    _one_sentence(capsys, "finite")
+    assert exit_code(["prove-split", "--time-limit", "1e9", "--out", str(tmp_path / "r"), "--num-workers", "0",
+                      "--num-theorems", "1", "--no-progress"]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"config.json holds {constant}")
+
+    json.loads((tmp_path / "r" / "config.json").read_text(), parse_constant=refuse)

@@ -193,6 +193,8 @@ def build(config: FaultyConfig) -> FaultyEnv:
         options = json.loads(config.inner_options)
     except json.JSONDecodeError as exc:
         raise ValueError(f"inner_options is not a JSON object: {exc}") from None
+    except RecursionError:
+        raise ValueError("inner_options is nested too deeply to be a JSON object of settings") from None
     spec = BackendSpec.from_dict("environment", {"name": config.inner, **options}, "the faulty env's inner_options")
     inner = build_backend("environment", spec.name, spec.options)
     return FaultyEnv(

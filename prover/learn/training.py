@@ -67,6 +67,15 @@ class TinyLlamaShape:
     max_position_embeddings: int = 1024
     initializer_range: float = 0.02  # larger gives a peakier (less uniform) untrained model
 
+    def __post_init__(self) -> None:
+        if not MIN_VOCAB_SIZE <= self.vocab_size <= MAX_VOCAB_SIZE:
+            raise ProverError(f"--vocab-size must be between {MIN_VOCAB_SIZE} and {MAX_VOCAB_SIZE:,} (a tiny "
+                              f"model's tokenizer: 256 bytes, 2 special tokens, merges), not {self.vocab_size}")
+
+
+MIN_VOCAB_SIZE, MAX_VOCAB_SIZE = 260, 1_000_000
+MAX_SEED = 2**32 - 1  # numpy's and Python's generators take any; torch and numpy arrays need 32 bits
+
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
     """A byte-level BPE tokenizer trained on ``texts``, as a ``PreTrainedTokenizerFast``.
@@ -147,6 +156,16 @@ class TrainOptions:
     lora: bool = False
     lora_rank: int = 16
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        rate = self.learning_rate
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise ProverError(f"--learning-rate must be a finite number greater than 0, not {rate}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ProverError(f"--seed must be between 0 and {MAX_SEED}, not {self.seed}")
+        for name, value in (("--steps", self.steps), ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise ProverError(f"{name} must be at least 1, not {value}")
 
     def resolved_learning_rate(self, num_parameters: int) -> float:
         if self.learning_rate is not None:

@@ -100,8 +100,9 @@ def _read_json_object(path: Path) -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProverError(f"{path} is not valid JSON ({exc}); delete it to report on the records alone") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ProverError(f"{path} is not valid JSON ({why}); delete it to report on the records alone") from None
     return data if isinstance(data, dict) else {}
 
 
