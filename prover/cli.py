@@ -5,7 +5,7 @@
     prover viz runs/demo                 # the run as pages: an index and one per search
 
 The options of ``attack`` and ``prove-split`` are generated from the config classes
-(``prover.config``: each field's metadata gives its flag, help, choices and range), so a
+(``prover.settings``: each field's metadata gives its flag, help, choices and range), so a
 new backend setting appears here without an edit. ``--config FILE`` gives the same
 settings as JSON or TOML (a run's ``config.json`` works), flags on top.
 
@@ -27,26 +27,19 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from prover.config import (
-    SECTIONS,
-    BackendSpec,
-    RunConfig,
-    apply_flags,
-    backend_choices,
-    base_type,
-    field_types,
-    flag_targets,
-    load_config_file,
-    resume_conflicts,
-)
+from prover.config import SECTIONS, RunConfig, backend_choices, flag_targets
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, MINIF2F_COMMIT, MINIF2F_URL
 from prover.errors import ProverError
-from prover.presets import MODEL_POLICIES, PRESETS, apply_preset, resolved_settings
+from prover.learn.iterate import IterateOptions
+from prover.learn.training import TrainOptions
+from prover.presets import MODEL_POLICIES, PRESETS, get_preset, resolved_settings
 from prover.registry import backend
+from prover.settings import base_type, field_types, flag_of, from_dict, setting_fields
 
 EXIT_NOT_PROVED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
-GROUP_ORDER = ("Theorems", "Search", "Environment", "Policy", "Safety", "Ray (prove-split)", "Output", "Other")
+GROUP_ORDER = ("Theorems", "Search", "Environment", "Policy", "Safety", "Ray (prove-split)", "Iteration", "Data",
+               "Training", "Output", "Other")
 SECTION_GROUP = {name: group for name, _, group in SECTIONS} | {"env": "Environment", "policy": "Policy"}
 
 
@@ -98,14 +91,15 @@ def _param_name(flag: str) -> str:
 
 def _click_type(annotation: Any, metadata: dict) -> Any:
     kind, _ = base_type(annotation)
-    low, high, open_low = metadata.get("min"), metadata.get("max"), metadata.get("min_open", False)
+    low, high = metadata.get("min"), metadata.get("max")
+    open_low, open_high = metadata.get("min_open", False), metadata.get("max_open", False)
     if metadata.get("choices"):
         return Choice(list(metadata["choices"]))
     if kind is int:
         return click.IntRange(min=low, max=high) if low is not None or high is not None else click.INT
     if kind is float:
         if low is not None or high is not None:
-            return click.FloatRange(min=low, max=high, min_open=open_low)
+            return click.FloatRange(min=low, max=high, min_open=open_low, max_open=open_high)
         return click.FLOAT
     return click.STRING
 
@@ -114,6 +108,20 @@ def _show_default(value: Any) -> str | None:
     if value is None or value == () or value is False:
         return None
     return " ".join(value) if isinstance(value, tuple) else str(value)
+
+
+def _setting_option(flag: str, name: str, annotation: Any, meta: Any, group: str, help_text: str,
+                    default_shown: str | None) -> Callable:
+    """The click option of one setting (its value None unless given)."""
+    kind, _ = base_type(annotation)
+    if default_shown is not None and "[default" not in help_text:
+        help_text += f" [default: {default_shown}]"
+    if kind is bool:
+        return option(f"{flag}/--no-{flag[2:]}", name, default=None, group=group, help=help_text)
+    if kind is tuple:
+        return option(flag, name, multiple=True, group=group, help=help_text)
+    return option(flag, name, type=_click_type(annotation, meta), default=None, group=group,
+                  metavar=meta.get("metavar"), help=help_text)
 
 
 def setting_options(include_distributed: bool) -> list[Callable]:
@@ -136,26 +144,41 @@ def setting_options(include_distributed: bool) -> list[Callable]:
         first = targets[0]
         if first.section == "distributed" and not include_distributed:
             continue
-        annotation = field_types(first.owner)[first.field.name]
-        kind, _ = base_type(annotation)
-        meta = first.field.metadata
-        help_text = meta.get("help", "")
+        help_text = first.field.metadata.get("help", "")
         owners = sorted({t.backend for t in targets if t.backend})
         if owners:
             help_text = f"{'/'.join(owners)}: {help_text}"
         defaults = {_show_default(t.field.default) for t in targets}
-        if len(defaults) == 1 and (shown := defaults.pop()) is not None and "[default" not in help_text:
-            help_text += f" [default: {shown}]"
-        group = SECTION_GROUP[first.section]
-        name = _param_name(flag)
-        if kind is bool:
-            decorators.append(option(f"{flag}/--no-{flag[2:]}", name, default=None, group=group, help=help_text))
-        elif kind is tuple:
-            decorators.append(option(flag, name, multiple=True, group=group, help=help_text))
-        else:
-            decorators.append(option(flag, name, type=_click_type(annotation, meta), default=None, group=group,
-                                     metavar=meta.get("metavar"), help=help_text))
+        decorators.append(_setting_option(flag, _param_name(flag), field_types(first.owner)[first.field.name],
+                                          first.field.metadata, SECTION_GROUP[first.section], help_text,
+                                          defaults.pop() if len(defaults) == 1 else None))
     return decorators
+
+
+def class_options(cls: type, prefix: str, group: str, exclude: tuple[str, ...] = (),
+                  flags: dict[str, str] | None = None) -> Callable:
+    """The click options of a ``Settings`` class's fields (but ``exclude``; ``flags`` renames a
+    field's flag); their values are read back with ``class_values``."""
+    flags = flags or {}
+
+    def decorator(function: Callable) -> Callable:
+        for f in reversed(setting_fields(cls)):
+            if f.name in exclude:
+                continue
+            flag = flags.get(f.name, flag_of(f))
+            function = _setting_option(flag, f"{prefix}{f.name}", field_types(cls)[f.name], f.metadata, group,
+                                       f.metadata["help"], _show_default(f.default))(function)
+        return function
+
+    return decorator
+
+
+def class_values(cls: type, prefix: str, options: dict, where: str, **fixed: Any) -> Any:
+    """The ``cls`` that the options of ``class_options`` given on the command line make
+    (``fixed``: fields set by the command itself)."""
+    given = {f.name: options[f"{prefix}{f.name}"] for f in setting_fields(cls)
+             if options.get(f"{prefix}{f.name}") not in (None, ())}
+    return dataclasses.replace(from_dict(cls, given, where), **fixed)
 
 
 def with_settings(include_distributed: bool) -> Callable:
@@ -168,9 +191,11 @@ def with_settings(include_distributed: bool) -> Callable:
 
 
 def given_flags(options: dict) -> dict[str, Any]:
-    """flag -> value for every generated option given on the command line."""
+    """flag -> value for every generated option given on the command line (with ``--env``
+    and ``--policy``)."""
     context = click.get_current_context()
-    given = {}
+    given = {flag: options[name] for flag, name in (("--env", "env_name"), ("--policy", "policy_name"))
+             if options.get(name) is not None}
     for name, value in options.items():
         if not name.startswith("opt_"):
             continue
@@ -180,25 +205,9 @@ def given_flags(options: dict) -> dict[str, Any]:
 
 
 def build_run_config(options: dict) -> RunConfig:
-    """The RunConfig of a new run: defaults, then ``--config FILE``, then ``--preset``, then
-    the flags given."""
-    config = RunConfig()
-    if options.get("config_file"):
-        config = RunConfig.from_dict(load_config_file(options["config_file"]), where=options["config_file"])
-    env_name = options.get("env_name") or config.env.name
-    if env_name != config.env.name:
-        config = dataclasses.replace(config, env=BackendSpec.default("environment", env_name))
-    policy_name = options.get("policy_name")
-    preset = options.get("preset_name")
-    if preset and policy_name is not None and policy_name not in MODEL_POLICIES:
-        raise ProverError(f"--preset {preset} sets up a model policy (hf or vllm), not --policy {policy_name}")
-    if policy_name is None and not options.get("config_file") and not preset:
-        policy_name = backend("environment", env_name).default_policy
-    if policy_name is not None and policy_name != config.policy.name:
-        config = dataclasses.replace(config, policy=BackendSpec.default("policy", policy_name))
-    if preset:
-        config = apply_preset(config, preset)
-    return apply_flags(config, given_flags(options))
+    """The RunConfig of a new run (``RunConfig.assemble``) from the options given."""
+    preset = get_preset(options["preset_name"]) if options.get("preset_name") else None
+    return RunConfig.assemble(options.get("config_file"), preset, given_flags(options))
 
 
 # ---- the commands ---------------------------------------------------------------------------
@@ -330,19 +339,24 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:
-        if options.get("config_file") or options.get("preset_name"):
-            which = "--config" if options.get("config_file") else "--preset"
-            raise ProverError(f"{which} sets up a new run; --resume continues one with its saved settings")
         run = RunDir.open(resume)
         run.command_line = _invocation()
-        config = _resumed_config(run, options)
+        saved = run.config()
+        config = RunConfig.resume(saved, given_flags(options), file=options.get("config_file"),
+                                  preset=options.get("preset_name"), where=run.path)
+        if config != saved:
+            run.write_config(config)
         theorems = load_theorems(config.theorems, config.env)
         _check_environment(config, theorems)
     else:
         config = build_run_config(options)
+        if config.theorems.lean_file:  # its sorries, in the Lake project that holds it unless --lean-project
+            from prover.lean_files import with_file_project
+
+            config = with_file_project(config, config.theorems.lean_file, "--lean-project" in given_flags(options))
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
         _check_environment(config, theorems)
-        name = benchmark_of(config.theorems, config.env)
+        name = Path(config.theorems.lean_file).stem if config.theorems.lean_file else benchmark_of(config.theorems, config.env)
         run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config,
                             command_line=_invocation())
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
@@ -382,27 +396,6 @@ def _invocation() -> list[str]:
     """The command line as the user typed it (``main`` keeps it on the click context)."""
     root = click.get_current_context().find_root()
     return list(root.obj.get("argv", [])) if isinstance(root.obj, dict) else ["prover"]
-
-
-def _resumed_config(run, options: dict) -> RunConfig:
-    """The saved run's config with the resumable flags given now applied; any other flag
-    that would change a setting is refused, before anything on disk changes."""
-    saved = run.config()
-    given = given_flags(options)
-    names = {"--env": options.get("env_name"), "--policy": options.get("policy_name")}
-    conflicts = resume_conflicts(saved, given, names)
-    if conflicts:
-        raise ProverError(
-            f"--resume keeps the settings of the run in {run.path}, but these differ: {'; '.join(conflicts)}; "
-            "leave them out, or start a new run with --out"
-        )
-    targets = flag_targets(include_hidden=True)
-    resumable = {flag: value for flag, value in given.items()
-                 if all(t.field.metadata.get("resumable") for t in targets.get(flag, []))}
-    config = apply_flags(saved, resumable)
-    if config != saved:
-        run.write_config(config)
-    return config
 
 
 def _prove(theorems, config: RunConfig, run, show_progress: bool):
@@ -558,27 +551,36 @@ def _duration(seconds: float) -> str:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(), metavar="TREE_FILE|RUN_DIR")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(), metavar="TREE_FILE|RUN_DIR...")
 @click.option("--format", "output_format", type=click.Choice(["html", "text", "svg", "png", "graphml"]),
               default="html", show_default=True,
               help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
                    "graphml: for other graph tools. A RUN_DIR gets HTML only.")
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="Where to write [default: TREE_FILE with the format's suffix; RUN_DIR/viz/ for a run; "
-                   "text is printed].")
+                   "compare-A-vs-B-... beside the first for several runs; text is printed].")
 @click.option("--open", "open_page", is_flag=True, help="Open what was written in a web browser.")
 @click.option("--max-nodes", type=click.IntRange(min=1), default=200, show_default=True,
               help="svg/png: most states drawn (the proof path, or the frontier and deepest states, "
                    "and the first expanded).")
 @click.option("--show-failed", is_flag=True, help="text: list every failed tactic instead of counting them.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True, help="text: most lines.")
-def viz(target: str, output_format: str, output: str | None, open_page: bool, max_nodes: int, show_failed: bool,
-        max_lines: int) -> None:
+def viz(targets: tuple[str, ...], output_format: str, output: str | None, open_page: bool, max_nodes: int,
+        show_failed: bool, max_lines: int) -> None:
     """Show a saved search tree (an HTML page, text, an SVG/PNG picture or GraphML), or a whole
-    run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree."""
+    run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree; several
+    runs: a page with their theorems side by side, linked to each run's trees."""
     from search import SearchTree, TreeFormatError
 
     from prover.views.viz import render_html, render_text, write_graphml
+
+    if len(targets) > 1:
+        from prover.views.compare import viz_runs
+
+        index = viz_runs(targets, output_format, output, echo=click.echo)
+        _show_link(index, open_page)
+        return
+    target = targets[0]
 
     if Path(target).is_dir():
         if output_format != "html":
@@ -757,56 +759,26 @@ def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int
     click.echo(f"wrote {Path(out) / 'train.jsonl'} and valid.jsonl (format: prover/learn/export.py)")
 
 
-def training_options(function: Callable) -> Callable:
-    """The options that ``train-policy`` and ``train-critic`` share."""
-    for make in reversed([
-        click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the trained model."),
-        click.option("--model", "base_model", default=None,
-                     help="A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama "
-                          "from scratch]."),
-        click.option("--lora", is_flag=True, help="Fine-tune LoRA adapters (merged into the saved model); needs peft."),
-        click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Optimiser steps."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Examples per step."),
-        click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="[default: 3e-3 from scratch, 2e-4 LoRA, 1e-3 / 1e-5 for a small / large model in full]"),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and batches."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--vocab-size", type=click.IntRange(min=260), default=2048, show_default=True,
-                     help="A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, "
-                          "merges); few merges generalise better from little data."),
-    ]):
-        function = make(function)
-    return function
-
-
-def _train_options(options: dict, **extra):
-    from prover.learn.training import TinyLlamaShape, TrainOptions
-
-    return TrainOptions(steps=options["steps"], seed=options["seed"], batch_size=options["batch_size"],
-                        learning_rate=options["learning_rate"], base_model=options["base_model"],
-                        lora=options["lora"], device=options["device"],
-                        shape=TinyLlamaShape(vocab_size=options["vocab_size"]), **extra)
-
-
-@cli.command("train-policy")
-@training_options
-@click.option("--data", type=click.Path(exists=True), default=None,
-              help="A data directory written by prover export (its proof steps) [default: --traces].")
-@click.option("--traces", type=click.Path(dir_okay=False), default=None,
-              help="Trace file of (state, tactic) pairs [default: the shipped miniF2F traces].")
-@click.option("--prompt", type=click.Choice(["goal_proofstep", "llemma"]), default="goal_proofstep",
-              show_default=True, help="Prompt format to train on (the model directory remembers it).")
-@click.option("--eval/--no-eval", "evaluate", default=None,
-              help="Afterwards, count the replay theorems the trained policy proves [default: on with --traces "
-                   "or the shipped traces, off with --data].")
-def train_policy(data: str | None, traces: str | None, prompt: str, evaluate: bool | None, **options) -> None:
-    """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one)."""
+@cli.command("train-policy", cls=GroupedCommand)
+@option("--out", type=click.Path(file_okay=False), required=True, group="Output",
+        help="Directory for the trained model.")
+@option("--data", type=click.Path(exists=True), default=None, group="Data",
+        help="A data directory written by prover export (its proof steps) [default: --traces].")
+@option("--traces", type=click.Path(dir_okay=False), default=None, group="Data",
+        help="Trace file of (state, tactic) pairs [default: the shipped miniF2F traces].")
+@class_options(TrainOptions, "train_", "Training")
+@option("--eval/--no-eval", "evaluate", default=None, group="Output",
+        help="Afterwards, count the replay theorems the trained policy proves [default: on with --traces "
+             "or the shipped traces, off with --data].")
+def train_policy(out: str, data: str | None, traces: str | None, evaluate: bool | None, **options) -> None:
+    """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one;
+    several GPUs: accelerate launch -m prover.cli train-policy ...)."""
     from prover.learn.training import evaluate_on_replay, train_policy as train
 
     if data and traces:
         raise ProverError("give --data (an export) or --traces (a trace file), not both")
-    model_dir = train(data or traces, options["out"], _train_options(options, prompt=prompt), progress=click.echo)
+    settings = class_values(TrainOptions, "train_", options, "the training settings")
+    model_dir = train(data or traces, out, settings, progress=click.echo)
     click.echo(f"trained policy saved to {model_dir}")
     if evaluate if evaluate is not None else not data:
         proved, total = evaluate_on_replay(model_dir, data and Path(data) / "train.jsonl" or traces)
@@ -814,15 +786,18 @@ def train_policy(data: str | None, traces: str | None, prompt: str, evaluate: bo
     click.echo(f"use it with: prover attack THEOREM --policy hf --model {model_dir}")
 
 
-@cli.command("train-critic")
-@training_options
-@click.option("--data", type=click.Path(exists=True), required=True,
-              help="A data directory written by prover export: its provable and failed states.")
-def train_critic(data: str, **options) -> None:
+@cli.command("train-critic", cls=GroupedCommand)
+@option("--out", type=click.Path(file_okay=False), required=True, group="Output",
+        help="Directory for the trained model.")
+@option("--data", type=click.Path(exists=True), required=True, group="Data",
+        help="A data directory written by prover export: its provable and failed states.")
+@class_options(TrainOptions, "train_", "Training", exclude=("prompt",))
+def train_critic(out: str, data: str, **options) -> None:
     """Train a value model (provable or not) on exported searches, for --critic and --scorer value_mixed."""
     from prover.learn.training import train_critic as train
 
-    model_dir = train(data, options["out"], _train_options(options), progress=click.echo)
+    settings = class_values(TrainOptions, "train_", options, "the training settings")
+    model_dir = train(data, out, settings, progress=click.echo)
     click.echo(f"value model saved to {model_dir}")
     click.echo(f"use it with: prover prove-split ... --critic {model_dir} --scorer value_mixed --value-weight 1")
 
@@ -837,30 +812,15 @@ def train_critic(data: str, **options) -> None:
         help="Theorems each round's policy is also evaluated on, never trained on (a list, as --theorems-file).")
 @option("--num-heldout", type=click.IntRange(min=1), default=None, group="Iteration",
         help="synthetic: evaluate on this many held-out theorems (synthetic_heldout_0000, ...).")
-@option("--steps", type=click.IntRange(min=1), default=150, show_default=True, group="Iteration",
-        help="Optimiser steps of each round's training.")
-@option("--vocab-size", type=click.IntRange(min=260), default=320, show_default=True, group="Iteration",
-        help="The tokenizer of a tiny model trained from scratch (256 bytes, 2 special tokens, merges).")
-@option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None, group="Iteration",
-        help="[default: 3e-3 from scratch, then 1e-3 for a small model, 1e-5 for a large one, 2e-4 LoRA]")
-@option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, group="Iteration",
-        help="Examples per training step.")
-@option("--train-seed", type=int, default=0, show_default=True, group="Iteration",
-        help="Seed of the trained models and of the data split.")
-@option("--lora", is_flag=True, group="Iteration", help="Train LoRA adapters of a model policy (needs peft).")
-@option("--valid-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
-        group="Iteration", help="Share of the proved theorems held out of training as a validation split.")
-@option("--all-proving-edges", is_flag=True, group="Iteration",
-        help="Train on every tactic that led to a proved state, not only shortest proofs.")
+@class_options(IterateOptions, "iter_", "Iteration")
+@class_options(TrainOptions, "train_", "Training", exclude=IterateOptions.TRAIN_FIXED, flags=IterateOptions.train_flags())
 @option("--progress/--no-progress", default=True, group="Output",
         help="Show a progress bar while proving, on a terminal (the progress lines are written either way).")
-def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, steps: int, vocab_size: int,
-            learning_rate: float | None, batch_size: int, train_seed: int, lora: bool, valid_fraction: float,
-            all_proving_edges: bool, progress: bool, **options) -> None:
+def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, progress: bool,
+            **options) -> None:
     """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
-    from prover.learn.iterate import IterateOptions, iterate as run_iteration
+    from prover.learn.iterate import iterate as run_iteration
     from prover.theorem_sets import load_theorems, theorems_from_file
-    from prover.learn.training import TinyLlamaShape, TrainOptions
 
     config = build_run_config(options)
     theorems = load_theorems(config.theorems, config.env)
@@ -875,9 +835,8 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
         from prover.envs.synthetic import heldout_theorems
 
         heldout = heldout_theorems(num_heldout)
-    train = TrainOptions(steps=steps, seed=train_seed, batch_size=batch_size, learning_rate=learning_rate, lora=lora,
-                         shape=TinyLlamaShape(vocab_size=vocab_size))
-    settings = IterateOptions(train=train, valid_fraction=valid_fraction, all_proving_edges=all_proving_edges)
+    train = class_values(TrainOptions, "train_", options, "the training settings")
+    settings = class_values(IterateOptions, "iter_", options, "the iteration settings", train=train)
     results = run_iteration(config, theorems, out, rounds, settings, heldout,
                             prove=lambda ts, cfg, run: _prove(ts, cfg, run, progress), echo=click.echo)
     click.echo("round  policy" + " " * 34 + "train" + " " * 10 + ("held-out" if heldout else ""))
@@ -888,6 +847,81 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
                    f"{' ' * 7}{held}")
     click.echo(f"the curve: prover report {Path(out) / 'round-*'}"
                + (f" (held-out: {Path(out) / 'round-*' / 'heldout'})" if heldout else ""))
+
+
+@cli.command(cls=GroupedCommand)
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_settings(include_distributed=True)
+@option("--write", is_flag=True, group="Output", help="Fill FILE in place, after a backup FILE.bak [default: write "
+        "FILE.filled.lean beside it].")
+@option("--output", type=click.Path(dir_okay=False), default=None, group="Output",
+        help="Where to write the filled file [default: FILE.filled.lean].")
+@option("--overwrite", is_flag=True, group="Output", help="Replace an existing output file or backup.")
+@option("--out", type=click.Path(file_okay=False), default=None, group="Output",
+        help="New run directory for the searches [default: runs/fill-<file>-<time>].")
+@option("--resume", type=click.Path(file_okay=False, exists=True), default=None, group="Output",
+        help="Continue the fill run in this directory (the file must be unchanged), skipping finished holes.")
+@option("--json", "as_json", is_flag=True, group="Output", help="Print the result as JSON (for editors and scripts).")
+def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str | None, resume: str | None,
+         as_json: bool, **options) -> None:
+    """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
+    from prover.fill import FillRequest, fill_file
+    from prover.lean_files import with_file_project
+    from prover.run.rundir import RunDir
+
+    if write and output:
+        raise ProverError("give --write (fill FILE in place) or --output PATH, not both")
+    if resume and out:
+        raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
+    if resume:
+        run = RunDir.open(resume)
+        saved = run.config()
+        config = RunConfig.resume(saved, given_flags(options), file=options.get("config_file"),
+                                  preset=options.get("preset_name"), where=run.path)
+        if config != saved:
+            run.write_config(config)
+    else:
+        options["env_name"] = options.get("env_name") or "repl"
+        config = with_file_project(build_run_config(options), file, "--lean-project" in given_flags(options))
+    request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
+                          out=Path(out) if out else None, resume=Path(resume) if resume else None,
+                          command_line=_invocation())
+    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _show_fill(report)
+    if report.num_filled < len(report.holes):
+        sys.exit(EXIT_NOT_PROVED)
+
+
+def _show_fill(report) -> None:
+    if not report.holes:
+        click.echo(f"{report.file} has no `sorry`; nothing was written")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{report.num_filled} of {len(report.holes)} holes filled in {report.file.name}"))
+    for column, justify in (("declaration", "left"), ("line", "right"), ("status", "left"), ("tactics", "right"),
+                            ("time", "right")):
+        table.add_column(column, justify=justify)
+    for row in report.rows():
+        table.add_row(*map(escape, row))
+    Console().print(table)
+    click.echo(f"check: {report.check}")
+    if report.written:
+        click.echo(f"wrote {report.written}" + (f" (the original is kept in {report.backup})" if report.backup else ""))
+    else:
+        click.echo("nothing was written: no proof passed the check")
+    if report.run is not None:
+        from prover.views.report import load_run, write_run_browser
+
+        index, _ = write_run_browser(load_run(report.run), None)
+        click.echo(f"run page: {index.resolve().as_uri()}")
 
 
 def _interrupt(signum, frame) -> None:

@@ -1,200 +1,41 @@
-"""Settings: each backend owns one frozen config class, and a run is one ``RunConfig``.
-
-A setting is a dataclass field made with ``setting(default, help, ...)``: its metadata
-carries the help text, the command-line flag, the allowed choices or range, and whether
-it may change when a run is resumed. Everything else is derived from it, so adding a
-setting is one edit in one class:
-
-- ``validate`` checks every field of a config against its metadata (types, ranges,
-  choices, no NaN), so every config class validates itself in ``__post_init__``;
-- ``prover.cli`` generates its options from the fields (grouped by concern in ``--help``);
-- ``RunConfig.to_dict``/``from_dict`` write and read ``config.json`` and ``--config FILE``;
-- ``resume_conflicts`` compares flags given with ``--resume`` against the saved run.
-
-    @dataclass(frozen=True)
-    class SyntheticConfig(Settings):
-        branching: int = setting(4, "Distinct child states per state.", min=1)
+"""A run is one ``RunConfig``: its sections are ``Settings`` classes (``prover.settings``).
 
 A ``RunConfig`` holds the environment and the policy as ``BackendSpec`` (a registered
 name plus that backend's own config), the search algorithm and budget, the theorem set,
-the safety filter and how the run is spread over Ray.
+the safety filter and how the run is spread over Ray. Two functions are the only places
+where a run's settings are put together:
+
+- ``RunConfig.assemble(file, preset, flags)``: a new run, in this order: the defaults,
+  then ``--config FILE``, then ``--preset``, then the flags given on the command line;
+- ``RunConfig.resume(saved, flags)``: a saved run continued; only the settings marked
+  ``resumable`` (how the run is spread over machines) may change, any other flag that
+  would change a setting is refused, naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import sys
-import typing
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from search import ALGORITHMS, SCORERS, SearchLimits
 
 from prover.errors import ProverError, did_you_mean
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-from prover.registry import ENVS, POLICIES, Backend, resolve_config_class
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class ConfigError(ProverError, ValueError):
-    """A setting with a value it cannot take, or a config file that cannot be read."""
-
-
-# ---- one setting ----------------------------------------------------------------------------
-
-
-def setting(
-    default: Any,
-    help: str,
-    *,
-    flag: str | None = None,
-    choices: Iterable[str] | None = None,
-    min: float | None = None,
-    max: float | None = None,
-    min_open: bool = False,
-    resumable: bool = False,
-    metavar: str | None = None,
-) -> Any:
-    """A config field with its command-line metadata.
-
-    ``flag`` defaults to ``--`` + the field name with a unit suffix ``_s`` dropped and
-    ``_`` as ``-`` (``latency_s`` -> ``--latency``). ``resumable`` settings (how a run is
-    spread over machines) may change when a run is resumed; the others may not.
-    """
-    metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open,
-                "resumable": resumable, "metavar": metavar,
-                "choices": tuple(choices) if choices is not None else None}
-    return field(default=default, metadata=metadata)
-
-
-def flag_of(f: dataclasses.Field) -> str:
-    """The command-line flag of a field (see ``setting``)."""
-    explicit = f.metadata.get("flag")
-    if explicit:
-        return explicit
-    name = f.name[: -len("_s")] if f.name.endswith("_s") else f.name
-    return "--" + name.replace("_", "-")
-
-
-@lru_cache(maxsize=None)
-def field_types(cls: type) -> dict[str, Any]:
-    """The resolved annotations of a dataclass's fields."""
-    return typing.get_type_hints(cls)
-
-
-def base_type(annotation: Any) -> tuple[Any, bool]:
-    """``(type, optional)``: ``int | None`` -> ``(int, True)``; ``tuple[str, ...]`` -> ``(tuple, False)``."""
-    args = typing.get_args(annotation)
-    if type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return base_type(rest[0])[0], True
-    origin = typing.get_origin(annotation)
-    return (origin or annotation), False
-
-
-def _coerce(cls: type, f: dataclasses.Field, value: Any) -> Any:
-    """``value`` as the field's type (JSON lists become tuples, ints may stand for floats);
-    a ConfigError names the setting when it cannot be."""
-    kind, optional = base_type(field_types(cls)[f.name])
-    where = f"{flag_of(f)} ({f.name})"
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{where} needs a value")
-    if kind is tuple:
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, not {value!r}")
-        return tuple(str(item) for item in value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, not {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, not {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be text, not {value!r}")
-        return value
-    return value
-
-
-def validate(config: Any) -> None:
-    """Check every field of ``config`` against its metadata; a ConfigError names the first
-    bad one. Config classes call it from ``__post_init__`` (through ``Settings``)."""
-    cls = type(config)
-    for f in fields(config):
-        value = getattr(config, f.name)
-        coerced = _coerce(cls, f, value)
-        if coerced is not value:
-            object.__setattr__(config, f.name, coerced)  # frozen: set once, while validating
-            value = coerced
-        if value is None or isinstance(value, (bool, tuple)):
-            continue
-        where = f"{flag_of(f)}"
-        meta = f.metadata
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, not {value}")
-        low, high = meta.get("min"), meta.get("max")
-        if isinstance(value, (int, float)):
-            if low is not None and (value < low or (meta.get("min_open") and value == low)):
-                bound = f"greater than {low:g}" if meta.get("min_open") else f"at least {low:g}"
-                raise ConfigError(f"{where} must be {bound}, not {value:g}")
-            if high is not None and value > high:
-                raise ConfigError(f"{where} must be at most {high:g}, not {value:g}")
-        choices = meta.get("choices")
-        if choices and isinstance(value, str) and value not in choices:
-            raise ConfigError(f"{where} cannot be '{value}'{did_you_mean(value, choices)}")
-
-
-class Settings:
-    """Base of the config classes: validated on creation, read from and written to dicts."""
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
-
-
-def to_dict(config: Any) -> dict:
-    """A JSON-ready dict of a config's fields (tuples as lists)."""
-    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v) for f in fields(config)}
-
-
-def from_dict(cls: type, data: Any, where: str, strict: bool = True) -> Any:
-    """``cls(**data)``, checked: an unknown key (when ``strict``) or a bad value is a
-    ConfigError that names ``where`` (e.g. "the environment settings in run.json")."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table of settings, not {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = [key for key in data if key not in known]
-    if unknown and strict:
-        raise ConfigError(f"{where}: unknown setting '{unknown[0]}'{did_you_mean(unknown[0], known)}")
-    values = {key: _coerce(cls, known[key], value) for key, value in data.items() if key in known}
-    try:
-        config = cls(**values)
-        if not isinstance(config, Settings):
-            validate(config)  # a class of the engine (SearchLimits): the same checks (finite numbers...)
-        return config
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+from prover.registry import ENVS, POLICIES, Backend, backend, resolve_config_class
+from prover.settings import (
+    ConfigError,
+    Settings,
+    coerce_quietly,
+    flag_of,
+    from_dict,
+    load_config_file,
+    setting,
+    setting_fields,
+    show_value,
+    to_dict,
+)
 
 
 # ---- the parts of a run ---------------------------------------------------------------------
@@ -222,6 +63,22 @@ class BackendSpec:
         config_class = resolve_config_class(kind, data["name"])
         options = {key: value for key, value in data.items() if key != "name"}
         return cls(kind, data["name"], from_dict(config_class, options, where, strict))
+
+
+def _section_hint(key: str, data: dict, known: list[str]) -> str:
+    """The end of an "unknown section" sentence: the sectioned form, when ``key`` is a
+    setting (a flat ``{"max_expansions": 5}``), else "did you mean"."""
+    owners = [name for name, section_class, _ in SECTIONS if key in {f.name for f in fields(section_class)}]
+    if not owners:
+        owners = [section for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES))
+                  if any(key in {f.name for f in fields(resolve_config_class(kind, name))} for name in table)]
+    if not owners:
+        return did_you_mean(key, known)
+    example = json.dumps({owners[0]: {key: data[key]}}, ensure_ascii=False)
+    if len(example) > 120:
+        example = json.dumps({owners[0]: {key: "..."}})
+    return (f"; settings go in sections, so '{key}' is written {example}"
+            + (" (beside the backend's 'name')" if owners[0] in ("env", "policy") else ""))
 
 
 @dataclass(frozen=True)
@@ -257,6 +114,9 @@ class TheoremSetConfig(Settings):
     split: str = setting("valid", "miniF2F split.", choices=("valid", "test"))
     theorems_file: str | None = setting(
         None, "A file listing theorems, one name (or JSON object) per line.", metavar="FILE"
+    )
+    lean_file: str | None = setting(
+        None, "A Lean file whose `sorry`s are the theorem set (needs --env repl).", metavar="FILE"
     )
     num_theorems: int = setting(20, "Size of the synthetic theorem set.", min=1)
     limit: int | None = setting(None, "Prove only the first N theorems.", min=1, metavar="N")
@@ -407,41 +267,51 @@ class RunConfig:
                 values[name] = from_dict(section_class, data[name], f"{where} [{name}]", strict)
         return cls(**values)
 
+    @classmethod
+    def assemble(cls, file: str | Path | None = None, preset: Any = None,
+                 flags: dict[str, Any] | None = None) -> "RunConfig":
+        """The config of a new run, in this order: the defaults, then the settings of
+        ``file`` (``--config``: JSON or TOML), then ``preset`` (a ``prover.presets.Preset``),
+        then ``flags`` (flag -> value, as given on the command line; ``--env`` and
+        ``--policy`` name the backends). Without a file or a preset, the policy is the
+        environment's default one."""
+        flags = dict(flags or {})
+        env_name, policy_name = flags.pop("--env", None), flags.pop("--policy", None)
+        config = cls() if file is None else cls.from_dict(load_config_file(file), where=str(file))
+        if env_name is not None and env_name != config.env.name:
+            config = dataclasses.replace(config, env=BackendSpec.default("environment", env_name))
+        if preset is not None and policy_name is not None and policy_name not in preset.policies:
+            raise ProverError(f"--preset {preset.name} sets up a model policy ({' or '.join(preset.policies)}), "
+                              f"not --policy {policy_name}")
+        if policy_name is None and file is None and preset is None:
+            policy_name = backend("environment", config.env.name).default_policy
+        if policy_name is not None and policy_name != config.policy.name:
+            config = dataclasses.replace(config, policy=BackendSpec.default("policy", policy_name))
+        if preset is not None:
+            config = preset.apply(config)
+        return apply_flags(config, flags)
 
-def _section_hint(key: str, data: dict, known: list[str]) -> str:
-    """The end of an "unknown section" sentence: the sectioned form, when ``key`` is a
-    setting (a flat ``{"max_expansions": 5}``), else "did you mean"."""
-    owners = [name for name, section_class, _ in SECTIONS if key in {f.name for f in fields(section_class)}]
-    if not owners:
-        owners = [section for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES))
-                  if any(key in {f.name for f in fields(resolve_config_class(kind, name))} for name in table)]
-    if not owners:
-        return did_you_mean(key, known)
-    example = json.dumps({owners[0]: {key: data[key]}}, ensure_ascii=False)
-    if len(example) > 120:
-        example = json.dumps({owners[0]: {key: "..."}})
-    return (f"; settings go in sections, so '{key}' is written {example}"
-            + (" (beside the backend's 'name')" if owners[0] in ("env", "policy") else ""))
-
-
-def load_config_file(path: str | Path) -> dict:
-    """The settings in a JSON or TOML file (by suffix; JSON otherwise), as a dict."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply to be a config (a settings file has "
-                          "sections of plain values)") from None
+    @classmethod
+    def resume(cls, saved: "RunConfig", flags: dict[str, Any] | None = None, *, file: Any = None,
+               preset: Any = None, where: str | Path = "the run") -> "RunConfig":
+        """The config of a saved run continued: ``saved`` with the ``resumable`` flags given
+        now applied. A config file, a preset, or any other flag that would change a setting
+        is refused in one sentence naming what differs (``where`` names the run)."""
+        if file is not None or preset is not None:
+            which = "--config" if file is not None else "--preset"
+            raise ProverError(f"{which} sets up a new run; --resume continues one with its saved settings")
+        flags = dict(flags or {})
+        names = {"--env": flags.pop("--env", None), "--policy": flags.pop("--policy", None)}
+        conflicts = resume_conflicts(saved, flags, names)
+        if conflicts:
+            raise ProverError(
+                f"--resume keeps the settings of the run in {where}, but these differ: {'; '.join(conflicts)}; "
+                "leave them out, or start a new run with --out"
+            )
+        targets = flag_targets(include_hidden=True)
+        resumable = {flag: value for flag, value in flags.items()
+                     if all(t.field.metadata.get("resumable") for t in targets.get(flag, []))}
+        return apply_flags(saved, resumable)
 
 
 # ---- flags ----------------------------------------------------------------------------------
@@ -465,15 +335,15 @@ def flag_targets(include_hidden: bool = False) -> dict[str, list[Target]]:
     """
     targets: dict[str, list[Target]] = {}
     for name, section_class, _ in SECTIONS:
-        for f in fields(section_class):
+        for f in setting_fields(section_class):
             targets.setdefault(flag_of(f), []).append(Target(name, None, f, section_class))
     for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES)):
-        for backend in table.values():
-            if backend.hidden and not include_hidden:
+        for entry in table.values():
+            if entry.hidden and not include_hidden:
                 continue
-            config_class = resolve_config_class(kind, backend.name)
-            for f in fields(config_class):
-                targets.setdefault(flag_of(f), []).append(Target(section, backend.name, f, config_class))
+            config_class = resolve_config_class(kind, entry.name)
+            for f in setting_fields(config_class):
+                targets.setdefault(flag_of(f), []).append(Target(section, entry.name, f, config_class))
     return targets
 
 
@@ -532,23 +402,10 @@ def resume_conflicts(saved: RunConfig, given: dict[str, Any], names: dict[str, s
             if target.field.metadata.get("resumable"):
                 continue
             saved_value = getattr(current, target.field.name)
-            if _coerce_quietly(target.owner, target.field, value) != saved_value:
-                conflicts.append(f"{flag} {_show(value)} (the run used {_show(saved_value)})")
+            if coerce_quietly(target.owner, target.field, value) != saved_value:
+                conflicts.append(f"{flag} {show_value(value)} (the run used {show_value(saved_value)})")
             break
     return conflicts
-
-
-def _coerce_quietly(cls: type, f: dataclasses.Field, value: Any) -> Any:
-    try:
-        return _coerce(cls, f, value)
-    except ConfigError:
-        return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return " ".join(map(str, value)) or "(none)"
-    return "(none)" if value is None else str(value)
 
 
 def backend_choices(kind: str) -> list[str]:

@@ -29,8 +29,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from prover.config import BackendSpec, ConfigError, RunConfig, from_dict, to_dict
+from prover.config import BackendSpec, RunConfig
 from prover.errors import did_you_mean
+from prover.settings import ConfigError, from_dict, to_dict
 from prover.policies.prompts import get_prompt
 
 MODEL_POLICIES = ("hf", "vllm")
@@ -54,16 +55,27 @@ class Preset:
     reported_minif2f_test: str
     source: str
     description: str
+    dtype: str = "bfloat16"  # the weights' type, as the source loaded them
+    beam_ranking: str = "sum"  # beam search only: how finished beams are ranked (prover.policies.beams)
+    beam_finish: str = "top_k"  # beam search only: which of a step's 2k candidates may finish
     temperature: float = 1.0  # sampling only
     top_p: float = 1.0  # sampling only
     trust_remote_code: bool = False
     vllm: dict[str, Any] = field(default_factory=dict)  # settings of the vllm policy only
 
+    policies = MODEL_POLICIES  # the policies a preset can set up
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """``config`` with this preset's settings (``RunConfig.assemble`` calls it)."""
+        return apply_preset(config, self.name)
+
     def policy_settings(self, policy: str) -> dict[str, Any]:
         """The settings this preset gives the ``policy`` backend (``hf`` or ``vllm``)."""
         settings = dict(model=self.model, prompt=self.prompt, decoding=self.decoding,
                         max_new_tokens=self.max_new_tokens, length_normalise=self.length_normalise,
-                        trust_remote_code=self.trust_remote_code)
+                        trust_remote_code=self.trust_remote_code, dtype=self.dtype)
+        if self.decoding == "beam":
+            settings.update(beam_ranking=self.beam_ranking, beam_finish=self.beam_finish)
         if self.decoding == "sampling":
             settings.update(temperature=self.temperature, top_p=self.top_p)
         if policy == "vllm":
@@ -72,16 +84,20 @@ class Preset:
 
 
 _LLEMMA_SOURCE = (
-    "wellecks/llemma_formal2formal (proofsearch.py, scripts/eval_llemma{7b,34b}.sh, README): vLLM "
-    "SamplingParams(n=32, temperature=0, use_beam_search=True, max_tokens=256, stop='---'), tactic score "
+    "wellecks/llemma_formal2formal at adf9240 (proofsearch.py, scripts/eval_llemma{7b,34b}.sh, README, "
+    "requirements.txt: vllm==0.1.7): vLLM LLM(dtype='bfloat16'), SamplingParams(n=32, temperature=0, "
+    "use_beam_search=True, max_tokens=256, stop='---') with vLLM's default length_penalty=1 (Sequence."
+    "get_beam_search_score: cumulative log-prob / (prompt + generated tokens, less a final EOS); "
+    "LLMEngine._process_sequence_group_outputs: any of the 2k candidates may finish), tactic score "
     "cumulative_logprob / len(token_ids), priority the sum of those, --max-iters 100, Dojo(hard_timeout=600), "
-    "whose alarm LeanDojo 1.1.2 sets once the initial state is read"
+    "whose alarm LeanDojo 1.1.2 sets once the initial state is read; one search per theorem (--temperatures 0.0)"
 )
 _LLEMMA_NOTE = (
-    "Llemma's few-shot formal2formal prompt, beam search of 32 beams ended at '---', 256 new tokens, tactic "
-    "score the mean log-prob per generated token, state priority the sum of those along the path, 100 "
-    "expansions, 600 s counted once Lean has started. The paper's vLLM 0.1.7 beam search ranked its final "
-    "beams by a length-penalised score; here beams are pruned by summed log-prob and reported by the mean."
+    "Llemma's few-shot formal2formal prompt, beam search of 32 beams ended at '---', 256 new tokens, finished "
+    "beams ranked and admitted as vLLM 0.1.7 did (--beam-ranking vllm_0_1_7 --beam-finish any), tactic score "
+    "the mean log-prob per generated token, state priority the sum of those along the path, 100 expansions, "
+    "600 s counted once Lean has started. Not reproduced: LeanDojo 1.1.2 and the Lean 4 / Mathlib commit of "
+    "the paper's miniF2F (this tool pins lean-dojo 4.20.0)."
 )
 _BFS_NOTE = (
     "The card gives the prompt '{state}:::' (the model echoes the state, which is dropped) and the budget "
@@ -101,7 +117,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         reported_minif2f_test="26.23% (64/244), one search per theorem",
         source=_LLEMMA_SOURCE,
         description=_LLEMMA_NOTE + " The model, open-web-math/llemma_7b in the script, is now EleutherAI/llemma_7b.",
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+        dtype="bfloat16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=1),
     ),
     Preset(
         name="llemma-34b-f2f",
@@ -112,7 +128,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         source=_LLEMMA_SOURCE,
         description=_LLEMMA_NOTE + " The script split the model over 2 GPUs (--tp-degree 2), as the vllm "
         "policy does here (--tensor-parallel-size 2).",
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=2),
+        dtype="bfloat16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=2),
     ),
     Preset(
         name="llmstep-pythia-f2f",
@@ -121,14 +137,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
         max_expansions=100, time_limit_s=600.0,
         reported_minif2f_test="27.87% (68/244), one search per theorem",
-        source="the model card ('[GOAL]tactic-state[PROOFSTEP]next-tactic<|endoftext|>'); wellecks/llmstep "
-        "python/benchmarking/proofsearch (proofsearch.py, proofsearch.sh, README): the Llemma search with "
-        "prompt f'[GOAL]{ts}[PROOFSTEP]', stop at the end-of-sequence token, 32 beams, 256 tokens, 100 "
-        "iterations, 600 s",
+        source="the model card ('[GOAL]tactic-state[PROOFSTEP]next-tactic<|endoftext|>'); wellecks/llmstep at "
+        "03e3171 python/benchmarking/proofsearch (proofsearch.py, proofsearch.sh, README): the Llemma search with "
+        "prompt f'[GOAL]{ts}[PROOFSTEP]', vLLM LLM(dtype='float16'), stop at the end-of-sequence token, 32 beams "
+        "with vLLM's default length_penalty=1, 256 tokens, 100 iterations, 600 s, one search per theorem "
+        "(TEMPERATURES=\"0.0\")",
         description="ReProver's proofstep format on a causal LM (ReProver itself is a ByT5 encoder-decoder, "
         "which this tool does not run): Pythia-2.8B fine-tuned on LeanDojo Benchmark 4, searched as llmstep's "
-        "benchmark does, which is Llemma's search with this prompt; the tactic ends at the end-of-sequence token.",
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+        "benchmark does, which is Llemma's search with this prompt, float16 weights, and vLLM 0.1.7's beam "
+        "rules; the tactic ends at the end-of-sequence token.",
+        dtype="float16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=1),
     ),
     Preset(
         name="internlm2.5-stepprover",
@@ -138,8 +156,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         max_expansions=100, time_limit_s=1200.0, trust_remote_code=True,
         reported_minif2f_test="65.9% with a critic model and 256x32x600 (256 searches, 32 tactics, 600 "
         "expansions); not what one search of this preset measures",
-        source="the model card (input template); InternLM/InternLM-Math minif2f/"
-        "proofsearch_internLM2.5-StepProver.py (chat turn, stop '<|im_end|>', beam search of --num-samples 32, "
+        source="the model card (input template); InternLM/InternLM-Math at a4196fa minif2f/"
+        "proofsearch_internLM2.5-StepProver.py (chat turn; NAME theorem.full_name, PROOF_BEFORE '\\n'.join(steps); "
+        "stop '<|im_end|>'; beam search of --num-samples 32 with length_penalty=0.0, so finished beams ranked by "
+        "summed log-prob, any of the 2k candidates finishing, as vLLM 0.2.x (requirements.txt: vllm==0.2.7) did; "
         "max_tokens 256, mean log-prob per token, --max-iters 100, --timeout 1200, vLLM dtype float16, "
         "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
         "card tabulates it",
@@ -147,8 +167,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "(PROOF_BEFORE); both are filled as the script fills them (the full name; the tactics of the path, one "
         "per line). The paper's figure used a "
         "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
-        "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on.",
-        vllm=dict(dtype="float16", tensor_parallel_size=1),
+        "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on. "
+        "The script's visited-twice rule (a state may be queued twice) is not reproduced: a state is one node here.",
+        dtype="float16", beam_ranking="sum", beam_finish="any", vllm=dict(tensor_parallel_size=1),
     ),
     Preset(
         name="bfs-prover-v1",
@@ -160,7 +181,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         source="the model card ByteDance-Seed/BFS-Prover-V1-7B (usage: '{state}:::', echo of the state; results "
         "table: BFS, no critic, tactic budget 2048x2x600)",
         description=_BFS_NOTE,
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+        dtype="bfloat16", vllm=dict(tensor_parallel_size=1),
     ),
     Preset(
         name="bfs-prover-v2-7b",
@@ -173,7 +194,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "miniF2F-test 82.4%)",
         description="The V2 card gives the prompt and the figure but no search settings: those of BFS-Prover-V1's "
         "card are used. " + _BFS_NOTE,
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=1),
+        dtype="bfloat16", vllm=dict(tensor_parallel_size=1),
     ),
     Preset(
         name="bfs-prover-v2-32b",
@@ -187,7 +208,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         description="The V2 card gives the prompt and the figures but no search settings: those of BFS-Prover-V1's "
         "card are used; the planner (a second model splitting theorems into subgoals) is not part of this tool. "
         "65 GB of bf16 weights: the vllm policy splits them over 2 GPUs. " + _BFS_NOTE,
-        vllm=dict(dtype="bfloat16", tensor_parallel_size=2),
+        dtype="bfloat16", vllm=dict(tensor_parallel_size=2),
     ),
 )}
 
@@ -239,9 +260,11 @@ def resolved_settings(name: str, policy: str = "hf") -> dict[str, Any]:
         "max_expansions": config.limits.max_expansions,
         "time_limit_s": config.limits.time_limit_s,
     }
+    if options.decoding == "beam":
+        settings.update(beam_ranking=options.beam_ranking, beam_finish=options.beam_finish)
     if options.decoding == "sampling":
         settings.update(temperature=options.temperature, top_p=options.top_p)
-    settings.update(trust_remote_code=options.trust_remote_code, vllm=dict(preset.vllm),
+    settings.update(dtype=options.dtype, trust_remote_code=options.trust_remote_code, vllm=dict(preset.vllm),
                     reported_minif2f_test=preset.reported_minif2f_test, source=preset.source,
                     description=preset.description)
     return settings

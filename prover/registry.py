@@ -1,7 +1,7 @@
 """Name -> backend tables for ``--env`` and ``--policy``, resolved lazily.
 
 Each backend is a module with a builder and its own frozen config class (see
-``prover.config``). A module is imported only when its name is looked up, and backend
+``prover.settings``). A module is imported only when its name is looked up, and backend
 modules import their heavy dependency (torch, lean_dojo, vLLM) only inside the builder,
 so ``--policy fixed`` never imports torch and ``--env synthetic`` never imports
 lean_dojo. A misspelt name gets "did you mean". ``hidden`` backends exist for tests and

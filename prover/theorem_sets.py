@@ -49,7 +49,11 @@ def benchmark_of(spec: TheoremSetConfig, env: BackendSpec) -> str:
 
 def load_theorems(spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
     """The theorems that ``spec`` names, in a stable order, at most ``spec.limit`` of them."""
-    if spec.theorems_file:
+    if spec.lean_file:
+        from prover.lean_files import theorems_from_lean_file
+
+        theorems = theorems_from_lean_file(spec.lean_file, env)
+    elif spec.theorems_file:
         theorems = theorems_from_file(spec.theorems_file, spec, env)
     else:
         benchmark = benchmark_of(spec, env)

@@ -10,6 +10,7 @@ state), ``ALGORITHMS`` (search strategies, built on ``expand_node``).
 
 from search.algorithms import ALGORITHMS, SearchAlgorithm, get_algorithm
 from search.best_first import best_first_search
+from search.mcts import MCTSSettings, mcts_search, rmaxts_search
 from search.expand import Expansion, expand_node, merge_proposals, proof_context, propose
 from search.protocols import (
     ContextualPolicy,
@@ -68,6 +69,6 @@ __all__ = [
     "ProofChecker", "ProofContext", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
     "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
     "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
-    "ValueMixed", "ValueModel", "best_first_search", "cumulative_logprob", "expand_node", "get_algorithm",
+    "MCTSSettings", "ValueMixed", "ValueModel", "best_first_search", "mcts_search", "rmaxts_search", "cumulative_logprob", "expand_node", "get_algorithm",
     "get_scorer", "length_normalised", "merge_proposals", "proof_context", "proof_text", "propose", "value_mixed",
 ]

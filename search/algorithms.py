@@ -1,7 +1,8 @@
 """Search algorithms by name: the extension point for search strategies other than
 best-first.
 
-An algorithm is a function with ``best_first_search``'s signature; it builds on
+Registered: ``best_first``, ``mcts`` and ``rmaxts`` (``search.mcts``). An algorithm is a
+function with ``best_first_search``'s signature; it builds on
 ``search.expand`` (one expansion step) and ``search.tree`` (the graph and its statuses),
 and registers itself in ``ALGORITHMS``.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from search.best_first import best_first_search
+from search.mcts import mcts_search, rmaxts_search
 from search.protocols import ProofEnv, TacticPolicy, Theorem, ValueModel
 from search.results import SearchLimits, SearchResult
 from search.scoring import Scorer
@@ -35,7 +37,11 @@ class SearchAlgorithm(Protocol):
     ) -> SearchResult: ...
 
 
-ALGORITHMS: dict[str, SearchAlgorithm] = {"best_first": best_first_search}
+ALGORITHMS: dict[str, SearchAlgorithm] = {
+    "best_first": best_first_search,
+    "mcts": mcts_search,  # PUCT over the policy's priors, the critic's value where given
+    "rmaxts": rmaxts_search,  # MCTS with an intrinsic reward for new states (DeepSeek-Prover-V1.5)
+}
 
 
 def get_algorithm(name: str) -> SearchAlgorithm:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import heapq
 import threading
-import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
-from search.expand import LOWEST_SCORE, expand_node, merge_proposals, proof_context
-from search.protocols import ContextualPolicy, EnvError, EnvInitError, ProofChecker, ProofEnv, TacticPolicy, TacticState, Theorem, ValueModel
-from search.results import SearchLimits, SearchResult, SearchStatus, StopReason
+from search.common import Handles, clock, finish_search, score_states, start_search
+from search.expand import expand_node, merge_proposals, proof_context
+from search.protocols import ContextualPolicy, ProofEnv, TacticPolicy, Theorem, ValueModel
+from search.results import SearchLimits, SearchResult, StopReason
 from search.scoring import Scorer, cumulative_logprob
 from search.tree import ROOT, SearchTree, Status
 
@@ -96,51 +95,22 @@ def _search(
     value_model: ValueModel | None,
     on_expansion: Callable[[SearchTree, int], None] | None,
 ) -> SearchResult:
-    clock = time.perf_counter
     try:
-        t0 = clock()
-        try:
-            initial = env.start(theorem)
-        except EnvError as exc:
-            kind = "could not start" if isinstance(exc, EnvInitError) else "crashed on start"
-            return SearchResult.failure(
-                theorem.name, StopReason.ENV_ERROR, f"the environment {kind}: {exc}", startup_time_s=clock() - t0
-            )
-        started = clock()
-        startup_time = started - t0
-        deadline = started + limits.time_limit_s
-        env_time = policy_time = 0.0
-        num_tactics = 0
+        started_or_failed = start_search(theorem, env)
+        if isinstance(started_or_failed, SearchResult):
+            return started_or_failed
+        initial, counters = started_or_failed
+        deadline = counters.started + limits.time_limit_s
 
         tree = SearchTree(theorem.name, initial.pp)
-        # The environment's handles of queued states, to run tactics on. Most queued states
-        # are never expanded, and a plain TacticState says nothing that its text (kept in
-        # the tree) does not: only other handles are kept, the rest rebuilt when needed.
-        handles: dict[int, TacticState] = {}
-
-        def keep_handles(states: Iterable[tuple[int, TacticState]]) -> None:
-            for n, handle in states:
-                if type(handle) is not TacticState or handle.message:
-                    handles[n] = handle
-
-        keep_handles([(ROOT, initial)])
+        handles = Handles()
+        handles.keep([(ROOT, initial)])
         queue: list[tuple[float, int]] = []  # (-priority, node): equal priorities, the state found first
         heappush, heappop = heapq.heappush, heapq.heappop
 
         def enqueue(nodes: list[int]) -> float:
             """Score ``nodes`` (values first, in one batch) and queue them; the model time."""
-            model_time = 0.0
-            if value_model is not None:
-                unscored = [n for n in nodes if tree.node(n)["value"] is None]
-                if unscored:
-                    t0 = clock()
-                    values = value_model.score([tree.state(n) for n in unscored])
-                    model_time = clock() - t0
-                    if len(values) != len(unscored):
-                        raise ValueError(f"the value model gave {len(values)} scores for {len(unscored)} states")
-                    for n, value in zip(unscored, values):
-                        value = float(value)
-                        tree.node(n)["value"] = value if math.isfinite(value) else LOWEST_SCORE
+            model_time = score_states(tree, value_model, nodes)
             node_attrs, view = tree.node, tree.view
             for n in nodes:
                 attrs = node_attrs(n)
@@ -150,7 +120,7 @@ def _search(
                     heappush(queue, (-priority, n))
             return model_time
 
-        policy_time += enqueue([ROOT])
+        counters.policy_time_s += enqueue([ROOT])
         k = limits.tactics_per_node
         wants_context = isinstance(policy, ContextualPolicy)  # once: a Protocol check is not free
         error = None
@@ -173,17 +143,15 @@ def _search(
                 proposed = policy.propose_in_context([attrs["state"]], [proof_context(theorem, tree, node)], k)[0]
             else:
                 proposed = policy.propose([attrs["state"]], k)[0]
-            policy_time += clock() - t0
+            counters.policy_time_s += clock() - t0
             proposals = merge_proposals(proposed, k)
 
-            handle = handles.pop(node, None)  # a node is expanded once: its handle goes
-            if handle is None:
-                handle = TacticState(attrs["state"])
-            expansion = expand_node(tree, node, handle, proposals, env, started=started, deadline=deadline)
-            num_tactics += expansion.num_tactics
-            env_time += expansion.env_time_s
-            keep_handles(expansion.children)
-            policy_time += enqueue([child for child, _ in expansion.children])
+            expansion = expand_node(tree, node, handles.take(tree, node), proposals, env,
+                                    started=counters.started, deadline=deadline)
+            counters.num_tactics += expansion.num_tactics
+            counters.env_time_s += expansion.env_time_s
+            handles.keep(expansion.children)
+            counters.policy_time_s += enqueue([child for child, _ in expansion.children])
             if on_expansion is not None:
                 on_expansion(tree, node)
             if expansion.error is not None:
@@ -195,43 +163,6 @@ def _search(
                 stop_reason = StopReason.TIME_LIMIT
                 break
 
-        root_status = tree.status(ROOT)
-        proof = tree.proof_tactics()
-        if root_status is Status.PROVED:
-            stop_reason = StopReason.PROVED
-            status = SearchStatus.PROVED
-            if isinstance(env, ProofChecker):
-                t0 = clock()
-                try:
-                    problem = env.check_proof(theorem, proof)
-                except EnvError as exc:  # a re-check that cannot run proves nothing
-                    problem = f"the re-check could not run ({type(exc).__name__}: {exc})"
-                env_time += clock() - t0
-                if problem is not None:
-                    status = SearchStatus.REJECTED
-                    error = f"the proof failed the from-scratch re-check: {problem}"
-        elif error is not None:
-            status = SearchStatus.ERROR
-        elif root_status is Status.FAILED:
-            status = SearchStatus.FAILED
-        else:
-            status = SearchStatus.OPEN
-            if stop_reason is StopReason.EXHAUSTED:  # nothing left to expand, but not all failed
-                stop_reason = StopReason.NO_OPEN_STATES
-        return SearchResult(
-            theorem.name,
-            status,
-            stop_reason,
-            proof=proof,
-            num_expansions=tree.num_expanded,
-            num_tactics=num_tactics,
-            num_states=tree.num_states,
-            wall_time_s=clock() - started,
-            startup_time_s=startup_time,
-            env_time_s=env_time,
-            policy_time_s=policy_time,
-            error=error,
-            tree=tree,
-        )
+        return finish_search(theorem, env, tree, stop_reason, error, counters)
     finally:
         env.close()

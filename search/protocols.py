@@ -26,7 +26,9 @@ class Theorem:
 
     ``name`` is the identity everywhere (result files, tree files). The LeanDojo backend
     uses ``repo_url``/``commit``/``file_path``/``full_name``; the REPL backend uses
-    ``header`` + ``statement``; offline environments use ``name`` alone.
+    ``header`` + ``statement``, and for a hole of a file (``prover fill``) ``statement`` is
+    the file's body and ``sorry_at`` the hole's position in it; offline environments use
+    ``name`` alone.
     """
 
     name: str
@@ -36,6 +38,7 @@ class Theorem:
     commit: str = ""
     file_path: str = ""
     full_name: str = ""  # fully qualified Lean name; defaults to ``name``
+    sorry_at: str = ""  # "LINE:COLUMN" of a `sorry` in ``statement`` (a whole file's body) to start from
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v}

@@ -18,15 +18,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from prover.config import (
-    RunConfig,
-    Settings,
-    apply_flags,
-    flag_of,
-    flag_targets,
-    resume_conflicts,
-    setting,
-)
+from prover.config import RunConfig, apply_flags, flag_targets, resume_conflicts
+from prover.settings import Settings, flag_of, setting
 from prover.envs.synthetic import SyntheticConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +29,16 @@ LAYERS = {
     "search": 0,
     "prover.errors": 1,
     "prover.data": 1,
+    "prover.settings": 2,
     "prover.registry": 2,
     "prover.config": 3,
     "prover.traces": 4,
     "prover.statements": 4,
+    "prover.holes": 4,
     "prover.envs": 5,
     "prover.policies": 5,
     "prover.theorem_sets": 6,
+    "prover.lean_files": 6,
     "prover.presets": 6,
     "prover.run": 6,
     "prover.views": 6,
@@ -55,9 +51,11 @@ LAYERS = {
     "prover.views.report": 7,
     "prover.learn.export": 7,
     "prover.views.plots": 7,
+    "prover.views.compare": 8,
     "prover.learn.training": 8,
     "prover.learn.iterate": 9,
     "prover.run.cluster": 8,
+    "prover.fill": 8,
     "prover.run.watchdog": 8,
     "prover.cli": 9,
 }
@@ -174,7 +172,7 @@ def test_distributed_settings_may_change_on_resume_and_search_settings_may_not()
 
 
 def test_config_classes_reject_bad_values_in_one_sentence():
-    from prover.config import ConfigError
+    from prover.settings import ConfigError
 
     with pytest.raises(ConfigError, match="--latency must be a finite number"):
         SyntheticConfig(latency_s=float("nan"))
@@ -195,3 +193,48 @@ def test_settings_base_validates_subclasses_it_does_not_know():
     assert Odd(ratio=1).ratio == 1.0  # an int where a float is asked is fine
     with pytest.raises(ValueError, match="--mode cannot be 'c'"):
         Odd(mode="c")
+
+
+def test_training_and_iteration_settings_are_the_flags_of_their_commands():
+    """train-policy, train-critic and iterate take their training flags from TrainOptions and
+    IterateOptions: each setting once, with its help; iterate renames those a run's flag uses."""
+    from prover.cli import cli
+    from prover.learn.iterate import IterateOptions
+    from prover.learn.training import TrainOptions
+    from prover.settings import setting_fields
+
+    def flags_of(command: str) -> dict[str, str]:
+        params = cli.commands[command].params
+        opts = [opt for p in params for opt in p.opts]
+        assert len(opts) == len(set(opts)), f"{command} has a flag twice"
+        return {opt: p.help or "" for p in params for opt in p.opts}
+
+    train_policy, train_critic, iterate = flags_of("train-policy"), flags_of("train-critic"), flags_of("iterate")
+    renamed = IterateOptions.train_flags()
+    assert renamed["seed"] == "--train-seed" and "--seed" in iterate  # --seed is the policy's there
+    for f in setting_fields(TrainOptions):
+        assert f.metadata["help"] in train_policy[flag_of(f)]
+        if f.name != "prompt":
+            assert f.metadata["help"] in train_critic[flag_of(f)]
+        if f.name not in IterateOptions.TRAIN_FIXED:
+            assert f.metadata["help"] in iterate[renamed.get(f.name, flag_of(f))]
+    for f in setting_fields(IterateOptions):
+        assert f.metadata["help"] in iterate[flag_of(f)]
+    # One default per setting: train-policy and iterate share them.
+    assert TrainOptions().steps == IterateOptions().train.steps
+
+
+def test_iteration_settings_round_trip_and_name_what_differs():
+    from prover.learn.iterate import IterateOptions
+    from prover.learn.training import TrainOptions
+    from prover.settings import differences, from_dict
+
+    options = IterateOptions(valid_fraction=0.25, train=TrainOptions(steps=20, lora=True))
+    saved = json.loads(json.dumps(options.to_dict()))
+    assert saved["train"]["steps"] == 20 and saved["valid_fraction"] == 0.25
+    again = dataclasses.replace(from_dict(IterateOptions, {k: v for k, v in saved.items() if k != "train"}, "x"),
+                                train=from_dict(TrainOptions, saved["train"], "x"))
+    assert again == options
+    assert differences(options.train, TrainOptions(steps=30, lora=True)) == ["--steps 30 (it was 20)"]
+    with pytest.raises(ValueError, match="--steps must be at least 1"):
+        TrainOptions(steps=0)

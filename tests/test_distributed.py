@@ -421,7 +421,7 @@ def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused(
 
 
 def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
-    from prover.config import ConfigError
+    from prover.settings import ConfigError
     from prover.run.cluster import labels_match
 
     assert DistributedConfig(worker_node_label="prover-role=lean").worker_selector() == {"prover-role": "lean"}

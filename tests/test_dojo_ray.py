@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from prover.config import REPO_ROOT, BackendSpec, DistributedConfig, RunConfig
+from prover.config import BackendSpec, DistributedConfig, RunConfig
+from prover.settings import REPO_ROOT
 from prover.run.cluster import GIB, WorkerPlan, default_theorem_timeout_s, plan_workers
 from prover.errors import ProverError
 

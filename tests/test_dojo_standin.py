@@ -27,7 +27,7 @@ import pytest
 
 pytest.importorskip("lean_dojo")
 
-from prover.config import REPO_ROOT
+from prover.settings import REPO_ROOT
 from prover.data import traces_path
 from prover.envs.lean import minif2f_checkout
 from prover.theorem_sets import minif2f

@@ -49,4 +49,4 @@ def test_algorithm_registry_resolves_best_first():
 def test_algorithm_registry_names_choices_on_typo():
     with pytest.raises(ValueError) as raised:
         get_algorithm("best-first")
-    assert str(raised.value) == "unknown search algorithm 'best-first'; choose one of: best_first"
+    assert str(raised.value) == "unknown search algorithm 'best-first'; choose one of: best_first, mcts, rmaxts"

@@ -18,7 +18,7 @@ import pytest
 
 lean_dojo = pytest.importorskip("lean_dojo")
 
-from prover.config import REPO_ROOT
+from prover.settings import REPO_ROOT
 from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
 from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
 from prover.envs.safety import GuardedEnv

@@ -21,7 +21,8 @@ from search import (
     best_first_search,
 )
 
-from prover.config import BackendSpec, ConfigError, TheoremSetConfig
+from prover.config import BackendSpec, TheoremSetConfig
+from prover.settings import ConfigError
 from prover.data import repl_fixtures_path
 from prover.envs.replay import ReplayEnv
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv

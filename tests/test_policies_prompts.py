@@ -8,7 +8,7 @@ import pytest
 
 from search import Proposal, merge_proposals
 
-from prover.config import ConfigError
+from prover.settings import ConfigError
 from prover.policies.prompts import (
     PROMPTS,
     ModelPolicyConfig,

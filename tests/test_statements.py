@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from prover.config import REPO_ROOT
+from prover.settings import REPO_ROOT
 from prover.errors import ProverError
 from prover.statements import DEFAULT_HEADER, parse_statement
 

@@ -7,7 +7,7 @@ import pytest
 
 from search import LeanError, ProofFinished, Proposal, SearchLimits, TacticState, Theorem, best_first_search
 
-from prover.config import ConfigError
+from prover.settings import ConfigError
 from prover.envs.synthetic import (
     DEAD_GOAL,
     LEARNABLE_TACTICS,

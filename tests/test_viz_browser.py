@@ -119,7 +119,9 @@ def test_a_ten_thousand_state_tree_opens_fast_and_builds_few_rows(browser, tmp_p
     view, tree = saved_page(browser, tmp_path, tree, "huge")
     page = view.page
     assert page.inner_text("#node-count") == str(tree.num_states)
-    assert page.locator(".row").count() < 100  # only the opened rows exist
+    # Only the opened rows exist: the root's, and those along the ways to the most promising
+    # and the deepest open states (the page opens on them), a hundred-odd of 10,000.
+    assert page.locator(".row").count() < 200
     # Stepping through the search order opens the tree down to each state in turn.
     page.click(f'.row[data-node="{ROOT}"] .goal')
     page.click("text=next expansion")

@@ -31,9 +31,9 @@ from typing import Sequence
 
 from search import Outcome, ProofEnv, TacticState, Theorem
 
-from prover.config import BackendSpec, Settings, setting
 from prover.envs import replay_check
 from prover.envs.session import RestartingSession
+from prover.settings import Settings, from_dict, setting
 
 # A process may be made to exit only where this variable is "1" (set by allow_process_exit).
 ALLOW_EXIT_VARIABLE = "PROVER_FAULTS_ALLOW_EXIT"
@@ -185,7 +185,7 @@ class FaultyConfig(Settings):
 
 
 def build(config: FaultyConfig) -> FaultyEnv:
-    from prover.registry import build as build_backend
+    from prover.registry import build as build_backend, resolve_config_class
 
     if config.inner == "faulty":
         raise ValueError("inner must name another environment, not 'faulty'")
@@ -195,8 +195,11 @@ def build(config: FaultyConfig) -> FaultyEnv:
         raise ValueError(f"inner_options is not a JSON object: {exc}") from None
     except RecursionError:
         raise ValueError("inner_options is nested too deeply to be a JSON object of settings") from None
-    spec = BackendSpec.from_dict("environment", {"name": config.inner, **options}, "the faulty env's inner_options")
-    inner = build_backend("environment", spec.name, spec.options)
+    if not isinstance(options, dict):
+        raise ValueError("inner_options must be a JSON object")
+    inner_config = from_dict(resolve_config_class("environment", config.inner), options,
+                             "the faulty env's inner_options")
+    inner = build_backend("environment", config.inner, inner_config)
     return FaultyEnv(
         inner,
         crash_prob=config.crash_prob,

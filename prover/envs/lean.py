@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from prover.config import REPO_ROOT, Settings, setting
+from prover.settings import REPO_ROOT, Settings, setting
 from prover.data.minif2f_source import PIN_COMMIT
 from prover.errors import MissingDependencyError, ProverError
 

@@ -46,7 +46,7 @@ from search import (
     proof_text,
 )
 
-from prover.config import setting
+from prover.settings import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, ELAN_URL, LeanConfig, import_lean_interact, prepare_repl
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
@@ -177,6 +177,10 @@ class ReplEnv(RestartingSession):
             return "the proof has no tactics"
         if not theorem.statement:
             return f"'{theorem.name}' has no statement to check the proof against"
+        if theorem.sorry_at:  # a hole of a file: the file with the proof in its place
+            from prover.envs.filecheck import check_hole_proof
+
+            return check_hole_proof(lambda body: self.elaborate(theorem.header, body), theorem, tactics)
         try:
             name, statement = declared_name(theorem.statement)
         except ValueError as exc:
@@ -203,6 +207,28 @@ class ReplEnv(RestartingSession):
         if uses_sorry:
             return "the proof uses `sorry`"
         return axioms_problem(response, axioms_line)
+
+    def elaborate(self, header: str, body: str) -> Any:
+        """Lean's answer (lean-interact's ``CommandResponse``, errors included) to ``body``
+        elaborated after ``header`` (the imports) in this environment's REPL; an
+        ``EnvInitError`` when the REPL cannot answer."""
+        try:
+            if self._server is None:
+                self._server = self.server_factory()
+            env = None
+            if header.strip():
+                env = self._command(header.rstrip() + "\n", None).env
+            request = self._li.Command(cmd=body, env=env) if env is not None else self._li.Command(cmd=body)
+            response = self._server.run(request, timeout=self.startup_timeout_s)
+        except (EnvInitError, MissingDependencyError):
+            self._kill()
+            raise
+        except Exception as exc:
+            self._kill()
+            raise EnvInitError(f"the Lean REPL could not elaborate the file: {type(exc).__name__}: {exc}") from None
+        if isinstance(response, self._li.interface.LeanError):
+            raise EnvInitError(f"the Lean REPL refused the file: {response.message}")
+        return response
 
     def close(self) -> None:
         """Kill the REPL process; safe to call twice."""
@@ -238,6 +264,10 @@ class ReplEnv(RestartingSession):
             env = None
             if theorem.header.strip():
                 env = self._command(theorem.header.rstrip() + "\n", None).env
+            if theorem.sorry_at:  # a hole of a file: elaborate the file, start at that `sorry`
+                from prover.envs.filecheck import hole_start
+
+                return hole_start(self._command(theorem.statement, env), theorem)
             response = self._command(theorem.statement.rstrip() + " by sorry", env)
         except (EnvInitError, MissingDependencyError):
             self._kill()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, TacticState, Theorem
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.envs import replay_check
 from prover.traces import TheoremTrace, TraceSet, load_traces
 
@@ -47,7 +47,7 @@ class ReplayEnv:
         recorded = self._trace.transitions.get(state.pp, {})
         outcome = recorded.get(tactic.strip())
         if outcome is None:
-            return LeanError(f"replay: `{tactic.strip()}` was never recorded at this state")
+            return LeanError(f"not recorded: `{tactic.strip()}` was never recorded at this state, so Lean never ran it")
         return outcome
 
     def check_proof(self, theorem: Theorem, tactics: list[str]) -> str | None:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState, Theorem
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.envs import replay_check
 from prover.envs import synthetic_hard as hard
 

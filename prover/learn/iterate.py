@@ -31,14 +31,15 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from search import Theorem
 
-from prover.config import BackendSpec, RunConfig, TheoremSetConfig
+from prover.config import BackendSpec, RunConfig, TheoremSetConfig, flag_targets
 from prover.errors import ProverError
 from prover.run.rundir import RunDir
-from prover.learn.training import TinyLlamaShape, TrainOptions
+from prover.learn.training import TrainOptions
+from prover.settings import Settings, flag_of, setting, setting_fields, to_dict
 
 SETTINGS_FILE = "iterate.json"
 ROUND_FILE = "round.json"
@@ -46,25 +47,44 @@ HELDOUT_LIST = "heldout.txt"
 
 
 @dataclass(frozen=True)
-class IterateOptions:
+class IterateOptions(Settings):
     """How each round exports and trains (one object; the rounds' searches follow the RunConfig).
 
-    ``decoding``/``max_new_tokens`` set up the trained policies of rounds 2.. when round 1's
-    policy is not a model one (a model policy keeps its own settings, with the new model).
+    Its settings are the flags of ``prover iterate`` beside the run's own, with those of
+    ``train`` (``prover.learn.training.TrainOptions``, the same defaults as ``train-policy``)
+    but for ``TRAIN_FIXED``, which each round's policy decides; ``train_flags`` renames a
+    training flag that a run's flag already uses. ``iterate.json`` keeps them all, so a rerun
+    with other settings is refused naming them.
     """
 
-    # A byte-level tokenizer with few merges: merges learned from a few hundred proof steps
-    # are whole chunks of those states, and a model reading them memorises instead of learning.
-    train: TrainOptions = field(default_factory=lambda: TrainOptions(steps=150, shape=TinyLlamaShape(vocab_size=320)))
-    valid_fraction: float = 0.0
-    all_proving_edges: bool = False
-    decoding: str = "beam"
-    max_new_tokens: int = 16  # a tactic and its end: beams that never end run to this length
+    valid_fraction: float = setting(
+        0.0, "Share of the proved theorems held out of training as a validation split.", min=0, max=1,
+        max_open=True,
+    )
+    all_proving_edges: bool = setting(
+        False, "Train on every tactic that led to a proved state, not only shortest proofs."
+    )
+    decoding: str = setting(
+        "beam", "The trained policies of rounds 2.. when round 1's policy is not a model: their decoding.",
+        choices=("beam", "sampling"), flag="--trained-decoding",
+    )
+    max_new_tokens: int = setting(
+        16, "The trained policies of rounds 2.. when round 1's policy is not a model: their new-token limit "
+        "(a tactic and its end: beams that never end run to this length).", min=1, flag="--trained-max-new-tokens",
+    )
+    train: TrainOptions = field(default_factory=TrainOptions)  # not a flag itself: its settings are
+
+    TRAIN_FIXED: ClassVar[tuple[str, ...]] = ("base_model", "prompt")
+
+    @staticmethod
+    def train_flags() -> dict[str, str]:
+        """The flags of ``train``'s settings that a run's flag already uses (``--seed`` of the
+        policy, ``--device``), renamed ``--train-...``: field name -> flag."""
+        taken = flag_targets(include_hidden=True)
+        return {f.name: "--train-" + flag_of(f)[2:] for f in setting_fields(TrainOptions) if flag_of(f) in taken}
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["train"]["shape"] = asdict(self.train.shape)
-        return data
+        return {**to_dict(self), "train": self.train.to_dict()}
 
 
 @dataclass(frozen=True)

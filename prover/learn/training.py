@@ -13,7 +13,7 @@ the top exactly as ``HFPolicy`` cuts it at inference.
   Llemma) that model is fine-tuned: in full, or with ``lora`` through ``peft``
   (``pip install 'lean-prover[train]'``), the adapters merged into the saved weights so the
   directory loads like any model. The loop runs on ``accelerate``; several GPUs take
-  ``accelerate launch -m prover.learn.training --data DATA --model BASE --out DIR``.
+  ``accelerate launch -m prover.cli train-policy --data DATA --model BASE --out DIR``.
 
 Either way the directory is written with ``save_pretrained`` and holds ``prover_policy.json``:
 the prompt format the model was trained on (``HFPolicy`` reads it and uses that format,
@@ -21,7 +21,7 @@ since the model knows no other), its prompt-token limit, the base model, and whe
 came from (the data path and, for an export, its ``export.json``: run directories, their
 policies, statistics):
 
-    python -m prover.learn.training --out runs/tiny-policy              # the shipped traces
+    prover train-policy --steps 1200 --vocab-size 2048 --out runs/tiny-policy   # the shipped traces
     prover train-policy --data data/round-1 --out runs/policy-1   # an export
     prover attack --env replay --policy hf --model runs/tiny-policy ...
 
@@ -36,7 +36,6 @@ is where a tiny model does learn something, from its own searches (``prover iter
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -50,6 +49,7 @@ from prover.errors import MissingDependencyError, ProverError
 from prover.policies.critic import CriticConfig
 from prover.policies.hf import POLICY_METADATA, HFConfig
 from prover.policies.prompts import PROMPTS, get_prompt
+from prover.settings import Settings, setting
 
 SPECIAL_TOKENS = ("<s>", "</s>")  # Llama's names for BOS and EOS
 
@@ -136,26 +136,47 @@ def training_pairs(traces_path: str | Path | None = None) -> list[tuple[str, str
     return training_data(read_records(path)).pairs
 
 
-@dataclass(frozen=True)
-class TrainOptions:
-    """How a policy or value model is trained (one object, passed whole).
+LEARNING_RATE_RULE = ("3e-3 for a tiny model from scratch, 2e-4 with --lora, and for fine-tuning in full "
+                      "1e-3 for a small model (under 100M parameters, such as an earlier tiny policy) or 1e-5 for "
+                      "a large one")
 
-    ``learning_rate`` None picks one for the case: 3e-3 for a tiny model from scratch,
-    2e-4 with LoRA, and for fine-tuning in full 1e-3 for a small model (under 100M
-    parameters, such as an earlier tiny policy) and 1e-5 for a large one.
+
+@dataclass(frozen=True)
+class TrainOptions(Settings):
+    """How a policy or value model is trained (one object, passed whole): the flags of
+    ``prover train-policy``, ``train-critic`` and, but for the model and prompt (a round's
+    policy decides them), ``prover iterate``.
+
+    The defaults suit the small data of an export or of the shipped traces (a few hundred
+    proof steps): 150 steps, and a tokenizer with few merges (merges learned from a few
+    hundred proof steps are whole chunks of those states, and a model reading them
+    memorises instead of learning). The README's tiny trace policy asks for more steps.
     """
 
-    steps: int = 1200
-    seed: int = 0
-    prompt: str = "goal_proofstep"  # policies from scratch; a base model keeps the one it records
-    batch_size: int = 16
-    learning_rate: float | None = None
-    max_prompt_tokens: int = 384
-    shape: TinyLlamaShape = TinyLlamaShape()
-    base_model: str | None = None  # None: a tiny model from scratch
-    lora: bool = False
-    lora_rank: int = 16
-    device: str = "auto"
+    steps: int = setting(150, "Optimiser steps.", min=1)
+    batch_size: int = setting(16, "Examples per step.", min=1)
+    learning_rate: float | None = setting(None, f"[default: {LEARNING_RATE_RULE}]", min=0, min_open=True)
+    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    vocab_size: int = setting(
+        320, "A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, merges); few "
+        "merges generalise better from little data.", min=260,
+    )
+    prompt: str = setting("goal_proofstep", "Prompt format to train on (the model directory remembers it; a "
+                          "--model keeps the one it records).", choices=sorted(PROMPTS))
+    max_prompt_tokens: int = setting(384, "Prompt tokens kept (cut from the top, as the policy cuts them).", min=1)
+    base_model: str | None = setting(
+        None, "A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama from scratch].",
+        flag="--model", metavar="MODEL",
+    )
+    lora: bool = setting(False, "Fine-tune LoRA adapters (merged into the saved model); needs peft.")
+    lora_rank: int = setting(16, "--lora: rank of the adapters.", min=1)
+    # Not a setting: the other sizes of the tiny model (tests shrink it); None: TinyLlamaShape with vocab_size.
+    shape: TinyLlamaShape | None = None
+
+    def model_shape(self) -> TinyLlamaShape:
+        """The shape of a tiny model from scratch."""
+        return self.shape if self.shape is not None else TinyLlamaShape(vocab_size=self.vocab_size)
 
     def __post_init__(self) -> None:
         rate = self.learning_rate
@@ -168,6 +189,7 @@ class TrainOptions:
                 raise ProverError(f"{name} must be at least 1, not {value}")
 
     def resolved_learning_rate(self, num_parameters: int) -> float:
+        """``learning_rate``, or where it is None the rule in its help."""
         if self.learning_rate is not None:
             return self.learning_rate
         if self.base_model is None:
@@ -346,8 +368,8 @@ class _Session:
         accelerator = _accelerator(options.device)
         prompt, max_prompt_tokens = options.prompt, options.max_prompt_tokens
         if options.base_model is None:
-            tokenizer = build_tokenizer(prompt_texts(get_prompt(prompt)), vocab_size=options.shape.vocab_size)
-            model = build_tiny_llama(tokenizer, options.shape, seed=options.seed)
+            tokenizer = build_tokenizer(prompt_texts(get_prompt(prompt)), vocab_size=options.model_shape().vocab_size)
+            model = build_tiny_llama(tokenizer, options.model_shape(), seed=options.seed)
         else:
             from prover.policies.hf import load_model, recorded_settings
 
@@ -520,44 +542,3 @@ def evaluate_on_replay(
         result = best_first_search(Theorem(name), policy, ReplayEnv(traces), limits)
         proved += result.proved
     return proved, len(traces.names())
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m prover.learn.training --out DIR``: train a policy (or, with --critic, a value
-    model), then (for a policy on a trace file, unless --no-eval) report how many replay
-    theorems it proves. ``accelerate launch -m prover.learn.training ...`` trains on several GPUs."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="directory to write the model to")
-    parser.add_argument("--traces", default=None, help="trace file (default: the shipped miniF2F traces)")
-    parser.add_argument("--data", default=None, help="a data directory written by prover export (instead of --traces)")
-    parser.add_argument("--model", default=None, help="a model to fine-tune (default: a tiny Llama from scratch)")
-    parser.add_argument("--lora", action="store_true", help="fine-tune LoRA adapters (needs peft)")
-    parser.add_argument("--critic", action="store_true", help="train a value model instead of a policy")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--prompt", default="goal_proofstep", choices=sorted(PROMPTS))
-    parser.add_argument("--no-eval", action="store_true", help="skip the replay evaluation")
-    args = parser.parse_args(argv)
-    options = TrainOptions(steps=args.steps, seed=args.seed, prompt=args.prompt, batch_size=args.batch_size,
-                           learning_rate=args.learning_rate, base_model=args.model, lora=args.lora,
-                           device=args.device)
-    data = args.data or args.traces
-    if args.critic:
-        if not args.data:
-            parser.error("--critic trains on an export: give --data DIR")
-        print(f"saved the value model to {train_critic(args.data, args.out, options)}")
-        return
-    out = train_policy(data, args.out, options)
-    print(f"saved the trained policy to {out}")
-    if not args.no_eval and not args.data:
-        started = time.perf_counter()
-        proved, total = evaluate_on_replay(out, args.traces)
-        print(f"replay: proved {proved} of {total} theorems (beam k=8, 32 expansions) "
-              f"in {time.perf_counter() - started:.0f}s")
-
-
-if __name__ == "__main__":
-    main()

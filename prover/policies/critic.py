@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.policies.hf import load_model
 from prover.policies.prompts import PromptFormat, fit_prompt
 

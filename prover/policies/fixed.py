@@ -12,7 +12,7 @@ from typing import Sequence
 
 from search import Proposal
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 
 # Closing tactics that often work on competition algebra, best guesses first.
 DEFAULT_TACTICS: tuple[tuple[str, float], ...] = (

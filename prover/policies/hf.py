@@ -12,7 +12,7 @@ logits, not the temperature/top-p-warped ones, so they mean the same under every
 
 or from the command line: ``prover attack ... --policy hf --model PATH_OR_HUB_ID``.
 
-Loading: bf16 on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs (when
+Loading: ``--dtype`` (bf16 by default) on a GPU, fp32 on the CPU, ``device_map="auto"`` over several GPUs (when
 ``accelerate`` is installed), left padding, pad = eos where the tokenizer has no pad token.
 A model directory written by ``prover.learn.training`` holds ``prover_policy.json`` naming
 the prompt format it was trained on; that format is then used whatever ``--prompt`` says,
@@ -39,8 +39,9 @@ from urllib.parse import urlparse
 
 from search import Proposal
 
-from prover.config import setting
+from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
+from prover.policies.beams import BeamState, advance, final_beams
 from prover.policies.prompts import (
     ModelPolicyConfig,
     PromptedPolicy,
@@ -99,13 +100,15 @@ class HFPolicy(PromptedPolicy):
         special = special_stop_ids(self.format, tokenizer)
         self.text_stops = [stop for stop in self.format.stop if stop not in special]
         self.states_per_call_limit: int | None = None  # lowered by an out-of-memory error
+        self.forward_cache_argument, self.generate_cache_argument = cache_arguments(model)
         fit_prompt(self.format, "", self.count_tokens, config.max_prompt_tokens)  # fails early if too long
         torch.manual_seed(config.seed)  # sampling uses torch's global generator
 
     @classmethod
     def from_config(cls, config: HFConfig) -> "HFPolicy":
         """Load ``config.model`` (a local directory or a hub id) and wrap it."""
-        model, tokenizer = load_model(config.model, config.device, trust_remote_code=config.trust_remote_code)
+        model, tokenizer = load_model(config.model, config.device, trust_remote_code=config.trust_remote_code,
+                                      dtype=config.dtype)
         recorded = recorded_settings(config.model)
         if recorded.get("prompt") and recorded["prompt"] != config.prompt:
             log.info("model %s was trained on the '%s' prompt; using it", config.model, recorded["prompt"])
@@ -199,9 +202,13 @@ class HFPolicy(PromptedPolicy):
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=sorted(self.end_ids) or None,
         )
+        if beam and not self.beam_rule.transformers_native:
+            return self._stepwise_beam_search(prompts, k)
         if beam:
-            # length_penalty 0 ranks beams by summed log-prob, the score we report.
-            options.update(do_sample=False, num_beams=k, length_penalty=0.0 if not self.config.length_normalise else 1.0)
+            # transformers' own beam search: length_penalty 0 ranks finished beams by their
+            # summed log-prob, 1 by its mean over generated tokens (--beam-ranking).
+            options.update(do_sample=False, num_beams=k,
+                           length_penalty=0.0 if self.config.beam_ranking == "sum" else 1.0)
         elif greedy or self.config.decoding == "beam":
             options.update(do_sample=False, num_beams=1)
         else:
@@ -211,7 +218,7 @@ class HFPolicy(PromptedPolicy):
             # does not depend on it.
             options.update(stop_strings=self.text_stops, tokenizer=self.tokenizer)
         with torch.inference_mode():
-            if num_return > 1 and not beam:
+            if num_return > 1 and not beam and self.generate_cache_argument is not None:
                 batch = self._prefill_once(batch, num_return, options)
             output = self.model.generate(**batch, **options)
         generated = output.sequences[:, batch["input_ids"].shape[1]:]
@@ -231,14 +238,57 @@ class HFPolicy(PromptedPolicy):
         # Left padding: positions count real tokens only, as generate() computes them.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                   past_key_values=cache, use_cache=True)
+                   use_cache=True, **{self.forward_cache_argument: cache})
         cache.batch_repeat_interleave(copies)
         options["num_return_sequences"] = 1
         return {
             "input_ids": ids.repeat_interleave(copies, dim=0),
             "attention_mask": mask.repeat_interleave(copies, dim=0),
-            "past_key_values": cache,
+            self.generate_cache_argument: cache,
         }
+
+    def _stepwise_beam_search(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        """Beam search one token at a time on the model and a ``DynamicCache``, for the
+        rules transformers' ``generate`` does not have (``prover.policies.beams``): every
+        running beam of every prompt is a row of one forward pass per step, and the cache
+        follows the surviving beams (``reorder_cache``)."""
+        import torch
+        from transformers import DynamicCache
+
+        rule, eos = self.beam_rule, self.tokenizer.eos_token_id
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True)
+        ids, mask = encoded["input_ids"].to(self.device), encoded["attention_mask"].to(self.device)
+        searches = [BeamState(int(mask[row].sum())) for row in range(len(prompts))]
+        for row, search in enumerate(searches):
+            search.running[0].parent = row
+        cache = DynamicCache(config=self.model.config)
+        cache_argument = {self.forward_cache_argument: cache}
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens only
+        steps = self.config.max_new_tokens
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                **cache_argument).logits[:, -1]
+            for step in range(steps):
+                top_logprobs, top_tokens = torch.log_softmax(logits.float(), dim=-1).topk(2 * k, dim=-1)
+                top_logprobs, top_tokens = top_logprobs.tolist(), top_tokens.tolist()
+                for search in searches:
+                    expansions = [(beam.logprob + logprob, beam, token, logprob) for beam in search.running
+                                  for logprob, token in zip(top_logprobs[beam.parent], top_tokens[beam.parent])]
+                    if expansions:
+                        advance(search, expansions, k, rule, self.ends_tactic, eos, last_step=step == steps - 1)
+                running = [beam for search in searches for beam in search.running]
+                if not running:
+                    break
+                rows = torch.tensor([beam.parent for beam in running], device=self.device)
+                cache.reorder_cache(rows)
+                mask = torch.cat([mask[rows], mask.new_ones(len(running), 1)], dim=-1)
+                for row, beam in enumerate(running):
+                    beam.parent = row
+                next_ids = torch.tensor([[beam.tokens[-1]] for beam in running], device=self.device)
+                logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
+                                    use_cache=True, **cache_argument).logits[:, -1]
+        return [to_proposals(self.beam_candidates(final_beams(search, k, rule, eos)), self.config.length_normalise)
+                for search in searches]
 
     def _proposals(self, generated, token_logprobs, num_states, num_return, k) -> list[list[Proposal]]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -250,6 +300,28 @@ class HFPolicy(PromptedPolicy):
                 candidates.append((cut.tactic, sum(token_logprobs[row][cut.start : cut.end]), cut.num_tokens))
             results.append(to_proposals(candidates, self.config.length_normalise))
         return results
+
+
+def cache_arguments(model) -> tuple[str, str | None]:
+    """The keyword that hands a KV cache to ``model``'s forward, and to ``generate`` (None:
+    do not hand ``generate`` one).
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` and marked the old name for
+    removal (forward: 5.40, ``generate``: 6.0); 4.56-4.57 know only the old one. A model
+    whose own code (``trust_remote_code``) still takes ``past_key_values`` under a
+    transformers that renamed it is given no cache by hand in ``generate``."""
+    import inspect
+
+    from transformers import LlamaForCausalLM
+
+    def takes_cache(forward) -> bool:
+        return "cache" in inspect.signature(forward).parameters
+
+    if takes_cache(model.forward):
+        return "cache", "cache"
+    if takes_cache(LlamaForCausalLM.forward):
+        return "past_key_values", None  # the model's code predates the rename
+    return "past_key_values", "past_key_values"
 
 
 def generation_bytes_per_state(model, sequences: int, prompt_tokens: int, new_tokens: int) -> int:
@@ -327,20 +399,26 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(model: str, device: str = "auto", trust_remote_code: bool = False, flag: str = "--model"):
+def load_model(model: str, device: str = "auto", trust_remote_code: bool = False, flag: str = "--model",
+               dtype: str = "bfloat16"):
     """``(model, tokenizer)`` for a local directory or a hub id, ready to generate.
 
     Every failure is one ``ProverError`` sentence: a missing directory, a hub id that is
     neither cached nor downloadable, a missing GPU; ``flag`` is the option it tells the
     user to fix (``--critic`` for a value model). ``trust_remote_code`` lets a model
-    repository's own Python code run (InternLM2 needs it).
+    repository's own Python code run (InternLM2 needs it). ``dtype`` is the weights' type on
+    a GPU (``auto``: the model's own); on the CPU they are float32, since half-precision
+    matrix products there are slow or missing.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
     source = _model_source(model, flag)
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if device.startswith("cuda"):
+        dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    else:
+        dtype = torch.float32
     placement: dict = {}
     if device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate():
         placement = {"device_map": "auto"}

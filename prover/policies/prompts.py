@@ -82,7 +82,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 from search import ProofContext, Proposal
 
-from prover.config import Settings, setting
+from prover.policies.beams import FINISHES, RANKINGS, Beam, BeamRule
+from prover.settings import Settings, setting
 
 # The few-shot prefix of wellecks/llemma_formal2formal (proofsearch.py, _prompt_fewshot),
 # kept exactly: Llemma's published miniF2F numbers were measured with it.
@@ -381,6 +382,19 @@ class ModelPolicyConfig(Settings):
         False, "Score a tactic by its mean token log-prob instead of the sum (see --scorer for the priority "
         "of states)."
     )
+    beam_ranking: str = setting(
+        "sum", "How beam search ranks finished beams: sum (summed log-prob of the generated tokens), mean (over "
+        "generated tokens), vllm_0_1_7 (sum over prompt + generated tokens, as vLLM 0.1.7 did for Llemma).",
+        choices=RANKINGS,
+    )
+    beam_finish: str = setting(
+        "top_k", "Which of a beam step's 2k candidates may finish: top_k (those ranked in the first k, as "
+        "transformers) or any (as vLLM 0.1.7).", choices=FINISHES,
+    )
+    dtype: str = setting(
+        "bfloat16", "Type of the weights and activations on a GPU; auto takes the model's own (vllm: float32 "
+        "becomes float16; hf on the CPU: always float32).", choices=("auto", "bfloat16", "float16", "float32"),
+    )
     seed: int = setting(0, "Seed of the policy's sampling.")
     trust_remote_code: bool = setting(
         False, "Run the Python code that a model's repository ships (models whose architecture transformers "
@@ -397,6 +411,10 @@ class PromptedPolicy:
 
     format: PromptFormat
     config: ModelPolicyConfig
+
+    @property
+    def beam_rule(self) -> BeamRule:
+        return BeamRule(self.config.beam_ranking, self.config.beam_finish)
 
     def render(self, state: str, context: ProofContext | None = None) -> str:
         """The prompt for ``state`` in its proof ``context``, cut to fit ``max_prompt_tokens``
@@ -422,3 +440,29 @@ class PromptedPolicy:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Token ids as text, without special tokens."""
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def ends_tactic(self, beam: Beam) -> bool:
+        """Whether ``beam``'s last token ends its tactic: an end token (``self.end_ids``), or
+        the completion of a stop string of ``self.text_stops`` (the beam's earlier tokens
+        held none, or it would have ended there)."""
+        if beam.tokens[-1] in self.end_ids:
+            return True
+        if not self.text_stops:
+            return False
+        # A stop string ends within the last few tokens: decoding those is enough to see it
+        # appear (a token is at least one character, or part of one).
+        window = 4 * max(len(stop) for stop in self.text_stops) + 4
+        tail = self.decode(beam.tokens[-window:])
+        return any(stop in tail for stop in self.text_stops)
+
+    def beam_candidates(self, beams: Sequence[Beam]) -> list[tuple[str, float, int]]:
+        """(tactic, summed log-prob, token count) of each beam, cut where its tactic ends."""
+        candidates = []
+        for beam in beams:
+            cut = cut_continuation(self.format, beam.tokens, self.decode, self.end_ids)
+            candidates.append((cut.tactic, sum(beam.token_logprobs[cut.start : cut.end]), max(cut.num_tokens, 1)))
+        return candidates

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from search import Proposal
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.traces import TraceSet, load_traces
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from search import Proposal
 
-from prover.config import Settings, setting
+from prover.settings import Settings, setting
 from prover.policies.fixed import FixedPolicy
 
 

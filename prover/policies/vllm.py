@@ -15,12 +15,11 @@ does (each running beam asks for its ``2 x k`` most likely next tokens), because
 strings: with the llemma prompt its beams run past ``---`` to the token limit and are
 ranked by text after the tactic. Here a beam whose continuation completes a stop string
 (or reaches an end token) is finished there, and its score counts the tokens up to and
-including the stop only. As in transformers' beam search, a finished candidate counts only
-when it ranks among the top ``k`` of its step, the ``k`` best unfinished ones run on, and
-the search of a state ends once ``k`` beams have finished and no running beam scores
-better than the worst of them (or at ``max_new_tokens``). Scores are log-probs of
-generated tokens only; ``length_normalise`` divides by generated tokens (vLLM's own
-length penalty divides by a length that includes the prompt). Each step re-sends a beam's
+including the stop only. Which candidates may finish and how finished beams are ranked
+follow ``--beam-finish`` and ``--beam-ranking`` (``prover.policies.beams``: transformers'
+rules, or vLLM 0.1.7's that Llemma's and llmstep's scripts ran). A proposal's score is
+the log-prob of its generated tokens (``length_normalise``: their mean), whatever ranked
+the beams. Each step re-sends a beam's
 prompt and tokens; vLLM's prefix cache makes that cheap. ``LLM`` is built with
 ``max_logprobs = 2 x MAX_BEAM_WIDTH`` so that up to 64 beams work (vLLM's default, 20,
 rejects more than 10).
@@ -41,13 +40,14 @@ that answer with vLLM's output objects.
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from search import Proposal
 
-from prover.config import setting
+from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
+from prover.policies.beams import Beam, BeamState, advance, final_beams
 from prover.policies.prompts import (
     ModelPolicyConfig,
     PromptedPolicy,
@@ -68,10 +68,6 @@ class VLLMConfig(ModelPolicyConfig):
     gpu_memory_utilization: float = setting(
         0.9, "Share of each GPU's memory vLLM may take for the weights and its KV cache.", min=0, max=1,
         min_open=True,
-    )
-    dtype: str = setting(
-        "bfloat16", "Type of the weights and activations; auto takes the model's own (float32 becomes float16).",
-        choices=("auto", "bfloat16", "float16", "float32"),
     )
     max_model_len: int | None = setting(
         None, "Longest sequence (prompt + new tokens) vLLM plans its KV cache for [default: --max-prompt-tokens "
@@ -95,22 +91,6 @@ def import_vllm() -> types.SimpleNamespace:
     return types.SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams)
 
 
-@dataclass
-class _Beam:
-    tokens: list[int]  # generated so far
-    token_logprobs: list[float]
-    logprob: float = 0.0  # their sum
-
-
-@dataclass
-class _BeamSearch:
-    """The beams of one state."""
-
-    prompt_ids: list[int]
-    running: list[_Beam] = field(default_factory=lambda: [_Beam([], [])])
-    finished: list[tuple[float, _Beam]] = field(default_factory=list)  # (score, beam), best first, at most k
-
-
 class VLLMPolicy(PromptedPolicy):
     """Proposes tactics with a vLLM engine; see the module docstring.
 
@@ -130,9 +110,6 @@ class VLLMPolicy(PromptedPolicy):
         self.end_ids = end_token_ids(self.format, self.tokenizer)
         self.special_stops = special_stop_ids(self.format, self.tokenizer)
         self.text_stops = [stop for stop in self.format.stop if stop not in self.special_stops]
-        # A stop string ends within the last few tokens of a beam: decoding those is enough
-        # to see it appear (a token is at least one character, or part of one).
-        self.stop_window = 4 * max((len(stop) for stop in self.text_stops), default=0) + 4
 
     def _load(self, config: VLLMConfig):
         try:
@@ -149,9 +126,6 @@ class VLLMPolicy(PromptedPolicy):
         except (OSError, ValueError, RuntimeError) as exc:
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise MissingDependencyError(f"vLLM cannot load model '{config.model}': {lines[0]}") from None
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
     def _propose_prompts(self, prompts: list[str], k: int) -> list[list[Proposal]]:
         """``k`` candidates per prompt (see ``PromptedPolicy.propose``)."""
@@ -207,16 +181,22 @@ class VLLMPolicy(PromptedPolicy):
                 f"vLLM beam search takes at most {MAX_BEAM_WIDTH} beams per state, not {k}; "
                 "lower --tactics-per-node or use --decoding sampling"
             )
-        searches = [_BeamSearch(list(self.tokenizer(prompt)["input_ids"])) for prompt in prompts]
+        rule = self.beam_rule
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        searches = []
+        for prompt in prompts:
+            prompt_ids = list(self.tokenizer(prompt)["input_ids"])
+            searches.append((prompt_ids, BeamState(len(prompt_ids))))
         step = self.vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, logprobs=2 * k, detokenize=False)
-        for _ in range(self.config.max_new_tokens):
-            running = [(search, beam) for search in searches for beam in search.running]
+        ends = self.ends_tactic
+        for step_number in range(self.config.max_new_tokens):
+            running = [(prompt_ids, search, beam) for prompt_ids, search in searches for beam in search.running]
             if not running:
                 break
-            requests = [{"prompt_token_ids": search.prompt_ids + beam.tokens} for search, beam in running]
+            requests = [{"prompt_token_ids": prompt_ids + beam.tokens} for prompt_ids, _, beam in running]
             outputs = self.llm.generate(requests, step, use_tqdm=False)
-            expansions: dict[int, list[tuple[float, _Beam, int, float]]] = {}
-            for (search, beam), output in zip(running, outputs):
+            expansions: dict[int, list[tuple[float, Beam, int, float]]] = {}
+            for (_, search, beam), output in zip(running, outputs):
                 next_logprobs = output.outputs[0].logprobs
                 if not next_logprobs:
                     raise NoLogprobsError(
@@ -226,62 +206,10 @@ class VLLMPolicy(PromptedPolicy):
                 for token, entry in next_logprobs[0].items():
                     logprob = _logprob_value(entry)
                     expansions.setdefault(id(search), []).append((beam.logprob + logprob, beam, token, logprob))
-            for search in searches:
-                self._advance(search, expansions.get(id(search), []), k)
-        return [self._candidates(search, k) for search in searches]
-
-    def _advance(self, search: _BeamSearch, expansions: list, k: int) -> None:
-        """One step of ``search``: the best candidates, in order of their summed log-prob;
-        one that finishes counts if it ranks among the first k, the first k unfinished run on."""
-        expansions.sort(key=lambda item: -item[0])  # stable: ties keep the engine's order
-        running: list[_Beam] = []
-        for rank, (total, beam, token, logprob) in enumerate(expansions[: 2 * k]):
-            grown = _Beam(beam.tokens + [token], beam.token_logprobs + [logprob], total)
-            if self._ends(grown):
-                if rank < k:
-                    search.finished.append((self._beam_score(grown), grown))
-            elif len(running) < k:
-                running.append(grown)
-            if len(running) == k:
-                break
-        search.finished.sort(key=lambda item: -item[0])
-        del search.finished[k:]
-        search.running = running
-        if len(search.finished) == k and running:
-            # Done once no running beam scores better than the worst finished one: exact
-            # for summed log-probs, which only fall; transformers' heuristic for means.
-            best_running = max(self._beam_score(beam) for beam in running)
-            if best_running <= search.finished[-1][0]:
-                search.running = []
-
-    def _ends(self, beam: _Beam) -> bool:
-        """Whether ``beam``'s last token ends its tactic: an end token, or the completion of a
-        stop string (the beam's earlier tokens held none, or it would have ended there)."""
-        if beam.tokens[-1] in self.end_ids:
-            return True
-        if not self.text_stops:
-            return False
-        tail = self.decode(beam.tokens[-self.stop_window :])
-        return any(stop in tail for stop in self.text_stops)
-
-    def _beam_score(self, beam: _Beam) -> float:
-        if self.config.length_normalise:
-            return beam.logprob / max(len(beam.tokens), 1)
-        return beam.logprob
-
-    def _candidates(self, search: _BeamSearch, k: int) -> list[tuple[str, float, int]]:
-        """The k best beams of ``search``: finished ones, then running ones if too few finished."""
-        beams = [beam for _, beam in search.finished]
-        if len(beams) < k:
-            rest = sorted(search.running, key=self._beam_score, reverse=True)
-            beams += rest[: k - len(beams)]
-        candidates = []
-        for beam in beams:
-            cut = cut_continuation(self.format, beam.tokens, self.decode, self.end_ids)
-            logprob = sum(beam.token_logprobs[cut.start : cut.end])
-            candidates.append((cut.tactic, logprob, max(cut.num_tokens, 1)))
-        return candidates
-
+            last = step_number == self.config.max_new_tokens - 1
+            for _, search in searches:
+                advance(search, expansions.get(id(search), []), k, rule, ends, eos, last_step=last)
+        return [self.beam_candidates(final_beams(search, k, rule, eos)) for _, search in searches]
 
 def _logprob_value(entry) -> float:
     return float(entry.logprob if hasattr(entry, "logprob") else entry)

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-from prover.config import REPO_ROOT
+from prover.settings import REPO_ROOT
 from prover.envs.lean import LeanConfig
 
 LIBRARIES = ("torch", "transformers", "vllm", "lean-dojo", "lean-interact", "ray", "networkx")

@@ -50,7 +50,8 @@ from search import (
     proof_text,
 )
 
-from prover.config import ConfigError, RunConfig
+from prover.config import RunConfig
+from prover.settings import ConfigError
 from prover.errors import ProverError
 from prover.run.provenance import now, provenance
 
@@ -156,7 +157,11 @@ def verify_record(run_path: str | Path, record: ResultRecord) -> str | None:
 def make_record(theorem: Theorem, result: SearchResult) -> ResultRecord:
     """The record of a search, with the Lean proof text where the statement is known."""
     record = result.to_record()
-    if result.proved and result.proof is not None and theorem.statement:
+    if result.proved and result.proof is not None and theorem.sorry_at:  # a hole of a file: its declaration
+        from prover.envs.filecheck import filled_text
+
+        record = replace(record, proof_text=filled_text(theorem, result.proof))
+    elif result.proved and result.proof is not None and theorem.statement:
         record = replace(record, proof_text=proof_text(theorem.statement, result.proof))
     return record
 

@@ -44,12 +44,13 @@ PLOT_FILES = {
     "scatter": "expansions_scatter.png",
     "outcomes": "outcomes.png",
 }
+PROMISING_COLOUR = "#0b3d91"  # the way to an unproved search's best frontier state (F1)
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
 def write_report_plots(runs: Sequence, stats: Sequence, labels: Sequence[str], out_dir: Path) -> list[Path]:
     """Every plot of a report, as PNGs in ``out_dir``; the scatter only for two runs or more
-    (of the first two)."""
+    (every other run against the first, a panel each)."""
     costs = [
         ("expansions", lambda r: r.num_expansions, "expansions per theorem (budget ≤ x)",
          "Pass rate against expansions"),
@@ -57,14 +58,31 @@ def write_report_plots(runs: Sequence, stats: Sequence, labels: Sequence[str], o
          "Pass rate against tactic applications"),
         ("time", lambda r: r.wall_time_s, "search time per theorem, s (budget ≤ x)", "Pass rate against search time"),
     ]
+    labels = plot_labels(labels)
     plots = [plot_pass_rate(runs, stats, labels, out_dir / PLOT_FILES[key], cost, xlabel, title)
              for key, cost, xlabel, title in costs]
     plots.append(plot_time_to_proof_cdf(runs, labels, out_dir / PLOT_FILES["cdf"]))
     plots.append(plot_proof_lengths(runs, labels, out_dir / PLOT_FILES["proof_length"]))
     if len(runs) >= 2:
-        plots.append(plot_expansions_scatter(runs[0], runs[1], labels[0], labels[1], out_dir / PLOT_FILES["scatter"]))
+        plots.append(plot_expansions_scatter(runs, labels, out_dir / PLOT_FILES["scatter"]))
     plots.append(plot_outcomes(stats, labels, out_dir / PLOT_FILES["outcomes"]))
     return plots
+
+
+def plot_labels(labels: Sequence[str], width: int = 44) -> list[str]:
+    """Runs' labels as the plots show them: paths (runs in folders of the same name) lose
+    the parts they all share, first the leading ones, then the trailing ones if still long:
+    ``/x/first/run``, ``/x/second/run`` -> ``first/run``, ``second/run``."""
+    if len(labels) < 2 or all(len(label) <= width for label in labels):
+        return list(labels)
+    parts = [label.split("/") for label in labels]
+    while all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    cut = False
+    while (any(len("/".join(p)) > width for p in parts) and all(len(p) > 1 for p in parts)
+           and len({p[-1] for p in parts}) == 1):
+        parts, cut = [p[:-1] for p in parts], True
+    return ["/".join(p + ["…"] if cut else p) for p in parts]
 
 
 def _colour(i: int) -> str:
@@ -78,9 +96,24 @@ def _log_x_helps(values: Sequence[float]) -> bool:
 
 
 def _legend_below(fig, entries: int, title: str | None = None) -> None:
-    """The legend under the axes, outside them, so it never hides a curve."""
-    fig.legend(loc="outside lower center", ncols=min(entries, 3), fontsize=8.5, frameon=False, title=title,
+    """The legend under the axes, outside them, so it never hides a curve: one entry a line
+    when the entries are long (the figure's layout makes room for every line), so a legend
+    is never wider than its figure."""
+    texts = [text for ax in fig.axes for text in ax.get_legend_handles_labels()[1]]
+    longest = max((len(text) for text in texts), default=0)
+    columns = 1 if longest * min(entries, 3) > 95 else min(entries, 3)
+    fig.legend(loc="outside lower center", ncols=max(columns, 1), fontsize=8.5, frameon=False, title=title,
                title_fontsize=8.5)
+
+
+def _short(label: str, width: int = 44) -> str:
+    """A run's label as a plot shows it: the end of a long path (the part that tells runs apart)."""
+    return label if len(label) <= width else "…" + label[-(width - 1):]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def _log_axis(ax, which: str = "x") -> None:
@@ -121,7 +154,7 @@ def plot_pass_rate(runs: Sequence, stats: Sequence, labels: Sequence[str], path:
         ys = [0.0] + [(k + 1) / max(stat.num_theorems, 1) for k in range(len(spent))] + [stat.pass_rate]
         low, high = stat.pass_rate_ci
         ax.step(xs, ys, where="post", linewidth=1.8, color=_colour(i),
-                label=f"{label}: {stat.pass_rate:.1%} ({low:.0%}–{high:.0%})")
+                label=f"{_short(label)}: {stat.pass_rate:.1%} ({low:.0%}–{high:.0%})")
         top_y = max(top_y, stat.pass_rate)
     if log_x:
         _log_axis(ax)
@@ -135,8 +168,7 @@ def plot_pass_rate(runs: Sequence, stats: Sequence, labels: Sequence[str], path:
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both" if log_x else "major")
     _legend_below(fig, len(runs), title="pass rate (95% interval)")
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def plot_time_to_proof_cdf(runs: Sequence, labels: Sequence[str], path: Path) -> Path:
@@ -151,12 +183,12 @@ def plot_time_to_proof_cdf(runs: Sequence, labels: Sequence[str], path: Path) ->
     floor = min((t for t in every if t > 0), default=1e-3)
     for i, (values, label) in enumerate(zip(times, labels)):
         if not values:
-            ax.plot([], [], color=_colour(i), label=f"{label}: no proofs")
+            ax.plot([], [], color=_colour(i), label=f"{_short(label)}: no proofs")
             continue
         xs = [max(v, floor) if log_x else v for v in values]
         ys = [(k + 1) / len(values) for k in range(len(values))]
         ax.step([xs[0]] + xs, [0.0] + ys, where="post", linewidth=1.8, color=_colour(i),
-                label=f"{label}: {len(values)} proofs, median {percentile_text(values)} s")
+                label=f"{_short(label)}: {len(values)} proofs, median {percentile_text(values)} s")
     if log_x:
         _log_axis(ax)
     elif every:
@@ -168,8 +200,7 @@ def plot_time_to_proof_cdf(runs: Sequence, labels: Sequence[str], path: Path) ->
     ax.set_title("Time to proof (cumulative)")
     ax.grid(alpha=0.3, which="both" if log_x else "major")
     _legend_below(fig, len(runs))
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def percentile_text(values: Sequence[float]) -> str:
@@ -189,7 +220,7 @@ def plot_proof_lengths(runs: Sequence, labels: Sequence[str], path: Path) -> Pat
     for i, (values, label) in enumerate(zip(lengths, labels)):
         counts = [values.count(n) for n in range(1, longest + 1)]
         xs = [n - 0.4 + width * (i + 0.5) for n in range(1, longest + 1)]
-        ax.bar(xs, counts, width=width, color=_colour(i), label=f"{label} ({len(values)} proofs)")
+        ax.bar(xs, counts, width=width, color=_colour(i), label=f"{_short(label)} ({len(values)} proofs)")
     ax.set_xlim(0.4, longest + 0.6)
     _integer_axis(ax.xaxis)
     _integer_axis(ax.yaxis)
@@ -198,57 +229,90 @@ def plot_proof_lengths(runs: Sequence, labels: Sequence[str], path: Path) -> Pat
     ax.set_title("Proof length")
     ax.grid(alpha=0.3, axis="y")
     _legend_below(fig, len(runs))
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
-def plot_expansions_scatter(first, second, first_label: str, second_label: str, path: Path) -> Path:
-    """Per theorem recorded by both runs, expansions to proof in one against the other;
-    a theorem only one run proved sits on the "not proved" line of the other."""
-    fig = _figure(6.2, 5.6)
-    ax = fig.add_subplot()
-    a = {r.theorem: r for r in first.records}
-    b = {r.theorem: r for r in second.records}
-    shared = [name for name in a if name in b]
-    spent = [r.num_expansions for r in (*a.values(), *b.values()) if r.proved]
-    top = max(spent, default=1)
-    missing = max(top * 2.0, 2.0)  # where "not proved" is drawn, beyond every proof
-    groups = {"both proved": ([], [], "#1f77b4", "o"), f"only {first_label}": ([], [], "#d62728", "v"),
-              f"only {second_label}": ([], [], "#2ca02c", "<")}
-    neither = 0
-    for name in shared:
-        x = max(a[name].num_expansions, 1) if a[name].proved else None
-        y = max(b[name].num_expansions, 1) if b[name].proved else None
-        if x is None and y is None:
-            neither += 1
+def plot_expansions_scatter(runs: Sequence, labels: Sequence[str], path: Path) -> Path:
+    """Per theorem recorded by both runs, expansions to proof in the first run (x) against
+    another (y), a panel for each other run; a theorem only one of them proved sits on the
+    other's "not proved" line."""
+    others = len(runs) - 1
+    columns = min(others, 3)
+    rows = -(-others // columns)
+    fig = _figure(5.4 * columns + 0.6, 5.0 * rows + 0.4)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    first = {r.theorem: r for r in runs[0].records}
+    spent = [r.num_expansions for run in runs for r in run.records if r.proved]
+    missing = max(max(spent, default=1) * 2.0, 2.0)  # where "not proved" is drawn, beyond every proof
+    first_label = _short(labels[0], 30)
+    for index, ax in enumerate(axes):
+        if index >= others:
+            ax.set_visible(False)
             continue
-        key = "both proved" if x and y else f"only {first_label}" if x else f"only {second_label}"
-        groups[key][0].append(x or missing)
-        groups[key][1].append(y or missing)
-    for key, (xs, ys, colour, marker) in groups.items():
-        ax.scatter(xs, ys, s=28, c=colour, marker=marker, alpha=0.75, label=f"{key} ({len(xs)})", zorder=3)
-    ax.plot([1, missing], [1, missing], color="#888", lw=0.8, ls="--", zorder=1, label="equal cost")
-    ax.axhline(missing, color="#bbb", lw=0.8, zorder=1)
-    ax.axvline(missing, color="#bbb", lw=0.8, zorder=1)
-    _log_axis(ax, "x")
-    _log_axis(ax, "y")
-    ax.set_xlim(0.8, missing * 1.6)
-    ax.set_ylim(0.8, missing * 1.6)
-    ax.text(missing, 0.85, " not proved", rotation=90, va="bottom", ha="right", fontsize=8, color="#666")
-    ax.text(0.85, missing, "not proved", va="bottom", ha="left", fontsize=8, color="#666")
-    ax.set_xlabel(f"expansions to proof: {first_label} (log scale)")
-    ax.set_ylabel(f"expansions to proof: {second_label} (log scale)")
-    ax.set_title(f"Per theorem ({len(shared)} in both runs; {neither} proved by neither)")
-    ax.grid(alpha=0.3, which="both")
-    _legend_below(fig, 4)
-    fig.savefig(path, dpi=110)
-    return path
+        other, other_label = runs[index + 1], _short(labels[index + 1], 30)
+        b = {r.theorem: r for r in other.records}
+        shared = [name for name in first if name in b]
+        groups = {"both proved": ([], [], "#1f77b4", "o"), f"only {first_label}": ([], [], "#d62728", "v"),
+                  f"only {other_label}": ([], [], "#2ca02c", "<")}
+        neither = 0
+        for name in shared:
+            x = max(first[name].num_expansions, 1) if first[name].proved else None
+            y = max(b[name].num_expansions, 1) if b[name].proved else None
+            if x is None and y is None:
+                neither += 1
+                continue
+            key = "both proved" if x and y else f"only {first_label}" if x else f"only {other_label}"
+            groups[key][0].append(x or missing)
+            groups[key][1].append(y or missing)
+        for key, (xs, ys, colour, marker) in groups.items():
+            ax.scatter(xs, ys, s=28, c=colour, marker=marker, alpha=0.75, label=f"{key} ({len(xs)})", zorder=3)
+        ax.plot([1, missing], [1, missing], color="#888", lw=0.8, ls="--", zorder=1, label="equal cost")
+        ax.axhline(missing, color="#bbb", lw=0.8, zorder=1)
+        ax.axvline(missing, color="#bbb", lw=0.8, zorder=1)
+        _log_axis(ax, "x")
+        _log_axis(ax, "y")
+        ax.set_xlim(0.8, missing * 1.6)
+        ax.set_ylim(0.8, missing * 1.6)
+        ax.text(missing, 0.85, " not proved", rotation=90, va="bottom", ha="right", fontsize=8, color="#666")
+        ax.text(0.85, missing, "not proved", va="bottom", ha="left", fontsize=8, color="#666")
+        ax.set_xlabel(f"expansions to proof: {first_label} (log)")
+        ax.set_ylabel(f"expansions to proof: {other_label} (log)")
+        ax.set_title(f"{len(shared)} theorems in both; {neither} proved by neither", fontsize=9.5)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="best", fontsize=7.5, framealpha=0.85)  # each panel's groups are its own
+    fig.suptitle("Expansions to proof, per theorem" + (f": every run against {_short(labels[0], 40)}"
+                                                      if others > 1 else ""))
+    return _save(fig, path)
 
 
 STATUS_PLOT_COLOUR = {"proved": "#2e9d4f", "rejected": "#e3a21a", "open": "#9aa3ad", "failed": "#d0453b",
                       "error": "#6f42c1"}
 OUTCOME_PLOT_COLOUR = {"new state": "#8fb8de", "closed goal": "#2e9d4f", "Lean error": "#d0453b",
-                       "refused": "#6f42c1", "timeout": "#e3a21a", "gave up (sorry)": "#8c564b", "cycle": "#9aa3ad"}
+                       "not recorded": "#c9b99a", "refused": "#6f42c1", "timeout": "#e3a21a",
+                       "gave up (sorry)": "#8c564b", "cycle": "#9aa3ad"}
+
+
+MIN_SHARE = 0.02  # the narrowest slice drawn: one proof in 500 tactics is still seen
+
+
+def visible_shares(counts: Sequence[int], floor: float = MIN_SHARE) -> list[float]:
+    """``counts`` as shares of their sum, every non-zero share at least ``floor`` (the others
+    narrowed in proportion), so a rare outcome (a closed goal among hundreds of errors) is
+    still a slice. The shares still sum to 1.
+
+    >>> [round(x, 3) for x in visible_shares([1, 999])]
+    [0.02, 0.98]
+    """
+    total = sum(counts)
+    if not total:
+        return [0.0] * len(counts)
+    shares = [c / total for c in counts]
+    small = [0 < x < floor for x in shares]
+    raised = floor * sum(small)
+    rest = sum(x for x, low in zip(shares, small) if not low)
+    if raised >= 1 or rest <= 0:
+        return shares
+    return [floor if low else x * (1 - raised) / rest for x, low in zip(shares, small)]
 
 
 def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
@@ -280,21 +344,22 @@ def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
     kinds = [k for k in OUTCOME_PLOT_COLOUR if any(s.tactic_outcomes.get(k) for s in stats)]
     starts = [0.0] * len(stats)
     totals = [sum(s.tactic_outcomes.values()) for s in stats]
-    for kind in kinds:
+    drawn = [visible_shares([s.tactic_outcomes.get(k, 0) for k in kinds]) for s in stats]
+    for column, kind in enumerate(kinds):
         counts = [s.tactic_outcomes.get(kind, 0) for s in stats]
-        shares = [c / t if t else 0.0 for c, t in zip(counts, totals)]
+        shares = [row[column] for row in drawn]
         right.barh(ys, shares, left=starts, color=OUTCOME_PLOT_COLOUR[kind], height=0.6,
-                   label=f"{kind} ({' / '.join(str(c) for c in counts)})")
+                   edgecolor="white", linewidth=0.6, label=f"{kind} ({' / '.join(str(c) for c in counts)})")
         starts = [a + b for a, b in zip(starts, shares)]
     right.set_yticks(ys, [f"{label}\n{total} tactics" for label, total in zip(short, totals)])
     right.set_xlim(0, 1)
     right.xaxis.set_major_formatter(PercentFormatter(1.0))
-    right.set_xlabel("share of tactic applications (from the saved trees)")
+    right.set_xlabel(f"share of tactic applications (saved trees; a share under {MIN_SHARE:.0%} is drawn at "
+                     f"{MIN_SHARE:.0%})")
     right.set_title("Tactic applications by outcome")
     if kinds:
         right_fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def draw_tree(tree: SearchTree, path: str | Path, max_nodes: int = 200, image_format: str | None = None) -> Path:
@@ -368,12 +433,21 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         x, level = position[node]
         return x, -level
 
-    plain, bold = [], []
+    # An unproved search: the way to its most promising state (F1) drawn like a proof, in blue,
+    # with its tactics, so the picture shows where the search was heading.
+    best_pairs: set[tuple[int, int]] = set()
+    best = next((node for tag, node in marks if tag == "F1"), None)
+    while best is not None and best != ROOT and best in parents:
+        best_pairs.add((parents[best], best))
+        best = parents[best]
+    plain, bold, promising = [], [], []
     for node in drawn:
         for kid in children[node]:
-            (bold if (node, kid) in proof_pairs else plain).append([xy(node), xy(kid)])
+            pair = (node, kid)
+            (bold if pair in proof_pairs else promising if pair in best_pairs else plain).append([xy(node), xy(kid)])
     ax.add_collection(LineCollection(plain, colors="#b8bec6", linewidths=0.8, zorder=1))
     ax.add_collection(LineCollection(bold, colors=PROOF_COLOUR, linewidths=2.6, zorder=2))
+    ax.add_collection(LineCollection(promising, colors=PROMISING_COLOUR, linewidths=2.0, zorder=2))
     qed_xy = None
     if last_proof is not None:
         qed_xy = (xy(last_proof)[0], xy(last_proof)[1] - 1)
@@ -414,10 +488,11 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
                                 ha="center", fontsize=7, color=STATUS_COLOUR[Status.FAILED])
             for kid in children[node]:
                 tactic = proof_tactic.get((node, kid))
-                if tactic is None and label_all:
+                if tactic is None and (label_all or (node, kid) in best_pairs):
                     tactic = next(tac for t, tac, _ in _sorted_edges(tree, node) if t == kid)
                 if tactic is not None:
-                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs)
+                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs,
+                                colour=PROMISING_COLOUR if (node, kid) in best_pairs else None)
         if qed_xy is not None:
             _edge_label(ax, xy(last_proof), qed_xy, proof_tactic[(last_proof, QED)], on_proof=True)
         # Tags of neighbouring states alternate above and below them, so they do not collide.
@@ -453,6 +528,8 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         if marks:
             legend.append(Line2D([], [], marker="o", ls="", color="#9aa3ad", markeredgecolor="#0b3d91",
                                  markeredgewidth=1.6, label="F: frontier by priority, D: deepest open"))
+        if best_pairs:
+            legend.append(Line2D([], [], color=PROMISING_COLOUR, lw=2.0, label="way to F1"))
         fig.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.015, from_top(header_in - 0.43)),
                    ncols=len(legend), fontsize=8, frameon=False, borderaxespad=0, handletextpad=0.3,
                    columnspacing=1.2)
@@ -500,9 +577,9 @@ def _first_line(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _edge_label(ax, start, end, tactic: str, on_proof: bool) -> None:
+def _edge_label(ax, start, end, tactic: str, on_proof: bool, colour: str | None = None) -> None:
     text = tactic.splitlines()[0]
     text = text if len(text) <= 28 else text[:27] + "…"
     ax.annotate(text, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), ha="center", va="center",
-                fontsize=7, color=PROOF_COLOUR if on_proof else "#555", zorder=5,
+                fontsize=7, color=colour or (PROOF_COLOUR if on_proof else "#555"), zorder=5,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})

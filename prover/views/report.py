@@ -31,8 +31,10 @@ from prover.views.viz import error_kind
 STATUSES = ("proved", "failed", "open", "rejected", "error")
 SETTING_SECTIONS = ("env", "policy", "search", "limits", "theorems")  # what a run was asked to do
 # What a tactic application did, as the report counts it: its edge's outcome, with the
-# safety filter's refusals (errors that start "refused:") told apart (``viz.error_kind``).
-TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "refused", "timeout", "gave up (sorry)", "cycle")
+# safety filter's refusals (errors that start "refused:") and the replay environment's tactics
+# it has no record of ("not recorded": Lean never ran them) told apart (``viz.error_kind``).
+TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "not recorded", "refused", "timeout", "gave up (sorry)",
+                   "cycle")
 Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
@@ -210,6 +212,7 @@ class RunStats:
     num_trees: int  # trees read for tactic_outcomes
     session_wall_time_s: float | None = None  # the last session's own clock, from summary.json
     theorems_per_hour: float | None = None  # the last session's throughput, from summary.json
+    time_split: dict = field(default_factory=dict)  # summed over theorems: policy_s, env_s, engine_s
 
 
 def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
@@ -233,6 +236,76 @@ def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
             name = {"state": "new state", "proved": "closed goal"}.get(outcome) or error_kind(outcome, attrs["error"])
             counts[name] = counts.get(name, 0) + 1
     return counts, read
+
+
+def time_split(record: ResultRecord) -> dict[str, float]:
+    """Where a search's time went: in the policy (and value model), in the environment
+    (Lean, the re-check included) and in the engine (the rest: the search's own work)."""
+    policy, env = max(record.policy_time_s, 0.0), max(record.env_time_s, 0.0)
+    return {"policy_s": policy, "env_s": env, "engine_s": max(record.wall_time_s - policy - env, 0.0)}
+
+
+def _summed_split(records: Sequence[ResultRecord]) -> dict[str, float]:
+    total = {"policy_s": 0.0, "env_s": 0.0, "engine_s": 0.0}
+    for record in records:
+        for key, value in time_split(record).items():
+            total[key] += value
+    return total
+
+
+def split_text(split: dict[str, float]) -> str:
+    """``12.3 (40%) / 15.1 (49%) / 3.4 (11%)``: policy / Lean / engine seconds and shares."""
+    total = sum(split.values())
+    return " / ".join(f"{_fmt(split[k], 3)}" + (f" ({split[k] / total:.0%})" if total > 0 else "")
+                      for k in ("policy_s", "env_s", "engine_s"))
+
+
+# ---- a paired test of two runs --------------------------------------------------------------
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """McNemar's exact test: the two-sided p-value of ``only_first`` against ``only_second``
+    discordant pairs (theorems one run proved and the other did not) if each discordant
+    theorem were equally likely to go either way (a binomial with p = 1/2), computed exactly
+    with integers, so it holds for small counts too.
+
+    >>> round(mcnemar_exact(1, 9), 4)
+    0.0215
+    >>> mcnemar_exact(3, 3)
+    1.0
+    """
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_tests(runs: Sequence[Run], labels: Sequence[str]) -> list[dict]:
+    """Every run against the first, on the theorems both recorded: how many only one of the
+    two proved, and McNemar's exact p-value of that difference."""
+    first = {r.theorem: r.status is SearchStatus.PROVED for r in runs[0].records}
+    tests = []
+    for run, label in zip(runs[1:], labels[1:]):
+        other = {r.theorem: r.status is SearchStatus.PROVED for r in run.records}
+        both = [name for name in first if name in other]
+        only_first = sum(1 for name in both if first[name] and not other[name])
+        only_other = sum(1 for name in both if other[name] and not first[name])
+        tests.append({"first": labels[0], "second": label, "theorems": len(both), "only_first": only_first,
+                      "only_second": only_other, "p_value": mcnemar_exact(only_first, only_other)})
+    return tests
+
+
+def paired_lines(report: dict) -> list[str]:
+    """The paired tests, a sentence each (the terminal and report.md)."""
+    lines = []
+    for test in report.get("paired", []):
+        verdict = ("a difference this large would be rare if the runs were equally good"
+                   if test["p_value"] < 0.05 else "no evidence that one run proves more than the other")
+        lines.append(f"{test['first']} vs {test['second']}: of {test['theorems']} theorems both ran, "
+                     f"{test['only_first']} proved by {test['first']} only and {test['only_second']} by "
+                     f"{test['second']} only; McNemar's exact p = {test['p_value']:.3g} ({verdict})")
+    return lines
 
 
 def _session_figure(summary: dict, key: str) -> float | None:
@@ -280,6 +353,7 @@ def run_stats(run: Run) -> RunStats:
         num_trees=num_trees,
         session_wall_time_s=_session_figure(run.summary, "wall_time_s"),
         theorems_per_hour=_session_figure(run.summary, "theorems_per_hour"),
+        time_split=_summed_split(records),
     )
 
 
@@ -360,6 +434,7 @@ def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
         ("tactic applications (p50 / p90 / max)", [_spread_text(s.tactics) for s in stats]),
         ("search time, s (p50 / p90 / max)", [_spread_text(s.wall_time_s) for s in stats]),
         ("search time summed over theorems, s", [_fmt(s.total_search_time_s, 4) for s in stats]),
+        ("of which policy / Lean / engine, s", [split_text(s.time_split) if s.time_split else "–" for s in stats]),
     ]
     if any(s.session_wall_time_s is not None for s in stats):
         rows.append(("wall-clock time of the last session, s", [_fmt(s.session_wall_time_s, 4) for s in stats]))
@@ -394,6 +469,7 @@ def build_report(runs: Sequence[Run]) -> dict:
     }
     if len(runs) > 1:
         report["comparison"] = compare(runs, labels)
+        report["paired"] = paired_tests(runs, labels)
     return report
 
 
@@ -459,7 +535,10 @@ def theorem_rows(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, list[str
             if record is None:
                 cells.append("–")
                 continue
-            cell = f"{record.status.value}, {record.num_expansions} exp, {_fmt(record.wall_time_s)} s"
+            split = time_split(record)
+            cell = (f"{record.status.value}, {record.num_expansions} exp, {_fmt(record.wall_time_s)} s "
+                    f"(policy {_fmt(split['policy_s'])}, Lean {_fmt(split['env_s'])}, "
+                    f"engine {_fmt(split['engine_s'])})")
             link = tree_link(run, record, out_dir)
             cells.append(cell + (" · " + _md_link("tree", link) if link else ""))
         rows.append((name, cells))
@@ -490,14 +569,22 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
         lines += ["(the run's config.json gives no settings)"]
     lines += ["", "## Results", ""]
     lines += table("", table_rows(runs))
-    lines += ["", "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval."]
+    lines += ["", "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval. "
+                  "A search's time splits into the policy's (and value model's), Lean's (the environment's, "
+                  "the re-check included) and the engine's (the rest)."]
     provenance = [(p["field"], p["values"]) for p in report.get("provenance", [])]
     if provenance:
         lines += ["", "## Provenance", ""]
         lines += table("", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in provenance])
     lines += ["", "## Outcomes", ""]
     lines += table("", outcome_rows(runs))
-    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them."]
+    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them; "
+                  "not recorded: the replay environment has no record of the tactic, so Lean never ran it."]
+    if report.get("paired"):
+        lines += ["", "## Paired test", ""]
+        lines += [f"- {line}" for line in paired_lines(report)]
+        lines += ["", "On the theorems both runs recorded, only those one run proved and the other did not "
+                      "count; the test asks how likely so lopsided a split is if each could go either way."]
     comparison = report.get("comparison")
     if comparison:
         lines += ["", f"Proved by all {len(labels)} runs: {comparison['proved_by_all']}; "
@@ -539,7 +626,7 @@ def comparison_lines(report: dict, limit: int = 20) -> list[str]:
     comparison = report.get("comparison")
     if not comparison:
         return []
-    lines = [f"proved by all {len(report['runs'])} runs: {comparison['proved_by_all']}"]
+    lines = [f"proved by all {len(report['runs'])} runs: {comparison['proved_by_all']}"] + paired_lines(report)
     for entry in comparison["only"]:
         names = entry["theorems"]
         shown = ", ".join(_one_line(name) for name in names[:limit])
@@ -556,11 +643,13 @@ def run_page_data(run: Run, pages: dict[str, str]) -> dict:
     """What the run browser's page shows: the run's figures and one row per theorem.
 
     ``pages`` maps a theorem to its tree page's file name. Each row is ``[theorem, status,
-    stop_reason, proof_length, expansions, tactics, states, search_time_s, error, page]``.
+    stop_reason, proof_length, expansions, tactics, states, search_time_s, error, page,
+    policy_time_s, lean_time_s]``.
     """
     stats = run_stats(run)
     rows = [[r.theorem, r.status.value, r.stop_reason.value, len(r.proof) if r.proof else None,
-             r.num_expansions, r.num_tactics, r.num_states, r.wall_time_s, r.error or "", pages.get(r.theorem)]
+             r.num_expansions, r.num_tactics, r.num_states, r.wall_time_s, r.error or "", pages.get(r.theorem),
+             time_split(r)["policy_s"], time_split(r)["env_s"]]
             for r in run.records]
     settings, _ = settings_rows([run])
     return {
@@ -573,6 +662,7 @@ def run_page_data(run: Run, pages: dict[str, str]) -> dict:
         "pass_rate": stats.pass_rate,
         "pass_rate_ci": list(stats.pass_rate_ci),
         "total_search_time_s": stats.total_search_time_s,
+        "time_split": stats.time_split,
         "session_wall_time_s": stats.session_wall_time_s,
         "provenance": provenance_of(run),
         "settings": [[key, values[0]] for key, values in settings],

@@ -133,9 +133,14 @@ ERROR_KINDS = {"error": "Lean error", "timeout": "timeout", "given_up": "gave up
 
 
 def error_kind(outcome: str, error: str) -> str:
-    """The name a page gives a failed tactic's outcome: ``refused`` for the safety filter."""
+    """The name a page gives a failed tactic's outcome: ``refused`` for the safety filter,
+    ``not recorded`` for a tactic the replay environment has no record of (Lean never ran
+    it; trees of older runs say ``replay: `…` was never recorded``)."""
     if outcome == "error" and error.startswith("refused:"):
         return "refused"
+    if outcome == "error" and (error.startswith("not recorded:")
+                               or (error.startswith("replay: `") and "was never recorded" in error)):
+        return "not recorded"
     return ERROR_KINDS.get(outcome, outcome)
 
 

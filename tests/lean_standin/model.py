@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -313,10 +314,11 @@ def finished_status(outcome: StepOutcome) -> str:
     assert state is not None
     if state.goals:
         return "Incomplete: open goals remain"
+    if state.uses_sorry and outcome.proof_status in (None, "Completed"):
+        # a recorded "Completed" judged that step's own proof; a `sorry` earlier in this one stays
+        return "Incomplete: contains sorry"
     if outcome.proof_status:
         return outcome.proof_status
-    if state.uses_sorry:
-        return "Incomplete: contains sorry"
     return "Completed"
 
 
@@ -854,6 +856,10 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
                 source.text[tactics[i].span.start : tactics[i + taken - 1].span.end],
                 Span(tactics[i].span.start, tactics[i + taken - 1].span.end),
             )
+            focused = _files().run_focused(sys.modules[__name__], source, tactic, state, book) if outcome is None else None
+            if focused is not None:  # `· tactics` (files.py), its sorries at their own places
+                outcome, inner_sorries = focused
+                sorries.extend(inner_sorries)
             if outcome is None:
                 outcome = run_tactic(state, tactic.text, book)
             if outcome.error is not None:
@@ -880,6 +886,15 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
                 fail(declaration.proof_span, dojo_verdict(last) or status)
     checked.axioms = axioms_of(checked.final, proof_text, checked.errored)
     return checked, messages, sorries
+
+
+def _files():
+    """The sibling ``files`` module, in the package (tests) or beside this script (processes)."""
+    if __package__:
+        from . import files
+    else:
+        import files
+    return files
 
 
 def check_source(

@@ -38,6 +38,13 @@
     .forEach(function (s) { if (data.counts[s]) figures.append(el("span", "", data.counts[s] + " " + s)); });
   if (data.num_unfinished) figures.append(el("span", "muted", data.num_unfinished + " not yet run"));
   figures.append(el("span", "muted", "search time " + fmtTime(data.total_search_time_s) + " summed over theorems"));
+  if (data.time_split) {
+    const split = el("span", "muted", "policy " + fmtTime(data.time_split.policy_s) + " · Lean " +
+                     fmtTime(data.time_split.env_s) + " · engine " + fmtTime(data.time_split.engine_s));
+    split.id = "time-split";
+    split.title = "where the search time went, summed over theorems";
+    figures.append(split);
+  }
   if (data.session_wall_time_s !== null && data.session_wall_time_s !== undefined)
     figures.append(el("span", "muted", "last session took " + fmtTime(data.session_wall_time_s)));
   const settings = document.getElementById("settings-table");
@@ -50,7 +57,8 @@
   });
 
   // ---- the table ----------------------------------------------------------------------
-  // Row fields: [theorem, status, stop_reason, proof_length, expansions, tactics, states, time_s, error, page]
+  // Row fields: [theorem, status, stop_reason, proof_length, expansions, tactics, states, time_s, error, page,
+  //              policy_time_s, lean_time_s]
   const COLUMNS = [
     { key: 0, title: "theorem", type: "text" },
     { key: 1, title: "status", type: "status" },
@@ -59,6 +67,8 @@
     { key: 5, title: "tactics", type: "num", wide: true },
     { key: 6, title: "states", type: "num", wide: true },
     { key: 7, title: "search time", type: "num" },
+    { key: 10, title: "policy", type: "num", wide: true },
+    { key: 11, title: "Lean", type: "num", wide: true },
     { key: 2, title: "stopped", type: "text", wide: true },
     { key: 8, title: "error", type: "text", wide: true },
   ];
@@ -82,6 +92,8 @@
               el("td", "num wide", String(r[5])),
               el("td", "num wide", String(r[6])),
               el("td", "num", fmtTime(r[7])),
+              el("td", "num wide", fmtTime(r[10])),
+              el("td", "num wide", fmtTime(r[11])),
               el("td", "wide", r[2]),
               el("td", "err wide", r[8] ? oneLine(r[8]).slice(0, 300) : ""));
     return { tr: tr, r: r, index: i, text: (r[0] + "\n" + r[8]).toLowerCase() };

@@ -67,8 +67,22 @@
     return goal.replace(/\s+/g, " ");
   }
   function firstLine(text) { return text.split("\n")[0]; }
+  // The unproved search's landmarks, tagged on their rows as on the PNG (F1: best frontier
+  // state by priority, D1: deepest open state).
+  const BEST = ov.frontier.length ? ov.frontier[0][0] : null;
+  const DEEPEST = ov.deepest.length ? ov.deepest[0][0] : null;
+  const TAGS = new Map();
+  if (!data.proof.length) {
+    if (DEEPEST !== null) TAGS.set(DEEPEST, ["D1", "the deepest open state"]);
+    if (BEST !== null) TAGS.set(BEST, [DEEPEST === BEST ? "F1 D1" : "F1",
+      "the open state of highest priority: the search would have expanded it next"]);
+  }
+
   function errorKind(e) {
     if (e.outcome === "error" && e.error.startsWith("refused:")) return "refused";
+    // The replay environment's tactics it has no record of: Lean never ran them (viz.error_kind).
+    if (e.outcome === "error" && (e.error.startsWith("not recorded:") ||
+        (e.error.startsWith("replay: `") && e.error.includes("was never recorded")))) return "not recorded";
     return { error: "Lean error", timeout: "timeout", given_up: "gave up (sorry)", cycle: "cycle" }[e.outcome] || e.outcome;
   }
 
@@ -108,6 +122,11 @@
       row.classList.add("on-proof");
     }
     row.append(el("span", "nid", "[" + n.id + "]"));
+    if (TAGS.has(n.id)) {
+      const tag = el("span", "tag", TAGS.get(n.id)[0]);
+      tag.title = TAGS.get(n.id)[1];
+      row.append(tag);
+    }
     if (n.order !== null) row.append(el("span", "ord", "#" + n.order));
     if (edge) row.append(el("span", "time", fmtTime(edge.time)));
     let goal = firstGoal(n.state);
@@ -285,6 +304,19 @@
   function proofOpenIds() {
     const ids = [0];
     data.proof.forEach(function (p) { ids.push(p[0]); });
+    return ids;
+  }
+
+  // What the page opens on: the proof path; for an unproved search, the way to the most
+  // promising frontier state (the one the search would have expanded next) and to the
+  // deepest open state, so the first screen shows how far the search got.
+  function startOpenIds() {
+    if (data.proof.length) return proofOpenIds();
+    const ids = [0];
+    [BEST, DEEPEST].forEach(function (id) {
+      if (id === null) return;
+      chainTo(id).slice(0, -1).forEach(function (a) { if (ids.indexOf(a) < 0) ids.push(a); });
+    });
     return ids;
   }
 
@@ -628,7 +660,7 @@
     filter = null;
     search.value = "";
     info.textContent = "";
-    build(proofOpenIds());
+    build(startOpenIds());
   }
 
   let timer = null;
@@ -654,7 +686,8 @@
   const showProof = document.getElementById("show-proof");
   const deepest = ov.deepest.length ? ov.deepest[0][0] : null;
   if (!data.proof.length) {
-    // No proof: the button opens the way to the deepest open state instead.
+    // No proof: the button opens the way to the deepest open state instead (the page opens on
+    // the ways to it and to the most promising state).
     showProof.textContent = "Open deepest path";
     showProof.disabled = deepest === null;
   }
@@ -674,6 +707,6 @@
     document.body.classList.toggle("hide-failed", ev.target.checked);
   });
 
-  build(proofOpenIds());
+  build(startOpenIds());
   showOverview();
 })();
