@@ -10,7 +10,8 @@ new backend setting appears here without an edit. ``--config FILE`` gives the sa
 settings as JSON or TOML (a run's ``config.json`` works), flags on top.
 
 Exit codes: 0 done (for ``attack``: proved), 1 ``attack`` found no proof, 2 bad input or
-a missing dependency (one sentence on stderr), 3 an internal error, 130 interrupted.
+a missing dependency (one sentence on stderr), 3 an internal error, 130 interrupted (Ctrl-C), 143
+stopped by SIGTERM.
 Errors show a traceback only with ``--debug``.
 """
 
@@ -432,8 +433,14 @@ class ray_logs_to:
     def __enter__(self) -> None:
         import logging
 
+        self.messages = None
         if self.uses_ray:
             import ray  # noqa: F401  (importing Ray sets up its loggers; they are replaced below)
+
+            from prover.run.cluster import ray_messages_to_log
+
+            self.messages = ray_messages_to_log()  # "A worker died ..." too
+            self.messages.__enter__()
 
         self.logger = logging.getLogger("ray")
         self.saved = (self.logger.handlers[:], self.logger.propagate)
@@ -442,6 +449,8 @@ class ray_logs_to:
         self.logger.propagate = False
 
     def __exit__(self, *exc_info) -> None:
+        if self.messages is not None:
+            self.messages.__exit__(*exc_info)
         self.logger.handlers, self.logger.propagate = self.saved
         self.handler.close()
 
@@ -924,8 +933,14 @@ def _show_fill(report) -> None:
         click.echo(f"run page: {index.resolve().as_uri()}")
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as the shell reports a process SIGTERM ended
+_terminated = False
+
+
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (kill, SLURM's time limit) stops like Ctrl-C: results kept
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt  # SIGTERM (kill, SLURM's time limit) stops like Ctrl-C: results kept, exit 143
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -936,9 +951,13 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=args, prog_name="prover", standalone_mode=False, obj={"argv": ["prover", *args]})
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and _terminated:
+            sys.exit(EXIT_TERMINATED)
+        raise
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -951,7 +970,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
             raise

@@ -467,6 +467,33 @@ def _ray():
     return ray
 
 
+class ray_messages_to_log:
+    """While entered, what Ray's raylet reports to the driver ("A worker died or was killed
+    while executing a task ...", in colour) goes to the ``ray`` logger (the run's ray.log)
+    instead of the terminal. The driver's error listener prints those through
+    ``ray._private.worker.print_to_stdstream``, looked up at each call; that function is
+    swapped for the time of the run (``log_to_driver=False`` keeps workers' own output away)."""
+
+    def __enter__(self) -> "ray_messages_to_log":
+        import re
+
+        import ray._private.worker as ray_worker
+
+        self.ray_worker, self.saved = ray_worker, ray_worker.print_to_stdstream
+        colour = re.compile(r"\x1b\[[0-9;]*m")
+        logger = logging.getLogger("ray")
+
+        def to_log(data: dict, ignore_prefix: bool = False) -> None:
+            for line in data.get("lines", ()):
+                logger.warning("(%s) %s", data.get("pid", "ray"), colour.sub("", str(line)))
+
+        ray_worker.print_to_stdstream = to_log
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.ray_worker.print_to_stdstream = self.saved
+
+
 class RayExecutor:
     """The policy replicas and the search workers on Ray, as an executor of
     ``prover.run.driver.prove_set``: ``prove`` yields (theorem, result) as searches end.

@@ -473,9 +473,21 @@ def build_report(runs: Sequence[Run]) -> dict:
     return report
 
 
+# Characters a report must not copy from a name: controls (NUL...) and the bidirectional
+# overrides and isolates that make text read in another order than it is stored.
+_HIDDEN = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                         *range(0x2066, 0x206A)])
+
+
+def printable(text: str) -> str:
+    """``text`` without control, bidi-override and bidi-isolate characters (tabs and
+    newlines become spaces)."""
+    return text.translate({**_HIDDEN, 0x09: " ", 0x0A: " ", 0x0D: " "})
+
+
 def _one_line(name: str, width: int = 70) -> str:
     # Some theorem names are whole statements, with newlines; a listing shows one line each.
-    text = " ".join(name.split())
+    text = " ".join(printable(name).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -486,7 +498,7 @@ def _md_name(name: str, width: int = 120) -> str:
 
 def _md_code(text: str) -> str:
     """``text`` as inline code fit for a table cell."""
-    text = " ".join(text.split()).replace("|", "\\|")
+    text = " ".join(printable(text).split()).replace("|", "\\|")
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
