@@ -530,22 +530,6 @@ def test_a_flat_config_is_answered_with_the_sectioned_form_and_sections_in_a_sta
     assert "env, policy, theorems, limits" in answers.pop()
 
 
-@pytest.mark.slow
-def test_sigterm_exits_143(tmp_path):
-    run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "prover.cli", "prove-split", "--out", str(run),
-                                "--num-theorems", "200", "--latency", "0.05", "--num-workers", "0", "--no-progress"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-            (run / "results.jsonl").exists() and (run / "results.jsonl").read_text().count("\n") >= 1):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    assert f"prover prove-split --resume {run}" in err
-
-
 def test_missing_lean_gets_the_same_sentence_from_dojo_and_repl(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no lake here
     said = {}
