@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from search import Proposal, SearchLimits, cumulative_logprob, get_algorithm, value_mixed
+from search import Proposal, SearchLimits, ValueMixed, cumulative_logprob, get_algorithm
 
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv, heldout_theorems
 from prover.envs.synthetic_hard import HARD_TACTICS, is_true
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                     proved = []
                     for attempt in range(args.attempts):
                         result = search(theorem, SampledPolicy(attempt), SyntheticEnv(config), limits,
-                                        value_mixed(1.0) if models[critic] else cumulative_logprob,
+                                        ValueMixed(1.0) if models[critic] else cumulative_logprob,
                                         value_model=models[critic])
                         proved.append(result.proved)
                     first += proved[0]

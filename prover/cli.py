@@ -18,7 +18,6 @@ Errors show a traceback only with ``--debug``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import signal
 import sys
 import time
@@ -28,13 +27,15 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from search import Registry
+
 from prover.config import SECTIONS, RunConfig, backend_choices, flag_targets
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, MINIF2F_COMMIT, MINIF2F_URL
-from prover.errors import ProverError
+from prover.errors import ProverError, did_you_mean
 from prover.learn.iterate import IterateOptions
 from prover.learn.training import TrainOptions
 from prover.presets import MODEL_POLICIES, PRESETS, get_preset, resolved_settings
-from prover.registry import backend
+from prover.registry import ENVS, POLICIES, backend
 from prover.settings import base_type, field_types, flag_of, from_dict, setting_fields
 
 EXIT_NOT_PROVED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -61,13 +62,20 @@ class GroupedCommand(click.Command):
 
 
 class Choice(click.Choice):
-    """``click.Choice`` that answers a typo with "did you mean"."""
+    """``click.Choice`` that answers a typo with the one "did you mean" sentence; given a
+    ``Registry``, it offers the registry's names as they are when the command runs."""
+
+    def __init__(self, choices: Any, **kwargs: Any) -> None:
+        self.registry = choices if isinstance(choices, Registry) else None
+        super().__init__(list(choices.shown() if self.registry is not None else choices), **kwargs)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if self.registry is not None:
+            self.choices = self.registry.shown()
         choices = [str(choice) for choice in self.choices]
         if isinstance(value, str) and value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(value, choices)
+            hint = hint if hint.startswith("; did you mean") else ""  # the choices are listed already
             self.fail(f"'{value}' is not one of {', '.join(choices)}{hint}", param, ctx)
         return super().convert(value, param, ctx)
 
@@ -128,10 +136,10 @@ def _setting_option(flag: str, name: str, annotation: Any, meta: Any, group: str
 def setting_options(include_distributed: bool) -> list[Callable]:
     """One click option per flag of every section and user-facing backend."""
     decorators = [
-        option("--env", "env_name", type=Choice(backend_choices("environment")), default=None, group="Environment",
+        option("--env", "env_name", type=Choice(ENVS), default=None, group="Environment",
                help="Proof environment: " + "; ".join(f"{n} ({backend('environment', n).summary})"
                                                       for n in backend_choices("environment")) + " [default: synthetic]."),
-        option("--policy", "policy_name", type=Choice(backend_choices("policy")), default=None, group="Policy",
+        option("--policy", "policy_name", type=Choice(POLICIES), default=None, group="Policy",
                help="Tactic policy: " + "; ".join(f"{n} ({backend('policy', n).summary})"
                                                    for n in backend_choices("policy"))
                + " [default: fixed for synthetic, replay for replay, hf for Lean]."),
@@ -144,6 +152,12 @@ def setting_options(include_distributed: bool) -> list[Callable]:
     for flag, targets in flag_targets().items():
         first = targets[0]
         if first.section == "distributed" and not include_distributed:
+            continue
+        if all(t.alias for t in targets):  # an old flag, still taken but not shown
+            new_flag = flag_of(first.field)
+            decorators.append(option(flag, _param_name(flag), type=_click_type(field_types(first.owner)[first.field.name],
+                                     first.field.metadata), default=None, group="Other", hidden=True,
+                                     help=f"The old name of {new_flag}."))
             continue
         help_text = first.field.metadata.get("help", "")
         owners = sorted({t.backend for t in targets if t.backend})
@@ -241,12 +255,14 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
         target = parse_statement(statement)
         if theorem and theorem != target.name:
             raise ProverError(f"THEOREM '{theorem}' is not the name in --statement ('{target.name}'); give one of them")
-        if config.env.name == "dojo":
-            raise ProverError("--env dojo proves theorems of a repository traced by `prover setup-lean`, not typed-in "
-                              "statements; use --env repl for --statement")
-        if config.env.name in ("synthetic", "replay"):
+        able = config.env.capabilities
+        if not able.typed_statements:
+            takers = " or ".join(f"--env {n}" for n in ENVS.shown() if ENVS[n].typed_statements)
+            if able.needs_trace:
+                raise ProverError(f"--env {config.env.name} proves theorems of a repository traced by `prover "
+                                  f"setup-lean`, not typed-in statements; use {takers} for --statement")
             raise ProverError(f"a typed-in statement needs Lean; the {config.env.name} environment has only its "
-                              "own theorems: use --env repl")
+                              f"own theorems: use {takers}")
     elif theorem:
         target = find_theorem(theorem, config.theorems, config.env)
     else:
@@ -326,7 +342,7 @@ def _plural(count: int, noun: str) -> str:
 @cli.command("prove-split", cls=GroupedCommand)
 @with_settings(include_distributed=True)
 @option("--out", type=click.Path(file_okay=False), default=None, group="Output",
-        help="New run directory [default: runs/<benchmark>-<time>].")
+        help="New run directory [default: runs/<theorem set>-<time>].")
 @option("--resume", type=click.Path(file_okay=False, exists=True), default=None, group="Output",
         help="Continue the run in this directory with its saved settings, skipping finished theorems "
              "(only the Ray settings may change).")
@@ -335,7 +351,7 @@ def _plural(count: int, noun: str) -> str:
 def prove_split(out: str | None, resume: str | None, progress: bool, **options) -> None:
     """Prove a theorem set in batch into a run directory (resumable)."""
     from prover.run.rundir import RunDir
-    from prover.theorem_sets import benchmark_of, load_theorems
+    from prover.theorem_sets import load_theorems, theorem_set_of
 
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
@@ -357,7 +373,7 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
             config = with_file_project(config, config.theorems.lean_file, "--lean-project" in given_flags(options))
         theorems = load_theorems(config.theorems, config.env)  # bad input fails before anything is written
         _check_environment(config, theorems)
-        name = Path(config.theorems.lean_file).stem if config.theorems.lean_file else benchmark_of(config.theorems, config.env)
+        name = Path(config.theorems.lean_file).stem if config.theorems.lean_file else theorem_set_of(config.theorems, config.env)
         run = RunDir.create(out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config,
                             command_line=_invocation())
     click.echo(f"run directory: {run.path} ({len(theorems)} theorems)", err=True)
@@ -387,10 +403,13 @@ def _check_environment(config: RunConfig, theorems) -> None:
     """What must hold before any search starts: for --env dojo, LeanDojo has traced every
     theorem's repository (``prover setup-lean``); tracing inside a search would spend its
     budget, and inside Ray it fails."""
-    if config.env.name == "dojo":
-        from prover.envs.dojo import require_traced
+    from prover.theorem_sets import check_served
 
-        require_traced(theorems)
+    check_served(config.theorems, config.env)
+    if config.env.capabilities.needs_trace:
+        from prover.registry import load
+
+        load(config.env.capabilities.module, "require_traced")(theorems)
 
 
 def _invocation() -> list[str]:
@@ -706,7 +725,7 @@ def repair(run_dir: str) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--policy", "policy_name", type=Choice(list(MODEL_POLICIES)), default="hf", show_default=True,
+@click.option("--policy", "policy_name", type=Choice(list(MODEL_POLICIES)), default=MODEL_POLICIES[0], show_default=True,
               help="Show the settings as this policy gets them (vllm adds its own: dtype, tensor parallelism).")
 def presets(name: str | None, policy_name: str) -> None:
     """List the presets, or print preset NAME's resolved settings as JSON (use one with --preset NAME)."""
@@ -829,7 +848,7 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
             **options) -> None:
     """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
     from prover.learn.iterate import iterate as run_iteration
-    from prover.theorem_sets import load_theorems, theorems_from_file
+    from prover.theorem_sets import THEOREM_SETS, load_theorems, theorem_set_of, theorems_from_file
 
     config = build_run_config(options)
     theorems = load_theorems(config.theorems, config.env)
@@ -839,11 +858,11 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
     if heldout_file:
         heldout = theorems_from_file(heldout_file, config.theorems, config.env)
     elif num_heldout:
-        if config.env.name != "synthetic":
-            raise ProverError("--num-heldout names synthetic held-out theorems; with another --env give --heldout-file")
-        from prover.envs.synthetic import heldout_theorems
-
-        heldout = heldout_theorems(num_heldout)
+        make_heldout = THEOREM_SETS[theorem_set_of(config.theorems, config.env)].heldout
+        if make_heldout is None or config.theorems.theorems_file:
+            raise ProverError("--num-heldout makes held-out theorems of the synthetic set; with another theorem set "
+                              "give --heldout-file")
+        heldout = make_heldout(num_heldout)
     train = class_values(TrainOptions, "train_", options, "the training settings")
     settings = class_values(IterateOptions, "iter_", options, "the iteration settings", train=train)
     results = run_iteration(config, theorems, out, rounds, settings, heldout,
@@ -895,7 +914,12 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
     request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
                           out=Path(out) if out else None, resume=Path(resume) if resume else None,
                           command_line=_invocation())
-    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True))
+    def prove(theorems, config: RunConfig, run) -> None:
+        if len(theorems) == 1:  # one hole: in this process
+            config = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, num_workers=0))
+        _prove(theorems, config, run, show_progress=True)
+
+    report = fill_file(request, config, echo=lambda line: click.echo(line, err=True), prove=prove)
     if as_json:
         import json
 

@@ -23,7 +23,8 @@ from typing import Any
 from search import ALGORITHMS, SCORERS, SearchLimits
 
 from prover.errors import ProverError, did_you_mean
-from prover.registry import ENVS, POLICIES, Backend, backend, resolve_config_class
+from prover.registry import ENVS, POLICIES, Backend, backend, build, resolve_config_class
+from prover.theorem_sets import THEOREM_SETS
 from prover.settings import (
     ConfigError,
     Settings,
@@ -55,6 +56,16 @@ class BackendSpec:
 
     def to_dict(self) -> dict:
         return {"name": self.name, **to_dict(self.options)}
+
+    @property
+    def capabilities(self) -> Backend:
+        """The registry's entry of this backend: what it can do (``prover.registry.Backend``)."""
+        return backend(self.kind, self.name)
+
+    def build(self) -> Any:
+        """The environment or policy itself (``prover.envs.make_env`` and
+        ``prover.policies.make_policy`` call this)."""
+        return build(self.kind, self.name, self.options)
 
     @classmethod
     def from_dict(cls, kind: str, data: Any, where: str, strict: bool = True) -> "BackendSpec":
@@ -101,15 +112,12 @@ class SearchConfig(Settings):
     )
 
 
-BENCHMARKS = ("synthetic", "replay", "minif2f")
-
-
 @dataclass(frozen=True)
 class TheoremSetConfig(Settings):
-    """Which theorems: a named benchmark (and split), or a file listing them."""
+    """Which theorems: a named theorem set (and split), or a file listing them."""
 
-    benchmark: str | None = setting(
-        None, "Theorem set [default: the environment's own].", choices=BENCHMARKS
+    theorem_set: str | None = setting(
+        None, "Theorem set [default: the environment's own].", choices=THEOREM_SETS, aliases=("benchmark",)
     )
     split: str = setting("valid", "miniF2F split.", choices=("valid", "test"))
     theorems_file: str | None = setting(
@@ -325,6 +333,7 @@ class Target:
     backend: str | None  # the backend name for "env"/"policy"
     field: dataclasses.Field
     owner: type
+    alias: bool = False  # an old flag of the setting, still taken (``--benchmark``), not shown
 
 
 def flag_targets(include_hidden: bool = False) -> dict[str, list[Target]]:
@@ -337,6 +346,8 @@ def flag_targets(include_hidden: bool = False) -> dict[str, list[Target]]:
     for name, section_class, _ in SECTIONS:
         for f in setting_fields(section_class):
             targets.setdefault(flag_of(f), []).append(Target(name, None, f, section_class))
+            for alias in f.metadata.get("aliases") or ():
+                targets.setdefault("--" + alias.replace("_", "-"), []).append(Target(name, None, f, section_class, True))
     for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES)):
         for entry in table.values():
             if entry.hidden and not include_hidden:

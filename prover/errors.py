@@ -6,8 +6,9 @@ error (exit 3). A traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
-import difflib
-from typing import Iterable
+from search.registry import did_you_mean  # the one "did you mean" sentence, for prover's tables too
+
+__all__ = ["MissingDependencyError", "ProverError", "did_you_mean"]
 
 
 class ProverError(Exception):
@@ -16,16 +17,3 @@ class ProverError(Exception):
 
 class MissingDependencyError(ProverError):
     """Something the chosen backend needs is not installed here (Lean, a GPU, weights, ...)."""
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """The end of an "unknown name" sentence: "; did you mean 'x'?" or the list of choices.
-
-    >>> "unknown scorer 'cumulativ'" + did_you_mean("cumulativ", ["cumulative", "length_normalised"])
-    "unknown scorer 'cumulativ'; did you mean 'cumulative'?"
-    """
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=1)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; choose one of: {', '.join(choices)}" if choices else ""

@@ -161,6 +161,7 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
                 continue
             tactics = list(record.proof or []) if record.status is SearchStatus.PROVED else []
             results.append(HoleResult(hole, record.status.value, tactics, record.wall_time_s, record.error))
+        _refuse_unsafe(results, config)
         final, check = _checked_fills(lambda body: elaborate_file(lean_file.header, body), lean_file, results)
     finally:
         env.close()
@@ -174,6 +175,20 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
         _write_atomically(target, lean_file.header + final)
         written = target
     return FillReport(lean_file.path, run.path, results, written, backup if written else None, check)
+
+
+def _refuse_unsafe(results: list[HoleResult], config: Any) -> None:
+    """Mark "rejected" every proof with a tactic the safety filter refuses: the proofs come
+    from result files on disk, and nothing untrusted reaches Lean unfiltered."""
+    from prover.envs.safety import TacticFilter
+
+    screen = TacticFilter(allow_native_decide=bool(config.safety.allow_native_decide))
+    for result in results:
+        if result.status != SearchStatus.PROVED.value:
+            continue
+        refusal = next((r for r in map(screen.refusal, result.tactics) if r is not None), None)
+        if refusal is not None:
+            result.status, result.error = "rejected", f"the tactic filter {refusal}"
 
 
 def _checked_fills(elaborate: Elaborate, lean_file: LeanFile, results: list[HoleResult]) -> tuple[str, str]:

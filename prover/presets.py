@@ -1,7 +1,7 @@
 """Presets: the policy, prompt, decoding and search budget of a published system, in one switch.
 
     prover attack mathd_algebra_478 --env dojo --preset llemma-f2f
-    prover prove-split --env dojo --benchmark minif2f --split test --preset llemma-f2f --policy vllm
+    prover prove-split --env dojo --theorem-set minif2f --split test --preset llemma-f2f --policy vllm
     prover presets                  # the list
     prover presets llemma-f2f       # its resolved settings, as JSON
 
@@ -29,12 +29,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from search import Registry
+
 from prover.config import BackendSpec, RunConfig
-from prover.errors import did_you_mean
+from prover.registry import POLICIES
 from prover.settings import ConfigError, from_dict, to_dict
 from prover.policies.prompts import get_prompt
 
-MODEL_POLICIES = ("hf", "vllm")
+# The policies that run a model, with a prompt and decoding (the registry says which); hf first.
+MODEL_POLICIES = tuple(name for name in POLICIES.shown() if POLICIES[name].loads_model)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ _BFS_NOTE = (
     "log-prob of the path divided by its depth, --scorer length_normalised; a tactic scores its summed log-prob)."
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
     Preset(
         name="llemma-f2f",
         summary="Llemma-7B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
@@ -210,15 +213,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "65 GB of bf16 weights: the vllm policy splits them over 2 GPUs. " + _BFS_NOTE,
         dtype="bfloat16", vllm=dict(tensor_parallel_size=2),
     ),
-)}
+)}, error=ConfigError)
 
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; a ConfigError with "did you mean" otherwise."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}") from None
+    return PRESETS.lookup(name)
 
 
 def apply_preset(config: RunConfig, name: str) -> RunConfig:
@@ -228,7 +228,7 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
     other setting of ``config`` is kept. Apply flags afterwards to override the preset.
     """
     preset = get_preset(name)
-    policy = config.policy if config.policy.name in MODEL_POLICIES else BackendSpec.default("policy", "hf")
+    policy = config.policy if config.policy.name in MODEL_POLICIES else BackendSpec.default("policy", MODEL_POLICIES[0])
     options = from_dict(type(policy.options), {**to_dict(policy.options), **preset.policy_settings(policy.name)},
                         f"preset {name}")
     limits = dataclasses.replace(config.limits, max_expansions=preset.max_expansions,

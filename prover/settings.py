@@ -62,15 +62,18 @@ def setting(
     max_open: bool = False,
     resumable: bool = False,
     metavar: str | None = None,
+    aliases: Iterable[str] = (),
 ) -> Any:
     """A config field with its command-line metadata.
 
     ``flag`` defaults to ``--`` + the field name with a unit suffix ``_s`` dropped and
     ``_`` as ``-`` (``latency_s`` -> ``--latency``). ``resumable`` settings (how a run is
     spread over machines) may change when a run is resumed; the others may not.
+    ``aliases`` are old names of the field, still read from config files (and, as flags,
+    from the command line) so that saved configs keep working.
     """
     metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open, "max_open": max_open,
-                "resumable": resumable, "metavar": metavar,
+                "resumable": resumable, "metavar": metavar, "aliases": tuple(aliases),
                 "choices": tuple(choices) if choices is not None else None}
     return field(default=default, metadata=metadata)
 
@@ -189,6 +192,8 @@ def from_dict(cls: type, data: Any, where: str, strict: bool = True) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table of settings, not {type(data).__name__}")
     known = {f.name: f for f in setting_fields(cls)}
+    renamed = {alias: f.name for f in known.values() for alias in f.metadata.get("aliases") or ()}
+    data = {renamed.get(key, key): value for key, value in data.items()}
     unknown = [key for key in data if key not in known]
     if unknown and strict:
         raise ConfigError(f"{where}: unknown setting '{unknown[0]}'{did_you_mean(unknown[0], known)}")

@@ -1,6 +1,12 @@
 """Theorem sets: the synthetic set, the theorems of a trace file, miniF2F, or a list file.
 
-    theorems = load_theorems(TheoremSetConfig(benchmark="minif2f", split="valid"), env_spec)
+    theorems = load_theorems(TheoremSetConfig(theorem_set="minif2f", split="valid"), env_spec)
+
+``THEOREM_SETS`` is the registry of named sets (``--theorem-set``): each entry lists its
+theorems for a ``TheoremSetConfig`` and an environment, and may find a theorem named
+outside that list (any ``synthetic_NNNN``; a miniF2F theorem of the other split) or make
+held-out theorems of the same kind. A set with no ``--theorem-set`` is the environment's own
+(its registry entry's ``default_theorem_set``).
 
 miniF2F has two sources. The Lean backends (``--env dojo|repl``) read it from its source
 of truth, the checkout of yangky11/miniF2F-lean4 at the commit pinned to Lean/Mathlib
@@ -20,11 +26,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-from search import Theorem
+from search import Registry, Theorem
 
-from prover.config import BackendSpec, TheoremSetConfig
 from prover.data import minif2f_path
 from prover.data.minif2f_source import RENAMED_AFTER_PIN, UNEXPECTED, compare_with_shipped, parse_lean_theorems
 from prover.envs.lean import MINIF2F_COMMIT, LeanConfig, git_head, minif2f_checkout
@@ -40,15 +47,94 @@ MINIF2F_FILES = {"valid": "MiniF2F/Valid.lean", "test": "MiniF2F/Test.lean"}
 # Theorems named differently in that commit's files than in minif2f.jsonl.
 MINIF2F_NAMES_AT_PIN = {shipped: pinned for pinned, shipped in RENAMED_AFTER_PIN.items()}
 _warned: set[tuple[str, str]] = set()  # (checkout, split) whose differences were reported
+@dataclass(frozen=True)
+class TheoremSet:
+    """A named theorem set: ``load(spec, env)`` lists it; ``find(name, spec, env)``, where
+    given, finds a theorem named outside that list (or None); ``heldout(count)``, where
+    given, makes theorems of the same kind that are never trained on."""
+
+    name: str
+    summary: str
+    load: Callable[[Any, Any], list[Theorem]]
+    find: Callable[[str, Any, Any], Theorem | None] | None = None
+    heldout: Callable[[int], list[Theorem]] | None = None
+
+
 MAX_SYNTHETIC_THEOREMS = 1_000_000  # a million searches is days of work; more is a typo
 
-def benchmark_of(spec: TheoremSetConfig, env: BackendSpec) -> str:
-    """The named theorem set a run uses: ``--benchmark``, else the environment's own."""
-    return spec.benchmark or backend("environment", env.name).default_benchmark
+
+def _synthetic(spec, env) -> list[Theorem]:
+    # Built up to the limit only: the set may be named far larger than what is run.
+    count = spec.num_theorems if spec.limit is None else min(spec.num_theorems, spec.limit)
+    if count > MAX_SYNTHETIC_THEOREMS:
+        raise ProverError(f"--num-theorems {spec.num_theorems} is more theorems than one run takes (at most "
+                          f"{MAX_SYNTHETIC_THEOREMS:,}); give a smaller number, or --limit N")
+    return [Theorem(f"synthetic_{i:04d}") for i in range(count)]
 
 
-def load_theorems(spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
-    """The theorems that ``spec`` names, in a stable order, at most ``spec.limit`` of them."""
+def _find_synthetic(name: str, spec, env) -> Theorem | None:
+    return Theorem(name) if name.startswith("synthetic_") else None  # the synthetic set is unbounded
+
+
+def _synthetic_heldout(count: int) -> list[Theorem]:
+    from prover.envs.synthetic import heldout_theorems
+
+    return heldout_theorems(count)
+
+
+def _replay(spec, env) -> list[Theorem]:
+    from prover.traces import load_traces
+
+    traces = getattr(env.options, "traces", None)  # the replay environment's own trace file
+    # Recorded miniF2F theorems carry their statements, so a proof prints as Lean source.
+    known = {t.name: t for t in minif2f("test") + minif2f("valid")}
+    return [_recorded(name, known) for name in load_traces(traces).names()]
+
+
+def _minif2f(spec, env) -> list[Theorem]:
+    return minif2f(spec.split, lean_project=lean_project_of(env))
+
+
+def _find_minif2f(name: str, spec, env) -> Theorem | None:
+    # A name from the other split is still a miniF2F theorem, and so is a name used at the pin.
+    for split in (spec.split, "test" if spec.split == "valid" else "valid"):
+        for theorem in minif2f(split, lean_project=lean_project_of(env)):
+            if name in (theorem.name, theorem.full_name):
+                return theorem
+    return None
+
+
+THEOREM_SETS: Registry[TheoremSet] = Registry("theorem set", {t.name: t for t in (
+    TheoremSet("synthetic", "synthetic_0000, ... (--num-theorems of them)", _synthetic, _find_synthetic,
+               _synthetic_heldout),
+    TheoremSet("replay", "the theorems of the recorded traces", _replay),
+    TheoremSet("minif2f", "miniF2F (--split valid or test)", _minif2f, _find_minif2f),
+)}, error=ProverError)
+
+
+def theorem_set_of(spec, env) -> str:
+    """The named theorem set a run uses: ``--theorem-set``, else the environment's own."""
+    name = spec.theorem_set or backend("environment", env.name).default_theorem_set
+    THEOREM_SETS.lookup(name)
+    return name
+
+
+def check_served(spec, env) -> None:
+    """Refuse, in one sentence, a named theorem set that the environment cannot start (its
+    registry entry lists the sets it serves); a ``--theorems-file`` is the user's to judge."""
+    entry = backend("environment", env.name)
+    name = theorem_set_of(spec, env)
+    if not (spec.theorems_file or spec.lean_file) and name not in entry.theorem_sets:
+        raise ProverError(f"the {env.name} environment proves the theorems of {' or '.join(entry.theorem_sets)}, "
+                          f"not of --theorem-set {name}; give one of those, or a --theorems-file")
+
+
+def load_theorems(spec, env) -> list[Theorem]:
+    """The theorems that ``spec`` (a ``TheoremSetConfig``) names for ``env`` (a ``BackendSpec``),
+    in a stable order, at most ``spec.limit`` of them."""
+    if spec.only is not None and not spec.theorems_file:
+        raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl: give that file with "
+                          "--theorems-file")
     if spec.lean_file:
         from prover.lean_files import theorems_from_lean_file
 
@@ -56,27 +142,10 @@ def load_theorems(spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
     elif spec.theorems_file:
         theorems = theorems_from_file(spec.theorems_file, spec, env)
     else:
-        benchmark = benchmark_of(spec, env)
-        if spec.only is not None:
-            raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl: give that file with "
-                              "--theorems-file")
-        if benchmark == "synthetic":  # built up to the limit only: the set may be named far larger
-            count = spec.num_theorems if spec.limit is None else min(spec.num_theorems, spec.limit)
-            if count > MAX_SYNTHETIC_THEOREMS:
-                raise ProverError(f"--num-theorems {spec.num_theorems} is more theorems than one run takes (at most "
-                                  f"{MAX_SYNTHETIC_THEOREMS:,}); give a smaller number, or --limit N")
-            theorems = [Theorem(f"synthetic_{i:04d}") for i in range(count)]
-        elif benchmark == "replay":
-            from prover.traces import load_traces
-
-            traces = env.options.traces if env.name == "replay" else None
-            # Recorded miniF2F theorems carry their statements, so a proof prints as Lean source.
-            known = {t.name: t for t in minif2f("test") + minif2f("valid")}
-            theorems = [_recorded(name, known) for name in load_traces(traces).names()]
-        else:
-            theorems = minif2f(spec.split, lean_project=lean_project_of(env))
+        name = theorem_set_of(spec, env)
+        theorems = THEOREM_SETS[name].load(spec, env)
         if not theorems:
-            raise ProverError(f"the {benchmark} theorem set is empty: there is nothing to prove")
+            raise ProverError(f"the {name} theorem set is empty: there is nothing to prove")
     return theorems[: spec.limit] if spec.limit is not None else theorems
 
 
@@ -89,32 +158,27 @@ def _recorded(name: str, known: dict[str, Theorem]) -> Theorem:
     return Theorem(name, statement=statement.statement, header=statement.header)
 
 
-def find_theorem(name: str, spec: TheoremSetConfig, env: BackendSpec) -> Theorem:
+def find_theorem(name: str, spec, env) -> Theorem:
     """The theorem called ``name`` in the set; "did you mean" when there is none."""
-    if not spec.theorems_file and benchmark_of(spec, env) == "synthetic" and name.startswith("synthetic_"):
-        return Theorem(name)  # the synthetic set is unbounded
     everything = dataclasses.replace(spec, limit=None, only=None,
                                      num_theorems=min(spec.num_theorems, MAX_SYNTHETIC_THEOREMS))
     theorems = load_theorems(everything, env)
     by_name = {t.name: t for t in theorems}
     if name in by_name:
         return by_name[name]
-    if not spec.theorems_file and benchmark_of(spec, env) == "minif2f":
-        # A name from the other split is still a miniF2F theorem, and so is a name used at the pin.
-        other_split = "test" if spec.split == "valid" else "valid"
-        other = {t.name: t for t in minif2f(other_split, lean_project=lean_project_of(env))}
-        for known in (by_name, other):
-            for theorem in known.values():
-                if name in (theorem.name, theorem.full_name):
-                    return theorem
-    where = spec.theorems_file or benchmark_of(spec, env)
+    if not spec.theorems_file:
+        finder = THEOREM_SETS[theorem_set_of(spec, env)].find
+        found = finder(name, spec, env) if finder is not None else None
+        if found is not None:
+            return found
+    where = spec.theorems_file or theorem_set_of(spec, env)
     hint = did_you_mean(name, by_name) if len(by_name) <= 1000 else ""
     if hint.startswith("; choose"):
-        hint = ""  # listing a whole benchmark helps nobody
+        hint = ""  # listing a whole theorem set helps nobody
     raise ProverError(f"no theorem named '{name}' in {where}{hint}")
 
 
-def lean_project_of(env: BackendSpec) -> str | None:
+def lean_project_of(env) -> str | None:
     """The Lean project of a Lean environment (where its miniF2F checkout is), else None."""
     return env.options.lean_project if isinstance(env.options, LeanConfig) else None
 
@@ -186,11 +250,11 @@ def _checked_out_minif2f(split: str, checkout: Path, shipped: list[Theorem], pat
     return theorems
 
 
-def theorems_from_file(path: str | Path, spec: TheoremSetConfig, env: BackendSpec) -> list[Theorem]:
-    """A list file: one theorem per line, either a bare name (looked up in the benchmark)
+def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
+    """A list file: one theorem per line, either a bare name (looked up in the theorem set)
     or a JSON object with at least ``name`` (and any ``Theorem`` field, each text). ``#``
     comments. A run's ``results.jsonl`` is a list too: each record's ``theorem`` is looked
-    up in the benchmark, and ``spec.only`` keeps the records with that outcome
+    up in the theorem set, and ``spec.only`` keeps the records with that outcome
     (``unproved``: every outcome but proved), so a run's failures can be retried."""
     path = Path(path)
     try:

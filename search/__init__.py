@@ -5,7 +5,8 @@
     record = result.to_record()  # a ResultRecord: the line of results.jsonl
 
 Extension points: ``ValueModel`` (a critic), ``Scorer``/``SCORERS`` (the priority of a
-state), ``ALGORITHMS`` (search strategies, built on ``expand_node``).
+state), ``ALGORITHMS`` (search strategies, built on ``expand_node``); each table of names
+is a ``Registry`` (one lookup, one "did you mean").
 """
 
 from search.algorithms import ALGORITHMS, SearchAlgorithm, get_algorithm
@@ -48,8 +49,8 @@ from search.scoring import (
     cumulative_logprob,
     get_scorer,
     length_normalised,
-    value_mixed,
 )
+from search.registry import Registry, did_you_mean
 from search.tree import (
     DEAD,
     QED,
@@ -70,5 +71,5 @@ __all__ = [
     "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
     "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
     "MCTSSettings", "ValueMixed", "ValueModel", "best_first_search", "mcts_search", "rmaxts_search", "cumulative_logprob", "expand_node", "get_algorithm",
-    "get_scorer", "length_normalised", "merge_proposals", "proof_context", "proof_text", "propose", "value_mixed",
+    "get_scorer", "length_normalised", "merge_proposals", "proof_context", "proof_text", "propose", "Registry", "did_you_mean",
 ]

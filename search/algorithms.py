@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 from search.best_first import best_first_search
 from search.mcts import mcts_search, rmaxts_search
 from search.protocols import ProofEnv, TacticPolicy, Theorem, ValueModel
+from search.registry import Registry
 from search.results import SearchLimits, SearchResult
 from search.scoring import Scorer
 from search.tree import SearchTree
@@ -37,16 +38,13 @@ class SearchAlgorithm(Protocol):
     ) -> SearchResult: ...
 
 
-ALGORITHMS: dict[str, SearchAlgorithm] = {
+ALGORITHMS: Registry[SearchAlgorithm] = Registry("search algorithm", {
     "best_first": best_first_search,
     "mcts": mcts_search,  # PUCT over the policy's priors, the critic's value where given
     "rmaxts": rmaxts_search,  # MCTS with an intrinsic reward for new states (DeepSeek-Prover-V1.5)
-}
+})
 
 
 def get_algorithm(name: str) -> SearchAlgorithm:
-    """The algorithm registered as ``name``; a ValueError that lists the choices otherwise."""
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"unknown search algorithm '{name}'; choose one of: {', '.join(ALGORITHMS)}") from None
+    """The algorithm registered as ``name``; a ValueError with "did you mean" otherwise."""
+    return ALGORITHMS.lookup(name)

@@ -16,8 +16,11 @@ a ``ValueModel`` (and ``None`` otherwise):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
+
+from search.registry import Registry
 
 
 class NodeView(NamedTuple):  # one per queued state: immutable, and the quickest to build
@@ -61,21 +64,19 @@ class ValueMixed:
         return view.cumulative_logprob + self.weight * view.value
 
 
-def value_mixed(weight: float = 1.0) -> Scorer:
-    """``ValueMixed(weight)``: the scorer registered as "value_mixed", with another weight."""
-    return ValueMixed(weight)
-
-
-SCORERS: dict[str, Scorer] = {
+SCORERS: Registry[Scorer] = Registry("scorer", {
     "cumulative": cumulative_logprob,
     "length_normalised": length_normalised,
     "value_mixed": ValueMixed(),
-}
+})
 
 
-def get_scorer(name: str) -> Scorer:
-    """The scorer registered as ``name``; a ValueError that lists the choices otherwise."""
-    try:
-        return SCORERS[name]
-    except KeyError:
-        raise ValueError(f"unknown scorer '{name}'; choose one of: {', '.join(SCORERS)}") from None
+def get_scorer(name: str, **parameters: Any) -> Scorer:
+    """The scorer registered as ``name`` (a ValueError with "did you mean" otherwise), with
+    the ``parameters`` it has set (a scorer with parameters is a dataclass: ``ValueMixed``
+    takes ``weight``; the others ignore them)."""
+    scorer = SCORERS.lookup(name)
+    if dataclasses.is_dataclass(scorer):
+        own = {f.name for f in dataclasses.fields(scorer)}
+        scorer = dataclasses.replace(scorer, **{key: value for key, value in parameters.items() if key in own})
+    return scorer

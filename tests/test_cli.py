@@ -203,14 +203,15 @@ def test_every_option_has_help_text(command):
 def test_help_shows_the_choices_and_offers_no_hidden_backend(prover, command):
     text = prover(command, "--help").stdout
     shown = {flag: re.search(rf"{flag} \[([^\]]*)\]", text) for flag in
-             ("--env", "--policy", "--benchmark", "--scorer", "--prompt")}
+             ("--env", "--policy", "--theorem-set", "--scorer", "--prompt")}
     assert all(shown.values()), [flag for flag, match in shown.items() if not match]
     choices = {flag: match.group(1).split("|") for flag, match in shown.items()}
     assert choices["--env"] == backend_choices("environment")
     assert {"synthetic", "replay", "dojo", "repl"} <= set(choices["--env"])
     assert choices["--policy"] == backend_choices("policy")
     assert {"fixed", "replay", "hf", "vllm"} <= set(choices["--policy"])
-    assert choices["--benchmark"] == ["synthetic", "replay", "minif2f"]
+    assert choices["--theorem-set"] == ["synthetic", "replay", "minif2f"]
+    assert "--benchmark" not in text  # the old name of --theorem-set, still taken (saved commands), not shown
     assert set(choices["--scorer"]) >= {"cumulative", "length_normalised"}
     assert set(choices["--prompt"]) >= {"llemma", "goal_proofstep"}
     for hidden in ("faulty", "sleeping", "--crash-prob", "--inner", "--batch-latency", "--hang"):

@@ -18,7 +18,6 @@ from search import (
     ValueMixed,
     best_first_search,
     get_scorer,
-    value_mixed,
 )
 
 from prover.config import BackendSpec, DistributedConfig, RunConfig, SearchConfig
@@ -40,16 +39,18 @@ LEARNABLE = BackendSpec("environment", "synthetic", SyntheticConfig(rule="learna
 
 
 def test_value_mixed_adds_the_weighted_value_to_the_log_prob():
-    assert value_mixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=-0.5)) == -2.0
-    assert value_mixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=None)) == -1.0
+    assert ValueMixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=-0.5)) == -2.0
+    assert ValueMixed(2.0)(NodeView(cumulative_logprob=-1.0, depth=1, value=None)) == -1.0
     assert get_scorer("value_mixed") == ValueMixed(1.0) and ValueMixed.needs_value
+    assert get_scorer("value_mixed", weight=2.0) == ValueMixed(2.0)  # the run's --value-weight
+    assert get_scorer("cumulative", weight=2.0) is get_scorer("cumulative")  # no weight to take
 
 
 def test_value_mixed_prefers_a_less_likely_state_the_critic_believes_in():
     likely_hopeless = NodeView(cumulative_logprob=-0.5, depth=1, value=-6.0)
     unlikely_promising = NodeView(cumulative_logprob=-2.0, depth=1, value=-0.1)
     assert get_scorer("cumulative")(likely_hopeless) > get_scorer("cumulative")(unlikely_promising)
-    assert value_mixed(1.0)(unlikely_promising) > value_mixed(1.0)(likely_hopeless)
+    assert ValueMixed(1.0)(unlikely_promising) > ValueMixed(1.0)(likely_hopeless)
 
 
 # ---- the critic on a tiny Llama ---------------------------------------------------------------
@@ -83,7 +84,7 @@ def test_label_logprobs_sum_the_label_tokens_log_probs(tiny_critic):
 
 def test_search_stores_the_critics_value_on_every_state(tiny_critic):
     result = best_first_search(Theorem("synthetic_0001"), FixedPolicy(), SyntheticEnv(LEARNABLE.options),
-                               SearchLimits(max_expansions=4), value_mixed(1.0), value_model=tiny_critic)
+                               SearchLimits(max_expansions=4), ValueMixed(1.0), value_model=tiny_critic)
     values = [attrs["value"] for node, attrs in result.tree.graph.nodes(data=True) if node >= 0]
     assert values and all(isinstance(v, float) and v <= 0 for v in values)
 

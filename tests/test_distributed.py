@@ -231,7 +231,7 @@ def test_ray_workers_give_the_in_process_results_on_replay(num_workers, tmp_path
     config = RunConfig(
         env=BackendSpec("environment", "replay", ReplayConfig(traces=str(traces_path))),
         policy=BackendSpec("policy", "replay", ReplayPolicyConfig(traces=str(traces_path))),
-        theorems=TheoremSetConfig(benchmark="replay", limit=40),
+        theorems=TheoremSetConfig(theorem_set="replay", limit=40),
         limits=SearchLimits(max_expansions=2, tactics_per_node=4),  # some proofs need more: a mix
     )
     theorems = load_theorems(config.theorems, config.env)

@@ -25,7 +25,7 @@ def test_scorer_registry_names_the_built_in_scorers():
 def test_scorer_registry_names_choices_on_typo():
     with pytest.raises(ValueError) as raised:
         get_scorer("cumulativ")
-    assert str(raised.value) == "unknown scorer 'cumulativ'; choose one of: cumulative, length_normalised, value_mixed"
+    assert str(raised.value) == "unknown scorer 'cumulativ'; did you mean 'cumulative'?"
 
 
 def test_built_in_scorers_read_the_view():
@@ -49,4 +49,4 @@ def test_algorithm_registry_resolves_best_first():
 def test_algorithm_registry_names_choices_on_typo():
     with pytest.raises(ValueError) as raised:
         get_algorithm("best-first")
-    assert str(raised.value) == "unknown search algorithm 'best-first'; choose one of: best_first, mcts, rmaxts"
+    assert str(raised.value) == "unknown search algorithm 'best-first'; did you mean 'best_first'?"

@@ -164,11 +164,13 @@ def test_a_proof_resting_on_the_compiler_is_refused_and_not_written(user):
 
 def test_a_wrong_proof_is_refused_by_the_whole_file_check_and_the_others_are_written(user, monkeypatch):
     """The final check of the patched file, on its own: the searches are replaced by a test
-    prover that reports a proof for every hole, one of them wrong."""
+    prover that reports a proof for every hole (as a tampered results.jsonl could), one of
+    them wrong and one that the tactic filter refuses before Lean sees it."""
     for name, value in standin_variables(user.env).items():
         monkeypatch.setenv(name, value)
-    proofs = {"mathd_algebra_478": ["norm_num"], "mathd_algebra_24": ["linarith"], "mathd_algebra_398": ["linarith"],
-              "complex_and:35:4": ["apply h2", "exact h1.right"], "complex_and:34:4": ["exact h1.right"]}  # wrong
+    proofs = {"mathd_algebra_478": ["norm_num"], "mathd_algebra_24": ["linarith"], "mathd_algebra_398": ["sorry"],
+              "complex_and:35:4": ["apply h2", "exact h1.right"], "complex_and:34:4": ["exact h1.right"],  # wrong
+              }
 
     def prove(theorems, config, run):
         for theorem in theorems:
@@ -183,10 +185,12 @@ def test_a_wrong_proof_is_refused_by_the_whole_file_check_and_the_others_are_wri
     status = {h.hole.name: (h.status, h.error) for h in report.holes}
     assert status["complex_and:34:4"][0] == "rejected" and status["complex_and:35:4"][0] == "rejected"
     assert "Lean reports an error" in status["complex_and:34:4"][1]
-    assert {name: s for name, (s, _) in status.items() if s == "filled"} == {
-        "mathd_algebra_478": "filled", "mathd_algebra_24": "filled", "mathd_algebra_398": "filled"}
+    assert status["mathd_algebra_398"][0] == "rejected" and status["mathd_algebra_398"][1].startswith(
+        "the tactic filter refused: `sorry`")
+    assert {name for name, (s, _) in status.items() if s == "filled"} == {"mathd_algebra_478", "mathd_algebra_24"}
     text = report.written.read_text(encoding="utf-8")
     assert "exact h1.right" not in text and "  apply And.intro\n  · sorry\n  · sorry\n" in text
+    assert text.count("sorry") == 3
     assert lean_check(user.env, user.project, report.written).returncode == 0
 
 

@@ -63,12 +63,12 @@ def test_benchmark_option_loads_the_split_for_lean_environments():
     for name in ("dojo", "repl"):
         theorems = load_theorems(TheoremSetConfig(split="test"), env(name))
         assert len(theorems) == 244 and theorems[0].file_path == "MiniF2F/Test.lean"
-    limited = load_theorems(TheoremSetConfig(benchmark="minif2f", split="valid", limit=5), env())
+    limited = load_theorems(TheoremSetConfig(theorem_set="minif2f", split="valid", limit=5), env())
     assert len(limited) == 5
 
 
 def test_find_theorem_knows_both_splits_and_the_pinned_name():
-    spec = TheoremSetConfig(benchmark="minif2f", split="valid")
+    spec = TheoremSetConfig(theorem_set="minif2f", split="valid")
     assert find_theorem("mathd_algebra_182", spec, env("dojo")).file_path == "MiniF2F/Valid.lean"
     assert find_theorem("mathd_algebra_478", spec, env("dojo")).file_path == "MiniF2F/Test.lean"
     assert find_theorem("imo_2006_p6", spec, env("dojo")).name == "imo_2006_p3"
@@ -79,7 +79,7 @@ def test_find_theorem_knows_both_splits_and_the_pinned_name():
 def test_theorems_file_lists_minif2f_names(tmp_path):
     listing = tmp_path / "theorems.txt"
     listing.write_text("# three from both splits\nmathd_algebra_182\nmathd_algebra_478\n\nimo_2006_p3\n")
-    spec = TheoremSetConfig(benchmark="minif2f", theorems_file=str(listing))
+    spec = TheoremSetConfig(theorem_set="minif2f", theorems_file=str(listing))
     theorems = load_theorems(spec, env("dojo"))
     assert [t.name for t in theorems] == ["mathd_algebra_182", "mathd_algebra_478", "imo_2006_p3"]
     assert [t.file_path for t in theorems] == ["MiniF2F/Valid.lean", "MiniF2F/Test.lean", "MiniF2F/Valid.lean"]

@@ -119,7 +119,7 @@ def test_every_replay_theorem_is_a_minif2f_theorem(traces):
     """The shipped replay benchmark holds miniF2F problems only: the Lean REPL's test
     fixtures (``example : 1 = 0 := sorry`` and the like) ship apart, for tests."""
     replay = BackendSpec.default("environment", "replay")
-    theorems = load_theorems(TheoremSetConfig(benchmark="replay"), replay)
+    theorems = load_theorems(TheoremSetConfig(theorem_set="replay"), replay)
     assert len(theorems) == len(traces.names()) >= 90
     minif2f_names = {t.name for t in minif2f("valid") + minif2f("test")}
     assert [t.name for t in theorems if base_name(t.name) not in minif2f_names] == []

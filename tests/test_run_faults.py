@@ -27,7 +27,7 @@ def _config(num_theorems: int = 6) -> RunConfig:
     return RunConfig(
         env=BackendSpec.default("environment", "synthetic"),
         policy=BackendSpec.default("policy", "fixed"),
-        theorems=TheoremSetConfig(benchmark="synthetic", num_theorems=num_theorems),
+        theorems=TheoremSetConfig(theorem_set="synthetic", num_theorems=num_theorems),
         limits=SearchLimits(max_expansions=20),
     )
 

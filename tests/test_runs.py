@@ -20,7 +20,7 @@ def _config(**synthetic):
     return RunConfig(
         env=BackendSpec("environment", "synthetic", SyntheticConfig(**synthetic)),
         policy=BackendSpec.default("policy", "fixed"),
-        theorems=TheoremSetConfig(benchmark="synthetic", num_theorems=6),
+        theorems=TheoremSetConfig(theorem_set="synthetic", num_theorems=6),
         limits=SearchLimits(max_expansions=20),
     )
 

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from search import LeanError, Proposal, SearchLimits, SearchStatus, TacticState, Theorem, best_first_search
-from search.scoring import value_mixed
+from search.scoring import ValueMixed
 
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv, heldout_theorems
 from prover.envs.synthetic_hard import (
@@ -142,10 +142,10 @@ def test_a_critic_that_spots_the_dead_end_marker_gains_nothing_and_one_that_sees
     limits = SearchLimits(max_expansions=24)
     theorems = heldout_theorems(40)
     alone = prove_all(FixedPolicy(), theorems, limits=limits)
-    marker = prove_all(FixedPolicy(), theorems, limits=limits, scorer=value_mixed(1.0), value_model=MarkerCritic())
+    marker = prove_all(FixedPolicy(), theorems, limits=limits, scorer=ValueMixed(1.0), value_model=MarkerCritic())
     assert [r.proof for r in marker] == [r.proof for r in alone]  # the same searches, result for result
     assert [r.num_expansions for r in marker] == [r.num_expansions for r in alone]
-    truth = prove_all(FixedPolicy(), theorems, limits=limits, scorer=value_mixed(1.0), value_model=TruthCritic())
+    truth = prove_all(FixedPolicy(), theorems, limits=limits, scorer=ValueMixed(1.0), value_model=TruthCritic())
     assert sum(r.proved for r in truth) > sum(r.proved for r in alone)  # a critic can matter here
 
 

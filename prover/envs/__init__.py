@@ -18,9 +18,8 @@ def make_env(spec, safety=None) -> ProofEnv:
     metaprogram to Lean, and every found proof passes the same filter in ``check_proof``.
     """
     from prover.envs.safety import GuardedEnv, TacticFilter
-    from prover.registry import build
 
-    env = build("environment", spec.name, spec.options)
+    env = spec.build()  # through the registry, which imports this package's modules by name
     allow_native = bool(safety is not None and safety.allow_native_decide)
     return GuardedEnv(env, TacticFilter(allow_native_decide=allow_native))
 

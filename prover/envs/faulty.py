@@ -21,7 +21,6 @@ name it in a ``RunConfig``, users never see it) it wraps the environment named b
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -33,7 +32,7 @@ from search import Outcome, ProofEnv, TacticState, Theorem
 
 from prover.envs import replay_check
 from prover.envs.session import RestartingSession
-from prover.settings import Settings, from_dict, setting
+from prover.settings import Settings, setting
 
 # A process may be made to exit only where this variable is "1" (set by allow_process_exit).
 ALLOW_EXIT_VARIABLE = "PROVER_FAULTS_ALLOW_EXIT"
@@ -184,22 +183,9 @@ class FaultyConfig(Settings):
     exit_marker_dir: str | None = setting(None, "Set: each exit theorem kills a process only once.")
 
 
-def build(config: FaultyConfig) -> FaultyEnv:
-    from prover.registry import build as build_backend, resolve_config_class
-
-    if config.inner == "faulty":
-        raise ValueError("inner must name another environment, not 'faulty'")
-    try:
-        options = json.loads(config.inner_options)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"inner_options is not a JSON object: {exc}") from None
-    except RecursionError:
-        raise ValueError("inner_options is nested too deeply to be a JSON object of settings") from None
-    if not isinstance(options, dict):
-        raise ValueError("inner_options must be a JSON object")
-    inner_config = from_dict(resolve_config_class("environment", config.inner), options,
-                             "the faulty env's inner_options")
-    inner = build_backend("environment", config.inner, inner_config)
+def build(config: FaultyConfig, inner: ProofEnv) -> FaultyEnv:
+    """The faults of ``config`` around ``inner``, the environment its ``inner`` and
+    ``inner_options`` name (built by the registry, as for every backend that ``wraps``)."""
     return FaultyEnv(
         inner,
         crash_prob=config.crash_prob,

@@ -9,9 +9,7 @@ from search import TacticPolicy, ValueModel
 
 def make_policy(spec) -> TacticPolicy:
     """The policy that ``spec`` (a ``prover.config.BackendSpec``) names."""
-    from prover.registry import build
-
-    return build("policy", spec.name, spec.options)
+    return spec.build()  # through the registry, which imports this package's modules by name
 
 
 def make_critic(directory: str) -> ValueModel:

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -55,6 +56,33 @@ from prover.policies.prompts import (
 )
 
 log = logging.getLogger(__name__)
+_logged_warnings: set[str] = set()
+
+
+@contextmanager
+def library_output_to_log():
+    """Keep transformers' own output off the prover's terminal: its progress bars ("Loading
+    weights") are off, and the warnings raised inside (FutureWarnings about arguments the
+    library will rename) go to this module's logger, once per message, at INFO: a run's
+    log, where one is set up, never the terminal's stderr."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+    for warning in caught:
+        text = f"{warning.category.__name__}: {warning.message} ({warning.filename}:{warning.lineno})"
+        if text not in _logged_warnings:
+            _logged_warnings.add(text)
+            log.info("%s", text)
 
 POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.learn.training
 
@@ -217,7 +245,7 @@ class HFPolicy(PromptedPolicy):
             # Stops each row at "---" instead of running to max_new_tokens; the cut below
             # does not depend on it.
             options.update(stop_strings=self.text_stops, tokenizer=self.tokenizer)
-        with torch.inference_mode():
+        with torch.inference_mode(), library_output_to_log():
             if num_return > 1 and not beam and self.generate_cache_argument is not None:
                 batch = self._prefill_once(batch, num_return, options)
             output = self.model.generate(**batch, **options)
@@ -426,8 +454,9 @@ def load_model(model: str, device: str = "auto", trust_remote_code: bool = False
     def load(**kwargs):
         if trust_remote_code:
             kwargs["trust_remote_code"] = True
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        loaded = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **kwargs)
+        with library_output_to_log():
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            loaded = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **kwargs)
         return loaded, tokenizer
 
     if isinstance(source, Path):

@@ -80,7 +80,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, NamedTuple, Sequence
 
-from search import ProofContext, Proposal
+from search import ProofContext, Proposal, Registry
 
 from prover.policies.beams import FINISHES, RANKINGS, Beam, BeamRule
 from prover.settings import Settings, setting
@@ -226,21 +226,18 @@ class InternLMStepProverFormat(PromptFormat):
         return (_INTERNLM_NAME + context.theorem_name + _INTERNLM_PROOF_BEFORE + "\n".join(context.tactics)
                 + _INTERNLM_STATE_BEFORE)
 
-PROMPTS: dict[str, PromptFormat] = {
+PROMPTS: Registry[PromptFormat] = Registry("prompt format", {
     "llemma": PromptFormat("llemma", _LLEMMA_PREFIX, _LLEMMA_SUFFIX, stop=("---",), target_prefix="\n"),
     "goal_proofstep": PromptFormat("goal_proofstep", "[GOAL]", "[PROOFSTEP]", stop=()),
     "bfs_prover": PromptFormat("bfs_prover", "", ":::", stop=(), echo_separator=":::"),
     "internlm_stepprover": InternLMStepProverFormat("internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX,
                                                     stop=("<|im_end|>",), target_suffix="<|im_end|>"),
-}
+})
 
 
 def get_prompt(name: str) -> PromptFormat:
-    """The prompt format called ``name``; a ``ValueError`` names the known ones otherwise."""
-    try:
-        return PROMPTS[name]
-    except KeyError:
-        raise ValueError(f"unknown prompt format '{name}'; choose one of: {', '.join(PROMPTS)}") from None
+    """The prompt format called ``name``; a ``ValueError`` with "did you mean" otherwise."""
+    return PROMPTS.lookup(name)
 
 
 def special_stop_ids(fmt: PromptFormat, tokenizer) -> dict[str, int]:

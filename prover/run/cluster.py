@@ -83,13 +83,10 @@ from typing import Any, Callable, Iterator, Sequence
 from search import ProofContext, Proposal, SearchResult, StopReason, Theorem
 
 from prover.config import BackendSpec, DistributedConfig, RunConfig
-from prover.envs.lean import LeanConfig
 from prover.errors import MissingDependencyError, ProverError
 from prover.run.driver import RunStopped
 from prover.run.serving import PROPOSE_IN_CONTEXT, BatchingServer
 
-# Policies whose replicas keep a cache between calls that a search's later calls hit.
-PREFIX_CACHING_POLICIES = ("vllm",)
 # How often the driver asks each replica where it runs and what it has served.
 REPORT_INTERVAL_S = 2.0
 # A theorem whose worker's node was lost is sent again without counting an attempt, this
@@ -369,8 +366,8 @@ class WorkerPlan:
 
 
 def is_lean(env: BackendSpec) -> bool:
-    """Whether the environment runs Lean processes (dojo, repl), which need GBs each."""
-    return isinstance(env.options, LeanConfig)
+    """Whether the environment runs Lean processes (its registry entry says so), which need GBs each."""
+    return env.capabilities.lean_process
 
 
 def plan_workers(env: BackendSpec, dist: DistributedConfig, nodes: Sequence[dict[str, float]]) -> WorkerPlan:
@@ -524,7 +521,7 @@ class RayExecutor:
         self.worker_nodes: collections.Counter[str] = collections.Counter()  # node -> workers started
         self._started_ray = False
         self._worker_class: Any = None
-        self._sticky = config.policy.name in PREFIX_CACHING_POLICIES
+        self._sticky = config.policy.capabilities.prefix_cache
 
     @property
     def server(self) -> Any:

@@ -29,7 +29,6 @@ from search import (
     ValueModel,
     get_algorithm,
     get_scorer,
-    value_mixed,
 )
 
 from prover.config import RunConfig
@@ -71,10 +70,8 @@ def search_theorem(
 
 
 def make_scorer(config: RunConfig) -> Scorer:
-    """The configured scorer, ``value_mixed`` with its ``--value-weight``."""
-    if config.search.scorer == "value_mixed":
-        return value_mixed(config.search.value_weight)
-    return get_scorer(config.search.scorer)
+    """The configured scorer, with its parameters (``value_mixed``: ``--value-weight``)."""
+    return get_scorer(config.search.scorer, weight=config.search.value_weight)
 
 
 def make_value_model(config: RunConfig) -> ValueModel | None:
