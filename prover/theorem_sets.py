@@ -308,7 +308,7 @@ def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
     return theorems
 
 
-def _refuse_only(spec: TheoremSetConfig, where: str) -> None:
+def _refuse_only(spec, where: str) -> None:
     if spec.only is not None:
         raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl, but {where} is a theorem, "
                           "not a result record")
