@@ -67,14 +67,9 @@ class TinyLlamaShape:
     max_position_embeddings: int = 1024
     initializer_range: float = 0.02  # larger gives a peakier (less uniform) untrained model
 
-    def __post_init__(self) -> None:
-        if not MIN_VOCAB_SIZE <= self.vocab_size <= MAX_VOCAB_SIZE:
-            raise ProverError(f"--vocab-size must be between {MIN_VOCAB_SIZE} and {MAX_VOCAB_SIZE:,} (a tiny "
-                              f"model's tokenizer: 256 bytes, 2 special tokens, merges), not {self.vocab_size}")
 
-
-MIN_VOCAB_SIZE, MAX_VOCAB_SIZE = 260, 1_000_000
-MAX_SEED = 2**32 - 1  # numpy's and Python's generators take any; torch and numpy arrays need 32 bits
+MAX_VOCAB_SIZE = 1_000_000  # a tokenizer this large is no tiny model's; beyond it is a typo
+MAX_SEED = 2**32 - 1  # what numpy's seeding takes
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
@@ -156,11 +151,12 @@ class TrainOptions(Settings):
     steps: int = setting(150, "Optimiser steps.", min=1)
     batch_size: int = setting(16, "Examples per step.", min=1)
     learning_rate: float | None = setting(None, f"[default: {LEARNING_RATE_RULE}]", min=0, min_open=True)
-    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).")
+    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).",
+                        min=0, max=MAX_SEED)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
     vocab_size: int = setting(
         320, "A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, merges); few "
-        "merges generalise better from little data.", min=260,
+        "merges generalise better from little data.", min=260, max=MAX_VOCAB_SIZE,
     )
     prompt: str = setting("goal_proofstep", "Prompt format to train on (the model directory remembers it; a "
                           "--model keeps the one it records).", choices=sorted(PROMPTS))
@@ -177,16 +173,6 @@ class TrainOptions(Settings):
     def model_shape(self) -> TinyLlamaShape:
         """The shape of a tiny model from scratch."""
         return self.shape if self.shape is not None else TinyLlamaShape(vocab_size=self.vocab_size)
-
-    def __post_init__(self) -> None:
-        rate = self.learning_rate
-        if rate is not None and not (math.isfinite(rate) and rate > 0):
-            raise ProverError(f"--learning-rate must be a finite number greater than 0, not {rate}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ProverError(f"--seed must be between 0 and {MAX_SEED}, not {self.seed}")
-        for name, value in (("--steps", self.steps), ("--batch-size", self.batch_size)):
-            if value < 1:
-                raise ProverError(f"{name} must be at least 1, not {value}")
 
     def resolved_learning_rate(self, num_parameters: int) -> float:
         """``learning_rate``, or where it is None the rule in its help."""
