@@ -34,6 +34,7 @@ _SCOPE = re.compile(r"^(namespace|section|end)(?:[ \t]+([^\s]+))?[ \t]*$", re.MU
 _IMPORT = re.compile(r"^import\s+\S")
 # Tokens after which a `sorry` is a tactic: a tactic block goes on there.
 _TACTIC_BEFORE = ("by", "·", ";", "<;>", "then", "else", "do")
+HOLE_WORDS = ("sorry", "admit")  # what a hole's span holds (`admit` is the tactic `sorry`'s synonym)
 _IDENTIFIER_END = re.compile(r"[\w'!?₀-₉»]$")
 
 
@@ -285,7 +286,7 @@ def patch(text: str, fills: Iterable[tuple[Hole, Sequence[str]]]) -> str:
     for hole, tactics in fills:
         start = offset_of(text, hole.line, hole.column)
         end = offset_of(text, hole.end_line, hole.end_column)
-        if text[start:end] != "sorry":
+        if text[start:end] not in HOLE_WORDS:
             raise ValueError(f"there is no `sorry` at line {hole.line}, column {hole.column}")
         edits.append(replacement(text, start, end, hole.kind, tactics))
     return apply_edits(text, edits)[0]

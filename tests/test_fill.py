@@ -263,3 +263,30 @@ def test_a_file_without_sorry_is_left_alone_and_exits_0(user):
                                                          "holes": []}
     assert "has no `sorry`; nothing to do" in done.stderr
     assert not (user.home / "run").exists() and not (user.project / "Holes.filled.lean").exists()
+
+
+@pytest.mark.lean
+@pytest.mark.slow
+def test_real_lean_fills_a_file_of_the_lean_project_and_the_result_compiles(tmp_path):
+    """With real Lean and Mathlib (`prover setup-lean`): a file in lean_project/ with a hole
+    at the top, one after a first tactic and a term-mode one; run where Lean is installed."""
+    project = Path(__file__).resolve().parents[1] / "lean_project"
+    path = project / f"FillTest_{tmp_path.name.replace('-', '_')}.lean"
+    path.write_text(
+        "import Mathlib\n\n"
+        "theorem fill_top (x : ℝ) (h : x = 2) : x + x = 4 := by\n  sorry\n\n"
+        "theorem fill_after (a b : ℕ) (h : a = b) : a + 0 = b := by\n  simp only [Nat.add_zero]\n  sorry\n\n"
+        "theorem fill_term : (2 : ℕ) + 2 = 4 := sorry\n", encoding="utf-8")
+    try:
+        done = subprocess.run([sys.executable, "-m", "prover.cli", "fill", str(path), "--policy", "fixed",
+                               "--tactic", "norm_num [h]", "--tactic", "exact h", "--tactic", "norm_num",
+                               "--num-workers", "0", "--out", str(tmp_path / "run"), "--json"],
+                              capture_output=True, text=True, timeout=3600, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        written = Path(json.loads(done.stdout)["written"])
+        compiled = subprocess.run(["lake", "env", "lean", str(written)], cwd=project, capture_output=True, text=True,
+                                  timeout=3600, check=False)
+        assert compiled.returncode == 0 and "sorry" not in compiled.stdout, compiled.stdout + compiled.stderr
+    finally:
+        path.unlink(missing_ok=True)
+        path.with_name(path.stem + ".filled.lean").unlink(missing_ok=True)

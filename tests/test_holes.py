@@ -129,3 +129,10 @@ def test_hole_kind_reads_the_token_before_the_sorry():
     for before, kind in cases.items():
         text = f"theorem t : P := by\n  {before}\n"
         assert hole_kind(text, text.index("sorry", text.index(before.split()[0]))) == kind, before
+
+
+def test_an_admit_is_a_hole_like_sorry():
+    text = "theorem t : True := by\n  admit\n"
+    hole = make_holes(text, [(2, 2, 2, 7, "⊢ True")])[0]
+    assert (hole.name, hole.kind) == ("t", "tactic")
+    assert patch(text, [(hole, ["trivial"])]) == "theorem t : True := by\n  trivial\n"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("lean_interact")
 
-from tests.lean_standin import install, read_log
+from tests.lean_standin import install, read_costs, read_log
 from tests.test_env_repl import COMPLEX_AND, COMPLEX_AND_PROOF, lean_project, traces_file  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.standin
@@ -61,7 +62,10 @@ def test_attack_proves_a_minif2f_theorem_through_the_repl_from_any_directory(use
     # lean-interact checks `lake` where the user is, builds the given REPL, runs it in the project
     assert calls[:4] == [(home, ["lake", "--version"]), (repl, ["lake", "build"]),
                          (project, ["lake", "env", str(repl / ".lake/build/bin/repl")]), (project, ["repl"])]
-    assert [argv for _, argv in calls].count(["repl"]) == 1  # the re-check reused the REPL
+    costs = read_costs(env)
+    imports = Counter(c["pid"] for c in costs if c["kind"] == "import")
+    [check] = [c for c in costs if c["kind"] == "check"]
+    assert set(imports.values()) == {1} and check["pid"] in imports  # the re-check on a warm header env
 
 
 def test_attack_a_typed_in_statement_through_the_repl(user, tmp_path):

@@ -48,6 +48,11 @@ def assert_inside(fig) -> None:
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     legends += [legend for sub in fig.subfigs for legend in sub.legends]
     assert legends
+    labels = [ax.xaxis.label for ax in fig.axes if ax.get_visible()] + [ax.title for ax in fig.axes if ax.get_visible()]
+    for text in labels:  # axis labels and titles too: the outcomes' x label once ran off the right edge
+        if text.get_text():
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= -1 and box.x1 <= fig.bbox.width + 1, f"{text.get_text()!r} cut off: {box}"
     for legend in legends:
         box = legend.get_window_extent(renderer)
         assert box.x0 >= -1 and box.y0 >= -1, f"legend cut off: {box}"

@@ -22,7 +22,7 @@ from typing import Any
 
 from search import EnvInitError, Theorem
 
-from prover.holes import Hole, apply_edits, declarations, make_holes, offset_of, replacement
+from prover.holes import HOLE_WORDS, Hole, apply_edits, declarations, make_holes, offset_of, replacement
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
@@ -106,7 +106,7 @@ def check_fills(elaborate: Elaborate, body: str, fills: Sequence[tuple[Hole, Seq
     for hole, tactics in fills:
         start = offset_of(body, hole.line, hole.column)
         end = offset_of(body, hole.end_line, hole.end_column)
-        if body[start:end] != "sorry":
+        if body[start:end] not in HOLE_WORDS:
             raise ValueError(f"there is no `sorry` at line {hole.line}, column {hole.column}")
         edits.append(replacement(body, start, end, hole.kind, tactics))
         filled_spans.append(len(edits) - 1)

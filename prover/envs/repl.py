@@ -1,19 +1,28 @@
 """The Lean REPL backend, through ``lean-interact``: no tracing, any typed-in statement.
 
-``ReplEnv.start`` sends ``header`` (imports, options, opens) and then
-``statement + " by sorry"`` to a Lean REPL process running in the prover's Lean project,
-and takes the proof state of that ``sorry`` as the initial state; tactics then run in
-tactic mode (``ProofStep(proof_state=..., tactic=...)``). The Lean process runs under a
-hard memory limit (``memory_limit_mb``). After a timeout or a crash the REPL is
-restarted and the tactic path to the state replayed (``prover.envs.session``): a timeout
-is then reported as ``EnvTimeoutError``, a crash is retried up to ``max_crash_retries``
-times, then raised as ``EnvCrashError``.
+Lean processes are kept warm (``prover.envs.repl_pool``, one pool per worker process):
+a REPL imports a theorem's ``header`` (imports, options, opens) once, as one command, and
+keeps its environment H. ``ReplEnv.start`` then elaborates ``statement + " by sorry"`` as
+a command on H and takes the proof state of that ``sorry`` as the initial state; tactics
+run in tactic mode (``ProofStep(proof_state=..., tactic=...)``). When the theorem ends its
+proof states are let go and the REPL serves the next theorem with the same header, until
+``repl_max_uses`` theorems or ``repl_max_memory_mb`` of resident memory; it runs under a
+hard memory limit (``memory_limit_mb``). After a timeout or a crash (also a memory kill)
+the search moves to a warm spare REPL and the tactic path to the state is replayed there
+(``prover.envs.session``): a timeout is then reported as ``EnvTimeoutError``, a crash is
+retried up to ``max_crash_retries`` times, then raised as ``EnvCrashError``. The search's
+REPL never imports again.
 
-``check_proof`` compiles ``header + statement + " by" + tactics`` as one fresh command
-(its own imports, no shared environment) followed by ``#print axioms NAME``, and accepts
-the proof only with no error, no ``sorry`` and no axiom beyond Lean's three standard ones
-(``propext``, ``Classical.choice``, ``Quot.sound``): ``native_decide`` and its kin rest on
-``Lean.ofReduceBool``/``Lean.trustCompiler``, which trust the compiler, not the kernel.
+``check_proof`` compiles ``statement + " by" + tactics`` followed by ``#print axioms
+NAME`` as one command on H in the pool's checker REPL (a separate warm process, whose H
+holds only the header), and accepts the proof only with no error, no ``sorry`` and no
+axiom beyond Lean's three standard ones (``propext``, ``Classical.choice``,
+``Quot.sound``): ``native_decide`` and its kin rest on ``Lean.ofReduceBool``/
+``Lean.trustCompiler``, which trust the compiler, not the kernel.
+
+With ``repl_pool`` off (``--no-repl-pool``, kept to measure against) every theorem and
+every restart starts a process that imports the header, and the re-check imports it
+again in the search's process, as the backend did before the pool.
 
 Which REPL runs: ``repl_path``, a built checkout of the Lean REPL, or by default the one
 lean-interact fetches and builds for the project's Lean version (``prover setup-lean``
@@ -48,6 +57,7 @@ from search import (
 
 from prover.settings import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, LeanConfig, import_lean_interact, prepare_repl, require_lake
+from prover.envs.repl_pool import ReplPool, WarmRepl, pool_for
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
 
@@ -133,8 +143,13 @@ def axioms_problem(response: Any, line: int) -> str | None:
 class ReplEnv(RestartingSession):
     """The Lean REPL as a ``ProofEnv``; see the module docstring.
 
-    ``server_factory()`` must return an object with ``run(request, timeout=...)`` (answering
-    ``lean_interact`` responses) and ``kill()``; by default a ``lean_interact.LeanServer``.
+    With a ``pool`` (``prover.envs.repl_pool.ReplPool``, what ``build`` gives) each theorem
+    is a command on a warm REPL's header environment and proofs are re-checked in the
+    pool's checker REPL. Without one, ``server_factory()`` starts a process per theorem
+    (and per restart), which imports the header, and the re-check imports it again in that
+    process: the old way, kept for comparison (``--no-repl-pool``). ``server_factory()``
+    must return an object with ``run(request, timeout=...)`` (answering ``lean_interact``
+    responses) and ``kill()``; by default a ``lean_interact.LeanServer``.
     """
 
     session_name = "Lean REPL"
@@ -149,18 +164,21 @@ class ReplEnv(RestartingSession):
         startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
         repl_path: str | None = None,
         lake_path: str = "lake",
+        pool: ReplPool | None = None,
     ):
         super().__init__(tactic_timeout_s, max_crash_retries)
         self._li = import_lean_interact()
         self.startup_timeout_s = startup_timeout_s
         self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb, repl_path, lake_path)
-        self._server: Any = None
+        self.pool = pool
+        self._server: Any = None  # without a pool: this theorem's process
+        self._repl: WarmRepl | None = None  # with a pool: the warm REPL lent for this theorem
         self._theorem: Theorem | None = None
 
     # -- the ProofEnv protocol -------------------------------------------------------------
 
     def start(self, theorem: Theorem) -> TacticState:
-        """Start a REPL on ``theorem``'s statement; EnvInitError when Lean rejects it."""
+        """Elaborate ``theorem``'s statement with ``by sorry``; EnvInitError when Lean rejects it."""
         if not theorem.statement:
             raise EnvInitError(f"'{theorem.name}' has no statement for the Lean REPL")
         self.close()
@@ -170,9 +188,10 @@ class ReplEnv(RestartingSession):
         return TacticState(pp)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
-        """Compile the whole proof as one fresh command, then ``#print axioms`` of it: None
-        when Lean accepts it with no error, no ``sorry`` and only the standard axioms,
-        else why not."""
+        """Compile the whole proof as one command, then ``#print axioms`` of it: None when
+        Lean accepts it with no error, no ``sorry`` and only the standard axioms, else why
+        not. With a pool the command runs on the header environment of the pool's checker
+        REPL (no import); without one, it carries the header (a fresh import)."""
         if not tactics:
             return "the proof has no tactics"
         if not theorem.statement:
@@ -185,16 +204,20 @@ class ReplEnv(RestartingSession):
             name, statement = declared_name(theorem.statement)
         except ValueError as exc:
             return f"{exc}, so its axioms cannot be checked"
-        header = theorem.header.rstrip() + "\n\n" if theorem.header.strip() else ""
+        header = theorem.header.rstrip() + "\n\n" if theorem.header.strip() and self.pool is None else ""
         body = f"{header}{proof_text(statement, tactics)}\n\n"
         axioms_line = body.count("\n") + 1
         source = f"{body}#print axioms {name}\n"
         try:
-            if self._server is None:
-                self._server = self.server_factory()
-            response = self._server.run(self._li.Command(cmd=source), timeout=self.startup_timeout_s)
+            if self.pool is not None:
+                response = self.pool.check(theorem.header, source, self.startup_timeout_s)
+            else:
+                if self._server is None:
+                    self._server = self.server_factory()
+                response = self._server.run(self._li.Command(cmd=source), timeout=self.startup_timeout_s)
         except Exception as exc:
-            self._kill()
+            if self.pool is None:
+                self._kill()
             return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
         if isinstance(response, self._li.interface.LeanError):
             return f"the REPL refused the file: {response.message}"
@@ -211,8 +234,14 @@ class ReplEnv(RestartingSession):
     def elaborate(self, header: str, body: str) -> Any:
         """Lean's answer (lean-interact's ``CommandResponse``, errors included) to ``body``
         elaborated after ``header`` (the imports) in this environment's REPL; an
-        ``EnvInitError`` when the REPL cannot answer."""
+        ``EnvInitError`` when the REPL cannot answer. With a pool, a command on the header
+        environment of the pool's checker REPL (no import)."""
         try:
+            if self.pool is not None:
+                response = self.pool.check(header, body, self.startup_timeout_s)
+                if isinstance(response, self._li.interface.LeanError):
+                    raise EnvInitError(f"the Lean REPL refused the file: {response.message}")
+                return response
             if self._server is None:
                 self._server = self.server_factory()
             env = None
@@ -221,17 +250,19 @@ class ReplEnv(RestartingSession):
             request = self._li.Command(cmd=body, env=env) if env is not None else self._li.Command(cmd=body)
             response = self._server.run(request, timeout=self.startup_timeout_s)
         except (EnvInitError, MissingDependencyError):
-            self._kill()
+            if self.pool is None:
+                self._kill()
             raise
         except Exception as exc:
-            self._kill()
+            if self.pool is None:
+                self._kill()
             raise EnvInitError(f"the Lean REPL could not elaborate the file: {type(exc).__name__}: {exc}") from None
         if isinstance(response, self._li.interface.LeanError):
             raise EnvInitError(f"the Lean REPL refused the file: {response.message}")
         return response
 
     def close(self) -> None:
-        """Kill the REPL process; safe to call twice."""
+        """Let this theorem's REPL go (back to the pool, or killed); safe to call twice."""
         self._kill()
         self._live = {}
 
@@ -244,10 +275,16 @@ class ReplEnv(RestartingSession):
                 server.kill()
             except Exception:
                 pass  # already dead
+        repl, self._repl = self._repl, None
+        if repl is not None and self.pool is not None:
+            self.pool.give_back(repl)  # a dead one is dropped there
 
     def _command(self, cmd: str, env: int | None) -> Any:
         request = self._li.Command(cmd=cmd, env=env) if env is not None else self._li.Command(cmd=cmd)
         response = self._server.run(request, timeout=self.startup_timeout_s)
+        return self._accepted(response)
+
+    def _accepted(self, response: Any) -> Any:
         if isinstance(response, self._li.interface.LeanError):
             raise EnvInitError(f"the Lean REPL refused the command: {response.message}")
         errors = _errors(response)
@@ -256,36 +293,60 @@ class ReplEnv(RestartingSession):
         return response
 
     def _open_session(self) -> tuple[str, int]:
-        """Start a REPL and elaborate the theorem with ``by sorry``; returns (pp, proof state)."""
+        """A REPL with the theorem elaborated with ``by sorry``; returns (pp, proof state)."""
         theorem = self._theorem
         assert theorem is not None
         try:
-            self._server = self.server_factory()
-            env = None
-            if theorem.header.strip():
-                env = self._command(theorem.header.rstrip() + "\n", None).env
-            if theorem.sorry_at:  # a hole of a file: elaborate the file, start at that `sorry`
-                from prover.envs.filecheck import hole_start
+            if self.pool is not None:
+                if theorem.sorry_at:  # a hole of a file: elaborate the file's body on H, start at that `sorry`
+                    from prover.envs.filecheck import hole_start
 
-                return hole_start(self._command(theorem.statement, env), theorem)
-            response = self._command(theorem.statement.rstrip() + " by sorry", env)
+                    return hole_start(self._elaborate_on_lease(theorem, theorem.statement)[0], theorem)
+                response, states = self._elaborate_on_lease(theorem, theorem.statement.rstrip() + " by sorry")
+            else:
+                self._server = self.server_factory()
+                env = None
+                if theorem.header.strip():
+                    env = self._command(theorem.header.rstrip() + "\n", None).env
+                if theorem.sorry_at:  # a hole of a file: elaborate the file, start at that `sorry`
+                    from prover.envs.filecheck import hole_start
+
+                    return hole_start(self._command(theorem.statement, env), theorem)
+                response = self._command(theorem.statement.rstrip() + " by sorry", env)
+                states = [(s.goal, s.proof_state) for s in response.sorries if s.proof_state is not None]
         except (EnvInitError, MissingDependencyError):
             self._kill()
             raise
         except Exception as exc:  # the process would not start, timed out, died
             self._kill()
             raise EnvInitError(f"the Lean REPL could not start the theorem: {type(exc).__name__}: {exc}") from None
-        sorries = [s for s in response.sorries if s.proof_state is not None]
-        if len(sorries) != 1:
+        if len(states) != 1:
             self._kill()
             raise EnvInitError(
-                f"the statement of '{theorem.name}' gave {len(sorries)} proof states instead of one; "
+                f"the statement of '{theorem.name}' gave {len(states)} proof states instead of one; "
                 "it must end with ':=' and have no other `sorry`"
             )
-        return sorries[0].goal, sorries[0].proof_state
+        return states[0]
+
+    def _elaborate_on_lease(self, theorem: Theorem, command: str) -> tuple[Any, list[tuple[str, int]]]:
+        """``command`` (the statement with ``by sorry``, or a file's body) on a leased REPL's
+        header environment; a REPL that dies meanwhile (memory, a crash) is dropped and
+        another one tried."""
+        for attempt in range(1 + self.max_crash_retries):
+            self._repl = self.pool.lease(theorem.header)
+            try:
+                response, states = self.pool.elaborate(self._repl, command, self.startup_timeout_s)
+            except (ConnectionAbortedError, ChildProcessError, BrokenPipeError):
+                self._kill()
+                if attempt == self.max_crash_retries:
+                    raise
+                continue
+            self._accepted(response)
+            return response, states
+        raise AssertionError("unreachable")
 
     def _session_is_open(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self._repl is not None
 
     def _timeout_errors(self) -> tuple[type[BaseException], ...]:
         return (TimeoutError,)
@@ -293,7 +354,8 @@ class ReplEnv(RestartingSession):
     def _step(self, handle: int, tactic: str) -> tuple[Outcome, Any]:
         """One proof step at proof state ``handle``; a new state's handle is its id."""
         request = self._li.ProofStep(proof_state=handle, tactic=tactic)
-        response = self._server.run(request, timeout=self.tactic_timeout_s)
+        process = self._repl if self._repl is not None else self._server
+        response = process.run(request, timeout=self.tactic_timeout_s)
         outcome = self._map(response)
         return outcome, response.proof_state if isinstance(outcome, TacticState) else None
 
@@ -333,6 +395,38 @@ class ReplConfig(LeanConfig):
         metavar="DIR",
     )
     lake_path: str = setting("lake", "The `lake` executable that builds and runs the Lean REPL.", metavar="PATH")
+    repl_pool: bool = setting(
+        True,
+        "Keep Lean REPLs warm across theorems: each imports its header once, theorems, re-checks and restarts "
+        "are commands on that environment (--no-repl-pool: a fresh process, and import, per theorem).",
+    )
+    repl_max_uses: int = setting(64, "Theorems a warm Lean REPL serves before it is replaced.", min=1)
+    repl_max_memory_mb: int | None = setting(
+        None,
+        "Resident memory above which a warm Lean REPL is replaced once its theorem ends "
+        "[default: 80% of --memory-limit].",
+        min=1,
+    )
+    repl_spares: int = setting(
+        1, "Warm Lean REPLs kept imported in reserve per header, so a restart or recycle waits for no import.", min=0
+    )
+
+
+def make_pool(config: ReplConfig) -> ReplPool:
+    """This process's pool for ``config`` (one per worker process and configuration)."""
+    li = import_lean_interact()
+    start = default_server_factory(config.lean_project, config.memory_limit_mb, config.repl_path, config.lake_path)
+    max_memory = config.repl_max_memory_mb
+    if max_memory is None and config.memory_limit_mb is not None:
+        max_memory = int(0.8 * config.memory_limit_mb)
+    key = (str(Path(config.lean_project).resolve()), config.repl_path, config.lake_path, config.memory_limit_mb,
+           config.repl_max_uses, max_memory, config.repl_spares, config.startup_timeout_s)
+
+    def command(cmd: str, env: int | None) -> Any:
+        return li.Command(cmd=cmd, env=env) if env is not None else li.Command(cmd=cmd)
+
+    return pool_for(key, lambda: ReplPool(start, command, max_uses=config.repl_max_uses, max_memory_mb=max_memory,
+                                          spares=config.repl_spares, import_timeout_s=config.startup_timeout_s))
 
 
 def build(config: ReplConfig) -> ReplEnv:
@@ -351,4 +445,5 @@ def build(config: ReplConfig) -> ReplEnv:
         startup_timeout_s=config.startup_timeout_s,
         repl_path=config.repl_path,
         lake_path=config.lake_path,
+        pool=make_pool(config) if config.repl_pool else None,
     )

@@ -354,8 +354,8 @@ def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
     right.set_yticks(ys, [f"{label}\n{total} tactics" for label, total in zip(short, totals)])
     right.set_xlim(0, 1)
     right.xaxis.set_major_formatter(PercentFormatter(1.0))
-    right.set_xlabel(f"share of tactic applications (saved trees; a share under {MIN_SHARE:.0%} is drawn at "
-                     f"{MIN_SHARE:.0%})")
+    right.set_xlabel(f"share of tactic applications (from the saved trees)\n"
+                     f"a share under {MIN_SHARE:.0%} is drawn {MIN_SHARE:.0%} wide")
     right.set_title("Tactic applications by outcome")
     if kinds:
         right_fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)

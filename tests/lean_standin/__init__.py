@@ -54,7 +54,11 @@ A process reads the variables when it starts and the knobs file before every ans
   from a generator seeded by (seed, process id), so each restarted process meets fresh
   faults: a crash (as above) with ``crash_prob``, else with ``slow_prob`` the
   ``tactic_delay_s`` delay (with ``slow_prob`` set, only drawn tactics are slow).
-- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the ten
+- What Lean costs (``costs.py`` describes them): [import_delay_s], [import_memory_mb],
+  [command_delay_s], [command_memory_mb], [tactic_cost_s], [slow_fraction]; every cost
+  paid is logged to ``$LEAN_STANDIN_HOME/costs.jsonl`` (``read_costs``), and a process
+  past its ``RLIMIT_AS`` dies as Lean does.
+- ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the
   knobs above, overriding them (``install`` names the file, ``set_knobs`` writes it);
   running processes re-read it before every answer, so a test can make a tactic slow or
   crash halfway through a session.
@@ -80,6 +84,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+from tests.lean_standin.costs import read_costs  # noqa: F401 (part of the package's API)
 from tests.lean_standin.model import KNOB_VARIABLES
 
 HERE = Path(__file__).resolve().parent

@@ -43,6 +43,13 @@ KNOB_VARIABLES = {
     "crash_prob": "LEAN_STANDIN_CRASH_PROB",
     "slow_prob": "LEAN_STANDIN_SLOW_PROB",
     "fault_seed": "LEAN_STANDIN_FAULT_SEED",
+    # what Lean costs (costs.py)
+    "import_delay_s": "LEAN_STANDIN_IMPORT_DELAY_S",
+    "import_memory_mb": "LEAN_STANDIN_IMPORT_MEMORY_MB",
+    "command_delay_s": "LEAN_STANDIN_COMMAND_DELAY_S",
+    "command_memory_mb": "LEAN_STANDIN_COMMAND_MEMORY_MB",
+    "tactic_cost_s": "LEAN_STANDIN_TACTIC_COST_S",
+    "slow_fraction": "LEAN_STANDIN_SLOW_FRACTION",
 }
 
 NO_GOALS = "no goals"

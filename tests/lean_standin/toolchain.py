@@ -34,7 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import model  # noqa: E402  (a sibling module; this file runs as a script)
+import costs  # noqa: E402  (sibling modules; this file runs as a script)
+import model  # noqa: E402
 
 
 def inherit_installation() -> None:
@@ -92,6 +93,7 @@ class Knobs:
         self.crash_once = values["crash_once"]
         self.crash_prob = float(values["crash_prob"] or 0)
         self.slow_prob = float(values["slow_prob"] or 0)
+        costs.configure(values)
         if self.crash_prob or self.slow_prob:
             seed = f"{values['fault_seed'] or 0}:{os.getpid()}"
             if getattr(self, "_fault_seed", None) != seed:  # one stream per process and seed
@@ -126,7 +128,8 @@ class Knobs:
                 os.kill(os.getpid(), -self.crash_exit_code)
             os._exit(self.crash_exit_code)
         drawn_slow = not self.slow_prob or self.crash_prob <= draw < self.crash_prob + self.slow_prob
-        if self.tactic_delay_s > 0 and (not self.slow_tactic or norm == self.slow_tactic) and drawn_slow:
+        slow = drawn_slow and not costs.selects_slow()  # else costs.pay_tactic decides
+        if self.tactic_delay_s > 0 and (not self.slow_tactic or norm == self.slow_tactic) and slow:
             time.sleep(self.tactic_delay_s)
 
 
@@ -348,10 +351,14 @@ def lean_file(file_name: str) -> int:
         print(f"{file_name}:1:0: error: the Lean stand-in does not serve LeanDojo's command REPL (#lean_dojo_repl)")
         return 1
     traces = book()
+    Knobs()  # reads the cost knobs
+    if any(c.kind == "import" for c in source.commands):
+        costs.pay_import()
     for declaration in source.declarations():
         if declaration.tactics and model.normalise_tactic(declaration.tactics[0].text) == "lean_dojo_repl":
             return dojo_repl(file_name, source, declaration, traces)
     result = model.check_source(source, traces)
+    costs.pay_command(len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text)
     for message in result.messages:
         print(format_message(file_name, source, message), flush=True)
     return 1 if result.has_errors else 0
@@ -360,6 +367,7 @@ def lean_file(file_name: str) -> int:
 def dojo_repl(file_name: str, source: model.Source, declaration: model.Declaration, traces: model.TraceBook) -> int:
     """LeanDojo's ``lean_dojo_repl`` tactic (``Lean4Repl.lean``, TacticRepl): see module docs."""
     earlier = model.check_source(source, traces, stop_at=declaration)
+    costs.pay_command(len(earlier.declarations), sum(len(d.tactic_states) for d in earlier.declarations), False)
     for message in earlier.messages:  # Lean reports each command as it finishes
         print(format_message(file_name, source, message), flush=True)
     signature = source.slice(declaration.signature_span)
@@ -397,6 +405,7 @@ def dojo_repl(file_name: str, source: model.Source, declaration: model.Declarati
         knobs.before_tactic(tactic)
         if not 0 <= sid < len(saved):
             return fatal(f"[fatal] unknown tsid: {sid}")
+        costs.pay_tactic(saved[sid].pp, tactic, knobs.tactic_delay_s)
         outcome = model.run_tactic(saved[sid], tactic, traces)
         if outcome.error is not None:
             respond(error=f"<stdin>:1:1: {outcome.error}" if outcome.syntax else outcome.error)
@@ -510,6 +519,7 @@ class Repl:
     def command(self, text: str, env: int | None, root_goals: bool) -> dict:
         if env is not None and not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
+        self.knobs.refresh()
         source = model.read_source(text)
         messages: list[model.Message] = []
         if env is None:
@@ -519,7 +529,10 @@ class Repl:
                 if command.kind == "import":
                     messages.append(model.Message("error", command.span.start, command.span.end, "invalid 'import' command, it must be used in the beginning of the file"))
         known = dict(self.envs[env]) if env is not None else {}
+        if env is None and any(c.kind == "import" for c in source.commands):
+            costs.pay_import()  # the REPL keeps no import cache: each command without env imports again
         result = model.check_source(source, self.traces, known_axioms=known)
+        costs.pay_command(len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text)
         messages.extend(result.messages)
         sorries = []
         for sorry in result.sorries:
@@ -554,6 +567,7 @@ class Repl:
             return {"message": "Unknown proof state."}
         tactic = str(query["tactic"])
         self.knobs.before_tactic(tactic)
+        costs.pay_tactic(self.proof_states[index].pp, tactic, self.knobs.tactic_delay_s)
         outcome = model.run_tactic(self.proof_states[index], tactic, self.traces)
         if outcome.state is None:
             prefix = "<input>:1:1: " if outcome.syntax else ""

@@ -1,0 +1,143 @@
+"""What Lean costs, for the stand-in: import time and memory, elaboration time, tactic time,
+timeouts, and death past the address-space limit.
+
+A real Lean process pays for ``import Mathlib`` (seconds, gigabytes) every time a command
+without an environment runs its header (the Lean REPL keeps no import cache between such
+commands; ``lean FILE`` imports once), then for every command and tactic it elaborates,
+and its resident memory only grows. The stand-in answers in milliseconds from records, so
+without this module no test or benchmark could see what a design costs in Lean time. The
+knobs (``install`` names in brackets; all re-read before every answer, so ``set_knobs``
+works on running processes) are:
+
+- ``LEAN_STANDIN_IMPORT_DELAY_S`` [import_delay_s]: seconds per import of a header (a
+  command without ``env`` that has ``import`` lines, or ``lean FILE``); commands on an
+  environment (``"env": H``) share its imports and pay nothing more;
+- ``LEAN_STANDIN_IMPORT_MEMORY_MB`` [import_memory_mb]: memory allocated and touched per
+  import (resident, so ``psutil`` sees it through ``/proc``), held until the process ends;
+- ``LEAN_STANDIN_COMMAND_DELAY_S`` [command_delay_s]: seconds per command elaborated
+  (each declaration of a REPL command or a file, besides its tactics);
+- ``LEAN_STANDIN_COMMAND_MEMORY_MB`` [command_memory_mb]: memory kept per command and per
+  proof step (a proof state stays valid, so its memory stays, until the process dies);
+- ``LEAN_STANDIN_TACTIC_COST_S`` [tactic_cost_s]: seconds per tactic, in a proof step or
+  inside a command's proofs;
+- ``LEAN_STANDIN_SLOW_FRACTION`` [slow_fraction]: the fraction of (goal, tactic) pairs that
+  take ``tactic_delay_s`` instead (to run past a tactic timeout); chosen by a hash, so the
+  same tactic at the same goal is slow in every process and every run.
+
+Past the address-space limit (``RLIMIT_AS``, which lean-interact sets from
+``memory_hard_limit_mb``) an allocation fails and the process dies as Lean does:
+``INTERNAL PANIC: out of memory`` on stderr and exit status 1, no answer.
+
+Each cost paid is appended as one JSON line to ``$LEAN_STANDIN_HOME/costs.jsonl``
+(``{"pid", "kind": import|command|check|tactic, "seconds", "slow"}``; ``check`` is a
+command with ``#print axioms``; a slow tactic is logged before it sleeps), which
+``read_costs`` reads back: the benchmark's split of Lean's time comes from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+KNOBS = {
+    "import_delay_s": "LEAN_STANDIN_IMPORT_DELAY_S",
+    "import_memory_mb": "LEAN_STANDIN_IMPORT_MEMORY_MB",
+    "command_delay_s": "LEAN_STANDIN_COMMAND_DELAY_S",
+    "command_memory_mb": "LEAN_STANDIN_COMMAND_MEMORY_MB",
+    "tactic_cost_s": "LEAN_STANDIN_TACTIC_COST_S",
+    "slow_fraction": "LEAN_STANDIN_SLOW_FRACTION",
+}
+PAGE = 4096
+
+_values: dict[str, float] = {name: 0.0 for name in KNOBS}
+_held: list[bytearray] = []  # the memory this process keeps, as Lean keeps its environments
+
+
+def configure(values: dict[str, str]) -> None:
+    """Take the knobs' current values (``Knobs.refresh`` passes every knob's text)."""
+    for name in KNOBS:
+        text = values.get(name) or ""
+        _values[name] = float(text) if text.strip() else 0.0
+
+
+def _log(kind: str, seconds: float, slow: bool = False) -> None:
+    home = os.environ.get("LEAN_STANDIN_HOME")
+    if not home:
+        return
+    line = json.dumps({"pid": os.getpid(), "kind": kind, "seconds": seconds, "slow": slow}) + "\n"
+    fd = os.open(Path(home) / "costs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def allocate(megabytes: float) -> None:
+    """Allocate and touch ``megabytes`` (kept for the process's life); die as Lean does
+    when the address-space limit forbids it."""
+    size = int(megabytes * 1024 * 1024)
+    if size <= 0:
+        return
+    try:
+        block = bytearray(size)
+        block[::PAGE] = b"\x01" * len(range(0, size, PAGE))  # touch every page: resident, not just reserved
+    except MemoryError:
+        _held.clear()
+        sys.stderr.write("INTERNAL PANIC: out of memory\n")
+        sys.stderr.flush()
+        os._exit(1)
+    _held.append(block)
+
+
+def pay_import() -> None:
+    """One import of a header: its time and its memory."""
+    allocate(_values["import_memory_mb"])
+    if _values["import_delay_s"] > 0:
+        time.sleep(_values["import_delay_s"])
+    _log("import", _values["import_delay_s"])
+
+
+def pay_command(declarations: int, tactics: int, check: bool) -> None:
+    """Elaborating one command (or file part): ``declarations`` declarations with
+    ``tactics`` tactics in their proofs; ``check`` marks a command with ``#print axioms``."""
+    allocate(_values["command_memory_mb"])
+    seconds = _values["command_delay_s"] * max(1, declarations) + _values["tactic_cost_s"] * tactics
+    if seconds > 0:
+        time.sleep(seconds)
+    _log("check" if check else "command", seconds)
+
+
+def is_slow(goal: str, tactic: str) -> bool:
+    """Whether this (goal, tactic) pair is one of the ``slow_fraction`` that run long."""
+    fraction = _values["slow_fraction"]
+    if fraction <= 0:
+        return False
+    digest = hashlib.blake2b(f"{goal.strip()}\x1f{' '.join(tactic.split())}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < fraction
+
+
+def pay_tactic(goal: str, tactic: str, slow_delay_s: float) -> None:
+    """One proof step: its memory, and ``tactic_cost_s`` or, for a slow pair, ``slow_delay_s``."""
+    allocate(_values["command_memory_mb"])
+    slow = is_slow(goal, tactic)
+    seconds = slow_delay_s if slow else _values["tactic_cost_s"]
+    _log("tactic", seconds, slow)
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+def selects_slow() -> bool:
+    """Whether ``slow_fraction`` (not the older knobs) decides which tactics are slow."""
+    return _values["slow_fraction"] > 0
+
+
+def read_costs(env: dict[str, str]) -> list[dict]:
+    """Every cost the stand-in processes of ``install``'s ``env`` paid, in order."""
+    path = Path(env["LEAN_STANDIN_HOME"]) / "costs.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,175 @@
+"""Warm Lean REPLs (``prover.envs.repl_pool``) driving the real ``lean_interact.LeanServer``
+against the stand-in Lean, whose costs (``tests/lean_standin/costs.py``) make imports,
+memory and memory kills visible: one import per REPL across many theorems, the warm
+checker's verdicts, recycling at max uses and at the memory level, a timeout or a memory
+kill served by a warm spare with no import on the search's path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+pytest.importorskip("lean_interact")
+
+from prover.envs.repl import ReplConfig, ReplEnv, build
+from search import EnvTimeoutError, ProofFinished, TacticState, Theorem
+from tests.lean_standin import read_costs, set_knobs
+from tests.test_env_repl import (  # noqa: F401 (fixtures)
+    COMPLEX_AND,
+    COMPLEX_AND_PROOF,
+    FOO,
+    HEADER,
+    MY_THEOREM,
+    TIMEOUT_S,
+    alive,
+    standin,
+    traces_file,
+)
+
+pytestmark = pytest.mark.standin
+
+
+@pytest.fixture()
+def pooled(standin):  # noqa: F811 (the fixture imported above)
+    """``pooled(**settings) -> ReplEnv`` with a pool of its own, closed after the test."""
+    made: list[ReplEnv] = []
+
+    def make(**settings) -> ReplEnv:
+        options = dict(lean_project=str(standin.project), repl_path=standin.env["LEAN_STANDIN_REPL_DIR"],
+                       lake_path=standin.env["LEAN_STANDIN_LAKE"], tactic_timeout_s=5.0, memory_limit_mb=4096,
+                       startup_timeout_s=10.0, repl_spares=0)
+        env = build(ReplConfig(**{**options, **settings}))
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.close()
+        env.pool.close()
+
+
+def imports_by_pid(standin) -> Counter:  # noqa: F811
+    return Counter(c["pid"] for c in read_costs(standin.env) if c["kind"] == "import")
+
+
+def prove_complex_and(env: ReplEnv) -> None:
+    state = env.start(COMPLEX_AND)
+    for tactic in COMPLEX_AND_PROOF:
+        state = env.run_tactic(state, tactic)
+    assert isinstance(state, ProofFinished)
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_one_import_per_repl_across_many_theorems_and_rechecks(standin, pooled):  # noqa: F811
+    env = pooled()
+    for _ in range(3):
+        prove_complex_and(env)
+        assert env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF) is None
+        assert isinstance(env.run_tactic(env.start(FOO), "induction x"), TacticState)
+        env.close()
+    imports = imports_by_pid(standin)
+    assert len(imports) == 2 and set(imports.values()) == {1}  # the search REPL and the checker, once each
+    assert len(standin.repl_pids()) == 2
+    stats = env.pool.stats()
+    assert stats["imports"] == 2 and stats["leases"] == 6 and stats["checks"] == 3
+
+
+def test_the_warm_checker_gives_the_verdicts_of_the_fresh_check(standin, pooled):  # noqa: F811
+    env = pooled()
+    native = Theorem("standin_native", statement="theorem standin_native : 2 ^ 10 = 1024 :=", header=HEADER)
+    trust = Theorem("standin_trust", statement="theorem standin_trust : True :=", header=HEADER)
+    no_axioms = Theorem("standin_rfl", statement="theorem standin_rfl : 2 + 2 = 4 :=", header=HEADER)
+    assert env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF) is None
+    assert env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF) is None  # the same name twice on H: no clash
+    assert "unsolved goals" in env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF[:3])
+    assert env.check_proof(COMPLEX_AND, ["apply And.intro", "exact h1.left", "sorry"]) == "the proof uses `sorry`"
+    assert "tactic 'linarith' failed" in env.check_proof(COMPLEX_AND, ["linarith"])
+    assert env.check_proof(native, ["native_decide"]) == "the proof depends on the axiom Lean.ofReduceBool"
+    assert env.check_proof(trust, ["exact Lean.trustCompiler"]) == "the proof depends on the axiom Lean.trustCompiler"
+    assert env.check_proof(no_axioms, ["rfl"]) is None
+    assert sum(imports_by_pid(standin).values()) == 1  # every check on the checker's header environment
+
+
+def test_a_repl_is_recycled_after_max_uses(standin, pooled):  # noqa: F811
+    env = pooled(repl_max_uses=2)
+    for _ in range(5):
+        prove_complex_and(env)
+        env.close()
+    assert len(standin.repl_pids()) == 3 and env.pool.stats()["recycles"] == 2
+    assert sum(imports_by_pid(standin).values()) == 3
+
+
+def test_a_repl_above_the_memory_level_is_recycled_when_its_theorem_ends(standin, pooled):  # noqa: F811
+    set_knobs(standin.env, import_memory_mb=20, command_memory_mb=30)
+    env = pooled(repl_max_memory_mb=150)  # the stand-in's own ~25 MB + 20 + 30 per command or step
+    state = env.start(COMPLEX_AND)
+    first = env._repl.server._proc.pid
+    assert 60 < env._repl.memory_mb() < 150
+    for tactic in COMPLEX_AND_PROOF:
+        state = env.run_tactic(state, tactic)
+    assert env._repl.memory_mb() > 150  # resident, as psutil sees it
+    env.close()
+    assert env.pool.stats()["recycles"] == 1 and not alive(first)
+    env.start(FOO)
+    assert env._repl.server._proc.pid != first
+
+
+@pytest.mark.slow
+def test_a_timeout_with_a_spare_ready_costs_no_import_on_the_search_path(standin, pooled):  # noqa: F811
+    set_knobs(standin.env, import_delay_s=4.0)
+    env = pooled(repl_spares=1, tactic_timeout_s=TIMEOUT_S)
+    root = env.start(COMPLEX_AND)
+    wait_for(lambda: env.pool.processes() == 1)  # the spare has imported
+    left = env.run_tactic(root, "apply And.intro")
+    right = env.run_tactic(left, "exact h1.left")
+    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2")
+    started = time.monotonic()
+    with pytest.raises(EnvTimeoutError):
+        env.run_tactic(right, "apply h2")
+    restart_s = time.monotonic() - started - TIMEOUT_S
+    set_knobs(standin.env, tactic_delay_s=None, slow_tactic=None)
+    assert isinstance(env.run_tactic(env.run_tactic(right, "apply h2"), "exact h1.right"), ProofFinished)
+    stats = env.pool.stats()
+    assert stats["imports"] - stats["background_imports"] == 1  # only the first REPL's, before the search
+    assert env.num_restarts == 1 and restart_s < 2.0  # no 4 s import while the search waited
+
+
+def test_a_memory_kill_is_restarted_on_a_spare_and_the_path_replayed(standin, pooled):  # noqa: F811
+    # RLIMIT_AS 400 MB: the stand-in's ~25 MB plus seven 50 MB commands or steps fit, eight do not.
+    set_knobs(standin.env, command_memory_mb=50)
+    env = pooled(memory_limit_mb=400, repl_max_memory_mb=100_000, repl_spares=1)
+    prove_complex_and(env)  # the header, the statement, 4 steps: 6 allocations in this REPL
+    env.close()
+    wait_for(lambda: env.pool.processes() == 2)  # the search REPL, idle, and its spare
+    root = env.start(FOO)  # the 7th, on the same REPL (the most used idle one is lent first)
+    victim = env._repl.server._proc.pid
+    two = env.run_tactic(root, "induction x")  # the 8th kills it; the spare replays the path and retries
+    assert isinstance(two, TacticState) and two.pp.startswith("case zero")
+    assert not alive(victim) and env.num_restarts == 1
+    assert env.pool.stats()["drops"] >= 1
+    stats = env.pool.stats()
+    assert stats["imports"] - stats["background_imports"] == 1
+
+
+def test_elaborate_gives_every_sorry_of_a_command_as_a_proof_state(standin, pooled):  # noqa: F811
+    env = pooled()
+    repl = env.pool.lease(HEADER)
+    command = f"{COMPLEX_AND.statement} by sorry\n\n{FOO.statement} by sorry\n"
+    response, states = env.pool.elaborate(repl, command, 10.0)
+    assert [goal for goal, _ in states][0].startswith("p q r : Prop")
+    assert len(states) == 2 and states[1][0] == "x : ℕ\n⊢ x = x"
+    import lean_interact
+
+    step = repl.run(lean_interact.ProofStep(proof_state=states[0][1], tactic="apply And.intro"), 5.0)
+    assert len(step.goals) == 2
+    env.pool.give_back(repl)
+    assert sum(imports_by_pid(standin).values()) == 1
