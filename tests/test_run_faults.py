@@ -458,10 +458,10 @@ def test_rays_worker_died_message_goes_to_ray_log_not_the_terminal(tmp_path, cap
     pytest.importorskip("ray")
     import ray._private.worker as ray_worker
 
-    from prover.cli import ray_logs_to
+    from prover.run.cluster import ray_logs_to
 
     message = "\x1b[31mA worker died or was killed while executing a task by an unexpected system error\x1b[0m"
-    with ray_logs_to(tmp_path / "ray.log", uses_ray=True):
+    with ray_logs_to(tmp_path / "ray.log"):
         # what Ray's error listener in the driver calls for each message of the raylet
         ray_worker.print_to_stdstream({"lines": [message], "pid": "raylet", "is_err": False}, ignore_prefix=False)
     shown = capsys.readouterr()
