@@ -113,7 +113,7 @@ def test_a_rerun_with_other_settings_is_refused(tmp_path, fake_training):
         iterate(other, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT)
     with pytest.raises(ProverError, match="the held-out theorems \\(1 named now, 3 before\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT[:1])
-    with pytest.raises(ProverError, match="max_new_tokens 7 \\(it was 6\\)"):
+    with pytest.raises(ProverError, match="--trained-max-new-tokens 7 \\(it was 6\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 2, IterateOptions(max_new_tokens=7), HELDOUT)
     ray_settings = RunConfig(env=CONFIG.env, limits=CONFIG.limits, distributed=DistributedConfig(num_workers=0,
                                                                                                    max_batch_size=4))

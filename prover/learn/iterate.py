@@ -374,7 +374,7 @@ def _differences(saved: dict, settings: dict) -> list[str]:
         old, new = _flat(saved.get(key) or {}), _flat(settings[key])
         for name in dict.fromkeys([*new, *old]):
             if old.get(name) != new.get(name):
-                shown = _flag_of(name) if key == "config" else name
+                shown = _flag_of(name) if key == "config" else _option_flag(name)
                 phrases.append(f"{shown} {_shown(new.get(name))} (it was {_shown(old.get(name))})")
     return phrases
 
@@ -399,6 +399,18 @@ def _flag_of(name: str) -> str:
     for flag, targets in flag_targets(include_hidden=True).items():
         if any(t.section == section and t.field.name == field_name for t in targets):
             return flag
+    return name
+
+
+def _option_flag(name: str) -> str:
+    """``train.steps`` -> ``--train-steps`` or ``--steps`` (as ``prover iterate`` names it); ``dpo`` -> ``--dpo``."""
+    from prover.learn.training import TrainOptions
+    from prover.settings import flag_of, setting_fields
+
+    owner, field_name = (TrainOptions, name[len("train."):]) if name.startswith("train.") else (IterateOptions, name)
+    for f in setting_fields(owner):
+        if f.name == field_name:
+            return IterateOptions.train_flags().get(f.name, flag_of(f)) if owner is TrainOptions else flag_of(f)
     return name
 
 
