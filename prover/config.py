@@ -24,7 +24,6 @@ from search import ALGORITHMS, SCORERS, SearchLimits
 
 from prover.errors import ProverError, did_you_mean
 from prover.registry import ENVS, POLICIES, Backend, backend, build, resolve_config_class
-from prover.theorem_sets import THEOREM_SETS
 from prover.settings import (
     ConfigError,
     Settings,
@@ -37,7 +36,7 @@ from prover.settings import (
     show_value,
     to_dict,
 )
-
+from prover.theorem_sets import THEOREM_SETS
 
 # ---- the parts of a run ---------------------------------------------------------------------
 
@@ -109,6 +108,10 @@ class SearchConfig(Settings):
     )
     value_weight: float = setting(
         1.0, "value_mixed: weight of the critic's value (the log-probability that a state is provable).", min=0
+    )
+    attempts: int = setting(
+        1, "Independent searches of each theorem (pass@N): the rest are cancelled once one proof passes the "
+        "re-check; summary.json and prover report give pass@1..pass@N.", min=1,
     )
 
 

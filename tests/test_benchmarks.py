@@ -40,6 +40,8 @@ TINY_RUNS = [
      [r"2 processes x 1 thread: +[\d.]+ s, proved 2", r"lock / one search per process: [\d.]+x"]),
     ("orchestration.py", ["--concurrency", "2", "--expansions", "2", "--workers", "1", "--cpus", "2"],
      [r"single search in-process \(no Ray\): [\d.]+ expansions/s", r"\n\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+2\.00"]),
+    ("fill.py", ["--import-delay", "0.01"],
+     [r"--repl-pool +[\d.]+ +\d+ +\d+ +4\n", r"pool / no pool: wall time [\d.]+x, imports \d+/\d+"]),
     ("cluster.py", ["--replicas", "1", "--concurrency", "2", "--expansions", "2", "--workers", "1", "--skip-failure"],
      [r"one search alone, in-process: [\d.]+ expansions/s", r"\n\s+2\s+1\s+[\d.]+\s+1\.00x"]),
 ]

@@ -149,12 +149,18 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
          as_json: bool, **options) -> None:
     """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
     from prover.fill import FillRequest, fill_file
-    from prover.run.batch import prove_batch
     from prover.lean_files import with_file_project
+    from prover.run.batch import prove_batch
     from prover.run.rundir import RunDir
 
     if write and output:
         raise ProverError("give --write (fill FILE in place) or --output PATH, not both")
+    from prover.config import flag_targets
+
+    picks_theorems = [flag for flag in given_flags(options) if any(t.section == "theorems" for t in flag_targets().get(flag, []))]
+    if picks_theorems:
+        raise ProverError(f"{picks_theorems[0]} chooses a theorem set; prover fill proves the `sorry`s of FILE "
+                          "(for a file as a theorem set: prover prove-split --lean-file FILE)")
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:
