@@ -143,3 +143,19 @@ def test_each_presets_prompt_is_its_sources_bytes():
     assert PROMPTS[get_preset("llmstep-pythia-f2f").prompt].render(state) == "[GOAL]" + state + "[PROOFSTEP]"
     assert PROMPTS[get_preset("bfs-prover-v1").prompt].render(state) == state + ":::"
     # Llemma's bytes: tests/test_policy_hf.py (LLEMMA_GOLDEN); InternLM's: tests/test_proof_context.py.
+
+
+def test_the_hf_policy_calls_no_transformers_api_marked_for_removal(tiny):
+    """The shared-prefill sampling path and the step-wise beam search hand the KV cache over
+    under the name this transformers takes (``cache`` since 5.x, ``past_key_values`` before):
+    no deprecation warning, so nothing breaks when the old name is removed (6.0)."""
+    import warnings
+
+    model, tokenizer = tiny
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", max_new_tokens=4)).propose(list(STATES[:2]), 3)
+        HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", decoding="beam", max_new_tokens=4,
+                                            beam_ranking="vllm_0_1_7", beam_finish="any")).propose(list(STATES[:2]), 3)
+    removals = [str(w.message) for w in caught if "removed" in str(w.message) or "deprecated" in str(w.message)]
+    assert removals == []
