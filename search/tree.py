@@ -50,7 +50,8 @@ class EdgeOutcome(str, Enum):
 
     STATE = "state"  # led to a new or known open state
     PROVED = "proved"  # closed every goal
-    ERROR = "error"  # Lean (or the safety filter) rejected it
+    ERROR = "error"  # Lean rejected it
+    REFUSED = "refused"  # never sent to Lean: the environment's safety filter refused it
     GIVEN_UP = "given_up"  # closed the goals with sorry/admit
     CYCLE = "cycle"  # led back to the same state or to an ancestor
     TIMEOUT = "timeout"  # ran past the per-tactic time limit
@@ -66,9 +67,9 @@ class EdgeOutcome(str, Enum):
 # these values by identity: the tree stores only the values below, and ``from_json``
 # maps what it reads onto them; ``check_invariants`` checks both.
 _OPEN, _PROVED, _FAILED = Status.OPEN.value, Status.PROVED.value, Status.FAILED.value
-_STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP = (
+_STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP, _REFUSED = (
     EdgeOutcome.STATE.value, EdgeOutcome.ERROR.value, EdgeOutcome.CYCLE.value,
-    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value,
+    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value, EdgeOutcome.REFUSED.value,
 )
 _STATUS_OF = {status.value: status for status in Status}
 _STORED_STATUS = {status.value: status.value for status in Status}  # any equal string -> the stored one
@@ -310,7 +311,7 @@ class SearchTree:
                     known["depth"] = attrs["depth"] + 1
                     worth_queueing = True
         elif isinstance(outcome, LeanError):
-            kind = _TIMEOUT if timed_out else _ERROR
+            kind = _TIMEOUT if timed_out else _REFUSED if outcome.refused else _ERROR
             error, target = outcome.error, DEAD
         elif isinstance(outcome, ProofFinished):
             kind, target = _PROVED_EDGE, QED
