@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search import SearchLimits, SearchStatus, Theorem
+from search import SearchLimits, Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig
 from prover.errors import ProverError
