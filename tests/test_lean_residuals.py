@@ -83,3 +83,29 @@ def test_every_notation_change_is_tested_and_leaves_other_text_alone():
     assert len(NOTATION_CHANGES) == len(NOTATION_CASES)
     untouched = "⊢ NNReal.sqrt x = y ∧ (∑ x ∈ s, f x) = 0 ∧ ∀ i in_range, True"
     assert pinned_notation(untouched) == untouched
+
+
+# -- cluster nodes ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_lean_node_without_the_project_stops_the_ray_run_naming_the_node_and_what_it_lacks(ray_local, tmp_path):
+    """The nodes share no file system: a node where `prover setup-lean` did not run (here:
+    the Lean project is not at the driver's path) is found before any search starts."""
+    pytest.importorskip("lean_interact")
+    from prover.config import DistributedConfig
+    from prover.envs.repl import ReplConfig
+    from prover.policies.fixed import FixedConfig
+    from prover.run.cluster import RayExecutor
+
+    missing = tmp_path / "lean_project"
+    config = RunConfig(
+        env=BackendSpec("environment", "repl", ReplConfig(lean_project=str(missing), lake_path=sys.executable)),
+        policy=BackendSpec("policy", "fixed", FixedConfig(tactics=("simp",))),
+        limits=SearchLimits(max_expansions=2),
+        distributed=DistributedConfig(num_workers=1, searches_per_worker=1, worker_cpus=0.5, lean_memory_gb=0.5),
+    )
+    theorem = Theorem("t", statement="theorem t : True :=", header="import Mathlib\n")
+    with RayExecutor(config) as executor:
+        with pytest.raises(ProverError, match=rf"the Lean node [\d.]+ lacks the Lean project {missing} "):
+            list(executor.prove([theorem]))
