@@ -128,8 +128,9 @@ class SafetyConfig(Settings):
 class DistributedConfig(Settings):
     """How a batch run is spread over Ray; these settings may change on ``--resume``.
 
-    ``num_workers=0`` means no Ray at all (the in-process executor). ``None`` fields are
-    decided from the cluster when the run starts: one worker per ``worker_cpus`` CPUs (of
+    ``num_workers=0`` means no Ray at all (the in-process executor), ``None`` ("auto") that
+    ``prover.run.batch.choose_executor`` decides. The other ``None`` fields are decided
+    from the cluster when the run starts: one worker per ``worker_cpus`` CPUs (of
     the nodes ``worker_node_label`` picks), a GPU for each policy replica where the cluster
     has one, and one replica per ``policy_gpus`` GPUs.
     """
@@ -139,8 +140,10 @@ class DistributedConfig(Settings):
         resumable=True, metavar="ADDRESS",
     )
     num_workers: int | None = setting(
-        None, "Ray search workers; 0 runs everything in this process [default: one per --worker-cpus "
-        "of the cluster's CPUs].", min=0, resumable=True,
+        None, "Ray search workers; 0 runs everything in this process; auto runs a small job with a cheap "
+        "environment and policy in this process and anything else on Ray, with one worker per --worker-cpus of "
+        "the cluster's CPUs (prover.run.batch) [default: auto].", min=0, resumable=True, none_word="auto",
+        metavar="N|auto",
     )
     searches_per_worker: int = setting(4, "Concurrent searches (threads) in each worker.", min=1, resumable=True)
     worker_cpus: float = setting(1.0, "CPUs Ray reserves for each search worker.", min=0, resumable=True)

@@ -63,17 +63,19 @@ def setting(
     resumable: bool = False,
     metavar: str | None = None,
     aliases: Iterable[str] = (),
+    none_word: str | None = None,
 ) -> Any:
     """A config field with its command-line metadata.
 
     ``flag`` defaults to ``--`` + the field name with a unit suffix ``_s`` dropped and
     ``_`` as ``-`` (``latency_s`` -> ``--latency``). ``resumable`` settings (how a run is
     spread over machines) may change when a run is resumed; the others may not.
-    ``aliases`` are old names of the field, still read from config files (and, as flags,
+    ``none_word`` is what a user types for None (``--num-workers auto``). ``aliases`` are
+    old names of the field, still read from config files (and, as flags,
     from the command line) so that saved configs keep working.
     """
     metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open, "max_open": max_open,
-                "resumable": resumable, "metavar": metavar, "aliases": tuple(aliases),
+                "resumable": resumable, "metavar": metavar, "aliases": tuple(aliases), "none_word": none_word,
                 "choices": tuple(choices) if choices is not None else None}
     return field(default=default, metadata=metadata)
 

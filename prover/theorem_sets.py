@@ -259,3 +259,38 @@ def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
         else:
             theorems.append(find_theorem(line, base, env))
     return theorems
+
+
+def attack_target(name: str | None, statement: str | None, spec, env) -> Theorem:
+    """The theorem ``prover attack`` searches: ``name`` in the theorem set, or a typed-in
+    ``statement`` (for an environment whose registry entry says it takes one)."""
+    from prover.registry import ENVS
+    from prover.statements import parse_statement
+
+    if statement is None:
+        if not name:
+            raise ProverError('name a THEOREM, or type one in with --statement "theorem foo ... :="')
+        return find_theorem(name, spec, env)
+    target = parse_statement(statement)
+    if name and name != target.name:
+        raise ProverError(f"THEOREM '{name}' is not the name in --statement ('{target.name}'); give one of them")
+    able = backend("environment", env.name)
+    if not able.typed_statements:
+        takers = " or ".join(f"--env {n}" for n in ENVS.shown() if ENVS[n].typed_statements)
+        if able.needs_trace:
+            raise ProverError(f"--env {env.name} proves theorems of a repository traced by `prover setup-lean`, "
+                              f"not typed-in statements; use {takers} for --statement")
+        raise ProverError(f"a typed-in statement needs Lean; the {env.name} environment has only its own "
+                          f"theorems: use {takers}")
+    return target
+
+
+def heldout_theorems(count: int, spec, env) -> list[Theorem]:
+    """``count`` theorems of the same kind as the named set, never trained on (``prover
+    iterate --num-heldout``); a set that cannot make them is refused in one sentence."""
+    make = None if (spec.theorems_file or spec.lean_file) else THEOREM_SETS[theorem_set_of(spec, env)].heldout
+    if make is None:
+        able = [name for name, entry in THEOREM_SETS.items() if entry.heldout is not None]
+        raise ProverError(f"--num-heldout makes held-out theorems of the {' or '.join(able)} set; with another "
+                          "theorem set give --heldout-file")
+    return make(count)

@@ -53,11 +53,14 @@ LAYERS = {
     "prover.views.plots": 9,
     "prover.views.compare": 10,
     "prover.learn.training": 10,
-    "prover.learn.iterate": 11,
+    "prover.learn.dpo": 11,  # DPO starts from a policy trained by prover.learn.training
+    "prover.learn.iterate": 12,
     "prover.run.cluster": 10,
     "prover.run.watchdog": 10,
     "prover.fill": 10,
-    "prover.cli": 11,
+    "prover.run.progress": 8,
+    "prover.run.batch": 11,
+    "prover.cli": 13,
 }
 
 
@@ -130,6 +133,17 @@ def test_no_import_runs_back_up_the_layers():
     assert not upward, f"imports of a higher layer: {upward}"
 
 
+def test_ray_is_imported_by_one_module_only():
+    importers = set()
+    for module, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(name == "ray" or name.startswith("ray.") for name in names):
+                importers.add(module)
+    assert importers == {"prover.run.cluster"}
+
+
 def test_the_cli_imports_no_heavy_dependency():
     heavy = ["torch", "transformers", "ray", "lean_dojo", "lean_interact", "vllm", "matplotlib"]
     code = f"import sys, prover.cli; print([m for m in {heavy!r} if m in sys.modules])"
@@ -149,7 +163,7 @@ class WiderSyntheticConfig(SyntheticConfig):
 
 def test_a_new_setting_reaches_flags_config_json_and_resume_checks(monkeypatch):
     import prover.envs.synthetic as synthetic
-    from prover.cli import setting_options
+    from prover.cli.options import setting_options
 
     monkeypatch.setattr(synthetic, "SyntheticConfig", WiderSyntheticConfig)
     targets = flag_targets()

@@ -14,7 +14,6 @@ from search import (
     MCTSSettings,
     ProofContext,
     ProofFinished,
-    Proposal,
     SearchLimits,
     SearchStatus,
     SearchTree,

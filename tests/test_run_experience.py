@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from prover.cli import RunProgress, main
+from prover.cli import main
+from prover.run.progress import RunProgress
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -9,6 +9,10 @@ from typing import Sequence
 
 from search import ProofEnv, ProofFinished, TacticState, Theorem
 
+# Set to "1" in a process whose death loses nothing (a Ray search worker: the driver owns
+# every result and sends the theorem again), where an environment may end the process.
+DISPOSABLE_PROCESS_VARIABLE = "PROVER_DISPOSABLE_PROCESS"
+
 
 def make_env(spec, safety=None) -> ProofEnv:
     """The environment that ``spec`` (a ``prover.config.BackendSpec``) names, wrapped once

@@ -9,8 +9,8 @@ tactic that keeps crashing ends the search), a timeout restarts the session and 
 failed edge. Faults are drawn once per tactic the search sends, never during the
 replay after a restart. It can also make the
 whole process exit on chosen theorems (``os._exit``, as an OOM kill would), but only in a
-process that allowed it with ``allow_process_exit()`` — the Ray search workers do; the
-CLI, the in-process runner and the test process never do.
+process marked disposable (``prover.envs.DISPOSABLE_PROCESS_VARIABLE``: the Ray search
+workers are); the CLI, the in-process runner and the test process never are.
 
     env = FaultyEnv(SyntheticEnv(), crash_prob=0.1, timeout_prob=0.1, seed=0)
 
@@ -30,18 +30,11 @@ from typing import Sequence
 
 from search import Outcome, ProofEnv, TacticState, Theorem
 
-from prover.envs import replay_check
+from prover.envs import DISPOSABLE_PROCESS_VARIABLE, replay_check
 from prover.envs.session import RestartingSession
 from prover.settings import Settings, setting
 
-# A process may be made to exit only where this variable is "1" (set by allow_process_exit).
-ALLOW_EXIT_VARIABLE = "PROVER_FAULTS_ALLOW_EXIT"
 EXIT_CODE = 71  # distinctive, so a log shows that the exit was injected
-
-
-def allow_process_exit() -> None:
-    """Let ``FaultyEnv`` kill this process; called by Ray search workers, which are disposable."""
-    os.environ[ALLOW_EXIT_VARIABLE] = "1"
 
 
 class _InjectedTimeout(Exception):
@@ -106,7 +99,7 @@ class FaultyEnv(RestartingSession):
         return TacticState(pp)
 
     def _maybe_exit(self, theorem: str) -> None:
-        if os.environ.get(ALLOW_EXIT_VARIABLE) != "1":
+        if os.environ.get(DISPOSABLE_PROCESS_VARIABLE) != "1":
             return  # never kill a process that did not ask for it (the CLI, pytest)
         if self.exit_marker_dir is not None:
             marker = Path(self.exit_marker_dir) / f"exited-{theorem}"

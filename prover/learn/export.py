@@ -78,6 +78,7 @@ class ExportStats:
     provable_states: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     failed_states: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     duplicates_dropped: int = 0
+    curated_out: int = 0  # trees left out or stripped of proof records by curation
 
     def lines(self) -> list[str]:
         """The statistics, a line each, for the terminal."""
@@ -217,9 +218,18 @@ def export_runs(
     valid_fraction: float = 0.0,
     seed: int = 0,
     all_proving_edges: bool = False,
+    exclude_theorems: Iterable[str] = (),
+    only_rechecked: bool = False,
+    dedupe_across_theorems: bool = False,
 ) -> ExportStats:
     """Write the training data of every saved tree of ``run_dirs`` into ``out_dir``;
-    see the module docstring. ``out_dir`` may exist; its data files are replaced."""
+    see the module docstring. ``out_dir`` may exist; its data files are replaced.
+
+    Curation (``prover iterate --curate``): ``exclude_theorems`` are left out (theorems the
+    policy already proves in one expansion); with ``only_rechecked`` a tree gives proof
+    records only when its saved result says the proof passed the re-check ("proved"); with
+    ``dedupe_across_theorems`` a (state, tactic) is one record however many theorems reach it.
+    """
     if not 0 <= valid_fraction < 1:
         raise ProverError(f"--valid-fraction must be at least 0 and below 1, not {valid_fraction:g}")
     if not run_dirs:
@@ -227,6 +237,7 @@ def export_runs(
     stats = ExportStats(runs=len(run_dirs))
     by_key: dict[tuple[str, str, str], dict] = {}
     theorems: set[str] = set()
+    excluded = set(exclude_theorems)
     for run_dir in map(Path, run_dirs):
         for path in _tree_files(run_dir):
             try:
@@ -238,11 +249,19 @@ def export_runs(
             if result.get("status") == "rejected":
                 stats.skipped_trees += 1
                 continue
+            theorem = tree.graph.graph.get("theorem", path.name)
+            if theorem in excluded:
+                stats.curated_out += 1
+                continue
             stats.trees += 1
             stats.proved_trees += tree.status(ROOT) is Status.PROVED
-            theorems.add(tree.graph.graph.get("theorem", path.name))
-            for record in tree_records(tree, str(path), all_proving_edges):
-                key = (record["theorem"], record["state_before"], record["tactic"])
+            theorems.add(theorem)
+            records = tree_records(tree, str(path), all_proving_edges)
+            if only_rechecked and tree.status(ROOT) is Status.PROVED and result.get("status") != "proved":
+                stats.curated_out += 1  # no record says the proof passed the re-check: only its failures count
+                records = [r for r in records if r["label"] != PROOF]
+            for record in records:
+                key = ("" if dedupe_across_theorems else record["theorem"], record["state_before"], record["tactic"])
                 kept = by_key.get(key)
                 if kept is None:
                     by_key[key] = record
@@ -286,6 +305,8 @@ def export_runs(
         "valid_fraction": valid_fraction,
         "seed": seed,
         "all_proving_edges": all_proving_edges,
+        "curation": {"excluded_theorems": sorted(excluded), "only_rechecked": only_rechecked,
+                     "dedupe_across_theorems": dedupe_across_theorems},
         "stats": asdict(stats),
     }
     _write(out / METADATA, json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")

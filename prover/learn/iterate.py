@@ -37,6 +37,7 @@ from search import Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig, flag_targets
 from prover.errors import ProverError
+from prover.run.cluster import RaySession
 from prover.run.rundir import RunDir
 from prover.learn.training import TrainOptions
 from prover.settings import Settings, flag_of, setting, setting_fields, to_dict
@@ -72,6 +73,21 @@ class IterateOptions(Settings):
         16, "The trained policies of rounds 2.. when round 1's policy is not a model: their new-token limit "
         "(a tactic and its end: beams that never end run to this length).", min=1, flag="--trained-max-new-tokens",
     )
+    dpo: bool = setting(
+        False, "After each round's fine-tuning, a DPO stage on the preference pairs of the round's data "
+        "(proof tactic over a failed one at the same state; needs TRL: pip install 'lean-prover[dpo]').",
+    )
+    dpo_beta: float = setting(0.1, "--dpo: how strongly the policy is held to the model it starts from.", min=0,
+                              min_open=True)
+    dpo_steps: int = setting(50, "--dpo: optimiser steps.", min=1)
+    curate: bool = setting(
+        False, "Curate each round's data: drop the theorems the round's policy proved in one expansion (nothing "
+        "to learn), keep proof steps only from proofs that passed the re-check, one record per (state, tactic).",
+    )
+    retrain_every: int = setting(
+        0, "Every N rounds, train from the base model (round 1's model, or a tiny one from scratch) on all the "
+        "data so far instead of from the last round's policy; 0: never.", min=0,
+    )
     train: TrainOptions = field(default_factory=TrainOptions)  # not a flag itself: its settings are
 
     TRAIN_FIXED: ClassVar[tuple[str, ...]] = ("base_model", "prompt")
@@ -99,6 +115,8 @@ class RoundResult:
     trained_policy: str | None  # the model trained at the end of the round (the next round's policy)
     train_loss: float | None
     time_s: dict
+    trained_from: str | None = None  # the model fine-tuned (None: a tiny model from scratch)
+    dpo: dict | None = None  # the DPO stage: preference pairs, beta, losses
 
     def line(self) -> str:
         parts = [f"round {self.round}: train {_rate(self.train)}"]
@@ -108,6 +126,8 @@ class RoundResult:
         parts.append(f"{proof_steps} proof steps exported")
         if self.trained_policy:
             parts.append(f"trained {self.trained_policy} (loss {self.train_loss:.3f})")
+        if self.dpo:
+            parts.append(f"DPO on {self.dpo['num_preferences']} pairs (loss {self.dpo['final_loss']:.3f})")
         return "; ".join(parts) + f" [{self.time_s.get('total', 0):.0f}s]"
 
 
@@ -119,16 +139,12 @@ ProveFunction = Callable[[Sequence[Theorem], RunConfig, RunDir], Any]
 
 
 def prove_in_process_or_on_ray(theorems: Sequence[Theorem], config: RunConfig, run: RunDir):
-    """Prove ``theorems`` into ``run`` the way ``prove-split`` does, without its progress bar."""
-    from prover.run.driver import InProcessExecutor, prove_set
+    """Prove ``theorems`` into ``run`` on the executor ``prove-split`` would use, without its
+    progress display."""
+    from prover.run.batch import executor_for
+    from prover.run.driver import prove_set
 
-    if config.distributed.num_workers == 0:
-        executor = InProcessExecutor(config)
-    else:
-        from prover.run.cluster import RayExecutor
-
-        executor = RayExecutor(config)
-    return prove_set(theorems, run, executor)
+    return prove_set(theorems, run, executor_for(config, theorems))
 
 
 def iterate(
@@ -155,18 +171,19 @@ def iterate(
             config, theorems=TheoremSetConfig(theorems_file=str((out / HELDOUT_LIST).resolve()))
         )
     results: list[RoundResult] = []
-    for number in range(1, rounds + 1):
-        round_dir = out / f"round-{number}"
-        done = round_dir / ROUND_FILE
-        if done.is_file():
-            result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
-            echo(f"{result.line()} (finished earlier)")
-        else:
-            result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
-                                options, results, prove, echo)
-            _write_json(done, asdict(result))
-            echo(result.line())
-        results.append(result)
+    with RaySession():  # the rounds that run on Ray share one Ray, started at most once
+        for number in range(1, rounds + 1):
+            round_dir = out / f"round-{number}"
+            done = round_dir / ROUND_FILE
+            if done.is_file():
+                result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
+                echo(f"{result.line()} (finished earlier)")
+            else:
+                result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
+                                    options, results, prove, echo)
+                _write_json(done, asdict(result))
+                echo(result.line())
+            results.append(result)
     return results
 
 
@@ -198,20 +215,26 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
     proved_at = time.perf_counter()
 
     runs = [out / f"round-{n}" for n in range(1, number + 1)]
+    easy = _proved_in_one_expansion(round_dir) if options.curate else set()
     stats = export_runs(runs, round_dir / "data", valid_fraction=options.valid_fraction,
-                        seed=options.train.seed, all_proving_edges=options.all_proving_edges)
+                        seed=options.train.seed, all_proving_edges=options.all_proving_edges,
+                        exclude_theorems=easy, only_rechecked=options.curate, dedupe_across_theorems=options.curate)
     exported_at = time.perf_counter()
 
-    trained, loss = None, None
+    trained, loss, base, dpo = None, None, None, None
     if sum(stats.proof_records.values()) == 0:
         echo(f"round {number}: no proof to learn from; the next round keeps this round's policy")
     else:
-        base = _model_of(policy)
+        retrain = options.retrain_every > 0 and number % options.retrain_every == 0
+        base = _model_of(config.policy) if retrain else _model_of(policy)
         echo(f"round {number}: training on {stats.proof_records['train']} proof steps "
-             f"({'from ' + base if base else 'a tiny model from scratch'})")
+             f"({'from ' + base if base else 'a tiny model from scratch'}{', retraining from the base' if retrain else ''})")
         # LoRA adapts a model; the first tiny model from scratch is trained whole.
         train = dataclasses.replace(options.train, base_model=base, lora=options.train.lora and base is not None)
         trained, loss = _train(round_dir / "policy", round_dir / "data", train)
+        if options.dpo and stats.preference_pairs["train"] > 0:
+            echo(f"round {number}: DPO on {stats.preference_pairs['train']} preference pairs")
+            trained, dpo = _train_dpo(round_dir / "policy-dpo", round_dir / "data", trained, options)
     finished = time.perf_counter()
     return RoundResult(
         round=number,
@@ -221,6 +244,8 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
         export=asdict(stats),
         trained_policy=str(trained) if trained else None,
         train_loss=loss,
+        trained_from=base,
+        dpo=dpo,
         time_s={"prove": round(proved_at - started, 1), "export": round(exported_at - proved_at, 1),
                 "train": round(finished - exported_at, 1), "total": round(finished - started, 1)},
     )
@@ -254,6 +279,36 @@ def _train(out: Path, data: Path, options: TrainOptions) -> tuple[Path, float]:
     shutil.rmtree(out, ignore_errors=True)
     os.replace(partial, out)
     return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["final_loss"]
+
+
+def _train_dpo(out: Path, data: Path, model: Path, options: IterateOptions) -> tuple[Path, dict]:
+    """DPO from the round's fine-tuned ``model`` into ``out``, whole or absent like ``_train``."""
+    from prover.learn.dpo import train_dpo
+    from prover.policies.hf import POLICY_METADATA
+
+    if not (out / POLICY_METADATA).is_file():
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        train = dataclasses.replace(options.train, steps=options.dpo_steps, learning_rate=None)
+        train_dpo(data, partial, model, train, beta=options.dpo_beta, progress=None)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)
+    return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["dpo"]
+
+
+def _proved_in_one_expansion(run_dir: Path) -> set[str]:
+    """Theorems the run proved with one expansion: its policy already knows them."""
+    easy = set()
+    results = run_dir / "results.jsonl"
+    if results.is_file():
+        for line in results.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if record.get("status") == "proved" and record.get("num_expansions", 0) <= 1:
+                easy.add(record["theorem"])
+    return easy
 
 
 def _latest_model(results: list[RoundResult]) -> str | None:

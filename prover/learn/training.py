@@ -162,6 +162,21 @@ class TrainOptions(Settings):
     )
     lora: bool = setting(False, "Fine-tune LoRA adapters (merged into the saved model); needs peft.")
     lora_rank: int = setting(16, "--lora: rank of the adapters.", min=1)
+    precision: str = setting(
+        "fp32", "Arithmetic of the passes: fp32, or bf16/fp16 mixed precision, the weights and optimiser state "
+        "kept in float32 (master weights: updates of 1e-5 vanish in bfloat16).", choices=("fp32", "bf16", "fp16"),
+    )
+    optimizer: str = setting(
+        "adamw", "adamw (float32 state, 8 bytes a parameter), or adamw_8bit (bitsandbytes on a GPU: 2 bytes).",
+        choices=("adamw", "adamw_8bit"),
+    )
+    gradient_checkpointing: bool = setting(
+        False, "Recompute activations in the backward pass instead of keeping them: far less memory, about a "
+        "third more time.",
+    )
+    gradient_accumulation: int = setting(
+        1, "Micro-batches of --batch-size per optimiser step: a larger effective batch in the same memory.", min=1,
+    )
     # Not a setting: the other sizes of the tiny model (tests shrink it); None: TinyLlamaShape with vocab_size.
     shape: TinyLlamaShape | None = None
 
@@ -242,6 +257,10 @@ def train_policy(
         "provenance": provenance(data) if data else {"data": str(source)},
         "base_model": options.base_model,
         "lora": {"rank": options.lora_rank} if options.lora else None,
+        "precision": options.precision,
+        "optimizer": options.optimizer,
+        "gradient_checkpointing": options.gradient_checkpointing,
+        "gradient_accumulation": options.gradient_accumulation,
         "num_pairs": len(pairs),
         "num_valid_pairs": len(valid_pairs),
         "steps": options.steps,
@@ -313,6 +332,10 @@ def train_critic(
         "provenance": provenance(data),
         "base_model": options.base_model,
         "lora": {"rank": options.lora_rank} if options.lora else None,
+        "precision": options.precision,
+        "optimizer": options.optimizer,
+        "gradient_checkpointing": options.gradient_checkpointing,
+        "gradient_accumulation": options.gradient_accumulation,
         "num_provable": len(positives),
         "num_failed": len(negatives),
         "steps": options.steps,
@@ -337,6 +360,7 @@ class _Session:
     options: TrainOptions
     accelerator: Any
     learning_rate: float
+    prepared: Any = None  # the model as accelerate wrapped it for training
 
     @classmethod
     def start(cls, options: TrainOptions, prompt_texts: Callable[[Any], list[str]]) -> "_Session":
@@ -346,7 +370,7 @@ class _Session:
 
         if options.lora and options.base_model is None:
             raise ProverError("--lora adapts a model: give --model, the model to fine-tune")
-        accelerator = _accelerator(options.device)
+        accelerator = _accelerator(options.device, options.precision)
         prompt, max_prompt_tokens = options.prompt, options.max_prompt_tokens
         if options.base_model is None:
             tokenizer = build_tokenizer(prompt_texts(get_prompt(prompt)), vocab_size=options.model_shape().vocab_size)
@@ -356,11 +380,17 @@ class _Session:
 
             device = str(accelerator.device)
             model, tokenizer = load_model(options.base_model, device if device.startswith("cuda") else "cpu")
+            if not options.lora:
+                model = model.float()  # the trained weights are the float32 master copy; LoRA's base is frozen
             recorded = recorded_settings(options.base_model)
             prompt = recorded.get("prompt", prompt)  # the model knows that format
             max_prompt_tokens = min(max_prompt_tokens, recorded.get("max_prompt_tokens", max_prompt_tokens))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if options.gradient_checkpointing:
+            # Non-reentrant: works with frozen inputs (LoRA) and keeps the RNG state per segment.
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
         if options.lora:
             model = _with_lora(model, options.lora_rank)
         torch.manual_seed(options.seed)
@@ -371,15 +401,18 @@ class _Session:
         """``options.steps`` AdamW steps with warm-up and cosine decay; the loss of each step.
 
         ``sample(rng)`` draws a batch, or returns None for the default: passes over
-        ``examples`` in a fresh random order each time. Under ``accelerate launch`` each
-        process draws its own batches and the gradients are averaged.
+        ``examples`` in a fresh random order each time. Each step sums the gradients of
+        ``gradient_accumulation`` such batches (each loss divided by their number). Under
+        ``accelerate launch`` each process draws its own batches and the gradients are
+        averaged; under mixed precision accelerate runs the passes in bf16/fp16 while the
+        weights and the optimiser's state stay float32.
         """
         import torch
 
         options, accelerator = self.options, self.accelerator
         steps, batch_size = options.steps, options.batch_size
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=0.0)
+        optimiser = _optimiser(options.optimizer, trainable, self.learning_rate)
         warmup = max(1, steps // 20)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
@@ -391,23 +424,29 @@ class _Session:
         model.train()
         losses: list[float] = []
         order: list[int] = []
+        micro_batches = options.gradient_accumulation
         for step in range(steps):
-            batch = sample(rng)
-            if batch is None:
-                if len(order) < batch_size:
-                    order += rng.sample(range(len(examples)), len(examples))
-                batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
-            loss = loss_of(model, batch)
             optimiser.zero_grad()
-            accelerator.backward(loss)
+            step_loss = 0.0
+            for _ in range(micro_batches):
+                batch = sample(rng)
+                if batch is None:
+                    if len(order) < batch_size:
+                        order += rng.sample(range(len(examples)), len(examples))
+                    batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
+                with accelerator.autocast():
+                    loss = loss_of(model, batch) / micro_batches
+                accelerator.backward(loss)
+                step_loss += loss.item()
             accelerator.clip_grad_norm_(trainable, 1.0)
             optimiser.step()
             schedule.step()
-            losses.append(loss.item())
+            losses.append(step_loss)
             if progress and accelerator.is_main_process and (step % 50 == 0 or step == steps - 1):
                 progress(f"step {step + 1}/{steps}  loss {sum(losses[-50:]) / len(losses[-50:]):.3f}  "
                          f"{time.perf_counter() - started:.0f}s")
         model.eval()
+        self.prepared = model  # sharded under FSDP or DeepSpeed: save() gathers it
         self.model = accelerator.unwrap_model(model)
         return losses
 
@@ -429,24 +468,50 @@ class _Session:
         """Write the model (LoRA adapters merged), tokenizer and metadata; return the directory."""
         out = Path(out_dir)
         self.accelerator.wait_for_everyone()
+        # Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered on every process, saved by one.
+        sharded = self.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
+        state_dict = self.accelerator.get_state_dict(self.prepared) if sharded and self.prepared is not None else None
         if self.accelerator.is_main_process:
             model = self.model.merge_and_unload() if self.options.lora else self.model
             out.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(out)
+            model.save_pretrained(out, state_dict=state_dict if not self.options.lora else None)
             self.tokenizer.save_pretrained(out)
             (out / metadata_name).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         self.accelerator.wait_for_everyone()
         return out
 
 
-def _accelerator(device: str):
-    """``accelerate``'s state for this process: the GPU it was given, or the CPU."""
+def _accelerator(device: str, precision: str = "fp32"):
+    """``accelerate``'s state for this process: the GPU it was given, or the CPU, with the
+    mixed precision asked for (fp32: none)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     from prover.policies.hf import resolve_device
 
     resolved = resolve_device(device)  # a missing GPU asked for is one sentence
-    return Accelerator(cpu=resolved == "cpu")
+    if precision == "fp16" and resolved == "cpu":
+        raise ProverError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 or fp32")
+    # One process may train several models with other precisions (iterate, tests): the
+    # mixed-precision state is per model; the distributed state (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=resolved == "cpu", mixed_precision="no" if precision == "fp32" else precision)
+
+
+def _optimiser(name: str, parameters: list, learning_rate: float):
+    """AdamW over ``parameters``: torch's (float32 state) or bitsandbytes' 8-bit one."""
+    import torch
+
+    if name == "adamw_8bit":
+        try:
+            import bitsandbytes
+        except ImportError:
+            raise MissingDependencyError(
+                "--optimizer adamw_8bit needs bitsandbytes (and a CUDA GPU), which is not installed here; "
+                "install it with pip install bitsandbytes, or use --optimizer adamw"
+            ) from None
+        return bitsandbytes.optim.AdamW8bit(parameters, lr=learning_rate, weight_decay=0.0)
+    return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
 
 
 def _with_lora(model, rank: int):
@@ -463,10 +528,17 @@ def _with_lora(model, rank: int):
 
 
 def _encode(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
-    """Token ids of prompt + target + EOS, and where the target starts."""
-    prompt_ids = tokenizer(prompt)["input_ids"]
-    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return prompt_ids + target_ids, len(prompt_ids)
+    """Token ids of prompt + target + EOS, tokenised together, and where the target starts.
+
+    Together, because a target tokenised on its own may gain a token it never has after
+    its prompt (Llama's tokenizer starts a text with a word-start marker). The target
+    starts at the first token that reaches past the prompt's text (a token that spans the
+    boundary is the target's: the model must produce it).
+    """
+    encoded = tokenizer(prompt + target, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    start = next((i for i, (_, end) in enumerate(offsets) if end > len(prompt)), len(ids))
+    return ids + [tokenizer.eos_token_id], max(start, 1)
 
 
 def _batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int):

@@ -72,12 +72,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import logging
 import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from search import ProofContext, Proposal, SearchResult, StopReason, Theorem
@@ -269,9 +271,9 @@ class SearchWorker:
 
     def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0,
                  sticky: bool = False):
-        from prover.envs.faulty import allow_process_exit
+        from prover.envs import DISPOSABLE_PROCESS_VARIABLE
 
-        allow_process_exit()  # a worker is disposable: injected process deaths may hit it
+        os.environ[DISPOSABLE_PROCESS_VARIABLE] = "1"  # losing this process loses nothing: the driver owns every result
         self.config = config
         self.policy = PolicyClient(replicas, restart_wait_s, sticky)
         self.value_model = self.policy if config.search.critic else None
@@ -480,14 +482,17 @@ class RayExecutor:
 
     The settings are ``config.distributed``. Joins Ray if it is already initialised in
     this process, else starts a local Ray (or, with ``ray_address``, connects to a
-    cluster) and shuts it down on exit. Actors are killed on exit, also on Ctrl-C.
+    cluster) and shuts it down on exit, unless it was made in a ``RaySession``, which keeps
+    that Ray for the next executor. Actors are killed on exit, also on Ctrl-C.
     ``on_submit(theorem, worker_pid)``, if given, is called as each attempt is sent
     (tests use it to kill the worker mid-search). ``stats()`` gives the sections it adds
     to ``summary.json``: the replicas' batches and where workers ran.
     """
 
-    def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None):
+    def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None,
+                 session: "RaySession | None" = None):
         self.config = config
+        self.session = session if session is not None else _SESSION.get()
         self.dist = config.distributed
         self.on_submit = on_submit
         self.replicas: list[_Replica] = []
@@ -640,7 +645,10 @@ class RayExecutor:
             _kill(replica.handle)
         self.replicas = []
         if self._started_ray:
-            ray.shutdown()
+            if self.session is not None:
+                self.session.started = True  # the session shuts Ray down when it ends
+            else:
+                ray.shutdown()
             self._started_ray = False
 
     # -- introspection
@@ -876,6 +884,56 @@ class RayExecutor:
         if worker.alive:
             worker.alive = False
             self.num_workers_lost += 1
+
+
+_SESSION: contextvars.ContextVar["RaySession | None"] = contextvars.ContextVar("ray_session", default=None)
+
+
+class RaySession:
+    """One Ray for several runs in a row (``prover iterate``'s rounds): the first
+    ``RayExecutor`` made inside it starts Ray as it would alone, the later ones join that
+    Ray, and Ray is shut down when the session ends rather than after each run.
+
+        with RaySession():
+            for config in rounds:
+                with RayExecutor(config) as executor:  # joins the session
+                    ...
+    """
+
+    def __init__(self) -> None:
+        self.started = False  # Ray was started by an executor of this session and is still up
+        self._token: Any = None
+
+    def __enter__(self) -> "RaySession":
+        self._token = _SESSION.set(self)  # executors made inside join it without being told
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _SESSION.reset(self._token)
+        if self.started:
+            ray = _ray()
+            if ray.is_initialized():
+                ray.shutdown()
+            self.started = False
+
+
+class ray_logs_to:
+    """Send Ray's driver-side log messages (its start-up warnings) to a file, not the terminal."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        _ray()  # importing Ray sets up its loggers; they are replaced below
+        self.logger = logging.getLogger("ray")
+        self.saved = (self.logger.handlers[:], self.logger.propagate)
+        self.handler = logging.FileHandler(self.path, delay=True, encoding="utf-8")
+        self.logger.handlers = [self.handler]
+        self.logger.propagate = False
+
+    def __exit__(self, *exc_info) -> None:
+        self.logger.handlers, self.logger.propagate = self.saved
+        self.handler.close()
 
 
 def default_theorem_timeout_s(config: RunConfig) -> float:
