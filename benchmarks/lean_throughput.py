@@ -49,7 +49,8 @@ def copies(num_theorems: int) -> list[tuple[str, str]]:
     """(run name, recorded name) for N theorems: the recorded ones, then ``copyK.NAME``."""
     from prover.traces import load_traces
 
-    names = load_traces(None).names()
+    known = statements()
+    names = [n for n in load_traces(None).names() if n in known]  # not the NAME@2 variants of a first goal
     out = []
     for k in range(num_theorems):
         name = names[k % len(names)]

@@ -135,26 +135,6 @@ def prepare_repl(
     return config
 
 
-def node_lacks(env_name: str, options: LeanConfig, repos: list[tuple[str, str]]) -> str | None:
-    """What this machine lacks to run Lean searches as the driver set them up, at the
-    driver's absolute paths: the Lean project, Lean's ``lake``, and for ``dojo`` LeanDojo's
-    trace of each (repository, commit) of ``repos``; None when it lacks nothing. A cluster's
-    nodes share no file system, so ``prover setup-lean`` must have run on each Lean node."""
-    project = Path(options.lean_project)
-    if not (project / "lean-toolchain").is_file():
-        return f"the Lean project {project} (with its lean-toolchain file)"
-    lake = getattr(options, "lake_path", "lake")
-    if shutil.which(lake) is None:
-        return f"Lean's `lake` ({lake}) on PATH"
-    if env_name == "dojo":
-        from prover.envs.dojo import cache_entry, traced
-
-        for url, commit in repos:
-            if not traced(url, commit):
-                return f"LeanDojo's trace of {url} at {commit[:12]} ({cache_entry(url, commit)})"
-    return None
-
-
 def minif2f_checkout(lean_project: str | Path) -> Path:
     """Where ``prover setup-lean`` clones miniF2F: ``<lean_project>/.lake/prover/miniF2F-lean4``."""
     return Path(lean_project) / CHECKOUT_DIR

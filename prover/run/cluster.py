@@ -285,8 +285,8 @@ class SearchWorker:
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def lacks(self, repos: list[tuple[str, str]]) -> str | None:
-        """What this worker's node lacks for Lean searches (``prover.envs.lean.node_lacks``)."""
-        from prover.envs.lean import node_lacks
+        """What this worker's node lacks for Lean searches (``prover.envs.nodes.node_lacks``)."""
+        from prover.envs.nodes import node_lacks
 
         return node_lacks(self.config.env.name, self.config.env.options, repos)
 
