@@ -23,7 +23,6 @@ from search import ALGORITHMS, SCORERS, SearchLimits
 
 from prover.errors import ProverError, did_you_mean
 from prover.registry import ENVS, POLICIES, Backend, backend, build, resolve_config_class
-from prover.theorem_sets import THEOREM_SETS
 from prover.settings import (
     ConfigError,
     Settings,
@@ -36,7 +35,7 @@ from prover.settings import (
     show_value,
     to_dict,
 )
-
+from prover.theorem_sets import THEOREM_SETS
 
 # ---- the parts of a run ---------------------------------------------------------------------
 

@@ -32,9 +32,9 @@ from typing import Any
 from search import Registry
 
 from prover.config import BackendSpec, RunConfig
+from prover.policies.prompts import get_prompt
 from prover.registry import POLICIES
 from prover.settings import ConfigError, from_dict, to_dict
-from prover.policies.prompts import get_prompt
 
 # The policies that run a model, with a prompt and decoding (the registry says which); hf first.
 MODEL_POLICIES = tuple(name for name in POLICIES.shown() if POLICIES[name].loads_model)

@@ -19,8 +19,8 @@ import networkx as nx
 import pytest
 
 from prover.config import RunConfig, apply_flags, flag_targets, resume_conflicts
-from prover.settings import Settings, flag_of, setting
 from prover.envs.synthetic import SyntheticConfig
+from prover.settings import Settings, flag_of, setting
 
 ROOT = Path(__file__).resolve().parents[1]
 

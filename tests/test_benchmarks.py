@@ -45,6 +45,8 @@ TINY_RUNS = [
                             "--max-expansions", "3", "--tactics-per-node", "2"],
      [r"repl, warm pool +3 +\d+ +\d+ +\d+ ", r"dojo +1 +\d+ ", r"Lean wall time, process per theorem / pool: [\d.]+x; "
       r"same theorems proved: (yes|no)", r"pool overhead ratio over its 3 theorems: [\d.]+ \(goal <= 0.10: (meets|misses)\)"]),
+    ("fill.py", ["--import-delay", "0.01"],
+     [r"--repl-pool +[\d.]+ +\d+ +\d+ +4\n", r"pool / no pool: wall time [\d.]+x, imports \d+/\d+"]),
     ("cluster.py", ["--replicas", "1", "--concurrency", "2", "--expansions", "2", "--workers", "1", "--skip-failure"],
      [r"one search alone, in-process: [\d.]+ expansions/s", r"\n\s+2\s+1\s+[\d.]+\s+1\.00x"]),
 ]

@@ -13,6 +13,7 @@ from search import (
     get_scorer,
     length_normalised,
 )
+
 from tests.fakes import GraphEnv, two_step_problem
 
 

@@ -72,11 +72,13 @@ def test_iterate_on_ray_starts_ray_once_for_all_its_rounds(tmp_path, monkeypatch
     """Two rounds, each proving its set and a held-out set on Ray: one ``ray.init``."""
     import ray
 
+    from search import SearchLimits
+
     from prover.learn import training
     from prover.learn.iterate import IterateOptions, iterate, prove_in_process_or_on_ray
     from prover.policies.hf import POLICY_METADATA
     from prover.theorem_sets import load_theorems
-    from search import SearchLimits
+
     from tests.tiny_llama import save_tiny_llama
 
     tiny = save_tiny_llama(tmp_path / "tiny")

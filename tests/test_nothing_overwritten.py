@@ -78,6 +78,13 @@ def test_summary_keeps_every_session_and_a_no_op_resume_adds_nothing(tmp_path):
     third = json.loads((run / "summary.json").read_text())
     assert third == second
     assert third["session"]["theorems_per_hour"] > 0
+    # The report counts both sessions' clocks.
+    from prover.views.report import load_run, run_stats, table_rows
+
+    stats = run_stats(load_run(run))
+    assert stats.sessions_wall_time_s == [s["wall_time_s"] for s in third["sessions"]]
+    rows = dict(table_rows([stats]))
+    assert rows["sessions: how many, wall-clock time summed, s"][0].startswith("2, ")
 
 
 def test_no_op_resume_keeps_the_executors_sections(tmp_path):

@@ -20,7 +20,7 @@ import sys
 
 import click
 
-from prover.cli import learn, lean, prove, views
+from prover.cli import lean, learn, prove, views
 from prover.cli.options import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED
 from prover.errors import ProverError
 from prover.run.batch import stop_on_sigterm

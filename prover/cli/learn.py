@@ -48,7 +48,8 @@ def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int
 def train_policy(out: str, data: str | None, traces: str | None, evaluate: bool | None, **options) -> None:
     """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one;
     several GPUs: accelerate launch -m prover.cli train-policy ...)."""
-    from prover.learn.training import evaluate_on_replay, train_policy as train
+    from prover.learn.training import evaluate_on_replay
+    from prover.learn.training import train_policy as train
 
     if data and traces:
         raise ProverError("give --data (an export) or --traces (a trace file), not both")

@@ -149,8 +149,8 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
          as_json: bool, **options) -> None:
     """Prove the `sorry`s of a Lean FILE (--env repl) and write the proofs back, re-checked in Lean."""
     from prover.fill import FillRequest, fill_file
-    from prover.run.batch import prove_batch
     from prover.lean_files import with_file_project
+    from prover.run.batch import prove_batch
     from prover.run.rundir import RunDir
 
     if write and output:

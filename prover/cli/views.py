@@ -110,8 +110,15 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from prover.views.report import (comparison_lines, default_report_dir, load_run, outcome_rows, stats_of, table_rows,
-                                     write_report)
+    from prover.views.report import (
+        comparison_lines,
+        default_report_dir,
+        load_run,
+        outcome_rows,
+        stats_of,
+        table_rows,
+        write_report,
+    )
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
     out_dir = Path(output) if output else default_report_dir(run_dirs)

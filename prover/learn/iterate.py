@@ -31,15 +31,16 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypedDict
 
 from search import Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig, flag_targets
 from prover.errors import ProverError
+from prover.learn.export import ExportStats
+from prover.learn.training import TrainOptions
 from prover.run.cluster import RaySession
 from prover.run.rundir import RunDir
-from prover.learn.training import TrainOptions
 from prover.settings import Settings, flag_of, setting, setting_fields, to_dict
 
 SETTINGS_FILE = "iterate.json"
@@ -103,26 +104,48 @@ class IterateOptions(Settings):
         return {**to_dict(self), "train": self.train.to_dict()}
 
 
+class RunFigures(TypedDict):
+    """A round's pass rate on a theorem set (as summary.json counts it)."""
+
+    num_theorems: int
+    num_proved: int
+    pass_rate: float
+
+
+class RoundTimes(TypedDict):
+    """Seconds a round spent proving, exporting and training."""
+
+    prove: float
+    export: float
+    train: float
+    total: float
+
+
 @dataclass(frozen=True)
 class RoundResult:
     """What one round did (``round.json``)."""
 
     round: int
-    policy: dict  # the policy that proved this round's theorems (the BackendSpec as a dict)
-    train: dict  # num_theorems, num_proved, pass_rate
-    heldout: dict | None
-    export: dict  # the export's statistics
+    policy: dict[str, Any]  # the policy that proved this round's theorems (``BackendSpec.to_dict``)
+    train: RunFigures
+    heldout: RunFigures | None
+    export: ExportStats
     trained_policy: str | None  # the model trained at the end of the round (the next round's policy)
     train_loss: float | None
-    time_s: dict
+    time_s: RoundTimes
     trained_from: str | None = None  # the model fine-tuned (None: a tiny model from scratch)
     dpo: dict | None = None  # the DPO stage: preference pairs, beta, losses
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RoundResult":
+        """A ``round.json`` read back."""
+        return cls(**{**data, "export": ExportStats(**data["export"])})
 
     def line(self) -> str:
         parts = [f"round {self.round}: train {_rate(self.train)}"]
         if self.heldout is not None:
             parts.append(f"held-out {_rate(self.heldout)}")
-        proof_steps = sum(self.export.get("proof_records", {}).values())
+        proof_steps = sum(self.export.proof_records.values())
         parts.append(f"{proof_steps} proof steps exported")
         if self.trained_policy:
             parts.append(f"trained {self.trained_policy} (loss {self.train_loss:.3f})")
@@ -131,7 +154,7 @@ class RoundResult:
         return "; ".join(parts) + f" [{self.time_s.get('total', 0):.0f}s]"
 
 
-def _rate(figures: dict) -> str:
+def _rate(figures: RunFigures) -> str:
     return f"{figures['num_proved']}/{figures['num_theorems']} ({figures['pass_rate']:.1%})"
 
 
@@ -176,7 +199,7 @@ def iterate(
             round_dir = out / f"round-{number}"
             done = round_dir / ROUND_FILE
             if done.is_file():
-                result = RoundResult(**json.loads(done.read_text(encoding="utf-8")))
+                result = RoundResult.from_json(json.loads(done.read_text(encoding="utf-8")))
                 echo(f"{result.line()} (finished earlier)")
             else:
                 result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
@@ -241,7 +264,7 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
         policy=policy.to_dict(),
         train=_figures(train_summary),
         heldout=_figures(heldout_summary) if heldout_summary is not None else None,
-        export=asdict(stats),
+        export=stats,
         trained_policy=str(trained) if trained else None,
         train_loss=loss,
         trained_from=base,
@@ -251,7 +274,7 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
     )
 
 
-def _figures(summary) -> dict:
+def _figures(summary) -> RunFigures:
     return {"num_theorems": summary.num_theorems, "num_proved": summary.num_proved, "pass_rate": summary.pass_rate}
 
 
@@ -268,8 +291,8 @@ def _run_dir(path: Path, config: RunConfig) -> RunDir:
 
 def _train(out: Path, data: Path, options: TrainOptions) -> tuple[Path, float]:
     """Train into ``out`` through a temporary directory, so a model directory is whole or absent."""
-    from prover.policies.hf import POLICY_METADATA
     from prover.learn.training import train_policy
+    from prover.policies.hf import POLICY_METADATA
 
     if (out / POLICY_METADATA).is_file():  # trained before the round was stopped
         return out, json.loads((out / POLICY_METADATA).read_text(encoding="utf-8"))["final_loss"]

@@ -8,11 +8,11 @@ progress, and takes its results from an executor:
 - ``InProcessExecutor``: one search at a time in this process (``--num-workers 0``);
 - ``prover.run.cluster.RayExecutor``: search workers and a batching policy server on Ray.
 
-An executor is a context manager whose ``prove(theorems)`` yields ``(theorem, result)``
-once per theorem, in any order, as each search ends.
+``prover.run.batch.executor_for`` chooses between them. An executor is a context manager
+whose ``prove(theorems)`` yields ``(theorem, result)`` once per theorem, in any order, as
+each search ends; ``prove_set`` enters it.
 
-    with InProcessExecutor(config) as executor:
-        summary = prove_set(theorems, config, run, executor)
+    summary = prove_set(theorems, RunDir.create("runs/demo", config), InProcessExecutor(config))
 """
 
 from __future__ import annotations

@@ -212,6 +212,7 @@ class RunStats:
     session_wall_time_s: float | None = None  # the last session's own clock, from summary.json
     theorems_per_hour: float | None = None  # the last session's throughput, from summary.json
     time_split: dict = field(default_factory=dict)  # summed over theorems: policy_s, env_s, engine_s
+    sessions_wall_time_s: list = field(default_factory=list)  # each session's clock, oldest first
 
 
 def tactic_outcomes(run: Run) -> tuple[dict[str, int], int]:
@@ -307,6 +308,16 @@ def paired_lines(report: dict) -> list[str]:
     return lines
 
 
+def _sessions_wall_time(summary: dict) -> list[float]:
+    """Each session's wall-clock time from summary.json's ``sessions`` (oldest first)."""
+    sessions = summary.get("sessions")
+    if not isinstance(sessions, list):
+        return []
+    return [float(s["wall_time_s"]) for s in sessions
+            if isinstance(s, dict) and isinstance(s.get("wall_time_s"), (int, float))
+            and not isinstance(s.get("wall_time_s"), bool)]
+
+
 def _session_figure(summary: dict, key: str) -> float | None:
     """A number from summary.json's ``session`` (the last prove-split session's clock)."""
     session = summary.get("session")
@@ -353,6 +364,7 @@ def run_stats(run: Run) -> RunStats:
         session_wall_time_s=_session_figure(run.summary, "wall_time_s"),
         theorems_per_hour=_session_figure(run.summary, "theorems_per_hour"),
         time_split=_summed_split(records),
+        sessions_wall_time_s=_sessions_wall_time(run.summary),
     )
 
 
@@ -437,6 +449,10 @@ def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     ]
     if any(s.session_wall_time_s is not None for s in stats):
         rows.append(("wall-clock time of the last session, s", [_fmt(s.session_wall_time_s, 4) for s in stats]))
+        if any(len(s.sessions_wall_time_s) > 1 for s in stats):
+            rows.append(("sessions: how many, wall-clock time summed, s",
+                         [f"{len(s.sessions_wall_time_s)}, {_fmt(sum(s.sessions_wall_time_s), 4)}"
+                          for s in stats]))
         rows.append(("theorems per hour (last session)", [_fmt(s.theorems_per_hour, 4) for s in stats]))
     return rows
 
