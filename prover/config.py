@@ -92,6 +92,10 @@ class SearchConfig(Settings):
     value_weight: float = setting(
         1.0, "value_mixed: weight of the critic's value (the log-probability that a state is provable).", min=0
     )
+    attempts: int = setting(
+        1, "Independent searches of each theorem (pass@N): the rest are cancelled once one proof passes the "
+        "re-check; summary.json and prover report give pass@1..pass@N.", min=1,
+    )
 
 
 @dataclass(frozen=True)

@@ -234,14 +234,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def prove_holes(theorems: Sequence[Theorem], config: Any, run: Any) -> None:
-    """The searches of the holes into ``run``: one hole in this process, several on Ray
-    unless ``--num-workers 0``."""
-    from prover.run.driver import InProcessExecutor, prove_set
+    """The searches of the holes into ``run``, with the executor ``prove-split`` would
+    choose (one hole in this process)."""
+    from prover.run.batch import executor_for
+    from prover.run.driver import prove_set
 
-    if len(theorems) == 1 or config.distributed.num_workers == 0:
-        executor = InProcessExecutor(config)
-    else:
-        from prover.run.cluster import RayExecutor
-
-        executor = RayExecutor(config)
-    prove_set(theorems, run, executor)
+    prove_set(theorems, run, executor_for(config, theorems))

@@ -14,8 +14,11 @@ reproduced from its config whatever later becomes of the preset.
 Each value comes from the system's own evaluation code or model card, named in
 ``source``; what the source does not say is said in ``description``, with the value used
 in its place. ``reported_minif2f_test`` is the figure the source reports for miniF2F-test,
-with its budget: a preset runs one search per theorem, which is what the Llemma, llmstep
-and InternLM scripts' figures measure and not what BFS-Prover's do.
+with its budget. A preset also sets ``--attempts``, the number of independent searches
+per theorem behind that figure (pass@N: 1 for Llemma's and llmstep's scripts, 256 for
+InternLM2.5-StepProver's paper, 2048 for BFS-Prover's card); ``prover presets NAME``
+says what a full reproduction on miniF2F-test costs (``reproduction_cost``). Give
+``--attempts 1`` for one search per theorem.
 
 The tactic score and the priority of states follow Llemma's ``proofsearch.py``: a tactic
 scores its cumulative log-prob divided by its generated tokens (``length_normalise``,
@@ -58,6 +61,8 @@ class Preset:
     reported_minif2f_test: str
     source: str
     description: str
+    attempts: int = 1  # independent searches per theorem behind the reported figure (pass@N)
+    reported_gpu_hours: str = "not stated in the sources checked"  # compute of the figure, as the source gives it
     dtype: str = "bfloat16"  # the weights' type, as the source loaded them
     beam_ranking: str = "sum"  # beam search only: how finished beams are ranked (prover.policies.beams)
     beam_finish: str = "top_k"  # beam search only: which of a step's 2k candidates may finish
@@ -104,8 +109,8 @@ _LLEMMA_NOTE = (
 )
 _BFS_NOTE = (
     "The card gives the prompt '{state}:::' (the model echoes the state, which is dropped) and the budget "
-    "2048x2x600: 2048 searches of 2 tactics per expansion and 600 expansions; a preset runs one search, so "
-    "the figure is not comparable with one run. Not on the card, with the value used: sampling temperature "
+    "2048x2x600: 2048 searches of 2 tactics per expansion and 600 expansions, which the preset sets "
+    "(--attempts 2048). Not on the card, with the value used: sampling temperature "
     "(1.0), new-token limit (256), time limit (600 s, this tool's default), stop string (none: the end-of-"
     "sequence token), and the exponent of the paper's length normalisation (the priority here is the summed "
     "log-prob of the path divided by its depth, --scorer length_normalised; a tactic scores its summed log-prob)."
@@ -156,7 +161,7 @@ PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
         summary="InternLM2.5-StepProver-7B with InternLM-Math's public search script (beam 32, 100 expansions, 1200 s)",
         model="internlm/internlm2_5-step-prover", prompt="internlm_stepprover", decoding="beam",
         tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
-        max_expansions=100, time_limit_s=1200.0, trust_remote_code=True,
+        max_expansions=100, time_limit_s=1200.0, trust_remote_code=True, attempts=256,
         reported_minif2f_test="65.9% with a critic model and 256x32x600 (256 searches, 32 tactics, 600 "
         "expansions); not what one search of this preset measures",
         source="the model card (input template); InternLM/InternLM-Math at a4196fa minif2f/"
@@ -179,7 +184,7 @@ PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
         summary="BFS-Prover-V1-7B: sampling 2 tactics per node, 600 expansions, length-normalised priority",
         model="ByteDance-Seed/BFS-Prover-V1-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
         max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0,
+        time_limit_s=600.0, attempts=2048,
         reported_minif2f_test="70.83% +- 0.89% with 2048x2x600 (72.95% accumulated over runs)",
         source="the model card ByteDance-Seed/BFS-Prover-V1-7B (usage: '{state}:::', echo of the state; results "
         "table: BFS, no critic, tactic budget 2048x2x600)",
@@ -191,7 +196,7 @@ PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
         summary="BFS-Prover-V2-7B, searched as BFS-Prover-V1 (its card gives no search settings)",
         model="ByteDance-Seed/BFS-Prover-V2-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
         max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0,
+        time_limit_s=600.0, attempts=2048,
         reported_minif2f_test="82.4% (the card; budget not stated)",
         source="the model card ByteDance-Seed/BFS-Prover-V2-7B (usage: '{state}:::', echo of the state; "
         "miniF2F-test 82.4%)",
@@ -204,7 +209,7 @@ PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
         summary="BFS-Prover-V2-32B without its planner, searched as BFS-Prover-V1 (its card gives no search settings)",
         model="ByteDance-Seed/BFS-Prover-V2-32B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
         max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0,
+        time_limit_s=600.0, attempts=2048,
         reported_minif2f_test="86.1% without the planner, 95.08% with it (the card; budget not stated)",
         source="the model card ByteDance-Seed/BFS-Prover-V2-32B (usage: '{state}:::', echo of the state; "
         "miniF2F-test 86.1%, 95.08% with the planner)",
@@ -233,7 +238,7 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
                         f"preset {name}")
     limits = dataclasses.replace(config.limits, max_expansions=preset.max_expansions,
                                  time_limit_s=preset.time_limit_s, tactics_per_node=preset.tactics_per_node)
-    search = dataclasses.replace(config.search, scorer=preset.scorer)
+    search = dataclasses.replace(config.search, scorer=preset.scorer, attempts=preset.attempts)
     return dataclasses.replace(config, policy=BackendSpec(policy.kind, policy.name, options), limits=limits,
                                search=search)
 
@@ -264,7 +269,28 @@ def resolved_settings(name: str, policy: str = "hf") -> dict[str, Any]:
         settings.update(beam_ranking=options.beam_ranking, beam_finish=options.beam_finish)
     if options.decoding == "sampling":
         settings.update(temperature=options.temperature, top_p=options.top_p)
+    settings.update(attempts=config.search.attempts, full_reproduction=reproduction_cost(preset))
     settings.update(dtype=options.dtype, trust_remote_code=options.trust_remote_code, vllm=dict(preset.vllm),
                     reported_minif2f_test=preset.reported_minif2f_test, source=preset.source,
                     description=preset.description)
     return settings
+
+
+MINIF2F_TEST_THEOREMS = 244
+
+
+def reproduction_cost(preset: Preset, theorems: int = MINIF2F_TEST_THEOREMS) -> dict[str, Any]:
+    """What reproducing ``preset``'s figure on miniF2F-test takes at most: searches,
+    expansions and tactic candidates (every search run to its budget; a proof cancels the
+    theorem's other searches, so a real run does less), and the compute the source reports."""
+    searches = theorems * preset.attempts
+    return {
+        "theorems": theorems,
+        "searches": searches,
+        "max_expansions": searches * preset.max_expansions,
+        "max_tactic_candidates": searches * preset.max_expansions * preset.tactics_per_node,
+        "max_search_hours": searches * preset.time_limit_s / 3600,
+        "reported_gpu_hours": preset.reported_gpu_hours,
+        "command": f"prover prove-split --env dojo --theorem-set minif2f --split test --preset {preset.name} "
+                   "--policy vllm",
+    }

@@ -45,7 +45,8 @@ def best_first_search(
     expansion's new states are scored in one batched call, and their values are stored on
     the nodes and shown to ``scorer``. Each queued node keeps its ``priority``.
 
-    ``on_expansion(tree, node)``, if given, is called after each expansion (tests use it
+    ``on_expansion(tree, node)``, if given, is called after each expansion; answering ``True``
+    stops the search there with ``StopReason.CANCELLED`` (tests use it
     to check the tree's invariants at every step; a UI can use it to show progress).
 
     An environment that cannot start the theorem gives status ERROR; one that crashes
@@ -152,8 +153,7 @@ def _search(
             counters.env_time_s += expansion.env_time_s
             handles.keep(expansion.children)
             counters.policy_time_s += enqueue([child for child, _ in expansion.children])
-            if on_expansion is not None:
-                on_expansion(tree, node)
+            cancelled = on_expansion is not None and on_expansion(tree, node) is True
             if expansion.error is not None:
                 error, stop_reason = expansion.error, StopReason.ENV_ERROR
                 break
@@ -161,6 +161,9 @@ def _search(
                 break  # proved or failed: even on the budget's last step, the result stands
             if expansion.out_of_time:
                 stop_reason = StopReason.TIME_LIMIT
+                break
+            if cancelled:
+                stop_reason = StopReason.CANCELLED
                 break
 
         return finish_search(theorem, env, tree, stop_reason, error, counters)

@@ -51,7 +51,8 @@ def propose(
 def proof_context(theorem: Theorem, tree: SearchTree, node: int) -> ProofContext:
     """The ``ProofContext`` of ``node``: the theorem (its full Lean name where known) and the
     tactics on the node's best path from the root."""
-    return ProofContext(theorem.full_name or theorem.name, theorem.statement, tuple(tree.path_tactics(node)))
+    return ProofContext(theorem.full_name or theorem.name, theorem.statement, tuple(tree.path_tactics(node)),
+                        theorem.attempt)
 
 
 def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:

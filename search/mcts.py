@@ -134,8 +134,7 @@ class _Search:
                 counters.policy_time_s += score_states(tree, self.value_model, [c for c, _ in expansion.children])
                 value = self._leaf_value(leaf, expansion.num_tactics, tree.num_states > states_before)
                 self._backup(path, value)
-                if self.on_expansion is not None:
-                    self.on_expansion(tree, leaf)
+                cancelled = self.on_expansion is not None and self.on_expansion(tree, leaf) is True
                 if expansion.error is not None:
                     error, stop_reason = expansion.error, StopReason.ENV_ERROR
                     break
@@ -143,6 +142,9 @@ class _Search:
                     break  # proved or failed: even on the budget's last step, the result stands
                 if expansion.out_of_time:
                     stop_reason = StopReason.TIME_LIMIT
+                    break
+                if cancelled:
+                    stop_reason = StopReason.CANCELLED
                     break
             return finish_search(self.theorem, self.env, tree, stop_reason, error, counters)
         finally:

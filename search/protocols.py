@@ -38,6 +38,7 @@ class Theorem:
     commit: str = ""
     file_path: str = ""
     full_name: str = ""  # fully qualified Lean name; defaults to ``name``
+    attempt: int = 0  # which of the independent searches of this theorem (pass@N), 0 for the first
     sorry_at: str = ""  # "LINE:COLUMN" of a `sorry` in ``statement`` (a whole file's body) to start from
 
     def to_dict(self) -> dict:
@@ -124,6 +125,7 @@ class ProofContext:
     theorem_name: str = ""
     theorem_statement: str = ""
     tactics: tuple[str, ...] = ()
+    attempt: int = 0  # the theorem's ``attempt``: a sampling policy may seed each search on it
 
 
 @runtime_checkable

@@ -74,6 +74,7 @@ class StopReason(str, Enum):
     ENV_ERROR = "env_error"  # the environment could not start, or crashed for good
     EXCEPTION = "exception"  # a policy or environment raised something unexpected (set by the caller)
     WORKER_LOST = "worker_lost"  # the process running the search died (set by the distributed layer)
+    CANCELLED = "cancelled"  # told to stop (another search of the theorem found a proof: pass@N)
 
 
 # The stop reason of a record that has none (or one this version does not know): the
@@ -114,6 +115,9 @@ class ResultRecord:
     error: str | None = None
     proof_text: str | None = None
     tree: str | None = None
+    # With several independent searches of the theorem (pass@N): one JSON object per search,
+    # in attempt order (written by the application: prover.run.attempts).
+    attempts: tuple[dict, ...] | None = None
 
     @property
     def proved(self) -> bool:
@@ -126,6 +130,8 @@ class ResultRecord:
         data["stop_reason"] = self.stop_reason.value
         if self.proof is not None:
             data["proof"] = list(self.proof)
+        if self.attempts is not None:
+            data["attempts"] = list(self.attempts)
         return data
 
     @classmethod
@@ -169,7 +175,13 @@ class ResultRecord:
 
 def _checked(name: str, value: Any) -> Any:
     """``value`` as the record field ``name`` holds it, or a RecordFormatError."""
-    if name == "proof":
+    if name == "attempts":
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)) and all(isinstance(a, dict) for a in value):
+            return tuple(value)
+        problem = "a list of objects"
+    elif name == "proof":
         if value is None:
             return None
         if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):

@@ -57,7 +57,7 @@ LAYERS = {
     "prover.learn.iterate": 12,
     "prover.run.cluster": 10,
     "prover.run.watchdog": 10,
-    "prover.fill": 10,
+    "prover.fill": 12,  # it runs its holes as prove-split does (prover.run.batch)
     "prover.run.progress": 8,
     "prover.run.batch": 11,
     "prover.cli": 13,

@@ -109,15 +109,16 @@ def test_the_hf_policy_loads_the_weights_in_the_dtype_asked_for_on_a_gpu_and_flo
 
 # What each source's code does (see each preset's ``source``), written out here so that a
 # change to a preset fails this test: prompt format, decoding, beams ranked / finished,
-# dtype, tactics per expansion, new tokens, tactic score, expansions, seconds.
+# dtype, tactics per expansion, new tokens, tactic score, expansions, seconds, searches per theorem (N).
 SOURCES = {
-    "llemma-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0),
-    "llemma-34b-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0),
-    "llmstep-pythia-f2f": ("goal_proofstep", "beam", "vllm_0_1_7", "any", "float16", 32, 256, True, 100, 600.0),
-    "internlm2.5-stepprover": ("internlm_stepprover", "beam", "sum", "any", "float16", 32, 256, True, 100, 1200.0),
-    "bfs-prover-v1": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0),
-    "bfs-prover-v2-7b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0),
-    "bfs-prover-v2-32b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0),
+    "llemma-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0, 1),
+    "llemma-34b-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0, 1),
+    "llmstep-pythia-f2f": ("goal_proofstep", "beam", "vllm_0_1_7", "any", "float16", 32, 256, True, 100, 600.0, 1),
+    "internlm2.5-stepprover": ("internlm_stepprover", "beam", "sum", "any", "float16", 32, 256, True, 100, 1200.0,
+                               256),
+    "bfs-prover-v1": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
+    "bfs-prover-v2-7b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
+    "bfs-prover-v2-32b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
 }
 
 
@@ -125,12 +126,16 @@ SOURCES = {
 @pytest.mark.parametrize("policy", ["hf", "vllm"])
 def test_each_preset_decodes_as_its_source(name, policy):
     resolved = resolved_settings(name, policy)
-    prompt, decoding, ranking, finish, dtype, k, new_tokens, mean_score, expansions, seconds = SOURCES[name]
+    prompt, decoding, ranking, finish, dtype, k, new_tokens, mean_score, expansions, seconds, n = SOURCES[name]
     assert (resolved["prompt"], resolved["decoding"], resolved["dtype"]) == (prompt, decoding, dtype)
     assert (resolved.get("beam_ranking"), resolved.get("beam_finish")) == (ranking, finish)
     assert (resolved["tactics_per_node"], resolved["max_new_tokens"]) == (k, new_tokens)
     assert resolved["tactic_score"] == ("mean_logprob_per_token" if mean_score else "sum_logprob")
     assert (resolved["max_expansions"], resolved["time_limit_s"]) == (expansions, seconds)
+    assert resolved["attempts"] == n
+    cost = resolved["full_reproduction"]  # what `prover presets NAME` says a reproduction costs
+    assert cost["searches"] == 244 * n and cost["max_expansions"] == 244 * n * expansions
+    assert cost["max_tactic_candidates"] == 244 * n * expansions * k and f"--preset {name}" in cost["command"]
 
 
 def test_each_presets_prompt_is_its_sources_bytes():
@@ -138,3 +143,19 @@ def test_each_presets_prompt_is_its_sources_bytes():
     assert PROMPTS[get_preset("llmstep-pythia-f2f").prompt].render(state) == "[GOAL]" + state + "[PROOFSTEP]"
     assert PROMPTS[get_preset("bfs-prover-v1").prompt].render(state) == state + ":::"
     # Llemma's bytes: tests/test_policy_hf.py (LLEMMA_GOLDEN); InternLM's: tests/test_proof_context.py.
+
+
+def test_the_hf_policy_calls_no_transformers_api_marked_for_removal(tiny):
+    """The shared-prefill sampling path and the step-wise beam search hand the KV cache over
+    under the name this transformers takes (``cache`` since 5.x, ``past_key_values`` before):
+    no deprecation warning, so nothing breaks when the old name is removed (6.0)."""
+    import warnings
+
+    model, tokenizer = tiny
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", max_new_tokens=4)).propose(list(STATES[:2]), 3)
+        HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", decoding="beam", max_new_tokens=4,
+                                            beam_ranking="vllm_0_1_7", beam_finish="any")).propose(list(STATES[:2]), 3)
+    removals = [str(w.message) for w in caught if "removed" in str(w.message) or "deprecated" in str(w.message)]
+    assert removals == []

@@ -226,6 +226,11 @@ def test_prove_split_runs_the_holes_of_a_lean_file_as_a_theorem_set_and_resumes(
     assert len((out / "results.jsonl").read_text().splitlines()) == 5
 
 
+def test_fill_refuses_theorem_set_flags(user):
+    done = user.fill("--theorems-file", str(user.file))
+    assert done.returncode == 2 and "--theorems-file chooses a theorem set; prover fill proves" in done.stderr
+
+
 def test_lean_file_needs_the_repl_environment(user):
     done = prover("prove-split", "--env", "replay", "--lean-file", str(user.file), "--out", str(user.home / "x"),
                   env=user.env, cwd=user.home)

@@ -308,13 +308,16 @@ def test_pyproject_requires_the_transformers_and_vllm_this_code_was_checked_agai
     ``from_pretrained`` does not know ``dtype=`` ("LlamaForCausalLM.__init__() got an
     unexpected keyword argument 'dtype'"). 4.56.0's tokenizers also return
     ``token_type_ids``, which ``generate`` refuses, so the policy passes on only
-    ``input_ids`` and ``attention_mask``. The vLLM range tops out at the version whose
-    classes tests/test_policy_vllm.py was run against (0.32.0)."""
+    ``input_ids`` and ``attention_mask``. The cap is the newest release the registry served
+    when this module, tests/test_decoding.py and tests/test_proof_context.py passed on it
+    (5.25.0, with its ``cache=`` keyword; they passed on 4.56.0 too, with
+    ``past_key_values=``: ``prover.policies.hf.cache_arguments``). The vLLM range tops out at
+    the version whose classes tests/test_policy_vllm.py was run against (0.32.0)."""
     import re
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.search(r'^\s*"transformers>=4\.56",', text, re.M)
+    assert re.search(r'^\s*"transformers>=4\.56,<5\.26",', text, re.M)
     assert re.search(r'^vllm = \["vllm>=0\.11,<0\.33"\]', text, re.M)
 
 

@@ -155,6 +155,12 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
 
     if write and output:
         raise ProverError("give --write (fill FILE in place) or --output PATH, not both")
+    from prover.config import flag_targets
+
+    picks_theorems = [flag for flag in given_flags(options) if any(t.section == "theorems" for t in flag_targets().get(flag, []))]
+    if picks_theorems:
+        raise ProverError(f"{picks_theorems[0]} chooses a theorem set; prover fill proves the `sorry`s of FILE "
+                          "(for a file as a theorem set: prover prove-split --lean-file FILE)")
     if resume and out:
         raise ProverError("give either --out (a new run) or --resume (an existing run), not both")
     if resume:

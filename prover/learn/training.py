@@ -155,7 +155,11 @@ class TrainOptions(Settings):
     )
     prompt: str = setting("goal_proofstep", "Prompt format to train on (the model directory remembers it; a "
                           "--model keeps the one it records).", choices=sorted(PROMPTS))
-    max_prompt_tokens: int = setting(384, "Prompt tokens kept (cut from the top, as the policy cuts them).", min=1)
+    max_prompt_tokens: int | None = setting(
+        None, "Prompt tokens kept (cut from the top, as the policy cuts them); the model directory records it and "
+        "the policy keeps to it [default: the model's context length less room for a tactic].", min=16,
+        metavar="TOKENS",
+    )
     base_model: str | None = setting(
         None, "A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama from scratch].",
         flag="--model", metavar="MODEL",
@@ -203,7 +207,7 @@ def train_tiny_policy(
     prompt: str = "goal_proofstep",
     batch_size: int = 16,
     learning_rate: float = 3e-3,
-    max_prompt_tokens: int = 384,
+    max_prompt_tokens: int | None = None,
     shape: TinyLlamaShape = TinyLlamaShape(),
     progress: Callable[[str], None] | None = print,
 ) -> Path:
@@ -349,6 +353,19 @@ def train_critic(
     return session.save(out_dir, CRITIC_METADATA, metadata)
 
 
+# Room left for the tactic when a model's prompt limit defaults to its context length: the
+# hf policy's default --max-new-tokens.
+TACTIC_ROOM_TOKENS = 128
+
+
+def default_prompt_tokens(model) -> int:
+    """A model's prompt limit when none is given: its context length (``max_position_embeddings``)
+    less ``TACTIC_ROOM_TOKENS`` for the tactic, and at least half the context."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    context = getattr(config, "max_position_embeddings", None) or 2048
+    return max(context // 2, context - TACTIC_ROOM_TOKENS)
+
+
 @dataclass
 class _Session:
     """A model and tokenizer being trained, with the ``accelerate`` state around them."""
@@ -384,7 +401,11 @@ class _Session:
                 model = model.float()  # the trained weights are the float32 master copy; LoRA's base is frozen
             recorded = recorded_settings(options.base_model)
             prompt = recorded.get("prompt", prompt)  # the model knows that format
-            max_prompt_tokens = min(max_prompt_tokens, recorded.get("max_prompt_tokens", max_prompt_tokens))
+            if recorded.get("max_prompt_tokens"):
+                max_prompt_tokens = min(max_prompt_tokens or recorded["max_prompt_tokens"],
+                                        recorded["max_prompt_tokens"])
+        if max_prompt_tokens is None:
+            max_prompt_tokens = default_prompt_tokens(model)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         if options.gradient_checkpointing:

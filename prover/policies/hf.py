@@ -1,8 +1,11 @@
 """A tactic policy on Hugging Face ``transformers``: any causal LM, Llemma by default.
 
 Many states go through one batched ``generate`` call; each gets ``k`` candidates, sampled
-(``temperature``, ``top_p``; temperature 0 is greedy) or from beam search (``num_beams=k``).
-A candidate's score is the sum of the model's log-probs of its generated tokens, up to and
+(``temperature``, ``top_p``; temperature 0 is greedy) or from beam search (``num_beams=k``;
+``--beam-ranking``/``--beam-finish`` rules that ``generate`` lacks, such as vLLM 0.1.7's,
+run as a step-wise beam search on the model's KV cache: ``prover.policies.beams``).
+With a ``ContextualPolicy`` caller the prompt may hold the theorem and the proof so far
+(``prompts.InternLMStepProverFormat``). A candidate's score is the sum of the model's log-probs of its generated tokens, up to and
 including the token that ends the tactic (see ``prompts.cut_continuation``), or that sum
 divided by the token count with ``length_normalise``. The log-probs come from the raw
 logits, not the temperature/top-p-warped ones, so they mean the same under every decoding.

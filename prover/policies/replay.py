@@ -16,7 +16,9 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from search import Proposal
+from search import ProofContext, Proposal
+
+ATTEMPT_SEED_STRIDE = 7919  # attempt a of a theorem samples with seed + a x this
 
 from prover.settings import Settings, setting
 from prover.traces import TraceSet, load_traces
@@ -37,11 +39,17 @@ class ReplayPolicy:
         self._pool = traces.all_tactics()
 
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
+        return self.propose_in_context(states, [None] * len(states), k)
+
+    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext | None],
+                           k: int) -> list[list[Proposal]]:
+        """``propose``, seeded on each search's ``attempt`` as well (pass@N: attempts differ)."""
         batches = []
-        for state in states:
-            score = lambda tactic: _seeded_logprob(self.seed, state, tactic)  # noqa: E731
+        for state, context in zip(states, contexts):
+            seed = self.seed + ATTEMPT_SEED_STRIDE * (context.attempt if context is not None else 0)
+            score = lambda tactic: _seeded_logprob(seed, state, tactic)  # noqa: E731
             right = sorted(self.traces.tactics_at(state), key=score, reverse=True)[:k]
-            rng = random.Random(f"{self.seed}:{state}")
+            rng = random.Random(f"{seed}:{state}")
             drawn = rng.sample(self._pool, min(len(self._pool), k + len(right)))
             wrong = [t for t in drawn if t not in right][: k - len(right)]
             proposals = [Proposal(t, score(t)) for t in right + wrong]

@@ -277,6 +277,11 @@ class SearchWorker:
         self.config = config
         self.policy = PolicyClient(replicas, restart_wait_s, sticky)
         self.value_model = self.policy if config.search.critic else None
+        self._cancelled: set[str] = set()  # theorems whose attempts are to stop (--attempts)
+
+    def cancel(self, name: str) -> None:
+        """Stop this worker's searches of theorem ``name`` after their current expansion."""
+        self._cancelled.add(name)
 
     def where(self) -> dict:
         """This process's id and its Ray node's."""
@@ -294,8 +299,13 @@ class SearchWorker:
         """One search; returns the result with its tree."""
         from prover.run.driver import search_theorem
 
+        if theorem.name in self._cancelled:
+            from prover.run.attempts import cancelled_result
+
+            return cancelled_result(theorem)
         with self.policy.search():
-            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
+            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model,
+                                  on_expansion=lambda tree, node: theorem.name in self._cancelled)  # True: stop
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -506,6 +516,7 @@ class RayExecutor:
         self._started_ray = False
         self._worker_class: Any = None
         self._sticky = config.policy.capabilities.prefix_cache
+        self._cancelled_names: set[str] = set()  # theorems whose attempts are cancelled (--attempts)
 
     @property
     def server(self) -> Any:
@@ -583,7 +594,8 @@ class RayExecutor:
             raise _as_prover_error(exc, "the policy server could not start") from None
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         worker_options: dict[str, Any] = dict(
-            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker,
+            # one thread more than its searches: a cancel (--attempts) must not wait for a search to end
+            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker + 1,
             max_restarts=0, max_task_retries=0, **reservation,
         )
         if selector:
@@ -732,6 +744,8 @@ class RayExecutor:
         capacity = self.plan.searches_per_worker
         idle_since: float | None = None  # when every worker became unplaced (nodes lost)
 
+        self._book = book
+
         def submit(worker: _Worker, theorem: Theorem, number: int) -> None:
             book.in_flight[worker.handle.prove.remote(theorem)] = _Attempt(theorem, number, worker)
             worker.active += 1
@@ -747,7 +761,13 @@ class RayExecutor:
                     worker.alone = True
                     submit(worker, *book.retries.popleft())
                 while not worker.alone and worker.active < capacity and book.queue:
-                    submit(worker, *book.queue.popleft())
+                    theorem, number = book.queue.popleft()
+                    if theorem.name in self._cancelled_names:  # another attempt proved it (--attempts)
+                        from prover.run.attempts import cancelled_result
+
+                        yield theorem, cancelled_result(theorem)
+                        continue
+                    submit(worker, theorem, number)
             self._watch_replicas(ray)
 
             if not book.in_flight:  # nothing to wait on but workers Ray has not placed yet
@@ -795,6 +815,17 @@ class RayExecutor:
                     # process, and the normal retry path takes every search it held.
                     self._lose(attempt.worker)
                     _kill(attempt.worker.handle)
+
+    def cancel(self, name: str) -> None:
+        """Stop every attempt of theorem ``name`` (``--attempts``): queued ones are not started,
+        running ones stop after their current expansion (their worker is told at once)."""
+        self._cancelled_names.add(name)
+        book = getattr(self, "_book", None)
+        if book is None:
+            return
+        for attempt in list(book.in_flight.values()):
+            if attempt.theorem.name == name and attempt.worker.alive:
+                attempt.worker.handle.cancel.remote(name)
 
     def _replace_lost_workers(self, ray) -> None:
         """A fresh worker in place of each lost one, and note those that Ray has placed."""

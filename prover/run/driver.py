@@ -114,8 +114,23 @@ class InProcessExecutor:
         pass
 
     def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
-        for theorem in theorems:
-            yield theorem, search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
+        """Each theorem in turn; the attempts of one theorem (``--attempts``) side by side."""
+        from prover.run.attempts import AttemptRace, SerializedPolicy, group_by_theorem
+
+        shared = SerializedPolicy(self.policy, self.value_model)
+        self._race = AttemptRace(lambda theorem, on_expansion: search_theorem(
+            theorem, shared, self.config, on_expansion=on_expansion,
+            value_model=shared if self.value_model is not None else None))
+        for group in group_by_theorem(theorems):
+            if len(group) == 1 and group[0].attempt == 0:
+                theorem = group[0]
+                yield theorem, search_theorem(theorem, self.policy, self.config, value_model=self.value_model)
+            else:
+                yield from self._race.run(group)
+
+    def cancel(self, name: str) -> None:
+        """Stop the running attempts of theorem ``name`` after their current expansion."""
+        self._race.cancel(name)
 
 
 ResultCallback = Callable[[ResultRecord, Summary], None]
@@ -140,11 +155,28 @@ def prove_set(
     summary = run.begin(names)
     finished = run.finished()
     todo = list({t.name: t for t in theorems if t.name not in finished}.values())
+    attempts = _attempts_of(executor)
     if todo:
         with executor:
             if on_started is not None:
                 on_started()
-            for theorem, result in _resume_hint_on_stop(executor.prove(todo), run):
+            if attempts > 1:
+                from prover.run.attempts import run_attempts
+
+                def record_theorem(theorem: Theorem, record: ResultRecord) -> None:
+                    if theorem.name in finished:
+                        return
+                    finished.add(theorem.name)
+                    run.append(record)
+                    run.write_summary()
+                    if on_result is not None:
+                        on_result(record, summary)
+
+                try:
+                    run_attempts(todo, run, executor, attempts, record_theorem)
+                except RunStopped as exc:
+                    raise RunStopped(f"{exc}; continue it with: prover prove-split --resume {run.path}") from None
+            for theorem, result in (_resume_hint_on_stop(executor.prove(todo), run) if attempts == 1 else ()):
                 if theorem.name in finished:
                     continue
                 finished.add(theorem.name)
@@ -156,6 +188,12 @@ def prove_set(
                 run.executor_stats = executor.stats()
     run.write_summary(final=True)
     return summary
+
+
+def _attempts_of(executor) -> int:
+    """``--attempts`` of the run the executor serves (1 where it has no config)."""
+    config = getattr(executor, "config", None)
+    return getattr(getattr(config, "search", None), "attempts", 1)
 
 
 def _resume_hint_on_stop(results: Iterator, run: RunDir) -> Iterator:

@@ -181,6 +181,8 @@ class Summary:
         self.total_expansions = 0
         self.total_search_time_s = 0.0
         self._seen: set[str] = set()
+        self.attempt_counts: list[tuple[int, int]] = []  # (searches run to their end, proofs) per theorem
+        self.max_attempts = 0
 
     def add(self, record: ResultRecord) -> None:
         if record.theorem not in self.theorem_names or record.theorem in self._seen:
@@ -191,6 +193,10 @@ class Summary:
         self.status_counts[record.status.value] = self.status_counts.get(record.status.value, 0) + 1
         self.total_expansions += record.num_expansions
         self.total_search_time_s += record.wall_time_s
+        if record.attempts:
+            ran = [a for a in record.attempts if a.get("stop_reason") != "cancelled"]
+            self.attempt_counts.append((len(ran), sum(a.get("status") == "proved" for a in ran)))
+            self.max_attempts = max(self.max_attempts, len(record.attempts))
 
     @property
     def num_theorems(self) -> int:
@@ -209,7 +215,16 @@ class Summary:
             "status_counts": dict(sorted(self.status_counts.items())),
             "total_expansions": self.total_expansions,
             "total_search_time_s": self.total_search_time_s,
-        }
+        } | self._pass_at_k()
+
+    def _pass_at_k(self) -> dict:
+        """pass@1..pass@N with intervals, for runs with several searches per theorem."""
+        if not self.attempt_counts:
+            return {}
+        from prover.run.passk import pass_at_k_table
+
+        return {"attempts": self.max_attempts,
+                "pass_at_k": pass_at_k_table(self.attempt_counts, self.num_theorems, self.max_attempts)}
 
 
 def summarize(records: Iterable[ResultRecord], theorem_names: Iterable[str]) -> dict:

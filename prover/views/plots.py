@@ -583,3 +583,28 @@ def _edge_label(ax, start, end, tactic: str, on_proof: bool, colour: str | None 
     ax.annotate(text, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), ha="center", va="center",
                 fontsize=7, color=colour or (PROOF_COLOUR if on_proof else "#555"), zorder=5,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+
+
+def plot_pass_at_k(curves: Sequence[dict], labels: Sequence[str], path: Path) -> Path:
+    """pass@k against k (``summary.json``'s ``pass_at_k``: several searches per theorem),
+    one line per run with its 95% interval as a band; k on a log axis when it spans a lot."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for i, (curve, label) in enumerate(zip(curves, labels)):
+        ks = sorted(int(k) for k in curve)
+        if not ks:
+            continue
+        estimate = [curve[str(k)]["estimate"] for k in ks]
+        ax.plot(ks, estimate, marker="o", markersize=3, color=_colour(i), label=_short(label))
+        ax.fill_between(ks, [curve[str(k)]["low"] for k in ks], [curve[str(k)]["high"] for k in ks],
+                        color=_colour(i), alpha=0.15, linewidth=0)
+    if any(len(curve) > 16 for curve in curves):
+        _log_axis(ax, "x")
+    else:
+        _integer_axis(ax.xaxis)
+    ax.set_xlabel("k (searches per theorem)")
+    ax.set_ylabel("pass@k")
+    ax.set_ylim(0, 1)
+    ax.set_title("pass@k (Chen et al. 2021), 95% bootstrap interval")
+    ax.legend(loc="lower right", fontsize="small")
+    return _save(fig, path)

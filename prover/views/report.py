@@ -485,7 +485,31 @@ def build_report(runs: Sequence[Run]) -> dict:
     if len(runs) > 1:
         report["comparison"] = compare(runs, labels)
         report["paired"] = paired_tests(runs, labels)
+    if any(run.summary.get("pass_at_k") for run in runs):
+        report["pass_at_k"] = [run.summary.get("pass_at_k") or {} for run in runs]
     return report
+
+
+def pass_at_k_lines(report: dict) -> list[str]:
+    """report.md's pass@k section (runs with several searches per theorem), or nothing."""
+    curves = report.get("pass_at_k")
+    if not curves:
+        return []
+    labels = [r["label"] for r in report["runs"]]
+    ks = sorted({int(k) for curve in curves for k in curve})
+    shown = [k for k in ks if k & (k - 1) == 0 or k == ks[-1]]  # 1, 2, 4, ... and N
+    lines = ["", "## pass@k", "", "| k | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
+    for k in shown:
+        cells = []
+        for curve in curves:
+            entry = curve.get(str(k))
+            cells.append(f"{entry['estimate']:.1%} [{entry['low']:.1%}, {entry['high']:.1%}]" if entry else "")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "pass@k is Chen et al.'s (2021) unbiased estimator over each theorem's searches, averaged over "
+                  "the theorem set, with a 95% bootstrap interval over theorems. Searches cancelled once another "
+                  "had proved the theorem are left out, which makes the estimate for k < N an upper one; pass@N "
+                  "is exact."]
+    return lines
 
 
 def _one_line(name: str, width: int = 70) -> str:
@@ -608,6 +632,7 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
             names = entry["theorems"]
             lines += ["", f"## Proved by {entry['label']} only ({len(names)})", ""]
             lines += [f"- {_md_name(name)}" for name in names] or ["(none)"]
+    lines += pass_at_k_lines(report)
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(plot).stem.replace('_', ' ')}]({Path(plot).name})" for plot in plots]
     if theorems:
@@ -629,6 +654,10 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
     from prover.views.plots import write_report_plots
 
     plots = write_report_plots(runs, stats_of(report), labels, out_dir)
+    if report.get("pass_at_k"):
+        from prover.views.plots import plot_labels, plot_pass_at_k
+
+        plots.append(plot_pass_at_k(report["pass_at_k"], plot_labels(labels), out_dir / "pass_at_k.png"))
     report["plots"] = [str(p) for p in plots]
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     markdown = render_markdown(report, report["plots"], theorem_rows(runs, out_dir))
