@@ -162,8 +162,8 @@ def read_trace_records(path: str | Path) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            raise TraceFormatError(f"line {number} of {path} is not valid JSON") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise TraceFormatError(f"line {number} of {path} is not valid JSON (or is nested too deeply)") from None
         if not isinstance(record, dict):
             raise TraceFormatError(f"line {number} of {path} is not a JSON object")
         missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str)]

@@ -70,7 +70,7 @@ def test_a_rerun_with_dpo_switched_on_is_refused_naming_the_options(tmp_path, fa
     from prover.errors import ProverError
 
     iterate(CONFIG, THEOREMS, tmp_path / "it", 1, IterateOptions(max_new_tokens=6), echo=lambda line: None)
-    with pytest.raises(ProverError, match="options differ"):
+    with pytest.raises(ProverError, match="these differ: --dpo true \\(it was false\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 1, IterateOptions(max_new_tokens=6, dpo=True),
                 echo=lambda line: None)
 

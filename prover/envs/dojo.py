@@ -174,7 +174,11 @@ def traced(repo_url: str, commit: str) -> bool:
 
 def require_traced(theorems: Iterable[Theorem]) -> None:
     """Raise a ProverError, naming ``prover setup-lean``, unless LeanDojo's cache holds the
-    repository of every theorem; the CLI calls it before any search starts."""
+    repository of every theorem; the CLI calls it before any search starts. Without Lean
+    at all, it says what ``--env repl`` says: `lake` is missing (``require_lake``)."""
+    from prover.envs.lean import require_lake
+
+    require_lake()
     seen: set[tuple[str, str]] = set()
     for theorem in theorems:
         if not theorem.repo_url:

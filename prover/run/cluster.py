@@ -482,6 +482,33 @@ def _ray():
     return ray
 
 
+class ray_messages_to_log:
+    """While entered, what Ray's raylet reports to the driver ("A worker died or was killed
+    while executing a task ...", in colour) goes to the ``ray`` logger (the run's ray.log)
+    instead of the terminal. The driver's error listener prints those through
+    ``ray._private.worker.print_to_stdstream``, looked up at each call; that function is
+    swapped for the time of the run (``log_to_driver=False`` keeps workers' own output away)."""
+
+    def __enter__(self) -> "ray_messages_to_log":
+        import re
+
+        import ray._private.worker as ray_worker
+
+        self.ray_worker, self.saved = ray_worker, ray_worker.print_to_stdstream
+        colour = re.compile(r"\x1b\[[0-9;]*m")
+        logger = logging.getLogger("ray")
+
+        def to_log(data: dict, ignore_prefix: bool = False) -> None:
+            for line in data.get("lines", ()):
+                logger.warning("(%s) %s", data.get("pid", "ray"), colour.sub("", str(line)))
+
+        ray_worker.print_to_stdstream = to_log
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.ray_worker.print_to_stdstream = self.saved
+
+
 class RayExecutor:
     """The policy replicas and the search workers on Ray, as an executor of
     ``prover.run.driver.prove_set``: ``prove`` yields (theorem, result) as searches end.
@@ -949,7 +976,8 @@ class RaySession:
 
 
 class ray_logs_to:
-    """Send Ray's driver-side log messages (its start-up warnings) to a file, not the terminal."""
+    """Send Ray's driver-side log messages (its start-up warnings, and what the raylet reports:
+    ``ray_messages_to_log``) to a file, not the terminal."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -961,8 +989,10 @@ class ray_logs_to:
         self.handler = logging.FileHandler(self.path, delay=True, encoding="utf-8")
         self.logger.handlers = [self.handler]
         self.logger.propagate = False
+        self.messages = ray_messages_to_log().__enter__()  # "A worker died ..." too
 
     def __exit__(self, *exc_info) -> None:
+        self.messages.__exit__(*exc_info)
         self.logger.handlers, self.logger.propagate = self.saved
         self.handler.close()
 
