@@ -27,6 +27,11 @@ def test_iterate_with_dojo_checks_the_trace_before_any_round(tmp_path, monkeypat
     from prover.learn.iterate import iterate
 
     monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))  # read by LeanDojo at import (fresh here or not)
+    bin_dir = tmp_path / "bin"  # a `lake`, so the trace is what is missing
+    bin_dir.mkdir()
+    (bin_dir / "lake").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "lake").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     config = RunConfig(env=BackendSpec("environment", "dojo", DojoConfig()), limits=SearchLimits(max_expansions=2))
     theorems = [Theorem("t", repo_url=str(tmp_path / "miniF2F"), commit="0" * 40, file_path="MiniF2F/Test.lean",
                         full_name="t")]
