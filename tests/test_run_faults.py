@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search import SearchLimits, SearchStatus, Theorem
+from search import SearchLimits, Theorem
 
 from prover.config import BackendSpec, RunConfig, TheoremSetConfig
 from prover.errors import ProverError
@@ -538,3 +538,26 @@ def test_missing_lean_gets_the_same_sentence_from_dojo_and_repl(tmp_path, capsys
         assert exit_code(["attack", "mathd_algebra_478", "--env", env, "--policy", "fixed"]) == 2
         said[env] = _one_sentence(capsys, "lake", "prover setup-lean")
     assert said["dojo"] == said["repl"]
+
+
+# ---- defect 8: a record's tree outside the run directory ----------------------------------------
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute"])
+def test_viz_and_report_never_follow_a_tree_outside_the_run(tmp_path, capsys, where):
+    run = proved_run(tmp_path, 3)
+    lines = run.results_path.read_text().splitlines()
+    data = json.loads(lines[0])
+    outside = tmp_path / "outside-secret.json.gz"
+    outside.write_bytes((run.path / data["tree"]).read_bytes())
+    data["tree"] = "../outside-secret.json.gz" if where == "relative" else str(outside)
+    lines[0] = json.dumps(data)
+    run.results_path.write_text("\n".join(lines) + "\n")
+    assert exit_code(["viz", str(run.path)]) == 0
+    err = capsys.readouterr().err
+    assert "outside the run directory" in err and f"prover repair {run.path}" in err
+    pages = "".join(p.read_text() for p in (run.path / "viz").glob("*.html"))
+    assert "outside-secret" not in pages and data["theorem"] not in pages
+    assert exit_code(["report", str(run.path), "-o", str(tmp_path / "report")]) == 0
+    assert "outside the run directory" in capsys.readouterr().err
+    assert "outside-secret" not in (tmp_path / "report" / "report.md").read_text()

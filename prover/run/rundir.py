@@ -51,9 +51,9 @@ from search import (
 )
 
 from prover.config import RunConfig
-from prover.settings import ConfigError
 from prover.errors import ProverError
 from prover.run.provenance import now, provenance
+from prover.settings import ConfigError
 
 
 def tree_filename(theorem: str) -> str:
