@@ -187,6 +187,7 @@ def iterate(
     transformers_logging.disable_progress_bar()  # a bar per model loaded or saved says nothing here
     out = Path(out_dir)
     _check_settings(out, config, theorems, options, heldout)
+    _require_trace(config, [*theorems, *(heldout or [])])
     heldout_config = None
     if heldout:
         heldout_config = dataclasses.replace(
@@ -207,6 +208,15 @@ def iterate(
                 echo(result.line())
             results.append(result)
     return results
+
+
+def _require_trace(config: RunConfig, theorems: Sequence[Theorem]) -> None:
+    """What ``prove-split`` checks before it starts: for --env dojo, LeanDojo has traced every
+    theorem's repository (else each search would trace, or fail, inside its start-up)."""
+    if config.env.capabilities.needs_trace:
+        from prover.registry import load
+
+        load(config.env.capabilities.module, "require_traced")(theorems)
 
 
 def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, heldout, heldout_config,
