@@ -15,7 +15,8 @@ where a run's settings are put together:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ class BackendSpec:
         return cls(kind, data["name"], from_dict(config_class, options, where, strict))
 
 
+def _section_hint(key: str, data: dict, known: list[str]) -> str:
+    """The end of an "unknown section" sentence: the sectioned form, when ``key`` is a
+    setting (a flat ``{"max_expansions": 5}``), else "did you mean"."""
+    owners = [name for name, section_class, _ in SECTIONS if key in {f.name for f in fields(section_class)}]
+    if not owners:
+        owners = [section for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES))
+                  if any(key in {f.name for f in fields(resolve_config_class(kind, name))} for name in table)]
+    if not owners:
+        return did_you_mean(key, known)
+    example = json.dumps({owners[0]: {key: data[key]}}, ensure_ascii=False)
+    if len(example) > 120:
+        example = json.dumps({owners[0]: {key: "..."}})
+    return (f"; settings go in sections, so '{key}' is written {example}"
+            + (" (beside the backend's 'name')" if owners[0] in ("env", "policy") else ""))
+
+
 @dataclass(frozen=True)
 class SearchConfig(Settings):
     """Which search algorithm, and how it orders open states (with a value model, if any)."""
@@ -114,6 +131,11 @@ class TheoremSetConfig(Settings):
     )
     num_theorems: int = setting(20, "Size of the synthetic theorem set.", min=1)
     limit: int | None = setting(None, "Prove only the first N theorems.", min=1, metavar="N")
+    only: str | None = setting(
+        None, "With a run's results.jsonl as --theorems-file: only the theorems whose record has this outcome "
+        "(unproved: any but proved), to retry a run's failures.",
+        choices=("failed", "open", "error", "rejected", "unproved"),
+    )
 
 
 @dataclass(frozen=True)
@@ -246,10 +268,10 @@ class RunConfig:
             raise ConfigError(f"{where} must be a JSON/TOML table, not {type(data).__name__}")
         # "provenance": what produced a saved run (prover.run.provenance), not a setting.
         data = {key: value for key, value in data.items() if key != "provenance"}
-        known = {"env", "policy", *(name for name, _, _ in SECTIONS)}
+        known = ["env", "policy", *(name for name, _, _ in SECTIONS)]  # a list: the same order every time
         unknown = [key for key in data if key not in known]
         if unknown and strict:
-            raise ConfigError(f"{where}: unknown section '{unknown[0]}'{did_you_mean(unknown[0], known)}")
+            raise ConfigError(f"{where}: unknown section '{unknown[0]}'{_section_hint(unknown[0], data, known)}")
         values: dict[str, Any] = {}
         for kind, key in (("environment", "env"), ("policy", "policy")):
             if key in data:

@@ -125,6 +125,8 @@ def _inner(kind: str, name: str, options: Any) -> Any:
         settings = json.loads(options.inner_options)
     except json.JSONDecodeError as exc:
         raise ValueError(f"inner_options is not a JSON object: {exc}") from None
+    except RecursionError:
+        raise ValueError("inner_options is nested too deeply to be a JSON object of settings") from None
     if not isinstance(settings, dict):
         raise ValueError("inner_options must be a JSON object")
     inner_config = from_dict(resolve_config_class(kind, options.inner), settings, f"the {name} {kind}'s inner_options")

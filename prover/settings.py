@@ -201,7 +201,10 @@ def from_dict(cls: type, data: Any, where: str, strict: bool = True) -> Any:
         raise ConfigError(f"{where}: unknown setting '{unknown[0]}'{did_you_mean(unknown[0], known)}")
     values = {key: coerce(cls, known[key], value) for key, value in data.items() if key in known}
     try:
-        return cls(**values)
+        config = cls(**values)
+        if not isinstance(config, Settings):
+            validate(config)  # a class of the engine (SearchLimits): the same checks (finite numbers...)
+        return config
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -223,6 +226,9 @@ def load_config_file(path: str | Path) -> dict:
         return json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a config (a settings file has "
+                          "sections of plain values)") from None
 
 
 def with_values(config: Any, values: dict[str, Any], where: str) -> Any:

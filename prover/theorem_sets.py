@@ -60,8 +60,16 @@ class TheoremSet:
     heldout: Callable[[int], list[Theorem]] | None = None
 
 
+MAX_SYNTHETIC_THEOREMS = 1_000_000  # a million searches is days of work; more is a typo
+
+
 def _synthetic(spec, env) -> list[Theorem]:
-    return [Theorem(f"synthetic_{i:04d}") for i in range(spec.num_theorems)]
+    # Built up to the limit only: the set may be named far larger than what is run.
+    count = spec.num_theorems if spec.limit is None else min(spec.num_theorems, spec.limit)
+    if count > MAX_SYNTHETIC_THEOREMS:
+        raise ProverError(f"--num-theorems {spec.num_theorems} is more theorems than one run takes (at most "
+                          f"{MAX_SYNTHETIC_THEOREMS:,}); give a smaller number, or --limit N")
+    return [Theorem(f"synthetic_{i:04d}") for i in range(count)]
 
 
 def _find_synthetic(name: str, spec, env) -> Theorem | None:
@@ -124,6 +132,9 @@ def check_served(spec, env) -> None:
 def load_theorems(spec, env) -> list[Theorem]:
     """The theorems that ``spec`` (a ``TheoremSetConfig``) names for ``env`` (a ``BackendSpec``),
     in a stable order, at most ``spec.limit`` of them."""
+    if spec.only is not None and not spec.theorems_file:
+        raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl: give that file with "
+                          "--theorems-file")
     if spec.lean_file:
         from prover.lean_files import theorems_from_lean_file
 
@@ -131,7 +142,10 @@ def load_theorems(spec, env) -> list[Theorem]:
     elif spec.theorems_file:
         theorems = theorems_from_file(spec.theorems_file, spec, env)
     else:
-        theorems = THEOREM_SETS[theorem_set_of(spec, env)].load(spec, env)
+        name = theorem_set_of(spec, env)
+        theorems = THEOREM_SETS[name].load(spec, env)
+        if not theorems:
+            raise ProverError(f"the {name} theorem set is empty: there is nothing to prove")
     return theorems[: spec.limit] if spec.limit is not None else theorems
 
 
@@ -146,7 +160,9 @@ def _recorded(name: str, known: dict[str, Theorem]) -> Theorem:
 
 def find_theorem(name: str, spec, env) -> Theorem:
     """The theorem called ``name`` in the set; "did you mean" when there is none."""
-    theorems = load_theorems(dataclasses.replace(spec, limit=None), env)
+    everything = dataclasses.replace(spec, limit=None, only=None,
+                                     num_theorems=min(spec.num_theorems, MAX_SYNTHETIC_THEOREMS))
+    theorems = load_theorems(everything, env)
     by_name = {t.name: t for t in theorems}
     if name in by_name:
         return by_name[name]
@@ -236,29 +252,66 @@ def _checked_out_minif2f(split: str, checkout: Path, shipped: list[Theorem], pat
 
 def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
     """A list file: one theorem per line, either a bare name (looked up in the theorem set)
-    or a JSON object with at least ``name`` (and any ``Theorem`` field). ``#`` comments."""
+    or a JSON object with at least ``name`` (and any ``Theorem`` field, each text). ``#``
+    comments. A run's ``results.jsonl`` is a list too: each record's ``theorem`` is looked
+    up in the theorem set, and ``spec.only`` keeps the records with that outcome
+    (``unproved``: every outcome but proved), so a run's failures can be retried."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ProverError(f"cannot read theorem list {path}: {exc.strerror}") from None
-    base = dataclasses.replace(spec, theorems_file=None, limit=None)
-    theorems = []
-    for number, line in enumerate(lines, 1):
+        raise ProverError(f"cannot read theorem list {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProverError(f"{path} is not a theorem list: it is not UTF-8 text (a binary file? byte {exc.start} "
+                          "is not UTF-8); give one theorem name or JSON object per line") from None
+    base = dataclasses.replace(spec, theorems_file=None, limit=None, only=None)
+    theorems: list[Theorem] = []
+    recorded: set[str] = set()  # theorems of result records (a run keeps a theorem's first record)
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-                theorems.append(Theorem.from_dict(data))
-            except (json.JSONDecodeError, TypeError):
-                raise ProverError(f"line {number} of {path} is not a theorem (JSON with a 'name')") from None
-            if not theorems[-1].name:
-                raise ProverError(f"line {number} of {path} has no theorem name")
-        else:
+        where = f"line {number} of {path}"
+        if not line.startswith("{"):
+            _refuse_only(spec, where)
             theorems.append(find_theorem(line, base, env))
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise ProverError(f"{where} is not a theorem (JSON with a 'name', or a result record)") from None
+        if not isinstance(row, dict):
+            raise ProverError(f"{where} is not a theorem (JSON with a 'name', or a result record)")
+        if "name" not in row and "theorem" in row:  # a line of a run's results.jsonl
+            name, status = row["theorem"], row.get("status")
+            if not isinstance(name, str) or not name or not isinstance(status, str):
+                raise ProverError(f"{where} is not a result record (its 'theorem' and 'status' must be text)")
+            if name in recorded:
+                continue
+            recorded.add(name)
+            if spec.only is None or status == spec.only or (spec.only == "unproved" and status != "proved"):
+                theorems.append(find_theorem(name, base, env))
+            continue
+        _refuse_only(spec, where)
+        wrong = [key for key in Theorem.__dataclass_fields__ if key in row and not isinstance(row[key], str)]
+        if wrong:
+            raise ProverError(f"{where}: a theorem's '{wrong[0]}' must be text, not {repr(row[wrong[0]])[:40]}")
+        theorem = Theorem.from_dict(row)
+        if not theorem.name.strip():
+            raise ProverError(f"{where} has no theorem name")
+        theorems.append(theorem)
+    if not theorems:
+        which = f" whose record is {spec.only}" if spec.only else ""
+        raise ProverError(f"{path} lists no theorem{which}: there is nothing to prove")
     return theorems
+
+
+def _refuse_only(spec, where: str) -> None:
+    if spec.only is not None:
+        raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl, but {where} is a theorem, "
+                          "not a result record")
 
 
 def attack_target(name: str | None, statement: str | None, spec, env) -> Theorem:

@@ -19,6 +19,7 @@ printed differently; each distinct initial goal is then its own theorem, named
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,23 @@ def _outcome(record: dict) -> Outcome:
         # Lean reported no goals left without a finished proof: the goals were given up.
         return ProofGivenUp()
     return TacticState(state_after)
+
+
+# How the notation in goals changed between the Lean that printed the shipped records (Lean 4
+# nightly-2023-08-19 with Mathlib 093597d4, see DATA.md) and the pinned Lean and Mathlib
+# v4.20.0: (what the old Lean printed, what v4.20 prints). Each row is tested.
+NOTATION_CHANGES: tuple[tuple[re.Pattern, str], ...] = (
+    (re.compile(r"∑ ([^,∈]+?) in "), r"∑ \1 ∈ "),  # ∑ x in s, f x        ->  ∑ x ∈ s, f x
+    (re.compile(r"∏ ([^,∈]+?) in "), r"∏ \1 ∈ "),  # ∏ x in s, f x        ->  ∏ x ∈ s, f x
+    (re.compile(r"(?<![\w.])Real\.sqrt "), "√"),  # Real.sqrt x, Real.sqrt (x + 1)  ->  √x, √(x + 1)
+)
+
+
+def pinned_notation(pp: str) -> str:
+    """A pretty-printed goal as the pinned Lean (v4.20) prints it; see ``NOTATION_CHANGES``."""
+    for pattern, replacement in NOTATION_CHANGES:
+        pp = pattern.sub(replacement, pp)
+    return pp
 
 
 class TraceSet:
@@ -102,13 +120,15 @@ class TraceSet:
         return self.theorems[name]
 
     def tactics_at(self, state: str) -> set[str]:
-        """Every tactic recorded at this state, in any theorem."""
+        """Every tactic recorded at this state, in any theorem; states are compared in the
+        pinned Lean's notation (``pinned_notation``), so a state printed by Lean v4.20 finds
+        the tactics recorded at the same state printed by an older Lean."""
         if self._by_state is None:
             self._by_state = defaultdict(set)
             for trace in self.theorems.values():
                 for pp, by_tactic in trace.transitions.items():
-                    self._by_state[pp].update(by_tactic)
-        return self._by_state.get(state, set())
+                    self._by_state[pinned_notation(pp)].update(by_tactic)
+        return self._by_state.get(pinned_notation(state), set())
 
     def all_tactics(self) -> list[str]:
         return sorted({t for trace in self.theorems.values() for m in trace.transitions.values() for t in m})
@@ -142,8 +162,8 @@ def read_trace_records(path: str | Path) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            raise TraceFormatError(f"line {number} of {path} is not valid JSON") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise TraceFormatError(f"line {number} of {path} is not valid JSON (or is nested too deeply)") from None
         if not isinstance(record, dict):
             raise TraceFormatError(f"line {number} of {path} is not a JSON object")
         missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str)]

@@ -16,7 +16,7 @@ environment that needs more than the text subclasses ``TacticState``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence, Union, runtime_checkable
 
 
@@ -67,9 +67,12 @@ class ProofFinished:
 
 @dataclass(frozen=True)
 class LeanError:
-    """Lean rejected the tactic (or we refused to send it); ``error`` says why."""
+    """Lean rejected the tactic, or (``refused``) the environment refused to send it to Lean
+    (the safety filter); ``error`` says why, for people. The search records a refusal as an
+    edge of its own outcome (``EdgeOutcome.REFUSED``), so no reader parses the text."""
 
     error: str
+    refused: bool = field(default=False, compare=False)  # compared by what it says, as before
 
 
 @dataclass(frozen=True)

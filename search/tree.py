@@ -50,7 +50,8 @@ class EdgeOutcome(str, Enum):
 
     STATE = "state"  # led to a new or known open state
     PROVED = "proved"  # closed every goal
-    ERROR = "error"  # Lean (or the safety filter) rejected it
+    ERROR = "error"  # Lean rejected it
+    REFUSED = "refused"  # never sent to Lean: the environment's safety filter refused it
     GIVEN_UP = "given_up"  # closed the goals with sorry/admit
     CYCLE = "cycle"  # led back to the same state or to an ancestor
     TIMEOUT = "timeout"  # ran past the per-tactic time limit
@@ -66,9 +67,9 @@ class EdgeOutcome(str, Enum):
 # these values by identity: the tree stores only the values below, and ``from_json``
 # maps what it reads onto them; ``check_invariants`` checks both.
 _OPEN, _PROVED, _FAILED = Status.OPEN.value, Status.PROVED.value, Status.FAILED.value
-_STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP = (
+_STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP, _REFUSED = (
     EdgeOutcome.STATE.value, EdgeOutcome.ERROR.value, EdgeOutcome.CYCLE.value,
-    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value,
+    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value, EdgeOutcome.REFUSED.value,
 )
 _STATUS_OF = {status.value: status for status in Status}
 _STORED_STATUS = {status.value: status.value for status in Status}  # any equal string -> the stored one
@@ -146,6 +147,9 @@ class _EdgeAttributes:
         self.error = error
         self.time_s = time_s
         self.step = step
+
+
+MAX_TREE_BYTES = 256 << 20  # a tree of thousands of expansions is tens of MB of JSON
 
 
 class TreeFormatError(ValueError):
@@ -307,7 +311,7 @@ class SearchTree:
                     known["depth"] = attrs["depth"] + 1
                     worth_queueing = True
         elif isinstance(outcome, LeanError):
-            kind = _TIMEOUT if timed_out else _ERROR
+            kind = _TIMEOUT if timed_out else _REFUSED if outcome.refused else _ERROR
             error, target = outcome.error, DEAD
         elif isinstance(outcome, ProofFinished):
             kind, target = _PROVED_EDGE, QED
@@ -486,8 +490,10 @@ class SearchTree:
             }
             if graph.graph.get("format_version") != FORMAT_VERSION or ROOT not in graph:
                 raise ValueError("missing format version or root")
-        except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
-            raise TreeFormatError(f"not a search tree saved by this tool ({exc})") from None
+        except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError, RecursionError) as exc:
+            raise TreeFormatError(f"not a search tree saved by this tool ({type(exc).__name__})"
+                                  if isinstance(exc, RecursionError) else
+                                  f"not a search tree saved by this tool ({exc})") from None
         return tree
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
@@ -503,11 +509,24 @@ class SearchTree:
 
     @classmethod
     def load(cls, path: str | Path) -> "SearchTree":
-        """Read a tree ``save`` wrote, compressed or not (told by the content, not the name)."""
+        """Read a tree ``save`` wrote, compressed or not (told by the content, not the name).
+
+        At most ``MAX_TREE_BYTES`` of JSON are read or decompressed: a file that holds more
+        (a gzip bomb) is refused before it fills the memory.
+        """
+        too_large = TreeFormatError(f"{path} holds more than {MAX_TREE_BYTES >> 20} MiB of JSON once decompressed; "
+                                    "it is not a tree this tool saved")
         try:
+            if Path(path).stat().st_size > MAX_TREE_BYTES:
+                raise too_large
             encoded = Path(path).read_bytes()
             if encoded[:2] == b"\x1f\x8b":  # gzip's magic number
-                encoded = gzip.decompress(encoded)
+                inflater = zlib.decompressobj(wbits=31)  # gzip framing
+                encoded = inflater.decompress(encoded, MAX_TREE_BYTES + 1)
+                if len(encoded) > MAX_TREE_BYTES:
+                    raise too_large
+                if not inflater.eof:
+                    raise EOFError("the compressed data ends early")
             data = json.loads(encoded)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise TreeFormatError(f"{path} is a damaged gzip file ({exc})") from None
@@ -515,6 +534,8 @@ class SearchTree:
             raise TreeFormatError(f"cannot read tree file {path}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TreeFormatError(f"{path} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise TreeFormatError(f"{path} is nested too deeply to be a search tree saved by this tool") from None
         if not isinstance(data, dict):
             raise TreeFormatError(f"{path} is not a search tree saved by this tool")
         return cls.from_json(data)

@@ -40,6 +40,11 @@ TINY_RUNS = [
      [r"2 processes x 1 thread: +[\d.]+ s, proved 2", r"lock / one search per process: [\d.]+x"]),
     ("orchestration.py", ["--concurrency", "2", "--expansions", "2", "--workers", "1", "--cpus", "2"],
      [r"single search in-process \(no Ray\): [\d.]+ expansions/s", r"\n\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+2\.00"]),
+    ("lean_throughput.py", ["--theorems", "3", "--baseline-theorems", "2", "--dojo-theorems", "1", "--import-delay", "0.2",
+                            "--tactic-cost", "0.01", "--command-delay", "0.005", "--tactic-timeout", "0.5",
+                            "--max-expansions", "3", "--tactics-per-node", "2"],
+     [r"repl, warm pool +3 +\d+ +\d+ +\d+ ", r"dojo +1 +\d+ ", r"Lean wall time, process per theorem / pool: [\d.]+x; "
+      r"same theorems proved: (yes|no)", r"pool overhead ratio over its 3 theorems: [\d.]+ \(goal <= 0.10: (meets|misses)\)"]),
     ("fill.py", ["--import-delay", "0.01"],
      [r"--repl-pool +[\d.]+ +\d+ +\d+ +4\n", r"pool / no pool: wall time [\d.]+x, imports \d+/\d+"]),
     ("cluster.py", ["--replicas", "1", "--concurrency", "2", "--expansions", "2", "--workers", "1", "--skip-failure"],

@@ -315,41 +315,42 @@ def test_close_exits_every_dojo_context_and_may_be_called_twice():
     assert lean.open_sessions == 0
 
 
-def test_check_proof_replays_in_a_fresh_session_then_compiles_the_whole_file():
+def test_check_proof_compiles_the_whole_file_and_starts_no_session_to_replay():
     calls = []
     lean = FakeLean(two_goal_table())
     env = make_env(lean, checker=lambda theorem, proof: calls.append((theorem.full_name, proof)))
+    root = env.start(THEOREM)
+    env.run_tactic(root, "constructor")
     assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
-    assert [session.ran for session in lean.sessions] == [["constructor", "simp", "exact h"]]
+    assert len(lean.sessions) == 1 and lean.open_sessions == 0  # the search's session ended, no other started
     assert calls == [("t", " by\n  constructor\n  simp\n  exact h")]
-    env.close()
-    assert lean.open_sessions == 0
+    assert "Lean.ofReduceBool" in make_env(lean, checker=lambda theorem, proof: "the proof depends on the axiom "
+                                           "Lean.ofReduceBool").check_proof(THEOREM, ["constructor"])
 
 
-def test_check_proof_says_why_a_proof_fails():
+def test_without_a_file_check_the_recheck_replays_in_a_fresh_session_and_says_why_a_proof_fails():
     lean = FakeLean(two_goal_table())
-    env = make_env(lean, checker=lambda theorem, proof: "the proof depends on the axiom Lean.ofReduceBool")
+    env = make_env(lean, checker=None)
+    assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
     assert "leave goals open" in env.check_proof(THEOREM, ["constructor"])
     assert "simp made no progress" in env.check_proof(THEOREM, ["simp"])
     assert "finished early" in env.check_proof(THEOREM, ["constructor", "simp", "exact h", "rfl"])
-    assert "Lean.ofReduceBool" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
-    # Each re-check starts its own session, which ends the one before; the file is
-    # compiled with no session left open.
-    assert len(lean.sessions) == 4 and lean.open_sessions == 0
+    # Each re-check starts its own session, which ends the one before.
+    assert len(lean.sessions) == 4
     env.close()
     assert lean.open_sessions == 0
 
 
 def test_a_recheck_whose_lean_times_out_is_run_again_from_scratch():
     lean = FakeLean(two_goal_table(), faults={"simp": [lean_dojo.DojoTacticTimeoutError()]})
-    env = make_env(lean, checker=lambda theorem, proof: None)
+    env = make_env(lean, checker=None)
     assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
     assert [session.ran[:2] for session in lean.sessions[-1:]] == [["constructor", "simp"]]
 
 
 def test_a_recheck_whose_lean_keeps_failing_says_so():
     crashes = [lean_dojo.DojoCrashError("OOM") for _ in range(20)]
-    env = make_env(FakeLean(two_goal_table(), faults={"simp": crashes}), checker=lambda theorem, proof: None)
+    env = make_env(FakeLean(two_goal_table(), faults={"simp": crashes}), checker=None)
     assert "failed 3 times" in env.check_proof(THEOREM, ["constructor", "simp", "exact h"])
 
 

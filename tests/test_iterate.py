@@ -108,10 +108,13 @@ def test_a_round_stopped_halfway_resumes_without_redoing_its_searches(tmp_path, 
 def test_a_rerun_with_other_settings_is_refused(tmp_path, fake_training):
     iterate(CONFIG, THEOREMS, tmp_path / "it", 1, OPTIONS, HELDOUT, echo=lambda line: None)
     other = RunConfig(env=CONFIG.env, limits=SearchLimits(max_expansions=9), distributed=CONFIG.distributed)
-    with pytest.raises(ProverError, match="holds an iteration with other settings \\(config differ\\)"):
+    with pytest.raises(ProverError, match="other settings \\(these differ: --max-expansions 9 \\(it was 8\\); "
+                                          "--tactics-per-node 8 \\(it was 4\\)\\)"):
         iterate(other, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT)
-    with pytest.raises(ProverError, match="heldout differ"):
+    with pytest.raises(ProverError, match="the held-out theorems \\(1 named now, 3 before\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT[:1])
+    with pytest.raises(ProverError, match="--trained-max-new-tokens 7 \\(it was 6\\)"):
+        iterate(CONFIG, THEOREMS, tmp_path / "it", 2, IterateOptions(max_new_tokens=7), HELDOUT)
     ray_settings = RunConfig(env=CONFIG.env, limits=CONFIG.limits, distributed=DistributedConfig(num_workers=0,
                                                                                                    max_batch_size=4))
     assert len(iterate(ray_settings, THEOREMS, tmp_path / "it", 1, OPTIONS, HELDOUT, echo=lambda line: None)) == 1

@@ -241,7 +241,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_keeps_its_results(tmp_path):
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 130
+    assert process.returncode == 143  # SIGTERM: 128 + 15
     assert "interrupted:" in err and f"prover prove-split --resume {run}" in err
     assert "SIGTERM received" not in err and "Traceback" not in err
     kept = (run / "results.jsonl").read_text().count("\n")
@@ -274,29 +274,38 @@ def test_the_watchdog_kills_what_outlives_the_driver_in_that_session_only(tmp_pa
 @pytest.mark.slow
 def test_the_local_ray_of_a_killed_driver_is_gone_within_10_s(tmp_path):
     import glob
+    import shutil
+    import tempfile
 
-    before = set(glob.glob("/tmp/ray/session_2*"))
+    # Ray of its own (RAY_TMPDIR): other Ray sessions on the machine, of other tests or other
+    # people, are never counted. A short path: Ray's sockets live under it (107 bytes at most).
+    ray_tmp = tempfile.mkdtemp(prefix="rk", dir="/tmp")
     run = tmp_path / "run"
     driver = subprocess.Popen(
         [sys.executable, "-m", "prover.cli", "prove-split", "--out", str(run), "--num-theorems", "40",
          "--latency", "0.05", "--num-workers", "2", "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (
-        (run / "results.jsonl").exists() and (run / "results.jsonl").read_text().count("\n") >= 1
-    ):
-        time.sleep(0.5)
-    sessions = set(glob.glob("/tmp/ray/session_2*")) - before
-    assert len(sessions) == 1, sessions
-    name = Path(sessions.pop()).name
-    driver.kill()
-    driver.wait()
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_TMPDIR": ray_tmp})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            (run / "results.jsonl").exists() and (run / "results.jsonl").read_text().count("\n") >= 1
+        ):
+            time.sleep(0.5)
+        sessions = glob.glob(f"{ray_tmp}/ray/session_2*")
+        assert len(sessions) == 1, sessions
+        name = Path(sessions[0]).name
+        driver.kill()
+        driver.wait()
 
-    def left() -> list[str]:
-        listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        return [line for line in listing.splitlines() if name in line and "prover.run.watchdog" not in line]
+        def left() -> list[str]:
+            listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+            return [line for line in listing.splitlines()
+                    if (name in line or ray_tmp in line) and "prover.run.watchdog" not in line]
 
-    deadline = time.monotonic() + 10
-    while left() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left()
+        deadline = time.monotonic() + 10
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left()
+    finally:
+        driver.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)

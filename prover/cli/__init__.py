@@ -10,7 +10,8 @@ train-policy, train-critic, iterate), ``lean`` (setup-lean, presets, doctor); ``
 the options from the ``Settings`` classes. ``python -m prover.cli`` runs it too.
 
 Exit codes: 0 done (for ``attack``: proved), 1 ``attack`` found no proof, 2 bad input or
-a missing dependency (one sentence on stderr), 3 an internal error, 130 interrupted.
+a missing dependency (one sentence on stderr), 3 an internal error, 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM (results kept, as for Ctrl-C).
 Errors show a traceback only with ``--debug``.
 """
 
@@ -21,9 +22,9 @@ import sys
 import click
 
 from prover.cli import lean, learn, prove, views
-from prover.cli.options import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED
+from prover.cli.options import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
 from prover.errors import ProverError
-from prover.run.batch import stop_on_sigterm
+from prover.run.batch import stop_on_sigterm, stopped_by_sigterm
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -46,9 +47,13 @@ def main(argv: list[str] | None = None) -> None:
         stop_on_sigterm()
     try:
         cli.main(args=args, prog_name="prover", standalone_mode=False, obj={"argv": ["prover", *args]})
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and stopped_by_sigterm():
+            sys.exit(EXIT_TERMINATED)
+        raise
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if stopped_by_sigterm() else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if stopped_by_sigterm() else EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
             raise

@@ -24,6 +24,7 @@ from prover.settings import base_type, field_types, flag_of, from_dict, setting_
 # Exit codes: 0 done (for attack and fill: proved), 1 not proved, 2 bad input or a missing
 # dependency (one sentence on stderr), 3 an internal error, 130 interrupted.
 EXIT_NOT_PROVED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 GROUP_ORDER = ("Theorems", "Search", "Environment", "Policy", "Safety", "Ray (prove-split)", "Iteration", "Data",
                "Training", "Output", "Other")

@@ -18,11 +18,12 @@ the code imports and runs without it. ``DojoEnv`` adapts LeanDojo to the engine:
   retried, up to ``max_crash_retries`` times, then ``EnvCrashError`` ends the search;
 - a ``DojoInitError``, or a crash while Lean starts, becomes ``EnvInitError`` (the
   theorem is an ERROR result; during a restart, another restart is tried);
-- ``check_proof`` re-checks a found proof from scratch: a fresh session runs the tactics
-  in order (run again when Lean crashes or stalls, up to ``max_crash_retries`` times), then
-  ``check_file`` compiles the theorem's file with the proof in place and a
-  ``#print axioms`` line, and rejects any axiom beyond ``propext``, ``Classical.choice``
-  and ``Quot.sound`` (``native_decide`` brings ``Lean.ofReduceBool``).
+- ``check_proof`` re-checks a found proof from scratch: ``check_file`` compiles the
+  theorem's file with the proof in place and a ``#print axioms`` line, and rejects any
+  error, ``sorry`` or axiom beyond ``propext``, ``Classical.choice`` and ``Quot.sound``
+  (``native_decide`` brings ``Lean.ofReduceBool``). No fresh Dojo session replays the
+  tactics first: the compile elaborates them again and the kernel checks the whole term,
+  so the replay added a Lean start-up and caught nothing more.
 
 Tracing happens once, ahead of any search. ``Dojo`` traces a repository that is not in
 LeanDojo's cache (tens of minutes for miniF2F, and LeanDojo refuses to trace with several
@@ -112,6 +113,10 @@ def import_lean_dojo():
     (see the module docstring).
     """
     os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
+    # With GITHUB_ACCESS_TOKEN set, LeanDojo logs in to GitHub's API as it is imported, in
+    # every process (and an offline one fails to import): hide it; only tracing needs it,
+    # and ``github_for_tracing`` gives tracing an authenticated client.
+    token = os.environ.pop("GITHUB_ACCESS_TOKEN", None)
     try:
         import lean_dojo
     except ImportError as exc:
@@ -123,7 +128,25 @@ def import_lean_dojo():
             f"LeanDojo failed to load ({type(exc).__name__}: {exc}); it needs git >= 2.25 and a valid "
             "TACTIC_MEMORY_LIMIT such as `32g`"
         ) from None
+    finally:
+        if token is not None:
+            os.environ["GITHUB_ACCESS_TOKEN"] = token
     return lean_dojo
+
+
+def github_for_tracing() -> Any:
+    """LeanDojo's GitHub client, logged in with ``GITHUB_ACCESS_TOKEN`` when that is set (as
+    LeanDojo would have done at import, which ``import_lean_dojo`` prevents): tracing asks
+    GitHub for the Lean toolchain's commit. Searches never call it."""
+    import_lean_dojo()
+    import lean_dojo.data_extraction.lean as lean_module
+
+    token = os.environ.get("GITHUB_ACCESS_TOKEN")
+    if token and lean_module.GITHUB.requester.auth is None:
+        from github import Auth, Github
+
+        lean_module.GITHUB = Github(auth=Auth.Token(token))
+    return lean_module.GITHUB
 
 
 # -- LeanDojo's cache: tracing once, checking before a run --------------------------------------
@@ -152,7 +175,11 @@ def traced(repo_url: str, commit: str) -> bool:
 
 def require_traced(theorems: Iterable[Theorem]) -> None:
     """Raise a ProverError, naming ``prover setup-lean``, unless LeanDojo's cache holds the
-    repository of every theorem; the CLI calls it before any search starts."""
+    repository of every theorem; the CLI calls it before any search starts. Without Lean
+    at all, it says what ``--env repl`` says: `lake` is missing (``require_lake``)."""
+    from prover.envs.lean import require_lake
+
+    require_lake()
     seen: set[tuple[str, str]] = set()
     for theorem in theorems:
         if not theorem.repo_url:
@@ -180,7 +207,7 @@ def trace_into_cache(repo: Any) -> Path:
     directory, runs ``lake exe cache get`` and ``lake build`` there, extracts every file's
     AST, builds ``Lean4Repl``, and looks up the Lean toolchain's commit through the GitHub
     API (``TracedRepo.from_traced_files``): the one network call, made here, in set-up."""
-    import_lean_dojo()
+    github_for_tracing()
     from lean_dojo.data_extraction.trace import get_traced_repo_path
 
     return get_traced_repo_path(repo, build_deps=False)
@@ -337,9 +364,14 @@ class DojoEnv(RestartingSession):
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:
         """Re-check ``tactics`` from scratch: None when they prove ``theorem``, else why not.
 
-        A fresh LeanDojo session runs them in order (the last must finish the proof), then
-        ``proof_checker`` compiles the whole file with the proof in place, which also runs
-        the kernel on the complete proof term and lists its axioms.
+        ``proof_checker`` compiles the whole file with the proof in place and ``#print
+        axioms`` after it: Lean elaborates every tactic again, the kernel checks the complete
+        proof term, and the axioms are listed. That is the re-check; a replay of the tactics
+        in a fresh LeanDojo session first would only repeat a weaker part of it (an error, a
+        goal left open, a tactic after the proof is finished all fail the compile too) at the
+        price of one more Lean start-up, so there is none. Without a ``proof_checker`` the
+        replay in a fresh session is the re-check (run again when Lean crashes or stalls, up
+        to ``max_crash_retries`` times).
         """
         if not tactics:
             return "the proof has no tactics"
@@ -347,21 +379,18 @@ class DojoEnv(RestartingSession):
             ld_theorem = self._dojo_theorem(theorem)
         except EnvInitError as exc:
             return f"the theorem could not be started for the re-check: {exc}"
+        if self.proof_checker is not None:
+            self.close()  # the search's Lean process is not needed while the file compiles
+            try:
+                return self.proof_checker(ld_theorem, proof_text("", tactics))
+            except Exception as exc:
+                return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
         for attempt in range(1 + self.max_crash_retries):
             try:
-                problem = replay_check(self, theorem, tactics)
-                break
+                return replay_check(self, theorem, tactics)
             except EnvError as exc:  # Lean crashed, stalled or could not start: not the proof's fault
                 failure = f"{type(exc).__name__}: {exc}"
-        else:
-            return f"the re-check's Lean session failed {1 + self.max_crash_retries} times (last: {failure})"
-        if problem is not None or self.proof_checker is None:
-            return problem
-        self.close()  # the replay's Lean process is not needed while the file compiles
-        try:
-            return self.proof_checker(ld_theorem, proof_text("", tactics))
-        except Exception as exc:
-            return f"the whole-file check could not run: {type(exc).__name__}: {exc}"
+        return f"the re-check's Lean session failed {1 + self.max_crash_retries} times (last: {failure})"
 
     def close(self) -> None:
         """Exit the Dojo context, which kills the Lean process; safe to call twice."""

@@ -56,7 +56,7 @@ from search import (
 )
 
 from prover.settings import setting
-from prover.envs.lean import DEFAULT_LEAN_PROJECT, ELAN_URL, LeanConfig, import_lean_interact, prepare_repl
+from prover.envs.lean import DEFAULT_LEAN_PROJECT, LeanConfig, import_lean_interact, prepare_repl, require_lake
 from prover.envs.repl_pool import ReplPool, WarmRepl, pool_for
 from prover.envs.sandbox import Limits, confining_lake
 from prover.envs.session import RestartingSession
@@ -443,11 +443,11 @@ def make_pool(config: ReplConfig) -> ReplPool:
 def build(config: ReplConfig) -> ReplEnv:
     """A ``ReplEnv`` (needs lean-interact and ``lake``)."""
     import_lean_interact()
-    if shutil.which(config.lake_path) is None:
+    if config.lake_path == "lake":
+        require_lake()  # the same sentence as --env dojo's
+    elif shutil.which(config.lake_path) is None:
         raise MissingDependencyError(
-            f"Lean's `lake` is not on PATH ({config.lake_path}); install elan ({ELAN_URL}), then run `prover setup-lean`"
-            if config.lake_path == "lake"
-            else f"the `lake` executable {config.lake_path} (--lake-path) does not exist or cannot be run"
+            f"the `lake` executable {config.lake_path} (--lake-path) does not exist or cannot be run"
         )
     return ReplEnv(
         lean_project=config.lean_project,

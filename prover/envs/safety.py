@@ -346,7 +346,7 @@ class GuardedEnv:
     def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
         refusal = self.filter.refusal(tactic)
         if refusal is not None:
-            return LeanError(refusal)
+            return LeanError(refusal, refused=True)
         return self.inner.run_tactic(state, tactic)
 
     def check_proof(self, theorem: Theorem, tactics: Sequence[str]) -> str | None:

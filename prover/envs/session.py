@@ -20,6 +20,7 @@ A backend supplies ``_open_session`` (a fresh process on the current theorem), `
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -37,6 +38,7 @@ class RestartingSession(ABC):
         self.tactic_timeout_s = tactic_timeout_s
         self.max_crash_retries = max_crash_retries
         self.num_restarts = 0
+        self.replay_s = 0.0  # seconds spent replaying tactic paths in fresh sessions (benchmarks read it)
         self._root_pp = ""
         self._paths: dict[str, list[str]] = {}  # state pp -> tactics from the root to it
         self._by_path: dict[tuple[str, ...], str] = {}  # the inverse of _paths
@@ -146,12 +148,20 @@ class RestartingSession(ABC):
         start = max(k for k in range(len(path) + 1) if self._by_path.get(tuple(path[:k])) in self._live)
         current = self._by_path[tuple(path[:start])]
         handle = self._live[current]
-        for tactic in path[start:]:
+        replay_started = time.perf_counter()
+        try:
+            handle, current = self._replay(path[start:], handle, current)
+        finally:
+            self.replay_s += time.perf_counter() - replay_started
+        if current != pp:
+            raise EnvCrashError("replaying the path after a restart led to a different state")
+        return handle
+
+    def _replay(self, tactics: list[str], handle: Any, current: str) -> tuple[Any, str]:
+        for tactic in tactics:
             outcome, handle = self._step(handle, tactic)
             if not isinstance(outcome, TacticState) or outcome.pp not in self._paths:
                 raise EnvCrashError(f"replaying `{tactic}` after a restart gave a different result")
             current = outcome.pp
             handle = self._live.setdefault(current, handle)
-        if current != pp:
-            raise EnvCrashError("replaying the path after a restart led to a different state")
-        return handle
+        return handle, current

@@ -193,7 +193,7 @@ def _run_summary(run_dir: Path) -> dict:
     summary: dict = {"path": str(run_dir)}
     try:
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return summary
     summary["policy"] = config.get("policy")
     summary["env"] = config.get("env")

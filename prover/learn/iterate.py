@@ -187,6 +187,7 @@ def iterate(
     transformers_logging.disable_progress_bar()  # a bar per model loaded or saved says nothing here
     out = Path(out_dir)
     _check_settings(out, config, theorems, options, heldout)
+    _require_trace(config, [*theorems, *(heldout or [])])
     heldout_config = None
     if heldout:
         heldout_config = dataclasses.replace(
@@ -207,6 +208,15 @@ def iterate(
                 echo(result.line())
             results.append(result)
     return results
+
+
+def _require_trace(config: RunConfig, theorems: Sequence[Theorem]) -> None:
+    """What ``prove-split`` checks before it starts: for --env dojo, LeanDojo has traced every
+    theorem's repository (else each search would trace, or fail, inside its start-up)."""
+    if config.env.capabilities.needs_trace:
+        from prover.registry import load
+
+        load(config.env.capabilities.module, "require_traced")(theorems)
 
 
 def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, heldout, heldout_config,
@@ -364,10 +374,10 @@ def _check_settings(out: Path, config: RunConfig, theorems, options: IterateOpti
     path = out / SETTINGS_FILE
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        differing = [key for key in settings if saved.get(key) != settings[key]]
+        differing = _differences(saved if isinstance(saved, dict) else {}, settings)
         if differing:
             raise ProverError(
-                f"{out} holds an iteration with other settings ({', '.join(differing)} differ); "
+                f"{out} holds an iteration with other settings (these differ: {'; '.join(differing)}); "
                 "rerun it with the same flags (only --rounds and the Ray settings may change), or choose another --out"
             )
         return
@@ -381,6 +391,64 @@ def _check_settings(out: Path, config: RunConfig, theorems, options: IterateOpti
         lines = [json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in heldout]  # a --theorems-file
         (out / HELDOUT_LIST).write_text("".join(lines), encoding="utf-8")
     _write_json(path, settings)
+
+
+def _differences(saved: dict, settings: dict) -> list[str]:
+    """One phrase per setting of ``iterate.json`` that differs, named: ``--max-expansions 9 (it was 8)``
+    for a run setting, ``train.steps 20 (it was 150)`` for a training one, and the theorem lists."""
+    phrases = []
+    for key in ("theorems", "heldout"):
+        old, new = saved.get(key) or [], settings[key]
+        if old != new:
+            which = "held-out theorems" if key == "heldout" else "theorems"
+            phrases.append(f"the {which} ({len(new)} named now, {len(old)} before"
+                           + (", in another order" if sorted(old) == sorted(new) else "") + ")")
+    for key in ("config", "options"):
+        old, new = _flat(saved.get(key) or {}), _flat(settings[key])
+        for name in dict.fromkeys([*new, *old]):
+            if old.get(name) != new.get(name):
+                shown = _flag_of(name) if key == "config" else _option_flag(name)
+                phrases.append(f"{shown} {_shown(new.get(name))} (it was {_shown(old.get(name))})")
+    return phrases
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _flag_of(name: str) -> str:
+    """``limits.max_expansions`` -> ``--max-expansions``; ``env.name`` -> ``--env``."""
+    section, _, field_name = name.partition(".")
+    if field_name == "name" and section in ("env", "policy"):
+        return f"--{section}"
+    from prover.config import flag_targets
+
+    for flag, targets in flag_targets(include_hidden=True).items():
+        if any(t.section == section and t.field.name == field_name for t in targets):
+            return flag
+    return name
+
+
+def _option_flag(name: str) -> str:
+    """``train.steps`` -> ``--train-steps`` or ``--steps`` (as ``prover iterate`` names it); ``dpo`` -> ``--dpo``."""
+    from prover.learn.training import TrainOptions
+    from prover.settings import flag_of, setting_fields
+
+    owner, field_name = (TrainOptions, name[len("train."):]) if name.startswith("train.") else (IterateOptions, name)
+    for f in setting_fields(owner):
+        if f.name == field_name:
+            return IterateOptions.train_flags().get(f.name, flag_of(f)) if owner is TrainOptions else flag_of(f)
+    return name
+
+
+def _shown(value) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
 
 
 def _comparable(config: RunConfig) -> dict:

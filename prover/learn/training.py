@@ -68,6 +68,10 @@ class TinyLlamaShape:
     initializer_range: float = 0.02  # larger gives a peakier (less uniform) untrained model
 
 
+MAX_VOCAB_SIZE = 1_000_000  # a tokenizer this large is no tiny model's; beyond it is a typo
+MAX_SEED = 2**32 - 1  # what numpy's seeding takes
+
+
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
     """A byte-level BPE tokenizer trained on ``texts``, as a ``PreTrainedTokenizerFast``.
 
@@ -147,11 +151,12 @@ class TrainOptions(Settings):
     steps: int = setting(150, "Optimiser steps.", min=1)
     batch_size: int = setting(16, "Examples per step.", min=1)
     learning_rate: float | None = setting(None, f"[default: {LEARNING_RATE_RULE}]", min=0, min_open=True)
-    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).")
+    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).",
+                        min=0, max=MAX_SEED)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
     vocab_size: int = setting(
         320, "A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, merges); few "
-        "merges generalise better from little data.", min=260,
+        "merges generalise better from little data.", min=260, max=MAX_VOCAB_SIZE,
     )
     prompt: str = setting("goal_proofstep", "Prompt format to train on (the model directory remembers it; a "
                           "--model keeps the one it records).", choices=sorted(PROMPTS))

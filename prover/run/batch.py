@@ -93,11 +93,22 @@ def check_environment(config: RunConfig, theorems: Sequence[Theorem]) -> None:
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM (kill, SLURM's time limit) stops like Ctrl-C: the results are kept."""
+    """SIGTERM (kill, SLURM's time limit) stops like Ctrl-C: the results are kept (and the
+    exit code says which: ``stopped_by_sigterm``)."""
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+_sigterm_received = False
+
+
+def stopped_by_sigterm() -> bool:
+    """Whether this process is stopping because of a SIGTERM (exit 143, not Ctrl-C's 130)."""
+    return _sigterm_received
+
+
 def _interrupt(signum, frame) -> None:
+    global _sigterm_received
+    _sigterm_received = True
     raise KeyboardInterrupt
 
 

@@ -289,6 +289,12 @@ class SearchWorker:
 
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
+    def lacks(self, repos: list[tuple[str, str]]) -> str | None:
+        """What this worker's node lacks for Lean searches (``prover.envs.nodes.node_lacks``)."""
+        from prover.envs.nodes import node_lacks
+
+        return node_lacks(self.config.env.name, self.config.env.options, repos)
+
     def prove(self, theorem: Theorem) -> SearchResult:
         """One search; returns the result with its tree."""
         from prover.run.driver import search_theorem
@@ -476,6 +482,33 @@ def _ray():
     return ray
 
 
+class ray_messages_to_log:
+    """While entered, what Ray's raylet reports to the driver ("A worker died or was killed
+    while executing a task ...", in colour) goes to the ``ray`` logger (the run's ray.log)
+    instead of the terminal. The driver's error listener prints those through
+    ``ray._private.worker.print_to_stdstream``, looked up at each call; that function is
+    swapped for the time of the run (``log_to_driver=False`` keeps workers' own output away)."""
+
+    def __enter__(self) -> "ray_messages_to_log":
+        import re
+
+        import ray._private.worker as ray_worker
+
+        self.ray_worker, self.saved = ray_worker, ray_worker.print_to_stdstream
+        colour = re.compile(r"\x1b\[[0-9;]*m")
+        logger = logging.getLogger("ray")
+
+        def to_log(data: dict, ignore_prefix: bool = False) -> None:
+            for line in data.get("lines", ()):
+                logger.warning("(%s) %s", data.get("pid", "ray"), colour.sub("", str(line)))
+
+        ray_worker.print_to_stdstream = to_log
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.ray_worker.print_to_stdstream = self.saved
+
+
 class RayExecutor:
     """The policy replicas and the search workers on Ray, as an executor of
     ``prover.run.driver.prove_set``: ``prove`` yields (theorem, result) as searches end.
@@ -605,6 +638,28 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:
             raise ProverError(f"the search workers could not start: {exc}") from None
 
+    def _check_lean_nodes(self, theorems: Sequence[Theorem]) -> None:
+        """Every node with a search worker has what Lean searches need at the driver's paths
+        (the nodes share no file system); else a ProverError naming the first node that
+        lacks something, and what."""
+        ray = _ray()
+        repos = sorted({(t.repo_url, t.commit) for t in theorems if t.repo_url})
+        one_per_node: dict[str, _Worker] = {}
+        for worker in self.workers:
+            if worker.node_id is not None:
+                one_per_node.setdefault(worker.node_id, worker)
+        try:
+            problems = ray.get([worker.handle.lacks.remote(repos) for worker in one_per_node.values()])
+        except ray.exceptions.RayError:
+            return  # a node lost meanwhile: the searches are sent elsewhere, as for any lost node
+        addresses = {node["NodeID"]: node.get("NodeManagerAddress", node["NodeID"]) for node in ray.nodes()}
+        for node_id, problem in zip(one_per_node, problems):
+            if problem is not None:
+                raise ProverError(
+                    f"the Lean node {addresses.get(node_id, node_id)} lacks {problem}; run `prover setup-lean` "
+                    "there, at the same paths as on this machine (the nodes share no file system)"
+                )
+
     def _new_worker(self) -> _Worker:
         handles = [replica.handle for replica in self.replicas]
         handle = self._worker_class.remote(self.config, handles, self.dist.policy_restart_wait_s, self._sticky)
@@ -709,6 +764,8 @@ class RayExecutor:
     def prove(self, theorems: Sequence[Theorem]) -> Iterator[tuple[Theorem, SearchResult]]:
         """Search every theorem; yields (theorem, result) once per theorem, as each ends."""
         ray = _ray()
+        if is_lean(self.config.env):
+            self._check_lean_nodes(theorems)
         book = _Book(collections.deque((t, 0) for t in theorems))
         timeout_s = self.dist.theorem_timeout_s or default_theorem_timeout_s(self.config)
         capacity = self.plan.searches_per_worker
@@ -919,7 +976,8 @@ class RaySession:
 
 
 class ray_logs_to:
-    """Send Ray's driver-side log messages (its start-up warnings) to a file, not the terminal."""
+    """Send Ray's driver-side log messages (its start-up warnings, and what the raylet reports:
+    ``ray_messages_to_log``) to a file, not the terminal."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -931,8 +989,10 @@ class ray_logs_to:
         self.handler = logging.FileHandler(self.path, delay=True, encoding="utf-8")
         self.logger.handlers = [self.handler]
         self.logger.propagate = False
+        self.messages = ray_messages_to_log().__enter__()  # "A worker died ..." too
 
     def __exit__(self, *exc_info) -> None:
+        self.messages.__exit__(*exc_info)
         self.logger.handlers, self.logger.propagate = self.saved
         self.handler.close()
 

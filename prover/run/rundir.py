@@ -51,9 +51,9 @@ from search import (
 )
 
 from prover.config import RunConfig
-from prover.settings import ConfigError
 from prover.errors import ProverError
 from prover.run.provenance import now, provenance
+from prover.settings import ConfigError
 
 
 def tree_filename(theorem: str) -> str:
@@ -347,8 +347,10 @@ class RunDir:
     def config(self) -> RunConfig:
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ProverError(f"{self.config_path} is not a readable run config ({exc})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ProverError(f"{self.config_path} is not a readable run config ({type(exc).__name__})"
+                              if isinstance(exc, RecursionError) else
+                              f"{self.config_path} is not a readable run config ({exc})") from None
         try:
             return RunConfig.from_dict(data, where=str(self.config_path), strict=False)
         except ConfigError as exc:
@@ -561,19 +563,22 @@ def read_records(results_path: Path) -> list[ResultRecord]:
     in; it is skipped, never cut, so reading a live run leaves it alone.
     """
     try:
-        text = results_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ProverError(f"{results_path} is not UTF-8 text; it is damaged") from None
-    lines = text.split("\n")[:-1]  # the part after the last newline is empty or unfinished
+        data = results_path.read_bytes()
+    except OSError as exc:
+        raise ProverError(f"cannot read {results_path}: {exc.strerror or exc}") from None
+    lines = data.split(b"\n")[:-1]  # the part after the last newline is empty or unfinished
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(ResultRecord.from_json(json.loads(line)))
-        except (json.JSONDecodeError, RecordFormatError, TypeError, AttributeError) as exc:
+            records.append(ResultRecord.from_json(json.loads(line.decode("utf-8"))))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError,
+                RecursionError) as exc:
+            why = {UnicodeDecodeError: "it is not UTF-8 text", RecursionError: "it is nested too deeply"}.get(
+                type(exc), str(exc))
             raise ProverError(
-                f"line {number} of {results_path} is not a result record ({exc}); "
+                f"line {number} of {results_path} is not a result record ({why}); "
                 f"`prover repair {results_path.parent}` keeps every good line and moves the bad ones aside"
             ) from None
     return records

@@ -102,8 +102,9 @@ def _read_json_object(path: Path) -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProverError(f"{path} is not valid JSON ({exc}); delete it to report on the records alone") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ProverError(f"{path} is not valid JSON ({why}); delete it to report on the records alone") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -490,6 +491,18 @@ def build_report(runs: Sequence[Run]) -> dict:
     return report
 
 
+# Characters a report must not copy from a name: controls (NUL...) and the bidirectional
+# overrides and isolates that make text read in another order than it is stored.
+_HIDDEN = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                         *range(0x2066, 0x206A)])
+
+
+def printable(text: str) -> str:
+    """``text`` without control, bidi-override and bidi-isolate characters (tabs and
+    newlines become spaces)."""
+    return text.translate({**_HIDDEN, 0x09: " ", 0x0A: " ", 0x0D: " "})
+
+
 def pass_at_k_lines(report: dict) -> list[str]:
     """report.md's pass@k section (runs with several searches per theorem), or nothing."""
     curves = report.get("pass_at_k")
@@ -514,7 +527,7 @@ def pass_at_k_lines(report: dict) -> list[str]:
 
 def _one_line(name: str, width: int = 70) -> str:
     # Some theorem names are whole statements, with newlines; a listing shows one line each.
-    text = " ".join(name.split())
+    text = " ".join(printable(name).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -525,7 +538,7 @@ def _md_name(name: str, width: int = 120) -> str:
 
 def _md_code(text: str) -> str:
     """``text`` as inline code fit for a table cell."""
-    text = " ".join(text.split()).replace("|", "\\|")
+    text = " ".join(printable(text).split()).replace("|", "\\|")
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 

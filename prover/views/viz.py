@@ -127,9 +127,10 @@ def _sorted_edges(tree: SearchTree, node: int) -> list[tuple[int, str, dict[str,
 
 # ---- HTML ---------------------------------------------------------------------------------
 
-# What a tactic application did, as the pages count it: the edge outcome, with the safety
-# filter's refusals (errors that start "refused:") told apart from Lean's own errors.
-ERROR_KINDS = {"error": "Lean error", "timeout": "timeout", "given_up": "gave up (sorry)", "cycle": "cycle"}
+# What a tactic application did, as the pages count it: the edge outcome (the safety
+# filter's refusals are edges of their own outcome, "refused", apart from Lean's errors).
+ERROR_KINDS = {"error": "Lean error", "refused": "refused", "timeout": "timeout", "given_up": "gave up (sorry)",
+               "cycle": "cycle"}
 
 
 def error_kind(outcome: str, error: str) -> str:
@@ -137,7 +138,7 @@ def error_kind(outcome: str, error: str) -> str:
     ``not recorded`` for a tactic the replay environment has no record of (Lean never ran
     it; trees of older runs say ``replay: `…` was never recorded``)."""
     if outcome == "error" and error.startswith("refused:"):
-        return "refused"
+        return "refused"  # a tree saved before refusals had an outcome of their own
     if outcome == "error" and (error.startswith("not recorded:")
                                or (error.startswith("replay: `") and "was never recorded" in error)):
         return "not recorded"

@@ -79,7 +79,7 @@
   }
 
   function errorKind(e) {
-    if (e.outcome === "error" && e.error.startsWith("refused:")) return "refused";
+    if (e.outcome === "error" && e.error.startsWith("refused:")) return "refused";  // trees saved before "refused" edges
     // The replay environment's tactics it has no record of: Lean never ran them (viz.error_kind).
     if (e.outcome === "error" && (e.error.startsWith("not recorded:") ||
         (e.error.startsWith("replay: `") && e.error.includes("was never recorded")))) return "not recorded";
