@@ -40,6 +40,7 @@ LAYERS = {
     "prover.theorem_sets": 6,
     "prover.config": 7,
     "prover.presets": 8,
+    "prover.doctor": 8,
     "prover.run": 8,
     "prover.views": 8,
     "prover.learn": 9,

@@ -49,6 +49,8 @@ TINY_RUNS = [
      [r"--repl-pool +[\d.]+ +\d+ +\d+ +4\n", r"pool / no pool: wall time [\d.]+x, imports \d+/\d+"]),
     ("cluster.py", ["--replicas", "1", "--concurrency", "2", "--expansions", "2", "--workers", "1", "--skip-failure"],
      [r"one search alone, in-process: [\d.]+ expansions/s", r"\n\s+2\s+1\s+[\d.]+\s+1\.00x"]),
+    ("sandbox_cost.py", ["--sessions", "1", "--rounds", "1"],
+     [r"sandbox off +median +[\d.]+ ms", r"sandbox \w+ +median .* cost [-+][\d.]+% of the Lean side's time|no sandbox is available"]),
 ]
 
 

@@ -135,8 +135,8 @@ def test_prover_iterate_with_dpo_and_curation_runs_three_rounds_on_the_tiny_mode
 
     out = tmp_path / "it"
     main(["iterate", "--env", "synthetic", "--rule", "hard", "--depth", "3", "--num-theorems", "12",
-          "--num-heldout", "6", "--max-expansions", "16", "--rounds", "3", "--steps", "30", "--dpo",
-          "--dpo-steps", "10", "--curate", "--retrain-every", "3", "--train-device", "cpu", "--num-workers", "0",
+          "--num-heldout", "2", "--max-expansions", "16", "--rounds", "3", "--steps", "5", "--dpo",
+          "--dpo-steps", "2", "--curate", "--retrain-every", "3", "--train-device", "cpu", "--num-workers", "0",
           "--no-progress", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "round 3: train" in printed

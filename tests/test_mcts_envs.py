@@ -44,7 +44,7 @@ def test_on_ray_the_algorithm_gives_the_in_process_results(algorithm, tmp_path, 
     config = RunConfig(
         env=BackendSpec("environment", "replay", ReplayConfig(traces=str(traces_path))),
         policy=BackendSpec("policy", "replay", ReplayPolicyConfig(traces=str(traces_path))),
-        theorems=TheoremSetConfig(benchmark="replay", limit=12),
+        theorems=TheoremSetConfig(theorem_set="replay", limit=12),
         limits=SearchLimits(max_expansions=3, tactics_per_node=4),
         search=SearchConfig(algorithm=algorithm),
     )

@@ -18,7 +18,9 @@ def test_every_shipped_replay_theorem_is_proved_at_default_settings():
         result = search(Theorem(name), policy, make_env(config.env), config.limits, get_scorer(config.search.scorer))
         if result.status is not SearchStatus.PROVED:
             unproved.append((name, result.status.value))
-    assert len(traces.names()) == 94 and not unproved
+    # mathd_algebra_338's one recorded proof ends in `polyrith`, which sends the goal to a web
+    # service; the tactic filter refuses tactics that reach the network (issue 21).
+    assert len(traces.names()) == 94 and unproved == [("mathd_algebra_338", "failed")]
 
 
 def test_recorded_tactics_come_first_among_k_and_wrong_ones_fill_the_rest():

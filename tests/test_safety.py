@@ -103,7 +103,9 @@ def test_lookalike_of_an_escape_passes(tactic):
 def test_every_tactic_of_real_successful_searches_passes(trace_tactics):
     policy = TacticFilter()
     refused = {t: policy.refusal(t) for t in trace_tactics if policy.refusal(t)}
-    assert refused == {}
+    # `polyrith` succeeded where the traces were recorded because that machine reached
+    # Sage's web service; tactics that reach the network are refused (issue 21).
+    assert refused == {"polyrith": "refused: `polyrith` reaches the network"}
 
 
 def test_sorry_refusal_names_the_reason():

@@ -6,7 +6,7 @@
 
 One module per job, each command parsing its options, calling one function and printing:
 ``prove`` (attack, prove-split, fill, repair), ``views`` (viz, report), ``learn`` (export,
-train-policy, train-critic, iterate), ``lean`` (setup-lean, presets); ``options`` generates
+train-policy, train-critic, iterate), ``lean`` (setup-lean, presets, doctor); ``options`` generates
 the options from the ``Settings`` classes. ``python -m prover.cli`` runs it too.
 
 Exit codes: 0 done (for ``attack``: proved), 1 ``attack`` found no proof, 2 bad input or
@@ -34,7 +34,7 @@ def cli(debug: bool) -> None:
     """Best-first Lean 4 proof search with a language-model tactic policy."""
 
 
-for command in (prove.attack, prove.prove_split, views.viz, views.report, prove.repair, lean.presets, lean.setup_lean,
+for command in (prove.attack, prove.prove_split, views.viz, views.report, prove.repair, lean.presets, lean.setup_lean, lean.doctor,
                 learn.export, learn.train_policy, learn.train_critic, learn.iterate, prove.fill):
     cli.add_command(command)
 

@@ -51,3 +51,18 @@ def setup_lean(lean_project: str, skip_repl: bool, skip_trace: bool, minif2f_url
     repl = None if skip_repl else lambda project: prepare_repl(project, repl_path, lake_path, echo=click.echo)
     setup_lean_project(lean_project, repl=repl, echo=click.echo,
                        minif2f_url=minif2f_url, minif2f_commit=minif2f_commit, trace=trace)
+
+
+@click.command()
+@click.option("--sandbox", type=Choice(["auto", "bwrap", "landlock", "off"]), default="auto", show_default=True,
+              help="The sandbox to ask about (as --sandbox of the Lean backends).")
+@click.option("--lean-project", type=click.Path(file_okay=False), default=DEFAULT_LEAN_PROJECT,
+              help="The Lake project to look at [default: the repository's lean_project/].")
+@click.option("--repl-path", type=click.Path(file_okay=False), default=None, help="A built Lean REPL checkout to look at.")
+@click.option("--lake-path", default="lake", show_default=True, help="The `lake` to look at.")
+def doctor(sandbox: str, lean_project: str, repl_path: str | None, lake_path: str) -> None:
+    """Which sandbox confines Lean here, and what Lean, lake, REPL, GPU and libraries this machine has."""
+    from prover.doctor import diagnose
+
+    for check in diagnose(sandbox, lean_project, repl_path, lake_path):
+        click.echo(check.line())

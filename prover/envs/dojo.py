@@ -90,6 +90,7 @@ from search import (
 
 from prover.envs import replay_check
 from prover.envs.lean import LeanConfig, git_head, require_lake
+from prover.envs.sandbox import Limits, confine_lake_on_path
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
 
@@ -476,4 +477,6 @@ def build(config: DojoConfig) -> DojoEnv:
     require_lake()
     # LeanDojo reads its per-process memory limit once, at import, from this variable.
     os.environ.setdefault("TACTIC_MEMORY_LIMIT", f"{max(1, math.ceil(config.memory_limit_mb / 1024))}g")
+    # LeanDojo's `lake env lean` (search and re-check) finds a `lake` that confines Lean first on PATH.
+    confine_lake_on_path(config.sandbox, Limits(config.memory_limit_mb, processes=config.max_lean_processes))
     return DojoEnv(tactic_timeout_s=config.tactic_timeout_s, startup_timeout_s=config.startup_timeout_s)

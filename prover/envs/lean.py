@@ -58,6 +58,16 @@ class LeanConfig(Settings):
         min=0, min_open=True,
     )
     memory_limit_mb: int = setting(16_000, "Memory limit of each Lean process.", min=256)
+    sandbox: str = setting(
+        "auto",
+        "How each Lean process is confined (no network, read-only files outside its work directory, limits): "
+        "bwrap (bubblewrap), landlock (Landlock + seccomp), auto (bwrap, else landlock, else off with a warning), "
+        "off. See `prover doctor`.",
+        choices=("auto", "bwrap", "landlock", "off"), resumable=True,
+    )
+    max_lean_processes: int = setting(
+        1024, "Most processes and threads each sandboxed Lean process may run (RLIMIT_NPROC).", min=8, resumable=True
+    )
 
 
 def require_lake() -> None:

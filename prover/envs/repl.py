@@ -58,6 +58,7 @@ from search import (
 from prover.settings import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, LeanConfig, import_lean_interact, prepare_repl, require_lake
 from prover.envs.repl_pool import ReplPool, WarmRepl, pool_for
+from prover.envs.sandbox import Limits, confining_lake
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
 
@@ -99,9 +100,13 @@ def default_server_factory(
     memory_limit_mb: int | None,
     repl_path: str | None = None,
     lake_path: str = "lake",
+    sandbox: str = "auto",
+    max_lean_processes: int = Limits.processes,
 ) -> Callable[[], Any]:
-    """A function that starts a ``lean_interact.LeanServer`` in ``lean_project``."""
+    """A function that starts a ``lean_interact.LeanServer`` in ``lean_project``, through a
+    ``lake`` that confines it as ``sandbox`` says (``prover.envs.sandbox``)."""
     li = import_lean_interact()
+    lake_path = confining_lake(lake_path, sandbox, Limits(memory_limit_mb, processes=max_lean_processes))
 
     def start_server() -> Any:
         return li.LeanServer(repl_config(lean_project, repl_path, lake_path, memory_limit_mb))
@@ -164,12 +169,16 @@ class ReplEnv(RestartingSession):
         startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
         repl_path: str | None = None,
         lake_path: str = "lake",
+        sandbox: str = "auto",
+        max_lean_processes: int = 1024,
         pool: ReplPool | None = None,
     ):
         super().__init__(tactic_timeout_s, max_crash_retries)
         self._li = import_lean_interact()
         self.startup_timeout_s = startup_timeout_s
-        self.server_factory = server_factory or default_server_factory(lean_project, memory_limit_mb, repl_path, lake_path)
+        self.server_factory = server_factory or default_server_factory(
+            lean_project, memory_limit_mb, repl_path, lake_path, sandbox, max_lean_processes
+        )
         self.pool = pool
         self._server: Any = None  # without a pool: this theorem's process
         self._repl: WarmRepl | None = None  # with a pool: the warm REPL lent for this theorem
@@ -415,12 +424,14 @@ class ReplConfig(LeanConfig):
 def make_pool(config: ReplConfig) -> ReplPool:
     """This process's pool for ``config`` (one per worker process and configuration)."""
     li = import_lean_interact()
-    start = default_server_factory(config.lean_project, config.memory_limit_mb, config.repl_path, config.lake_path)
+    start = default_server_factory(config.lean_project, config.memory_limit_mb, config.repl_path, config.lake_path,
+                                   config.sandbox, config.max_lean_processes)
     max_memory = config.repl_max_memory_mb
     if max_memory is None and config.memory_limit_mb is not None:
         max_memory = int(0.8 * config.memory_limit_mb)
     key = (str(Path(config.lean_project).resolve()), config.repl_path, config.lake_path, config.memory_limit_mb,
-           config.repl_max_uses, max_memory, config.repl_spares, config.startup_timeout_s)
+           config.repl_max_uses, max_memory, config.repl_spares, config.startup_timeout_s, config.sandbox,
+           config.max_lean_processes)
 
     def command(cmd: str, env: int | None) -> Any:
         return li.Command(cmd=cmd, env=env) if env is not None else li.Command(cmd=cmd)
@@ -445,5 +456,7 @@ def build(config: ReplConfig) -> ReplEnv:
         startup_timeout_s=config.startup_timeout_s,
         repl_path=config.repl_path,
         lake_path=config.lake_path,
+        sandbox=config.sandbox,
+        max_lean_processes=config.max_lean_processes,
         pool=make_pool(config) if config.repl_pool else None,
     )

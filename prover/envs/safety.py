@@ -16,7 +16,13 @@ What is refused, and why (each rule is one entry of a table below):
 
 - proof holes: ``sorry``, ``admit``, ``sorryAx`` (also ``sorryAx.{0}``), ``stop``
   (= ``repeat sorry``), ``apply?`` / ``rw?`` (they close the goal with ``sorry`` after
-  printing suggestions);
+  printing suggestions), and tactics that close the goal with ``sorry`` internally when they
+  find nothing better: ``plausible``/``slim_check`` (admit the goal when they find no
+  counterexample), ``sagredo``;
+- reaching the network: ``polyrith`` (sends the goal to a Sage web service), the LLM and
+  search-engine tactics (``llmstep``, ``llmlean``, ``sagredo``, ``leansearch``, ``moogle``,
+  ``loogle``, ``hammer``, ``suggest_premises``, ...);
+- resource exhaustion: ``sleep``, and the limit options raised past a bound (below);
 - trusting the compiler instead of the kernel: ``native_decide``, ``decide +native``,
   ``bv_decide``, ``bv_decide?``, ``bv_check``, ``Lean.ofReduceBool``,
   ``Lean.ofReduceNat``, ``Lean.trustCompiler`` (all allowed with ``allow_native_decide``);
@@ -31,12 +37,17 @@ What is refused, and why (each rule is one entry of a table below):
   (and under ``Elab.``/``Meta.`` after an ``open Lean``), and ``open ... Lean ... in``
   (every namespace opened is checked);
 - side effects and unchecked code: ``IO``, ``dbg_trace``, ``unsafe`` (but not a rule's
-  phase in ``aesop (add unsafe 50% apply foo)``), ``unsafeCast``,
+  phase inside the parentheses of ``aesop (add unsafe 50% apply foo)``), ``unsafeCast``,
   ``unsafeBaseIO``, ``implemented_by``, ``extern``, ``@[`` attributes;
-- ``set_option`` of anything but a few harmless options (``maxRecDepth``, a *positive*
-  ``maxHeartbeats``/``synthInstance.maxHeartbeats``, ``synthInstance.maxSize``,
-  ``pp.*``, ``trace.*``): ``maxHeartbeats 0`` removes the deterministic time limit,
-  ``debug.skipKernelTC`` skips the kernel, and unknown options are not worth the risk.
+- ``set_option`` of anything but a few harmless options (``pp.*``, ``trace.*``,
+  ``linter.*``, and ``maxRecDepth``, ``maxHeartbeats``, ``synthInstance.maxHeartbeats``,
+  ``synthInstance.maxSize`` set to a plain number from 1 up to a bound, ``OPTION_BOUNDS``):
+  ``maxHeartbeats 0`` removes the deterministic time limit, a huge value does in effect,
+  ``debug.skipKernelTC`` skips the kernel, and unknown options are not worth the risk;
+- a newline followed by a new command (``simproc``, ``notation``, ``attribute``,
+  ``unif_hint``, ``add_aesop_rules``, ``set_option``/``open`` without ``in``, ...): in the
+  whole-file re-check it would end the proof and run as a command (a simproc's body runs
+  meta code). ``GuardedEnv.check_proof`` applies the same rule to the proof's lines.
 
 Names are normalised first: ``«sorryAx»`` is ``sorryAx``, a ``_root_.`` prefix is dropped,
 a constant refused anywhere (``sorryAx``, ``ofReduceBool``, ...) is refused under any
@@ -44,7 +55,8 @@ namespace, and ``0sorry`` is the number ``0`` followed by ``sorry``.
 
 Allowed on purpose: ``exact?`` (it closes a goal only with a real proof term, else it
 fails), ``decide`` (kernel-checked), ``open Real in ...`` (namespaces other than
-``Lean``), and identifiers that merely contain a refused word (``h_sorry``,
+``Lean``, so ``open ProbabilityTheory in simp [Kernel.comp_apply]``: Mathlib's ``Kernel``
+is not Lean's), and identifiers that merely contain a refused word (``h_sorry``,
 ``admit_lemma``).
 """
 
@@ -70,7 +82,22 @@ HOLES = {
     "stop": "`stop` discards the rest of the proof with `sorry`",
     "apply?": "`apply?` closes the goal with `sorry` after printing suggestions",
     "rw?": "`rw?` may close the goal with `sorry` after printing suggestions",
+    "plausible": "`plausible` closes the goal with `sorry` when it finds no counterexample",
+    "slim_check": "`slim_check` closes the goal with `sorry` when it finds no counterexample",
+    "sagredo": "`sagredo` asks a remote language model and closes the goal with `sorry`",
+    "sagredo!": "`sagredo!` asks a remote language model and closes the goal with `sorry`",
 }
+
+# Tactics that reach the network (Lean itself runs without one under the sandbox, but the
+# filter says why up front).
+NETWORK = {
+    name: f"`{name}` reaches the network"
+    for name in ("polyrith", "llmstep", "llmlean", "llmqed", "llm", "gpt", "leansearch", "moogle", "loogle",
+                 "leanfinder", "hammer", "suggest_premises", "select_premises", "premise_search")
+}
+
+# Resource exhaustion.
+RESOURCES = {"sleep": "`sleep` stalls Lean"}
 
 NATIVE = {
     "native_decide": "`native_decide` trusts compiled code instead of the kernel",
@@ -127,24 +154,38 @@ COMMANDS = {
     "section", "end", "variable", "universe", "import", "initialize", "builtin_initialize",
     "deriving", "export", "partial", "private", "protected", "noncomputable", "omit",
     "include", "add_decl_doc", "library_note", "assert_not_exists", "irreducible_def",
+    # registering rules, simprocs, hints and options: each runs or installs code
+    "simproc", "dsimproc", "simproc_decl", "dsimproc_decl", "unif_hint", "add_aesop_rules", "erase_aesop_rules",
+    "declare_aesop_rule_sets", "register_simp_attr", "register_option", "register_builtin_option",
+    "register_label_attr", "declare_simp_like_tactic", "notation3", "binder_predicate", "alias", "nonrec",
+    "seal", "unseal", "grind_pattern", "compile_inductive", "initialize_simps_projections",
+    "suppress_compilation", "unsuppress_compilation", "proof_wanted", "mk_iff_of_inductive_prop", "recall",
 }
+# Words that start a command only at the start of a line (elsewhere they are tactic syntax:
+# `open Real in simp`, `set_option pp.all true in simp`, `open scoped Real in simp`).
+LINE_COMMANDS = ("open", "set_option", "local", "scoped")
 
 # Identifier prefixes that reach into the elaborator, the kernel or the environment.
 META_PREFIXES = (
     "Lean.Elab", "Lean.Meta", "Lean.Parser", "Lean.Compiler", "Lean.IR", "Lean.Kernel",
     "Lean.Environment", "Lean.addDecl", "Lean.Syntax", "Lean.Core", "Lean.MonadEnv",
     "Lean.Language", "Lean.Server", "Lean.evalConst", "Lean.Expr",
-    # after `open Lean` these are reachable without the `Lean.` prefix
-    "Elab.", "Meta.", "Parser.", "Compiler.", "Kernel.", "IR.",
+    # after `open Lean` these are reachable without the `Lean.` prefix (not `Kernel.`:
+    # Mathlib's ProbabilityTheory.Kernel is ordinary mathematics)
+    "Elab.", "Meta.", "Parser.", "Compiler.", "IR.",
     "IO.", "EIO.", "BaseIO.", "System.",
 )
 
-# Options that may be set in a tactic (`set_option NAME VALUE in tac`): exact names,
-# and prefixes ending in ".". Anything else is refused.
-SAFE_OPTIONS = ("maxRecDepth", "maxHeartbeats", "synthInstance.maxHeartbeats", "synthInstance.maxSize")
-SAFE_OPTION_PREFIXES = ("pp.", "trace.")
-# Options whose value 0 means "no limit": allowed only with a positive value.
-LIMIT_OPTIONS = ("maxHeartbeats", "synthInstance.maxHeartbeats")
+# Options that may be set in a tactic (`set_option NAME VALUE in tac`): the bounded limits
+# below, and prefixes ending in ".". Anything else is refused.
+SAFE_OPTION_PREFIXES = ("pp.", "trace.", "linter.")
+# The limit options: a plain number from 1 up to this bound (20x Lean's default, and above
+# anything Mathlib sets); 0 means "no limit" and a huge value does in effect.
+OPTION_BOUNDS = {"maxHeartbeats": 4_000_000, "synthInstance.maxHeartbeats": 400_000, "maxRecDepth": 100_000,
+                 "synthInstance.maxSize": 10_000}
+SET_OPTION = re.compile(r"\bset_option\s+(?P<option>[^\s]+)(?:\s+(?P<value>[^\s()\[\]]+))?")
+# `aesop (add ...)`: the clauses of an aesop call, in whose parentheses `unsafe` is a phase.
+AESOP = re.compile(r"(?<![\w.])aesop\??(?![\w'!?])")
 
 
 def tokens(tactic: str) -> list[str]:
@@ -153,22 +194,59 @@ def tokens(tactic: str) -> list[str]:
     A ``_root_.`` prefix names the same constant, and a trailing ``.`` belongs to what
     follows (``sorryAx.{0}``), so both are dropped.
     """
+    return [token for token, _ in _positioned_tokens(QUOTED_NAME.sub(r"\1", tactic))]
+
+
+def _positioned_tokens(text: str) -> list[tuple[str, int]]:
     found = []
-    for token in TOKEN.findall(QUOTED_NAME.sub(r"\1", tactic)):
+    for match in TOKEN.finditer(text):
+        token = match.group()
         while token.startswith("_root_."):
             token = token[len("_root_."):]
         token = token.rstrip(".")
         if token:
-            found.append(token)
+            found.append((token, match.start()))
     return found
 
 
-def _in_aesop_rules(before: list[str]) -> bool:
-    """Whether the tokens before a position are inside an `aesop (add ...)` clause."""
-    if "aesop" not in before:
-        return False
-    last_aesop = len(before) - 1 - before[::-1].index("aesop")
-    return "add" in before[last_aesop:]
+def _aesop_rule_spans(text: str) -> list[tuple[int, int]]:
+    """The character spans of the ``(add ...)`` clauses that directly follow ``aesop``."""
+    spans = []
+    for match in AESOP.finditer(text):
+        i = match.end()
+        while True:
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text) or text[i] != "(":
+                break
+            depth, j = 0, i
+            while j < len(text):
+                depth += {"(": 1, ")": -1}.get(text[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if text[i + 1 : j].lstrip().startswith("add"):
+                spans.append((i, j))
+            i = j + 1
+    return spans
+
+
+def _line_command(text: str) -> str | None:
+    """The command keyword that starts a line of ``text``, if one does: a command keyword,
+    an attribute, or ``open``/``set_option``/``local``/``scoped`` not followed by ``in``."""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("@["):
+            return "@["
+        words = tokens(stripped)
+        if not words or not stripped.startswith(words[0]):  # blank, or starts with a symbol (`·`, `_`, `<;>`)
+            continue
+        first = words[0]
+        if first in COMMANDS or first in META and first != "unsafe":
+            return first
+        if first in LINE_COMMANDS and (first in ("local", "scoped") or "in" not in words):
+            return first
+    return None
 
 
 @dataclass(frozen=True)
@@ -179,21 +257,30 @@ class TacticFilter:
 
     def refusal(self, tactic: str) -> str | None:
         """None when ``tactic`` may run, else a reason: ``"refused: `sorry` closes ..."``."""
-        found = tokens(tactic)
-        for i, token in enumerate(found):
-            if token == "unsafe" and _in_aesop_rules(found[:i]):
+        text = QUOTED_NAME.sub(r"\1", tactic)
+        command = _line_command(text)
+        if command is not None:
+            return f"refused: a line starting with `{command}` would be a new command, not part of the tactic"
+        positioned = _positioned_tokens(text)
+        found = [token for token, _ in positioned]
+        aesop_rules = _aesop_rule_spans(text)
+        for i, (token, at) in enumerate(positioned):
+            if token == "unsafe" and any(start < at < end for start, end in aesop_rules):
                 continue  # `aesop (add unsafe 50% apply foo)`: a rule's phase, not unsafe code
             if token == "open":
                 reason = self._open_refusal(found[i + 1 :])
                 if reason is not None:
                     return f"refused: {reason}"
                 continue
-            reason = self._token_refusal(token, found[i + 1 : i + 3])
+            if token == "set_option":
+                reason = self._option_refusal(SET_OPTION.match(text, at))
+            else:
+                reason = self._token_refusal(token)
             if reason is not None:
                 return f"refused: {reason}"
         return None
 
-    def _token_refusal(self, token: str, following: list[str]) -> str | None:
+    def _token_refusal(self, token: str) -> str | None:
         last = token.rsplit(".", 1)[-1]
         if last in BY_LAST_COMPONENT:
             token = last
@@ -203,14 +290,16 @@ class TacticFilter:
             return None if self.allow_native_decide else NATIVE[token]
         if token in META:
             return META[token]
+        if token in NETWORK:
+            return NETWORK[token]
+        if token in RESOURCES:
+            return RESOURCES[token]
         if token.startswith("#"):
             return f"`{token}` is a command, not a tactic"
         if token in COMMANDS:
             return f"`{token}` starts a new command, not a tactic"
         if token.startswith(META_PREFIXES):
             return f"`{token}` reaches into Lean's elaborator, kernel or IO"
-        if token == "set_option":
-            return self._option_refusal(following)
         return None
 
     @staticmethod
@@ -224,16 +313,16 @@ class TacticFilter:
         return None
 
     @staticmethod
-    def _option_refusal(following: list[str]) -> str | None:
-        if not following:
+    def _option_refusal(match: re.Match | None) -> str | None:
+        if match is None:
             return "`set_option` without an option"
-        option = following[0]
-        value = following[1] if len(following) > 1 else ""
-        if option in LIMIT_OPTIONS:
-            if not value.isdigit() or int(value) == 0:
-                return f"`set_option {option} {value}` lifts a resource limit"
+        option, value = match.group("option"), match.group("value") or ""
+        if option in OPTION_BOUNDS:
+            bound = OPTION_BOUNDS[option]
+            if not value.isdigit() or not 1 <= int(value) <= bound:
+                return f"`set_option {option} {value}` lifts a resource limit (allowed: 1 to {bound})"
             return None
-        if option in SAFE_OPTIONS or option.startswith(SAFE_OPTION_PREFIXES):
+        if option.startswith(SAFE_OPTION_PREFIXES):
             return None
         return f"`set_option {option}` may weaken checking"
 
@@ -266,6 +355,10 @@ class GuardedEnv:
             refusal = self.filter.refusal(tactic)
             if refusal is not None:
                 return f"step {step} (`{tactic}`) is {refusal}"
+        # The re-check compiles the tactics one per line: no line of the whole may start a command.
+        command = _line_command("by\n" + "\n".join(tactics))
+        if command is not None:
+            return f"the proof is refused: a line starting with `{command}` would be a new command"
         if isinstance(self.inner, ProofChecker):
             return self.inner.check_proof(theorem, tactics)
         return None

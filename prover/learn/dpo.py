@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from prover.errors import MissingDependencyError, ProverError
-from prover.learn.training import TrainOptions
+from prover.learn.training import TrainOptions, default_prompt_tokens
 
 DPO_LEARNING_RATE = 5e-5  # with no --learning-rate: a policy already trained, nudged
 
@@ -58,8 +58,11 @@ def train_dpo(
     started = time.perf_counter()
     recorded = recorded_settings(str(model_dir))
     prompt = recorded.get("prompt", options.prompt)
-    max_prompt_tokens = min(options.max_prompt_tokens, recorded.get("max_prompt_tokens", options.max_prompt_tokens))
     model, tokenizer = load_model(str(model_dir), "cpu" if options.device == "cpu" else options.device)
+    recorded_limit = recorded.get("max_prompt_tokens")
+    max_prompt_tokens = options.max_prompt_tokens or recorded_limit or default_prompt_tokens(model)
+    if recorded_limit:
+        max_prompt_tokens = min(max_prompt_tokens, recorded_limit)  # the policy keeps to what it was trained on
     if not options.lora:
         model = model.float()  # float32 master weights; --precision sets the passes
     if tokenizer.pad_token is None:
@@ -96,6 +99,9 @@ def train_dpo(
         )
         trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, peft_config=peft_config)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # a dict of metrics a step on stdout; the losses are kept
         output = trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         trained = trainer.model

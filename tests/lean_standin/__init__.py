@@ -54,6 +54,10 @@ A process reads the variables when it starts and the knobs file before every ans
   from a generator seeded by (seed, process id), so each restarted process meets fresh
   faults: a crash (as above) with ``crash_prob``, else with ``slow_prob`` the
   ``tactic_delay_s`` delay (with ``slow_prob`` set, only drawn tactics are slow).
+- ``LEAN_STANDIN_HOSTILE`` [hostile]: tactics that really do harm (connect, write outside,
+  spawn processes, allocate, sleep for ever); see ``hostile.py``.
+- ``PROVER_SANDBOX_WRITABLE``: ``install`` sets it to ``tmp_path``, so a sandboxed stand-in
+  may write its log and crash markers there (``prover/envs/sandbox.py``).
 - What Lean costs (``costs.py`` describes them): [import_delay_s], [import_memory_mb],
   [command_delay_s], [command_memory_mb], [tactic_cost_s], [slow_fraction]; every cost
   paid is logged to ``$LEAN_STANDIN_HOME/costs.jsonl`` (``read_costs``), and a process
@@ -141,6 +145,8 @@ def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[st
     if log:
         env["LEAN_STANDIN_LOG"] = str(home / "invocations.jsonl")
     env["LEAN_STANDIN_KNOBS_FILE"] = str(home / "knobs.json")
+    # The sandboxed stand-in writes its log and crash markers here (prover/envs/sandbox.py).
+    env["PROVER_SANDBOX_WRITABLE"] = str(Path(tmp_path).resolve())
     (home / "knobs.json").unlink(missing_ok=True)
     for key, value in knobs.items():
         if key not in KNOBS:
@@ -169,7 +175,7 @@ def set_knobs(env: dict[str, str], **knobs: object) -> None:
 
 def standin_variables(env: dict[str, str]) -> dict[str, str]:
     """The part of ``env`` that ``install`` added (for ``monkeypatch.setenv``)."""
-    return {k: v for k, v in env.items() if k == "PATH" or k.startswith("LEAN_STANDIN_")}
+    return {k: v for k, v in env.items() if k in ("PATH", "PROVER_SANDBOX_WRITABLE") or k.startswith("LEAN_STANDIN_")}
 
 
 def lean_dojo_env(tmp_path: str | os.PathLike) -> dict[str, str]:

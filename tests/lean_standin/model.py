@@ -43,6 +43,7 @@ KNOB_VARIABLES = {
     "crash_prob": "LEAN_STANDIN_CRASH_PROB",
     "slow_prob": "LEAN_STANDIN_SLOW_PROB",
     "fault_seed": "LEAN_STANDIN_FAULT_SEED",
+    "hostile": "LEAN_STANDIN_HOSTILE",  # tests/lean_standin/hostile.py
     # what Lean costs (costs.py)
     "import_delay_s": "LEAN_STANDIN_IMPORT_DELAY_S",
     "import_memory_mb": "LEAN_STANDIN_IMPORT_MEMORY_MB",

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import costs  # noqa: E402  (sibling modules; this file runs as a script)
+import hostile  # noqa: E402
 import model  # noqa: E402
 
 
@@ -93,6 +94,7 @@ class Knobs:
         self.crash_once = values["crash_once"]
         self.crash_prob = float(values["crash_prob"] or 0)
         self.slow_prob = float(values["slow_prob"] or 0)
+        self.hostile = values["hostile"]
         costs.configure(values)
         if self.crash_prob or self.slow_prob:
             seed = f"{values['fault_seed'] or 0}:{os.getpid()}"
@@ -405,6 +407,10 @@ def dojo_repl(file_name: str, source: model.Source, declaration: model.Declarati
         knobs.before_tactic(tactic)
         if not 0 <= sid < len(saved):
             return fatal(f"[fatal] unknown tsid: {sid}")
+        harm = hostile.act(knobs.hostile, tactic, saved[sid].pp)
+        if harm is not None:
+            respond(error=harm)
+            continue
         costs.pay_tactic(saved[sid].pp, tactic, knobs.tactic_delay_s)
         outcome = model.run_tactic(saved[sid], tactic, traces)
         if outcome.error is not None:
@@ -567,6 +573,9 @@ class Repl:
             return {"message": "Unknown proof state."}
         tactic = str(query["tactic"])
         self.knobs.before_tactic(tactic)
+        harm = hostile.act(self.knobs.hostile, tactic, self.proof_states[index].pp)
+        if harm is not None:
+            return {"message": f"Lean error:\n{harm}"}
         costs.pay_tactic(self.proof_states[index].pp, tactic, self.knobs.tactic_delay_s)
         outcome = model.run_tactic(self.proof_states[index], tactic, self.traces)
         if outcome.state is None:
