@@ -132,21 +132,25 @@ def check_served(spec, env) -> None:
 def load_theorems(spec, env) -> list[Theorem]:
     """The theorems that ``spec`` (a ``TheoremSetConfig``) names for ``env`` (a ``BackendSpec``),
     in a stable order, at most ``spec.limit`` of them."""
+    theorems = _named_or_listed(spec, env)
+    if not theorems and not (spec.lean_file or spec.theorems_file):
+        raise ProverError(f"the {theorem_set_of(spec, env)} theorem set is empty: there is nothing to prove")
+    return theorems[: spec.limit] if spec.limit is not None else theorems
+
+
+def _named_or_listed(spec, env) -> list[Theorem]:
+    """The theorems of a Lean file, a list file or a named set, before ``limit``; may be empty
+    (a split with no theorem in a checkout, where ``find_theorem`` still looks in the other)."""
     if spec.only is not None and not spec.theorems_file:
         raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl: give that file with "
                           "--theorems-file")
     if spec.lean_file:
         from prover.lean_files import theorems_from_lean_file
 
-        theorems = theorems_from_lean_file(spec.lean_file, env)
-    elif spec.theorems_file:
-        theorems = theorems_from_file(spec.theorems_file, spec, env)
-    else:
-        name = theorem_set_of(spec, env)
-        theorems = THEOREM_SETS[name].load(spec, env)
-        if not theorems:
-            raise ProverError(f"the {name} theorem set is empty: there is nothing to prove")
-    return theorems[: spec.limit] if spec.limit is not None else theorems
+        return theorems_from_lean_file(spec.lean_file, env)
+    if spec.theorems_file:
+        return theorems_from_file(spec.theorems_file, spec, env)
+    return THEOREM_SETS[theorem_set_of(spec, env)].load(spec, env)
 
 
 def _recorded(name: str, known: dict[str, Theorem]) -> Theorem:
@@ -162,7 +166,7 @@ def find_theorem(name: str, spec, env) -> Theorem:
     """The theorem called ``name`` in the set; "did you mean" when there is none."""
     everything = dataclasses.replace(spec, limit=None, only=None,
                                      num_theorems=min(spec.num_theorems, MAX_SYNTHETIC_THEOREMS))
-    theorems = load_theorems(everything, env)
+    theorems = _named_or_listed(everything, env)
     by_name = {t.name: t for t in theorems}
     if name in by_name:
         return by_name[name]
