@@ -55,9 +55,16 @@ class Choice(click.Choice):
         self.registry = choices if isinstance(choices, Registry) else None
         super().__init__(list(choices.shown() if self.registry is not None else choices), **kwargs)
 
+    @property
+    def choices(self) -> Any:
+        """The registry's names now (read, never stored), else the fixed list."""
+        return tuple(self.registry.shown()) if self.registry is not None else self._fixed
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        self._fixed = tuple(value)
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if self.registry is not None:
-            self.choices = self.registry.shown()
         choices = [str(choice) for choice in self.choices]
         if isinstance(value, str) and value not in choices:
             hint = did_you_mean(value, choices)
