@@ -36,7 +36,7 @@ from search import SearchStatus, Theorem
 from prover.envs.filecheck import Elaborate, check_fills
 from prover.errors import ProverError
 from prover.holes import Hole
-from prover.lean_files import LeanFile, body_hole, file_elaborator, find_holes, hole_theorem
+from prover.lean_files import LeanFile, body_hole, file_elaborator, find_holes, hole_theorem, require_file_holes
 
 FILL_RECORD = "fill.json"  # in the run directory: which file, and its hash when the run began
 
@@ -124,8 +124,7 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
     [default: ``prove_holes``]."""
     from prover.run.rundir import RunDir
 
-    if config.env.name != "repl":
-        raise ProverError(f"prover fill needs --env repl (the Lean REPL lists a file's `sorry`s), not --env {config.env.name}")
+    require_file_holes(config.env.name, "prover fill")
     lean_file = LeanFile.read(request.file)
     target, backup = output_paths(request)
     if request.resume is not None:

@@ -24,6 +24,7 @@ from search import EnvInitError, Theorem
 from prover.envs.filecheck import messages_of, sorries_of
 from prover.errors import ProverError
 from prover.holes import Hole, make_holes, split_header
+from prover.registry import backend, envs_with
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,19 @@ def file_elaborator(env_options: Any) -> tuple[Any, Callable[[str, str], Any]]:
     return env, env.elaborate
 
 
+def require_file_holes(env_name: str, what: str) -> None:
+    """Refuse, in one sentence, an environment that cannot list a file's holes (the
+    registry's ``lean_files`` capability)."""
+    if not backend("environment", env_name).lean_files:
+        able = " or ".join(f"--env {name}" for name in envs_with("lean_files"))
+        raise ProverError(f"{what} needs {able} (it lists a file's `sorry`s with their proof states), "
+                          f"not --env {env_name}")
+
+
 def theorems_from_lean_file(path: str | Path, env_spec: Any) -> list[Theorem]:
-    """``prove-split --lean-file``: every hole of the file as a theorem (needs ``--env repl``)."""
-    if env_spec.name != "repl":
-        raise ProverError(f"--lean-file needs --env repl (the Lean REPL lists a file's `sorry`s), not --env {env_spec.name}")
+    """``prove-split --lean-file``: every hole of the file as a theorem (an environment with
+    the ``lean_files`` capability: the Lean REPL)."""
+    require_file_holes(env_spec.name, "--lean-file")
     lean_file = LeanFile.read(path)
     env, elaborate_file = file_elaborator(env_spec.options)
     try:
@@ -133,7 +143,7 @@ def theorems_from_lean_file(path: str | Path, env_spec: Any) -> list[Theorem]:
 
 def with_file_project(config: Any, file: str | Path, project_given: bool) -> Any:
     """``config`` with the Lean project that holds ``file`` unless ``--lean-project`` was given."""
-    if project_given or config.env.name != "repl":
+    if project_given or not backend("environment", config.env.name).lean_files:
         return config
     project = project_of(file)
     options = dataclasses.replace(config.env.options, lean_project=str(project))

@@ -48,6 +48,7 @@ class Backend:
     theorem_sets: tuple[str, ...] = ("minif2f",)  # the named theorem sets whose theorems it can start
     typed_statements: bool = False  # proves a theorem typed in (``attack --statement``)
     needs_trace: bool = False  # its module's ``require_traced(theorems)`` must pass before a run
+    lean_files: bool = False  # lists a Lean file's holes with their proof states (``prover fill``, ``--lean-file``)
     lean_process: bool = False  # runs a Lean process per search (GBs each: Ray reserves memory for it)
     wraps: bool = False  # built around another environment, named by its ``inner``/``inner_options``
     # policies
@@ -63,7 +64,8 @@ ENVS: Registry[Backend] = Registry("environment", {b.name: b for b in (
     Backend("dojo", "prover.envs.dojo", "DojoConfig", "Lean 4 through LeanDojo", default_policy="hf",
             theorem_sets=("minif2f", "replay"), needs_trace=True, lean_process=True),
     Backend("repl", "prover.envs.repl", "ReplConfig", "Lean 4 through the Lean REPL (lean-interact)",
-            default_policy="hf", theorem_sets=("minif2f", "replay"), typed_statements=True, lean_process=True),
+            default_policy="hf", theorem_sets=("minif2f", "replay"), typed_statements=True, lean_process=True,
+            lean_files=True),
     Backend("faulty", "prover.envs.faulty", "FaultyConfig", "fault injection around another environment",
             hidden=True, wraps=True, theorem_sets=("synthetic", "replay", "minif2f")),
 )}, error=ProverError)
@@ -80,6 +82,11 @@ POLICIES: Registry[Backend] = Registry("policy", {b.name: b for b in (
 )}, error=ProverError)
 
 KINDS: dict[str, Registry[Backend]] = {"environment": ENVS, "policy": POLICIES}
+
+
+def envs_with(capability: str) -> list[str]:
+    """The user-facing environments that have ``capability`` (a true ``Backend`` field), in order."""
+    return [name for name, entry in ENVS.items() if not entry.hidden and getattr(entry, capability)]
 
 
 def backend(kind: str, name: str) -> Backend:

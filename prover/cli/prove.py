@@ -21,6 +21,7 @@ from prover.cli.options import (
 )
 from prover.config import RunConfig
 from prover.errors import ProverError
+from prover.registry import envs_with
 
 
 @click.command(cls=GroupedCommand)
@@ -171,7 +172,7 @@ def fill(file: str, write: bool, output: str | None, overwrite: bool, out: str |
         if config != saved:
             run.write_config(config)
     else:
-        options["env_name"] = options.get("env_name") or "repl"
+        options["env_name"] = options.get("env_name") or envs_with("lean_files")[0]
         config = with_file_project(build_run_config(options), file, "--lean-project" in given_flags(options))
     request = FillRequest(Path(file), write=write, output=Path(output) if output else None, overwrite=overwrite,
                           out=Path(out) if out else None, resume=Path(resume) if resume else None,
