@@ -244,3 +244,26 @@ def test_tree_filenames_are_safe_and_distinct():
     names = ["example : 1 = 1 := by sorry", "example : 1 = 2 := by sorry"]
     files = {tree_filename(n) for n in names}
     assert len(files) == 2 and all("/" not in f and " " not in f for f in files)
+
+
+def test_summary_json_is_a_typed_run_summary_read_back_whole_and_tolerant_of_old_or_damaged_files(tmp_path):
+    from prover.run.rundir import RunSummary, SessionFigures
+
+    run = RunDir.create(tmp_path / "run", RunConfig())
+    run.begin(["a", "b"])
+    written = run.write_summary(final=True)
+    on_disk = json.loads(run.summary_path.read_text())
+    assert isinstance(written, RunSummary) and written.to_json() == on_disk
+    assert RunSummary.from_json(on_disk) == written
+
+    session = SessionFigures("t0", "t1", 12.5, 3, 864.0, 2.0, ended_at="t1")
+    summary = RunSummary(num_theorems=4, num_finished=3, num_proved=2, pass_rate=0.5, status_counts={"proved": 2},
+                         sessions=(session,), executor={"policy": {"num_batches": 7}})
+    assert RunSummary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
+    assert summary.to_json()["session"] == session.to_json() and summary.to_json()["policy"] == {"num_batches": 7}
+
+    # Written before every session was kept: only "session"; and damaged numbers take their defaults.
+    old = RunSummary.from_json({"num_theorems": 4, "session": session.to_json(), "pass_rate": "high",
+                                "num_proved": None, "sessions": "not a list"})
+    assert old.sessions == (session,) and old.pass_rate == 0.0 and old.num_proved == 0
+    assert RunSummary.from_json(["not", "a", "table"]) == RunSummary()

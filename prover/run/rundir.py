@@ -28,13 +28,14 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from search import (
     QED,
@@ -225,6 +226,114 @@ class Summary:
 
         return {"attempts": self.max_attempts,
                 "pass_at_k": pass_at_k_table(self.attempt_counts, self.num_theorems, self.max_attempts)}
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    """``value`` if it is a finite number (not a bool), else ``default``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return default
+
+
+@dataclass(frozen=True)
+class SessionFigures:
+    """One session of a run (a start or a ``--resume``) as summary.json keeps it."""
+
+    started_at: str | None
+    updated_at: str | None
+    wall_time_s: float
+    theorems_finished: int
+    theorems_per_hour: float
+    expansions_per_s: float
+    ended_at: str | None = None  # set once the session has ended (not while it runs)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        if self.ended_at is None:
+            del data["ended_at"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> "SessionFigures | None":
+        """A session read back (None for anything that is not one: a damaged file)."""
+        if not isinstance(data, dict) or _number(data.get("wall_time_s"), -1.0) < 0:
+            return None
+        text = {key: data.get(key) if isinstance(data.get(key), str) else None
+                for key in ("started_at", "updated_at", "ended_at")}
+        return cls(wall_time_s=float(data["wall_time_s"]), theorems_finished=int(_number(data.get("theorems_finished"))),
+                   theorems_per_hour=float(_number(data.get("theorems_per_hour"))),
+                   expansions_per_s=float(_number(data.get("expansions_per_s"))), **text)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """summary.json: the pass rate over the whole theorem set (unfinished, failed and errored
+    theorems count against it), pass@k where theorems had several searches, every session's
+    figures (``sessions``, oldest first; on disk ``session`` repeats the last), what produced
+    the run, and the sections an executor adds (``executor``: Ray's policy batches and workers,
+    each under its own key on disk)."""
+
+    num_theorems: int = 0
+    num_finished: int = 0
+    num_proved: int = 0
+    pass_rate: float = 0.0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    total_expansions: int = 0
+    total_search_time_s: float = 0.0
+    attempts: int | None = None
+    pass_at_k: dict | None = None
+    sessions: tuple[SessionFigures, ...] = ()
+    provenance: dict | None = None
+    executor: dict[str, Any] = field(default_factory=dict)
+
+    _COUNTS = ("num_theorems", "num_finished", "num_proved", "total_expansions")
+
+    @property
+    def session(self) -> SessionFigures | None:
+        """The last session, or None before one has finished a theorem."""
+        return self.sessions[-1] if self.sessions else None
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {
+            "num_theorems": self.num_theorems, "num_finished": self.num_finished, "num_proved": self.num_proved,
+            "pass_rate": self.pass_rate, "status_counts": dict(sorted(self.status_counts.items())),
+            "total_expansions": self.total_expansions, "total_search_time_s": self.total_search_time_s,
+        }
+        if self.attempts is not None:
+            data["attempts"] = self.attempts
+            data["pass_at_k"] = self.pass_at_k
+        if self.provenance is not None:
+            data["provenance"] = self.provenance
+        data.update(self.executor)
+        if self.sessions:
+            data["sessions"] = [session.to_json() for session in self.sessions]
+            data["session"] = self.sessions[-1].to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> "RunSummary":
+        """A summary read back, tolerant of files written by older versions or damaged: what
+        cannot be read takes its default."""
+        if not isinstance(data, dict):
+            return cls()
+        counts = {key: int(_number(data.get(key))) for key in cls._COUNTS}
+        sessions = data.get("sessions")
+        if not isinstance(sessions, list):  # written before every session was kept
+            sessions = [data["session"]] if "session" in data else []
+        read = tuple(s for s in map(SessionFigures.from_json, sessions) if s is not None)
+        status_counts = data.get("status_counts")
+        known = {f.name for f in fields(cls)} | {"session"}
+        return cls(
+            **counts,
+            pass_rate=float(_number(data.get("pass_rate"))),
+            status_counts={k: int(_number(v)) for k, v in status_counts.items()} if isinstance(status_counts, dict) else {},
+            total_search_time_s=float(_number(data.get("total_search_time_s"))),
+            attempts=data["attempts"] if isinstance(data.get("attempts"), int) else None,
+            pass_at_k=data["pass_at_k"] if isinstance(data.get("pass_at_k"), dict) else None,
+            sessions=read,
+            provenance=data["provenance"] if isinstance(data.get("provenance"), dict) else None,
+            executor={k: v for k, v in data.items() if k not in known and isinstance(v, dict)},
+        )
 
 
 def summarize(records: Iterable[ResultRecord], theorem_names: Iterable[str]) -> dict:
@@ -443,36 +552,29 @@ class RunDir:
         self.append(record)
         return record
 
-    def write_summary(self, final: bool = False) -> dict:
-        """Write summary.json: the pass rate over the set, and every session's wall-clock
-        time and throughput (``sessions``, oldest first; ``session`` is the last one; search
-        times are in ``total_search_time_s``). A session that finishes no theorem (a resume
-        of a finished run) adds nothing: what earlier sessions wrote is kept as it was."""
-        summary = dict(self._previous)
-        summary.update(self.summary.to_json())
-        sessions = _sessions_of(summary)
+    def write_summary(self, final: bool = False) -> RunSummary:
+        """Write summary.json (a ``RunSummary``): the pass rate over the set, and every
+        session's wall-clock time and throughput (search times are in
+        ``total_search_time_s``). A session that finishes no theorem (a resume of a finished
+        run) adds nothing: what earlier sessions wrote is kept as it was."""
+        previous = RunSummary.from_json(self._previous)
+        counts = self.summary.to_json()
+        summary = replace(previous, **{key: counts.get(key) for key in (
+            "num_theorems", "num_finished", "num_proved", "pass_rate", "status_counts", "total_expansions",
+            "total_search_time_s", "attempts", "pass_at_k")})
         if self._session and self.summary.num_finished > self._session["finished_before"]:
             wall_s = time.monotonic() - self._session["clock"]
             finished = self.summary.num_finished - self._session["finished_before"]
             expansions = self.summary.total_expansions - self._session["expansions_before"]
-            session = {
-                "started_at": self._session["provenance"]["started_at"],
-                "updated_at": now(),
-                "wall_time_s": wall_s,
-                "theorems_finished": finished,
-                "theorems_per_hour": finished * 3600 / wall_s if wall_s > 0 else 0.0,
-                "expansions_per_s": expansions / wall_s if wall_s > 0 else 0.0,
-            }
-            if final:
-                session["ended_at"] = session["updated_at"]
-            sessions.append(session)
-            summary["provenance"] = self._session["provenance"]
-            summary.update(self.executor_stats)
-        if sessions:
-            summary["sessions"] = sessions
-            summary["session"] = sessions[-1]
+            updated_at = now()
+            session = SessionFigures(
+                started_at=self._session["provenance"]["started_at"], updated_at=updated_at, wall_time_s=wall_s,
+                theorems_finished=finished, theorems_per_hour=finished * 3600 / wall_s if wall_s > 0 else 0.0,
+                expansions_per_s=expansions / wall_s if wall_s > 0 else 0.0, ended_at=updated_at if final else None)
+            summary = replace(summary, sessions=(*previous.sessions, session), provenance=self._session["provenance"],
+                              executor={**previous.executor, **self.executor_stats})
         try:
-            _write_atomically(self.summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+            _write_atomically(self.summary_path, json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
         except OSError as exc:
             raise self._cannot_write(exc) from None
         return summary
@@ -500,14 +602,6 @@ def _previous_summary(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _sessions_of(summary: dict) -> list[dict]:
-    """The earlier sessions of a summary (one written before ``sessions`` was kept has one)."""
-    sessions = summary.get("sessions")
-    if isinstance(sessions, list):
-        return [s for s in sessions if isinstance(s, dict)]
-    return [summary["session"]] if isinstance(summary.get("session"), dict) else []
 
 
 def unique_path(directory: Path, stem: str, suffix: str) -> Path:

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 from search import ResultRecord, SearchStatus, SearchTree, TreeFormatError
 
 from prover.errors import ProverError
-from prover.run.rundir import Summary, read_records, tree_file, trusted_records, warn_untrusted
+from prover.run.rundir import RunSummary, Summary, read_records, tree_file, trusted_records, warn_untrusted
 from prover.views.viz import error_kind
 
 STATUSES = ("proved", "failed", "open", "rejected", "error")
@@ -82,7 +82,7 @@ class Run:
 
     path: Path
     records: list[ResultRecord]
-    summary: dict = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
     config: dict = field(default_factory=dict)
 
     @property
@@ -126,7 +126,7 @@ def load_run(path: str | Path) -> Run:
     if not records:
         raise ProverError(f"{path} has no finished theorem: the run failed at start or has not finished one yet, "
                           "so there is nothing to report")
-    return Run(path=path, records=records, summary=_read_json_object(path / "summary.json"),
+    return Run(path=path, records=records, summary=RunSummary.from_json(_read_json_object(path / "summary.json")),
                config=_read_json_object(path / "config.json"))
 
 
@@ -309,23 +309,9 @@ def paired_lines(report: dict) -> list[str]:
     return lines
 
 
-def _sessions_wall_time(summary: dict) -> list[float]:
-    """Each session's wall-clock time from summary.json's ``sessions`` (oldest first)."""
-    sessions = summary.get("sessions")
-    if not isinstance(sessions, list):
-        return []
-    return [float(s["wall_time_s"]) for s in sessions
-            if isinstance(s, dict) and isinstance(s.get("wall_time_s"), (int, float))
-            and not isinstance(s.get("wall_time_s"), bool)]
-
-
-def _session_figure(summary: dict, key: str) -> float | None:
-    """A number from summary.json's ``session`` (the last prove-split session's clock)."""
-    session = summary.get("session")
-    value = session.get(key) if isinstance(session, dict) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+def _session_figure(summary: RunSummary, key: str) -> float | None:
+    """A figure of the last session (its clock), None before any."""
+    return float(getattr(summary.session, key)) if summary.session is not None else None
 
 
 def run_stats(run: Run) -> RunStats:
@@ -336,9 +322,7 @@ def run_stats(run: Run) -> RunStats:
         summary.add(record)
     counts = {status: 0 for status in STATUSES}
     counts.update(summary.status_counts)
-    num_theorems = run.summary.get("num_theorems")
-    if not isinstance(num_theorems, int) or num_theorems < summary.num_finished:
-        num_theorems = summary.num_finished
+    num_theorems = max(run.summary.num_theorems, summary.num_finished)
     proved = [r for r in records if r.status is SearchStatus.PROVED]
     stop_reasons: dict[str, int] = {}
     for record in records:
@@ -365,7 +349,7 @@ def run_stats(run: Run) -> RunStats:
         session_wall_time_s=_session_figure(run.summary, "wall_time_s"),
         theorems_per_hour=_session_figure(run.summary, "theorems_per_hour"),
         time_split=_summed_split(records),
-        sessions_wall_time_s=_sessions_wall_time(run.summary),
+        sessions_wall_time_s=[s.wall_time_s for s in run.summary.sessions],
     )
 
 
@@ -486,8 +470,8 @@ def build_report(runs: Sequence[Run]) -> dict:
     if len(runs) > 1:
         report["comparison"] = compare(runs, labels)
         report["paired"] = paired_tests(runs, labels)
-    if any(run.summary.get("pass_at_k") for run in runs):
-        report["pass_at_k"] = [run.summary.get("pass_at_k") or {} for run in runs]
+    if any(run.summary.pass_at_k for run in runs):
+        report["pass_at_k"] = [run.summary.pass_at_k or {} for run in runs]
     return report
 
 
