@@ -22,7 +22,7 @@ from prover.views.report import (
     percentile,
     run_stats,
     settings_rows,
-    stats_of,
+    Report,
     table_rows,
     wilson_interval,
     write_report,
@@ -124,7 +124,7 @@ def test_percentile_interpolates_like_numpy():
 
 def test_report_numbers_equal_those_from_results_jsonl(tmp_path, no_drawing):
     run = write_run(tmp_path / "mixed", MIXED, num_theorems=10)
-    report = write_report([load_run(run)], tmp_path / "out")
+    report = write_report([load_run(run)], tmp_path / "out").to_json()
     assert_matches(report["runs"][0], expected_from(run / "results.jsonl", num_theorems=10))
     stats = report["runs"][0]
     assert stats["pass_rate"] == pytest.approx(3 / 10)  # the two theorems not yet run count against it
@@ -151,7 +151,7 @@ def test_wilson_interval_matches_published_values():
 
 def test_without_a_summary_the_records_are_the_denominator(tmp_path):
     run = write_run(tmp_path / "bare", MIXED)
-    stats = build_report([load_run(run)])["runs"][0]
+    stats = build_report([load_run(run)]).to_json()["runs"][0]
     assert_matches(stats, expected_from(run / "results.jsonl"))
     assert stats["pass_rate"] == pytest.approx(3 / 8)
 
@@ -287,20 +287,20 @@ def test_a_run_that_failed_at_start_is_reported_in_one_sentence(tmp_path, capsys
 def test_report_json_reads_back_as_the_stats_and_report_md_shows_the_table_rows(tmp_path, no_drawing):
     run = load_run(write_run(tmp_path / "r", MIXED, num_theorems=10))
     report = write_report([run], tmp_path / "out")
-    saved = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert stats_of(saved) == stats_of(report) == [run_stats(run)]
+    saved = Report.from_json(json.loads((tmp_path / "out" / "report.json").read_text()))
+    assert saved == report and saved.runs == [run_stats(run)]
     markdown = (tmp_path / "out" / "report.md").read_text().splitlines()
-    for label, cells in table_rows(stats_of(saved)):
+    for label, cells in table_rows(saved.runs):
         assert f"| {label} | " + " | ".join(cells) + " |" in markdown
 
 
 def test_report_plots_are_real_images(tmp_path):
     runs = [load_run(write_run(tmp_path / "r", MIXED)), load_run(write_run(tmp_path / "s", MIXED[:4]))]
     report = write_report(runs, tmp_path / "out")
-    names = [Path(plot).name for plot in report["plots"]]
+    names = [Path(plot).name for plot in report.plots]
     assert names == ["pass_rate_vs_expansions.png", "pass_rate_vs_tactics.png", "pass_rate_vs_time.png",
                      "time_to_proof_cdf.png", "proof_length.png", "expansions_scatter.png", "outcomes.png"]
-    for plot in report["plots"]:
+    for plot in report.plots:
         with Image.open(plot) as image:
             assert image.format == "PNG" and image.width >= 500 and image.height >= 300
             assert len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 20
@@ -312,7 +312,7 @@ def test_a_torn_last_line_is_skipped_and_left_in_place(tmp_path):
     with open(results, "a") as handle:
         handle.write('{"theorem": "t3", "sta')  # a write still in progress
     before = results.read_bytes()
-    stats = build_report([load_run(run)])["runs"][0]
+    stats = build_report([load_run(run)]).to_json()["runs"][0]
     assert stats["num_finished"] == 2
     assert results.read_bytes() == before
 

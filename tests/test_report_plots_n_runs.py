@@ -9,7 +9,7 @@ import json
 import pytest
 
 import prover.views.plots as plots
-from prover.views.report import load_run, stats_of, build_report
+from prover.views.report import load_run, build_report
 from tests.test_report import MIXED, record, write_run
 
 LONG = "a-rather-long-run-directory-name-that-tells-the-runs-apart"
@@ -63,8 +63,8 @@ def assert_inside(fig) -> None:
 def test_every_plot_draws_every_run_with_its_legend_inside(tmp_path, figures, count):
     runs = three_runs(tmp_path)[:count]
     report = build_report(runs)
-    labels = [entry["label"] for entry in report["runs"]]
-    plots.write_report_plots(runs, stats_of(report), labels, tmp_path)
+    labels = report.labels
+    plots.write_report_plots(runs, report.runs, labels, tmp_path)
     expected = set(plots.PLOT_FILES.values()) - ({"expansions_scatter.png"} if count == 1 else set())
     assert set(figures) == expected
     for name, fig in figures.items():
@@ -97,7 +97,7 @@ def test_a_rare_outcome_is_still_a_visible_slice():
 
 def test_the_outcomes_plot_draws_the_closed_goal_slice(tmp_path, figures):
     run = load_run(write_run(tmp_path / "r", MIXED))
-    stats = stats_of(build_report([run]))
+    stats = build_report([run]).runs
     outcomes = {"new state": 20, "closed goal": 1, "Lean error": 900}
     stats = [type(stats[0])(**{**stats[0].__dict__, "tactic_outcomes": outcomes})]
     plots.plot_outcomes(stats, ["r"], tmp_path / "outcomes.png")

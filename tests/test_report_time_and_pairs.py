@@ -4,6 +4,7 @@ per run and per theorem, and a paired test (McNemar's exact) of two runs on the 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from fractions import Fraction
 from itertools import product
 
@@ -79,7 +80,7 @@ def test_report_of_two_runs_gives_the_paired_test(tmp_path, no_drawing, capsys):
     first = [timed(f"t{i}", i < 10, 1.0, 0.5, 0.4) for i in range(20)]
     second = [timed(f"t{i}", i < 2 or 10 <= i < 13, 1.0, 0.5, 0.4) for i in range(20)] + [timed("extra", True, 1, 0, 0)]
     a, b = write_run(tmp_path / "a", first), write_run(tmp_path / "b", second)
-    tests = paired_tests([load_run(a), load_run(b)], ["a", "b"])
+    tests = [asdict(test) for test in paired_tests([load_run(a), load_run(b)], ["a", "b"])]
     # The extra theorem is not paired: only theorems both ran count.
     assert tests == [{"first": "a", "second": "b", "theorems": 20, "only_first": 8, "only_second": 3,
                       "p_value": pytest.approx(exact_p(8, 3))}]

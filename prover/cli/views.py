@@ -115,7 +115,6 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
         default_report_dir,
         load_run,
         outcome_rows,
-        stats_of,
         table_rows,
         write_report,
     )
@@ -123,7 +122,7 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     runs = [load_run(run_dir) for run_dir in run_dirs]
     out_dir = Path(output) if output else default_report_dir(run_dirs)
     written = write_report(runs, out_dir)
-    labels = [entry["label"] for entry in written["runs"]]
+    labels = written.labels
     console = Console()
 
     def show(title: str, rows, bold: str | None = None) -> None:
@@ -135,13 +134,13 @@ def report(run_dirs: tuple[str, ...], output: str | None) -> None:
             table.add_row(escape(label), *map(escape, cells), style="bold" if label == bold else None)
         console.print(table)
 
-    settings = [(entry["setting"], entry["values"]) for entry in written["settings"]]
+    settings = written.settings
     if len(runs) > 1 and settings:
-        show(f"Settings that differ ({written['settings_same']} others the same)", settings)
+        show(f"Settings that differ ({written.settings_same} others the same)", settings)
     elif len(runs) > 1:
-        console.print(f"All {written['settings_same']} settings are the same in every run.", highlight=False)
-    show("Run report", table_rows(stats_of(written)), bold="pass rate (95% interval)")
-    show("Outcomes", outcome_rows(stats_of(written)))
+        console.print(f"All {written.settings_same} settings are the same in every run.", highlight=False)
+    show("Run report", table_rows(written.runs), bold="pass rate (95% interval)")
+    show("Outcomes", outcome_rows(written.runs))
     for line in comparison_lines(written):
         console.print(line, highlight=False, markup=False)
-    click.echo(f"report written to {out_dir / 'report.md'} (with report.json and {len(written['plots'])} plots)")
+    click.echo(f"report written to {out_dir / 'report.md'} (with report.json and {len(written.plots)} plots)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -52,7 +53,7 @@ def comparison_data(runs: Sequence[Run], out_dir: Path) -> dict:
             "pass_rate_ci": list(stats.pass_rate_ci),
             "index": Path(os.path.relpath(index.resolve(), out_dir.resolve())).as_posix() if index.is_file() else None,
         })
-    return {"runs": runs_data, "rows": rows, "paired": paired_tests(runs, labels)}
+    return {"runs": runs_data, "rows": rows, "paired": [asdict(test) for test in paired_tests(runs, labels)]}
 
 
 def render_comparison_html(data: dict) -> str:

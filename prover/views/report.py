@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -282,7 +282,86 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     return min(1.0, 2 * tail / 2**n)
 
 
-def paired_tests(runs: Sequence[Run], labels: Sequence[str]) -> list[dict]:
+@dataclass(frozen=True)
+class PairedTest:
+    """One run against the first, on the theorems both recorded: how many only one of the
+    two proved, and McNemar's exact p-value of that difference."""
+
+    first: str
+    second: str
+    theorems: int
+    only_first: int
+    only_second: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class OnlyProved:
+    """The theorems that the run ``label`` alone proved."""
+
+    label: str
+    theorems: list[str]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which theorems every run proved, and which only one run proved (among all recorded)."""
+
+    proved_by_all: int
+    proved_by_any: int
+    recorded_by_all: int
+    only: list[OnlyProved]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``prover report`` found; report.json is ``to_json()``. ``settings`` holds the
+    settings that differ between the runs (every setting, for one run), one value per run."""
+
+    labels: list[str]
+    runs: list[RunStats]
+    settings: list[tuple[str, list[str]]]
+    settings_same: int
+    provenance: list[tuple[str, list[str]]]
+    comparison: Comparison | None = None
+    paired: list[PairedTest] = field(default_factory=list)
+    pass_at_k: list[dict] | None = None  # per run, for runs with several searches per theorem
+    plots: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data: dict = {
+            "runs": [dict(asdict(s), label=label) for s, label in zip(self.runs, self.labels)],
+            "settings": [{"setting": key, "values": values} for key, values in self.settings],
+            "settings_same": self.settings_same,
+            "provenance": [{"field": key, "values": values} for key, values in self.provenance],
+        }
+        if self.comparison is not None:
+            data["comparison"] = asdict(self.comparison)
+            data["paired"] = [asdict(test) for test in self.paired]
+        if self.pass_at_k:
+            data["pass_at_k"] = self.pass_at_k
+        data["plots"] = self.plots
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Report":
+        """A report.json read back (one this version wrote)."""
+        runs = [RunStats(**{**{k: v for k, v in entry.items() if k != "label"},
+                            "pass_rate_ci": tuple(entry["pass_rate_ci"])}) for entry in data["runs"]]
+        comparison = data.get("comparison")
+        return cls(
+            labels=[entry["label"] for entry in data["runs"]], runs=runs,
+            settings=[(s["setting"], s["values"]) for s in data.get("settings", [])],
+            settings_same=data.get("settings_same", 0),
+            provenance=[(p["field"], p["values"]) for p in data.get("provenance", [])],
+            comparison=Comparison(**{**comparison, "only": [OnlyProved(**o) for o in comparison["only"]]})
+            if comparison else None,
+            paired=[PairedTest(**test) for test in data.get("paired", [])],
+            pass_at_k=data.get("pass_at_k"), plots=data.get("plots", []),
+        )
+
+
+def paired_tests(runs: Sequence[Run], labels: Sequence[str]) -> list[PairedTest]:
     """Every run against the first, on the theorems both recorded: how many only one of the
     two proved, and McNemar's exact p-value of that difference."""
     first = {r.theorem: r.status is SearchStatus.PROVED for r in runs[0].records}
@@ -292,20 +371,20 @@ def paired_tests(runs: Sequence[Run], labels: Sequence[str]) -> list[dict]:
         both = [name for name in first if name in other]
         only_first = sum(1 for name in both if first[name] and not other[name])
         only_other = sum(1 for name in both if other[name] and not first[name])
-        tests.append({"first": labels[0], "second": label, "theorems": len(both), "only_first": only_first,
-                      "only_second": only_other, "p_value": mcnemar_exact(only_first, only_other)})
+        tests.append(PairedTest(labels[0], label, len(both), only_first, only_other,
+                                mcnemar_exact(only_first, only_other)))
     return tests
 
 
-def paired_lines(report: dict) -> list[str]:
+def paired_lines(report: Report) -> list[str]:
     """The paired tests, a sentence each (the terminal and report.md)."""
     lines = []
-    for test in report.get("paired", []):
+    for test in report.paired:
         verdict = ("a difference this large would be rare if the runs were equally good"
-                   if test["p_value"] < 0.05 else "no evidence that one run proves more than the other")
-        lines.append(f"{test['first']} vs {test['second']}: of {test['theorems']} theorems both ran, "
-                     f"{test['only_first']} proved by {test['first']} only and {test['only_second']} by "
-                     f"{test['second']} only; McNemar's exact p = {test['p_value']:.3g} ({verdict})")
+                   if test.p_value < 0.05 else "no evidence that one run proves more than the other")
+        lines.append(f"{test.first} vs {test.second}: of {test.theorems} theorems both ran, "
+                     f"{test.only_first} proved by {test.first} only and {test.only_second} by "
+                     f"{test.second} only; McNemar's exact p = {test.p_value:.3g} ({verdict})")
     return lines
 
 
@@ -353,20 +432,16 @@ def run_stats(run: Run) -> RunStats:
     )
 
 
-def compare(runs: Sequence[Run], labels: Sequence[str]) -> dict:
+def compare(runs: Sequence[Run], labels: Sequence[str]) -> Comparison:
     """Which theorems every run proved, and which only one run proved (among all recorded)."""
     proved = [{r.theorem for r in run.records if r.status is SearchStatus.PROVED} for run in runs]
     recorded = [{r.theorem for r in run.records} for run in runs]
     only = []
     for i, label in enumerate(labels):
         others = set().union(*(p for j, p in enumerate(proved) if j != i))
-        only.append({"label": label, "theorems": sorted(proved[i] - others)})
-    return {
-        "proved_by_all": len(set.intersection(*proved)),
-        "proved_by_any": len(set.union(*proved)),
-        "recorded_by_all": len(set.intersection(*recorded)),
-        "only": only,
-    }
+        only.append(OnlyProved(label, sorted(proved[i] - others)))
+    return Comparison(proved_by_all=len(set.intersection(*proved)), proved_by_any=len(set.union(*proved)),
+                      recorded_by_all=len(set.intersection(*recorded)), only=only)
 
 
 def _labels(runs: Sequence[Run]) -> list[str]:
@@ -453,26 +528,20 @@ def outcome_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def build_report(runs: Sequence[Run]) -> dict:
-    """The report as a JSON-ready dict: one ``RunStats`` per run, the settings that differ
-    and, for several runs, which theorems only one of them proved."""
+def build_report(runs: Sequence[Run]) -> Report:
+    """The report: one ``RunStats`` per run, the settings that differ and, for several runs,
+    which theorems only one of them proved and the paired tests."""
     if not runs:
         raise ProverError("a report needs at least one run directory")
     labels = _labels(runs)
-    stats = [run_stats(run) for run in runs]
     settings, num_same = settings_rows(runs)
-    report = {
-        "runs": [dict(asdict(s), label=label) for s, label in zip(stats, labels)],
-        "settings": [{"setting": key, "values": values} for key, values in settings],
-        "settings_same": num_same,
-        "provenance": [{"field": key, "values": values} for key, values in provenance_rows(runs)],
-    }
-    if len(runs) > 1:
-        report["comparison"] = compare(runs, labels)
-        report["paired"] = paired_tests(runs, labels)
-    if any(run.summary.pass_at_k for run in runs):
-        report["pass_at_k"] = [run.summary.pass_at_k or {} for run in runs]
-    return report
+    several = len(runs) > 1
+    return Report(
+        labels=labels, runs=[run_stats(run) for run in runs], settings=settings, settings_same=num_same,
+        provenance=provenance_rows(runs), comparison=compare(runs, labels) if several else None,
+        paired=paired_tests(runs, labels) if several else [],
+        pass_at_k=[run.summary.pass_at_k or {} for run in runs] if any(run.summary.pass_at_k for run in runs) else None,
+    )
 
 
 # Characters a report must not copy from a name: controls (NUL...) and the bidirectional
@@ -487,12 +556,12 @@ def printable(text: str) -> str:
     return text.translate({**_HIDDEN, 0x09: " ", 0x0A: " ", 0x0D: " "})
 
 
-def pass_at_k_lines(report: dict) -> list[str]:
+def pass_at_k_lines(report: Report) -> list[str]:
     """report.md's pass@k section (runs with several searches per theorem), or nothing."""
-    curves = report.get("pass_at_k")
+    curves = report.pass_at_k
     if not curves:
         return []
-    labels = [r["label"] for r in report["runs"]]
+    labels = report.labels
     ks = sorted({int(k) for curve in curves for k in curve})
     shown = [k for k in ks if k & (k - 1) == 0 or k == ks[-1]]  # 1, 2, 4, ... and N
     lines = ["", "## pass@k", "", "| k | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
@@ -528,15 +597,6 @@ def _md_code(text: str) -> str:
 
 def _md_link(text: str, target: str) -> str:
     return f"[{text}](<{target}>)" if any(c in target for c in " ()<>") else f"[{text}]({target})"
-
-
-def stats_of(report: dict) -> list[RunStats]:
-    stats = []
-    for entry in report["runs"]:
-        values = {k: v for k, v in entry.items() if k != "label"}
-        values["pass_rate_ci"] = tuple(values["pass_rate_ci"])
-        stats.append(RunStats(**values))
-    return stats
 
 
 def tree_page_name(tree_file: str | Path) -> str:
@@ -581,11 +641,11 @@ def theorem_rows(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, list[str
     return rows
 
 
-def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple[str, list[str]]] = ()) -> str:
+def render_markdown(report: Report, plots: Sequence[str], theorems: Sequence[tuple[str, list[str]]] = ()) -> str:
     """report.md: settings, the summary table, outcomes, the theorems only one run proved,
     the plots, and every theorem linked to its tree."""
-    runs = stats_of(report)
-    labels = [r["label"] for r in report["runs"]]
+    runs = report.runs
+    labels = report.labels
 
     def table(first: str, rows: Iterable[tuple[str, list[str]]]) -> list[str]:
         lines = [f"| {first} | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
@@ -593,8 +653,8 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
 
     lines = [f"# Run report: {' vs '.join(labels)}", ""]
     lines += [f"- `{label}`: {s.path}" for label, s in zip(labels, runs)]
-    settings = [(s["setting"], s["values"]) for s in report.get("settings", [])]
-    same = report.get("settings_same", 0)
+    settings = report.settings
+    same = report.settings_same
     lines += ["", "## Settings", ""]
     if settings:
         lines += table("setting", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in settings])
@@ -608,7 +668,7 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
     lines += ["", "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval. "
                   "A search's time splits into the policy's (and value model's), Lean's (the environment's, "
                   "the re-check included) and the engine's (the rest)."]
-    provenance = [(p["field"], p["values"]) for p in report.get("provenance", [])]
+    provenance = report.provenance
     if provenance:
         lines += ["", "## Provenance", ""]
         lines += table("", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in provenance])
@@ -616,18 +676,18 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
     lines += table("", outcome_rows(runs))
     lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them; "
                   "not recorded: the replay environment has no record of the tactic, so Lean never ran it."]
-    if report.get("paired"):
+    if report.paired:
         lines += ["", "## Paired test", ""]
         lines += [f"- {line}" for line in paired_lines(report)]
         lines += ["", "On the theorems both runs recorded, only those one run proved and the other did not "
                       "count; the test asks how likely so lopsided a split is if each could go either way."]
-    comparison = report.get("comparison")
+    comparison = report.comparison
     if comparison:
-        lines += ["", f"Proved by all {len(labels)} runs: {comparison['proved_by_all']}; "
-                      f"by at least one: {comparison['proved_by_any']}."]
-        for entry in comparison["only"]:
-            names = entry["theorems"]
-            lines += ["", f"## Proved by {entry['label']} only ({len(names)})", ""]
+        lines += ["", f"Proved by all {len(labels)} runs: {comparison.proved_by_all}; "
+                      f"by at least one: {comparison.proved_by_any}."]
+        for entry in comparison.only:
+            names = entry.theorems
+            lines += ["", f"## Proved by {entry.label} only ({len(names)})", ""]
             lines += [f"- {_md_name(name)}" for name in names] or ["(none)"]
     lines += pass_at_k_lines(report)
     lines += ["", "## Plots", ""]
@@ -639,7 +699,7 @@ def render_markdown(report: dict, plots: Sequence[str], theorems: Sequence[tuple
     return "\n".join(lines) + "\n"
 
 
-def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
+def write_report(runs: Sequence[Run], out_dir: str | Path) -> Report:
     """Write report.json, report.md and the plots into ``out_dir``; return the report."""
     out_dir = Path(out_dir)
     try:
@@ -647,33 +707,33 @@ def write_report(runs: Sequence[Run], out_dir: str | Path) -> dict:
     except OSError as exc:
         raise ProverError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
     report = build_report(runs)
-    labels = [r["label"] for r in report["runs"]]
+    labels = report.labels
     from prover.views.plots import write_report_plots
 
-    plots = write_report_plots(runs, stats_of(report), labels, out_dir)
-    if report.get("pass_at_k"):
+    plots = write_report_plots(runs, report.runs, labels, out_dir)
+    if report.pass_at_k:
         from prover.views.plots import plot_labels, plot_pass_at_k
 
-        plots.append(plot_pass_at_k(report["pass_at_k"], plot_labels(labels), out_dir / "pass_at_k.png"))
-    report["plots"] = [str(p) for p in plots]
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    markdown = render_markdown(report, report["plots"], theorem_rows(runs, out_dir))
+        plots.append(plot_pass_at_k(report.pass_at_k, plot_labels(labels), out_dir / "pass_at_k.png"))
+    report = replace(report, plots=[str(p) for p in plots])
+    (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    markdown = render_markdown(report, report.plots, theorem_rows(runs, out_dir))
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     return report
 
 
-def comparison_lines(report: dict, limit: int = 20) -> list[str]:
+def comparison_lines(report: Report, limit: int = 20) -> list[str]:
     """The theorems only one run proved, for the terminal (at most ``limit`` names each)."""
-    comparison = report.get("comparison")
+    comparison = report.comparison
     if not comparison:
         return []
-    lines = [f"proved by all {len(report['runs'])} runs: {comparison['proved_by_all']}"] + paired_lines(report)
-    for entry in comparison["only"]:
-        names = entry["theorems"]
+    lines = [f"proved by all {len(report.runs)} runs: {comparison.proved_by_all}"] + paired_lines(report)
+    for entry in comparison.only:
+        names = entry.theorems
         shown = ", ".join(_one_line(name) for name in names[:limit])
         if len(names) > limit:
             shown += f", … ({len(names) - limit} more)"
-        lines.append(f"proved by {entry['label']} only ({len(names)}): {shown or '(none)'}")
+        lines.append(f"proved by {entry.label} only ({len(names)}): {shown or '(none)'}")
     return lines
 
 
