@@ -92,11 +92,35 @@ def train_critic(out: Path, train: int, budget: int, steps: int) -> CachedCritic
 
     env = ["--env", "synthetic", "--rule", "hard"]
     quiet = ["--num-workers", "0", "--no-progress"]
-    prover(["prove-split", *env, "--num-theorems", str(train), "--max-expansions", str(budget), *quiet,
-            "--out", str(out / "round-1")])
+    prover(
+        [
+            "prove-split",
+            *env,
+            "--num-theorems",
+            str(train),
+            "--max-expansions",
+            str(budget),
+            *quiet,
+            "--out",
+            str(out / "round-1"),
+        ]
+    )
     prover(["export", str(out / "round-1"), "--out", str(out / "data")])
-    prover(["train-critic", "--data", str(out / "data"), "--out", str(out / "critic"), "--steps", str(steps),
-            "--vocab-size", "320", "--device", "cpu"])
+    prover(
+        [
+            "train-critic",
+            "--data",
+            str(out / "data"),
+            "--out",
+            str(out / "critic"),
+            "--steps",
+            str(steps),
+            "--vocab-size",
+            "320",
+            "--device",
+            "cpu",
+        ]
+    )
     return CachedCritic(build_critic(CriticConfig(model=str(out / "critic"), device="cpu")))
 
 
@@ -107,8 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attempts", type=int, default=8, help="attempts per theorem (pass@ATTEMPTS)")
     parser.add_argument("--seeds", type=int, default=3, help="problem seeds (--env-seed 0..SEEDS-1)")
     parser.add_argument("--depth", type=int, default=5, help="--depth of the hard rule (longest proof)")
-    parser.add_argument("--critics", default="none,trained,oracle",
-                        help="comma-separated: none, trained (a tiny critic trained here), oracle")
+    parser.add_argument(
+        "--critics",
+        default="none,trained,oracle",
+        help="comma-separated: none, trained (a tiny critic trained here), oracle",
+    )
     parser.add_argument("--train", type=int, default=60, help="training theorems of the trained critic")
     parser.add_argument("--round-budget", type=int, default=100, help="expansions per training theorem")
     parser.add_argument("--steps", type=int, default=150, help="training steps of the trained critic")
@@ -145,26 +172,40 @@ def main(argv: list[str] | None = None) -> None:
                 for theorem in heldout_theorems(args.heldout):
                     proved = []
                     for attempt in range(args.attempts):
-                        result = search(theorem, SampledPolicy(attempt), SyntheticEnv(config), limits,
-                                        ValueMixed(1.0) if models[critic] else cumulative_logprob,
-                                        value_model=models[critic])
+                        result = search(
+                            theorem,
+                            SampledPolicy(attempt),
+                            SyntheticEnv(config),
+                            limits,
+                            ValueMixed(1.0) if models[critic] else cumulative_logprob,
+                            value_model=models[critic],
+                        )
                         proved.append(result.proved)
                     first += proved[0]
                     any_ += any(proved)
                     trials += 1
             rows.append((algorithm, critic, first, any_, trials, time.perf_counter() - t0))
-            print(f"  {algorithm:<10} critic {critic:<8} pass@1 {first}/{trials}  pass@{args.attempts} {any_}/{trials}"
-                  f"  ({rows[-1][-1]:.0f}s)", flush=True)
+            print(
+                f"  {algorithm:<10} critic {critic:<8} pass@1 {first}/{trials}  pass@{args.attempts} {any_}/{trials}"
+                f"  ({rows[-1][-1]:.0f}s)",
+                flush=True,
+            )
 
     print()
-    print(f"hard synthetic benchmark, depth {args.depth}: {args.heldout} held-out theorems x {args.seeds} seeds, "
-          f"{args.budget} expansions per search, 8 of 12 tactics per state, {args.attempts} sampled attempts")
-    print(f"{'algorithm':<11}{'critic':<9}{'pass@1':>8}  {'95% interval':<15}{f'pass@{args.attempts}':>8}  95% interval")
+    print(
+        f"hard synthetic benchmark, depth {args.depth}: {args.heldout} held-out theorems x {args.seeds} seeds, "
+        f"{args.budget} expansions per search, 8 of 12 tactics per state, {args.attempts} sampled attempts"
+    )
+    print(
+        f"{'algorithm':<11}{'critic':<9}{'pass@1':>8}  {'95% interval':<15}{f'pass@{args.attempts}':>8}  95% interval"
+    )
     for algorithm, critic, first, any_, trials, _ in rows:
         low1, high1 = wilson_interval(first, trials)
         lowk, highk = wilson_interval(any_, trials)
-        print(f"{algorithm:<11}{critic:<9}{first / trials:>8.1%}  [{low1:.1%}, {high1:.1%}]".ljust(44)
-              + f"{any_ / trials:>8.1%}  [{lowk:.1%}, {highk:.1%}]")
+        print(
+            f"{algorithm:<11}{critic:<9}{first / trials:>8.1%}  [{low1:.1%}, {high1:.1%}]".ljust(44)
+            + f"{any_ / trials:>8.1%}  [{lowk:.1%}, {highk:.1%}]"
+        )
     baseline = {(a, c): f / t for a, c, f, _, t, _ in rows}
     for critic in critics:
         if ("best_first", critic) in baseline:

@@ -77,25 +77,35 @@ def run_config(args) -> RunConfig:
     # depth 10**6: no proof within reach, so every search does all its expansions;
     # no errors, so each expansion runs every proposed tactic.
     return RunConfig(
-        env=BackendSpec("environment", "synthetic",
-                        SyntheticConfig(depth=10**6, error_rate=0.0, latency_s=TACTIC_LATENCY_S)),
-        policy=BackendSpec("policy", "sleeping",
-                           SleepingConfig(batch_latency_s=BATCH_LATENCY_S, per_state_latency_s=PER_STATE_LATENCY_S)),
-        limits=SearchLimits(max_expansions=args.expansions, tactics_per_node=args.tactics_per_node,
-                            time_limit_s=3600),
+        env=BackendSpec(
+            "environment", "synthetic", SyntheticConfig(depth=10**6, error_rate=0.0, latency_s=TACTIC_LATENCY_S)
+        ),
+        policy=BackendSpec(
+            "policy",
+            "sleeping",
+            SleepingConfig(batch_latency_s=BATCH_LATENCY_S, per_state_latency_s=PER_STATE_LATENCY_S),
+        ),
+        limits=SearchLimits(max_expansions=args.expansions, tactics_per_node=args.tactics_per_node, time_limit_s=3600),
     )
 
 
 def on_cluster(config: RunConfig, args, concurrency: int, replicas: int) -> RunConfig:
     """``config`` spread over ``args.workers`` workers (fractions of the CPUs they may use)."""
     searches_per_worker = math.ceil(concurrency / args.workers)
-    return replace(config, distributed=DistributedConfig(
-        num_workers=args.workers, searches_per_worker=searches_per_worker,
-        worker_cpus=args.worker_cpus, worker_node_label=LABEL,
-        policy_replicas=replicas, policy_gpus=1,
-        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-        policy_restart_wait_s=60,
-    ))
+    return replace(
+        config,
+        distributed=DistributedConfig(
+            num_workers=args.workers,
+            searches_per_worker=searches_per_worker,
+            worker_cpus=args.worker_cpus,
+            worker_node_label=LABEL,
+            policy_replicas=replicas,
+            policy_gpus=1,
+            max_batch_size=args.max_batch_size,
+            max_wait_ms=args.max_wait_ms,
+            policy_restart_wait_s=60,
+        ),
+    )
 
 
 def theorems(count: int) -> list[Theorem]:
@@ -131,9 +141,13 @@ def measure(config: RunConfig, count: int, kill_at_s: float | None = None, kill=
         stats = executor.stats()
     names = {t.name for t in theorems(count)}
     return {
-        "wall_s": wall_s, "throughput": expansions / wall_s, "errors": errors,
-        "lost": len(names - set(seen)), "duplicated": len(seen) - len(set(seen)),
-        "policy": stats["policy"], "workers": stats["workers"],
+        "wall_s": wall_s,
+        "throughput": expansions / wall_s,
+        "errors": errors,
+        "lost": len(names - set(seen)),
+        "duplicated": len(seen) - len(set(seen)),
+        "policy": stats["policy"],
+        "workers": stats["workers"],
     }
 
 
@@ -169,12 +183,16 @@ def main() -> None:
         ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
         config = run_config(args)
         alone = one_search_in_process(config)
-        say(f"3 nodes (head, gpu, lean); env {TACTIC_LATENCY_S * 1000:g} ms/tactic x {args.tactics_per_node}; "
-              f"policy {BATCH_LATENCY_S * 1000:g} ms + {PER_STATE_LATENCY_S * 1000:g} ms/state per batch, "
-              f"max batch {args.max_batch_size}; {args.expansions} expansions per search; {args.workers} workers")
+        say(
+            f"3 nodes (head, gpu, lean); env {TACTIC_LATENCY_S * 1000:g} ms/tactic x {args.tactics_per_node}; "
+            f"policy {BATCH_LATENCY_S * 1000:g} ms + {PER_STATE_LATENCY_S * 1000:g} ms/state per batch, "
+            f"max batch {args.max_batch_size}; {args.expansions} expansions per search; {args.workers} workers"
+        )
         say(f"one search alone, in-process: {alone:.2f} expansions/s")
-        say(f"{'searches':>8} {'replicas':>8} {'exp/s':>8} {'speed-up':>9} {'replica eff':>12} "
-              f"{'search eff':>11} {'mean batch':>11} {'busy/replica':>13}")
+        say(
+            f"{'searches':>8} {'replicas':>8} {'exp/s':>8} {'speed-up':>9} {'replica eff':>12} "
+            f"{'search eff':>11} {'mean batch':>11} {'busy/replica':>13}"
+        )
         speedups: dict[tuple[int, int], float] = {}
         for concurrency in args.concurrency:
             base = None
@@ -185,26 +203,36 @@ def main() -> None:
                 speedup = throughput / base if base else float("nan")
                 speedups[concurrency, replicas] = speedup
                 busy = figures["policy"]["busy_s"] / (figures["wall_s"] * replicas)
-                say(f"{concurrency:>8} {replicas:>8} {throughput:>8.1f} {speedup:>8.2f}x {speedup / replicas:>12.2f} "
-                      f"{throughput / (concurrency * alone):>11.2f} {figures['policy']['mean_batch_size']:>11.1f} "
-                      f"{busy:>12.0%}")
+                say(
+                    f"{concurrency:>8} {replicas:>8} {throughput:>8.1f} {speedup:>8.2f}x {speedup / replicas:>12.2f} "
+                    f"{throughput / (concurrency * alone):>11.2f} {figures['policy']['mean_batch_size']:>11.1f} "
+                    f"{busy:>12.0%}"
+                )
         for (concurrency, replicas), goal in (((64, 2), 1.8), ((256, 4), 3.2)):
             if (concurrency, replicas) in speedups:
                 verdict = "met" if speedups[concurrency, replicas] >= goal else "NOT met"
-                say(f"goal {replicas} replicas at {concurrency} searches >= {goal}x one replica: "
-                      f"{speedups[concurrency, replicas]:.2f}x, {verdict}")
+                say(
+                    f"goal {replicas} replicas at {concurrency} searches >= {goal}x one replica: "
+                    f"{speedups[concurrency, replicas]:.2f}x, {verdict}"
+                )
 
         if not args.skip_failure:
             failure_config = on_cluster(config, args, 64, 2)
             calm = measure(failure_config, args.failure_theorems)
-            killed = measure(failure_config, args.failure_theorems, kill_at_s=calm["wall_s"] / 2,
-                             kill=lambda: cluster.remove_node(lean))
+            killed = measure(
+                failure_config,
+                args.failure_theorems,
+                kill_at_s=calm["wall_s"] / 2,
+                kill=lambda: cluster.remove_node(lean),
+            )
             workers = killed["workers"]
-            say(f"node failure: {args.failure_theorems} theorems, 64 searches, 2 replicas; the lean node "
-                  f"killed at {calm['wall_s'] / 2:.1f} s: {workers['num_lost']} workers lost, "
-                  f"{workers['attempts_resent_after_node_loss']} searches sent again, {killed['errors']} errors; "
-                  f"wall {killed['wall_s']:.1f} s against {calm['wall_s']:.1f} s "
-                  f"(+{killed['wall_s'] - calm['wall_s']:.1f} s)")
+            say(
+                f"node failure: {args.failure_theorems} theorems, 64 searches, 2 replicas; the lean node "
+                f"killed at {calm['wall_s'] / 2:.1f} s: {workers['num_lost']} workers lost, "
+                f"{workers['attempts_resent_after_node_loss']} searches sent again, {killed['errors']} errors; "
+                f"wall {killed['wall_s']:.1f} s against {calm['wall_s']:.1f} s "
+                f"(+{killed['wall_s'] - calm['wall_s']:.1f} s)"
+            )
             say(f"lost {killed['lost']} duplicated {killed['duplicated']}")
         ray.shutdown()
 

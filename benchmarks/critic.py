@@ -57,33 +57,78 @@ def main(argv: list[str] | None = None) -> None:
     transformers_logging.disable_progress_bar()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="critic-bench-"))
     started = time.perf_counter()
-    prover(["prove-split", *ENV, "--num-theorems", str(args.train), "--max-expansions", str(args.round_budget),
-            *QUIET, "--out", str(out / "round-1")])
+    prover(
+        [
+            "prove-split",
+            *ENV,
+            "--num-theorems",
+            str(args.train),
+            "--max-expansions",
+            str(args.round_budget),
+            *QUIET,
+            "--out",
+            str(out / "round-1"),
+        ]
+    )
     prover(["export", str(out / "round-1"), "--out", str(out / "data")])
-    prover(["train-critic", "--data", str(out / "data"), "--out", str(out / "critic"), "--steps", str(args.steps),
-            "--vocab-size", "320", "--device", "cpu"])
+    prover(
+        [
+            "train-critic",
+            "--data",
+            str(out / "data"),
+            "--out",
+            str(out / "critic"),
+            "--steps",
+            str(args.steps),
+            "--vocab-size",
+            "320",
+            "--device",
+            "cpu",
+        ]
+    )
     trained = time.perf_counter()
 
     heldout_list = out / "heldout.txt"
     heldout_list.write_text("".join(f"synthetic_heldout_{i:04d}\n" for i in range(args.heldout)))
     held = ["--theorems-file", str(heldout_list), "--max-expansions", str(args.budget), *QUIET]
     prover(["prove-split", *ENV, *held, "--out", str(out / "logprob")])
-    prover(["prove-split", *ENV, *held, "--scorer", "value_mixed", "--critic", str(out / "critic"),
-            "--value-weight", str(args.value_weight), "--out", str(out / "critic-guided")])
+    prover(
+        [
+            "prove-split",
+            *ENV,
+            *held,
+            "--scorer",
+            "value_mixed",
+            "--critic",
+            str(out / "critic"),
+            "--value-weight",
+            str(args.value_weight),
+            "--out",
+            str(out / "critic-guided"),
+        ]
+    )
     finished = time.perf_counter()
 
     alone, guided = pass_rate(out / "logprob"), pass_rate(out / "critic-guided")
     critic = json.loads((out / "critic" / "prover_critic.json").read_text())
     print()
-    print(f"critic: trained on {critic['num_provable']} provable and {critic['num_failed']} failed states "
-          f"from {args.train} round-1 searches ({trained - started:.0f}s with round 1 and the export)")
+    print(
+        f"critic: trained on {critic['num_provable']} provable and {critic['num_failed']} failed states "
+        f"from {args.train} round-1 searches ({trained - started:.0f}s with round 1 and the export)"
+    )
     print(f"held-out pass rate, fixed policy, {args.budget} expansions per theorem, {alone[1]} theorems:")
-    print(f"  log-prob alone (--scorer cumulative):                       {alone[0] / alone[1]:6.1%}  "
-          f"({alone[0]}/{alone[1]})")
-    print(f"  with the critic (--scorer value_mixed --value-weight {args.value_weight:g}):     "
-          f"{guided[0] / guided[1]:6.1%}  ({guided[0]}/{guided[1]})")
-    print(f"  difference: {(guided[0] / guided[1] - alone[0] / alone[1]) * 100:+.1f} points "
-          f"(held-out searches {finished - trained:.0f}s); runs in {out}")
+    print(
+        f"  log-prob alone (--scorer cumulative):                       {alone[0] / alone[1]:6.1%}  "
+        f"({alone[0]}/{alone[1]})"
+    )
+    print(
+        f"  with the critic (--scorer value_mixed --value-weight {args.value_weight:g}):     "
+        f"{guided[0] / guided[1]:6.1%}  ({guided[0]}/{guided[1]})"
+    )
+    print(
+        f"  difference: {(guided[0] / guided[1] - alone[0] / alone[1]) * 100:+.1f} points "
+        f"(held-out searches {finished - trained:.0f}s); runs in {out}"
+    )
 
 
 if __name__ == "__main__":

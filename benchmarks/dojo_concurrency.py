@@ -31,11 +31,14 @@ def prepare(directory: Path, num_theorems: int, startup_delay_s: float, tactic_d
     """A stand-in miniF2F repository of recorded theorems, traced into LeanDojo's cache."""
     from prover.data import minif2f_path, traces_path
     from prover.traces import load_traces
+
     from tests.lean_standin import install, lean_dojo_env, make_git_repo, minif2f_source, run_dojo_driver
 
     names = load_traces(None).names()[:num_theorems]
-    env = {**install(directory, traces=traces_path(), startup_delay_s=startup_delay_s, tactic_delay_s=tactic_delay_s),
-           **lean_dojo_env(directory)}
+    env = {
+        **install(directory, traces=traces_path(), startup_delay_s=startup_delay_s, tactic_delay_s=tactic_delay_s),
+        **lean_dojo_env(directory),
+    }
     commit = make_git_repo(directory / "miniF2F-lean4", {"MiniF2F/Test.lean": minif2f_source(names, minif2f_path())})
     run_dojo_driver([{"op": "cache", "repo": str(directory / "miniF2F-lean4"), "commit": commit}], env)
     return {"env": env, "repo": str(directory / "miniF2F-lean4"), "commit": commit, "names": names}
@@ -46,10 +49,11 @@ def worker(spec: dict) -> None:
     import queue
     import threading
 
+    from search import SearchLimits, Theorem, best_first_search
+
     from prover.envs.dojo import DojoEnv
     from prover.policies.replay import ReplayPolicy
     from prover.traces import load_traces
-    from search import SearchLimits, Theorem, best_first_search
 
     policy = ReplayPolicy(load_traces(None))
     todo: queue.Queue = queue.Queue()
@@ -63,8 +67,9 @@ def worker(spec: dict) -> None:
                 name = todo.get_nowait()
             except queue.Empty:
                 return
-            theorem = Theorem(name, repo_url=spec["repo"], commit=spec["commit"], file_path="MiniF2F/Test.lean",
-                              full_name=name)
+            theorem = Theorem(
+                name, repo_url=spec["repo"], commit=spec["commit"], file_path="MiniF2F/Test.lean", full_name=name
+            )
             env = DojoEnv(tactic_timeout_s=30, startup_timeout_s=60)
             result = best_first_search(theorem, policy, env, SearchLimits(max_expansions=20, tactics_per_node=4))
             results.append((name, result.status.value))
@@ -83,8 +88,13 @@ def run_layout(setup: dict, processes: int, threads: int) -> tuple[float, list]:
     slices = [names[k::processes] for k in range(processes)]
     started = time.perf_counter()
     children = [
-        subprocess.Popen([sys.executable, __file__, "--worker", json.dumps({**setup, "names": part, "threads": threads})],
-                         env=setup["env"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps({**setup, "names": part, "threads": threads})],
+            env=setup["env"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         for part in slices
     ]
     results = []
@@ -92,7 +102,7 @@ def run_layout(setup: dict, processes: int, threads: int) -> tuple[float, list]:
         out, _ = child.communicate()
         for line in out.splitlines():
             if line.startswith("RESULTS "):
-                results += json.loads(line[len("RESULTS "):])
+                results += json.loads(line[len("RESULTS ") :])
     return time.perf_counter() - started, results
 
 
@@ -112,8 +122,10 @@ def main() -> None:
         one_process, results_a = run_layout(setup, 1, args.concurrency)
         one_each, results_b = run_layout(setup, args.concurrency, 1)
     proved = lambda results: sum(status == "proved" for _, status in results)  # noqa: E731
-    print(f"{args.theorems} theorems, start-up {args.startup_delay:g} s, {args.tactic_delay:g} s per tactic, "
-          f"K={args.concurrency} on {os.cpu_count()} CPUs")
+    print(
+        f"{args.theorems} theorems, start-up {args.startup_delay:g} s, {args.tactic_delay:g} s per tactic, "
+        f"K={args.concurrency} on {os.cpu_count()} CPUs"
+    )
     print(f"  1 process x {args.concurrency} threads (lock): {one_process:6.1f} s, proved {proved(results_a)}")
     print(f"  {args.concurrency} processes x 1 thread:       {one_each:6.1f} s, proved {proved(results_b)}")
     print(f"  lock / one search per process: {one_process / one_each:.2f}x the wall time")

@@ -160,7 +160,7 @@ def measure_fresh(num_states: int) -> dict:
         tactics = tactics_at_call[i + 1] - tactics_at_call[i]
         if tactics:
             per_tactic_us.append((gap - env_time) / tactics * 1e6)
-    tail = per_tactic_us[int(len(per_tactic_us) * 0.9):]  # the cost at (near) this size
+    tail = per_tactic_us[int(len(per_tactic_us) * 0.9) :]  # the cost at (near) this size
     overall_engine_s = wall - env.env_time_s - sum(end - start for start, end in policy.calls)
     t0 = time.perf_counter()
     result.to_record()  # the runner's one step after a search: must not copy the tree
@@ -179,7 +179,9 @@ def measure_fresh(num_states: int) -> dict:
 def report_fresh(sizes: list[int]) -> None:
     print("fresh states: every tactic makes a new state")
     rows = {}
-    print(f"{'states':>8} {'tactics':>8} {'median µs/tactic':>17} {'at size':>8} {'mean':>7} {'wall s':>7} {'to_record ms':>13}")
+    print(
+        f"{'states':>8} {'tactics':>8} {'median µs/tactic':>17} {'at size':>8} {'mean':>7} {'wall s':>7} {'to_record ms':>13}"
+    )
     for size in sizes:
         row = measure_fresh(size)
         rows[size] = row
@@ -226,7 +228,7 @@ class Transitions:
 
     @staticmethod
     def index(pp: str) -> int:
-        return int(pp[6:pp.index("\n")])
+        return int(pp[6 : pp.index("\n")])
 
     def outcome(self, state: int, tactic: int) -> int | None:
         """The state ``tactic`` leads to from ``state``, or None when it fails."""
@@ -237,12 +239,14 @@ class Transitions:
 
     def proposals(self, state: int) -> list[tuple[str, float]]:
         """Eight distinct tactics with the policy's log-probs, best first."""
-        scored = [(f"simp [lemma_{j}, h₀]", -0.05 - (_mix(state * 31 + j) & 0xFFF) / 0x1000) for j in range(TACTICS_PER_NODE)]
+        scored = [
+            (f"simp [lemma_{j}, h₀]", -0.05 - (_mix(state * 31 + j) & 0xFFF) / 0x1000) for j in range(TACTICS_PER_NODE)
+        ]
         return sorted(scored, key=lambda item: -item[1])
 
     @staticmethod
     def tactic_index(tactic: str) -> int:
-        return int(tactic[12:tactic.index(",")])
+        return int(tactic[12 : tactic.index(",")])
 
 
 class MergeEnv:
@@ -291,7 +295,9 @@ def merge_expansions(num_states: int) -> int:
 def measure_ours(num_states: int) -> dict:
     transitions = Transitions(pool=MERGE_POOL_FACTOR * num_states)
     env, policy = MergeEnv(transitions), MergePolicy(transitions)
-    limits = SearchLimits(max_expansions=merge_expansions(num_states), time_limit_s=3600, tactics_per_node=TACTICS_PER_NODE)
+    limits = SearchLimits(
+        max_expansions=merge_expansions(num_states), time_limit_s=3600, tactics_per_node=TACTICS_PER_NODE
+    )
     gc.collect()  # both engines start from the same collector state
     started = time.perf_counter()
     result = best_first_search(Theorem("merge"), policy, env, limits)
@@ -348,8 +354,14 @@ def _stub_modules(reprover_dir: Path) -> dict[str, types.ModuleType]:
 
     lean_dojo = module(
         "lean_dojo",
-        Pos=Stub, Dojo=Stub, Theorem=Stub, LeanGitRepo=Stub,
-        TacticState=TacticStateLD, LeanError=LeanErrorLD, ProofFinished=ProofFinishedLD, ProofGivenUp=ProofGivenUpLD,
+        Pos=Stub,
+        Dojo=Stub,
+        Theorem=Stub,
+        LeanGitRepo=Stub,
+        TacticState=TacticStateLD,
+        LeanError=LeanErrorLD,
+        ProofFinished=ProofFinishedLD,
+        ProofGivenUp=ProofGivenUpLD,
         DojoInitError=type("DojoInitError", (Exception,), {}),
         DojoCrashError=type("DojoCrashError", (Exception,), {}),
         DojoTacticTimeoutError=type("DojoTacticTimeoutError", (Exception,), {}),
@@ -361,15 +373,18 @@ def _stub_modules(reprover_dir: Path) -> dict[str, types.ModuleType]:
     prover = module("prover", __path__=[str(reprover_dir / "prover")])
     generators = module(
         "prover.tactic_generator",
-        TacticGenerator=Stub, HuggingFaceGenerator=Stub, RetrievalAugmentedGenerator=Stub,
-        FixedTacticGenerator=type("FixedTacticGenerator", (), {}), VllmGenerator=Stub,
+        TacticGenerator=Stub,
+        HuggingFaceGenerator=Stub,
+        RetrievalAugmentedGenerator=Stub,
+        FixedTacticGenerator=type("FixedTacticGenerator", (), {}),
+        VllmGenerator=Stub,
     )
     return {
         "lean_dojo": lean_dojo,
         "ray": ray,
         "ray.util": ray_util,
         "ray.util.actor_pool": actor_pool,
-        "torch": module("torch", no_grad=lambda: (lambda fn: fn)),
+        "torch": module("torch", no_grad=lambda: lambda fn: fn),
         "vllm": module("vllm", AsyncLLMEngine=Stub, AsyncEngineArgs=Stub, SamplingParams=Stub, RequestOutput=Stub),
         "loguru": module("loguru", logger=Logger()),
         "common": module("common", zip_strict=zip),
@@ -442,7 +457,11 @@ def measure_reprover(proof_search: types.ModuleType, num_states: int) -> dict:
     expansions = merge_expansions(num_states)
     # ReProver stops once it has done more than max_expansions: this gives the same count.
     prover = proof_search.BestFirstSearchProver(
-        TableGenerator(), timeout=10**9, max_expansions=expansions - 1, num_sampled_tactics=TACTICS_PER_NODE, debug=False
+        TableGenerator(),
+        timeout=10**9,
+        max_expansions=expansions - 1,
+        num_sampled_tactics=TACTICS_PER_NODE,
+        debug=False,
     )
     repo = object()
     theorem = types.SimpleNamespace(repo=repo, file_path="Merge.lean", full_name="merge")

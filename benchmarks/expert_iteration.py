@@ -65,22 +65,51 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     figures: dict[str, list[dict]] = {}
     for arm in arms:
-        command = ["iterate", "--env", "synthetic", "--rule", args.rule, "--depth", str(args.depth),
-                   "--num-theorems", str(args.train), "--num-heldout", str(args.heldout),
-                   "--max-expansions", str(args.budget), "--rounds", str(args.rounds), "--steps", str(args.steps),
-                   "--env-seed", str(args.seed), "--train-seed", str(args.seed), "--train-device", "cpu",
-                   *ARMS[arm][1], *(["--dpo-steps", str(args.dpo_steps)] if arm == "dpo" else []),
-                   *(["--curate"] if args.curate else []),
-                   "--num-workers", "0", "--no-progress", "--out", str(out / arm)]
+        command = [
+            "iterate",
+            "--env",
+            "synthetic",
+            "--rule",
+            args.rule,
+            "--depth",
+            str(args.depth),
+            "--num-theorems",
+            str(args.train),
+            "--num-heldout",
+            str(args.heldout),
+            "--max-expansions",
+            str(args.budget),
+            "--rounds",
+            str(args.rounds),
+            "--steps",
+            str(args.steps),
+            "--env-seed",
+            str(args.seed),
+            "--train-seed",
+            str(args.seed),
+            "--train-device",
+            "cpu",
+            *ARMS[arm][1],
+            *(["--dpo-steps", str(args.dpo_steps)] if arm == "dpo" else []),
+            *(["--curate"] if args.curate else []),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out / arm),
+        ]
         print("prover " + " ".join(command), flush=True)
         prover(command)
-        figures[arm] = [json.loads((out / arm / f"round-{n}" / "round.json").read_text())
-                        for n in range(1, args.rounds + 1)]
+        figures[arm] = [
+            json.loads((out / arm / f"round-{n}" / "round.json").read_text()) for n in range(1, args.rounds + 1)
+        ]
     elapsed = time.perf_counter() - started
 
     print()
-    print(f"held-out pass rate, {args.rule} synthetic benchmark (depth {args.depth}; {args.heldout} theorems never "
-          f"trained on, {args.budget} expansions each{'; curated data' if args.curate else ''}):")
+    print(
+        f"held-out pass rate, {args.rule} synthetic benchmark (depth {args.depth}; {args.heldout} theorems never "
+        f"trained on, {args.budget} expansions each{'; curated data' if args.curate else ''}):"
+    )
     print("round  " + "".join(f"{ARMS[arm][0]:<22}" for arm in arms))
     for index in range(args.rounds):
         cells = []
@@ -92,8 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         rounds = figures[arm]
         gain = (rounds[-1]["heldout"]["pass_rate"] - rounds[0]["heldout"]["pass_rate"]) * 100
         dpo = [r["dpo"]["num_preferences"] for r in rounds if r.get("dpo")]
-        print(f"{ARMS[arm][0]}: round 1 -> round {args.rounds}: {gain:+.1f} points"
-              + (f" (DPO on {', '.join(map(str, dpo))} pairs)" if dpo else ""))
+        print(
+            f"{ARMS[arm][0]}: round 1 -> round {args.rounds}: {gain:+.1f} points"
+            + (f" (DPO on {', '.join(map(str, dpo))} pairs)" if dpo else "")
+        )
     if len(arms) == 2:
         last = {arm: figures[arm][-1]["heldout"]["pass_rate"] for arm in arms}
         print(f"SFT+DPO vs SFT at round {args.rounds}: {(last['dpo'] - last['sft']) * 100:+.1f} points")

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 def run(directory: Path, import_delay_s: float, pool: bool) -> dict:
     from prover.data import minif2f_path, traces_path
+
     from tests.lean_standin import install, read_log
     from tests.lean_standin.costs import read_costs
     from tests.lean_standin.files import holes_source
@@ -43,11 +44,35 @@ def run(directory: Path, import_delay_s: float, pool: bool) -> dict:
     (project / "Holes.lean").write_text(holes_source(minif2f_path()), encoding="utf-8")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "prover.cli", "fill", str(project / "Holes.lean"), "--policy", "replay",
-         "--traces", str(traces), "--repl-path", env["LEAN_STANDIN_REPL_DIR"], "--lake-path", env["LEAN_STANDIN_LAKE"],
-         "--num-workers", "0", "--repl-pool" if pool else "--no-repl-pool", "--startup-timeout", "600",
-         "--out", str(directory / "run"), "--json"],
-        env=env, cwd=directory, capture_output=True, text=True, timeout=3600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "fill",
+            str(project / "Holes.lean"),
+            "--policy",
+            "replay",
+            "--traces",
+            str(traces),
+            "--repl-path",
+            env["LEAN_STANDIN_REPL_DIR"],
+            "--lake-path",
+            env["LEAN_STANDIN_LAKE"],
+            "--num-workers",
+            "0",
+            "--repl-pool" if pool else "--no-repl-pool",
+            "--startup-timeout",
+            "600",
+            "--out",
+            str(directory / "run"),
+            "--json",
+        ],
+        env=env,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
     )
     wall_s = time.perf_counter() - started
     if done.returncode not in (0, 1):
@@ -73,8 +98,10 @@ def main() -> None:
     print(f"{'':>14} {'wall s':>8} {'imports':>8} {'REPLs':>6} {'filled':>7}")
     for label, row in (("--repl-pool", pooled), ("--no-repl-pool", fresh)):
         print(f"{label:>14} {row['wall_s']:8.2f} {row['imports']:8d} {row['repls']:6d} {row['filled']:7d}")
-    print(f"pool / no pool: wall time {pooled['wall_s'] / fresh['wall_s']:.2f}x, "
-          f"imports {pooled['imports']}/{fresh['imports']}")
+    print(
+        f"pool / no pool: wall time {pooled['wall_s'] / fresh['wall_s']:.2f}x, "
+        f"imports {pooled['imports']}/{fresh['imports']}"
+    )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def renamed(statement: str, name: str, run_name: str) -> str:
 
 def dojo_source(pairs: list[tuple[str, str]], records: dict[str, dict]) -> str:
     """One file of the theorems, a copy in ``namespace copyK`` (as miniF2F's Test.lean, one file)."""
-    parts = ["import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"]
+    parts = [
+        "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
+    ]
     for run_name, name in pairs:
         statement = records[name]["formal_statement"].rstrip()
         if "." in run_name:
@@ -130,9 +132,10 @@ class Timed:
 
 def worker(spec: dict) -> None:
     """Search every theorem of ``spec`` one after another in this process; prints a JSON line."""
+    from search import SearchLimits, Theorem, best_first_search
+
     from prover.policies.replay import ReplayPolicy
     from prover.traces import load_traces
-    from search import SearchLimits, Theorem, best_first_search
 
     policy = ReplayPolicy(load_traces(None))
     limits = SearchLimits(max_expansions=spec["max_expansions"], tactics_per_node=spec["tactics_per_node"])
@@ -143,18 +146,30 @@ def worker(spec: dict) -> None:
         from prover.envs.dojo import DojoEnv
 
         make = lambda: DojoEnv(tactic_timeout_s=spec["timeout"], startup_timeout_s=600)  # noqa: E731
-        theorems = [Theorem(run, repo_url=spec["repo"], commit=spec["commit"], file_path=DOJO_FILE, full_name=run)
-                    for run, _ in spec["pairs"]]
+        theorems = [
+            Theorem(run, repo_url=spec["repo"], commit=spec["commit"], file_path=DOJO_FILE, full_name=run)
+            for run, _ in spec["pairs"]
+        ]
     else:
         from prover.envs.repl import ReplConfig, build
 
-        config = ReplConfig(lean_project=spec["project"], repl_path=spec["repl_dir"], lake_path=spec["lake"],
-                            tactic_timeout_s=spec["timeout"], startup_timeout_s=600, memory_limit_mb=spec["memory_mb"],
-                            repl_pool=spec["way"] == "pool")
+        config = ReplConfig(
+            lean_project=spec["project"],
+            repl_path=spec["repl_dir"],
+            lake_path=spec["lake"],
+            tactic_timeout_s=spec["timeout"],
+            startup_timeout_s=600,
+            memory_limit_mb=spec["memory_mb"],
+            repl_pool=spec["way"] == "pool",
+        )
         make = lambda: build(config)  # noqa: E731
         records = statements()
-        theorems = [Theorem(run, statement=renamed(records[name]["formal_statement"], name, run),
-                            header=records[name]["header"]) for run, name in spec["pairs"]]
+        theorems = [
+            Theorem(
+                run, statement=renamed(records[name]["formal_statement"], name, run), header=records[name]["header"]
+            )
+            for run, name in spec["pairs"]
+        ]
     started = time.perf_counter()
     for theorem in theorems:
         env = make()
@@ -172,22 +187,33 @@ def worker(spec: dict) -> None:
 def prepare(directory: Path, args) -> dict:
     """The stand-in installed with Lean's costs, a Lean project, and (for dojo) a traced repository."""
     from prover.data import traces_path
+
     from tests.lean_standin import install, lean_dojo_env, make_git_repo, run_dojo_driver, set_knobs
     from tests.test_env_repl import lean_project
 
     env = {**install(directory, traces=traces_path()), **lean_dojo_env(directory)}
     env.pop("ELAN_TOOLCHAIN", None)
-    setup = {"env": env, "project": str(lean_project(directory / "project")), "repl_dir": env["LEAN_STANDIN_REPL_DIR"],
-             "lake": env["LEAN_STANDIN_LAKE"]}
+    setup = {
+        "env": env,
+        "project": str(lean_project(directory / "project")),
+        "repl_dir": env["LEAN_STANDIN_REPL_DIR"],
+        "lake": env["LEAN_STANDIN_LAKE"],
+    }
     if args.dojo_theorems:
         pairs = copies(args.dojo_theorems)
         repo = directory / "miniF2F-lean4"
         commit = make_git_repo(repo, {DOJO_FILE: dojo_source(pairs, statements())})
         run_dojo_driver([{"op": "cache", "repo": str(repo), "commit": commit}], env, timeout_s=600)  # before the costs
         setup.update(repo=str(repo), commit=commit)
-    set_knobs(env, import_delay_s=args.import_delay, import_memory_mb=args.import_memory_mb,
-              command_delay_s=args.command_delay, tactic_cost_s=args.tactic_cost, slow_fraction=args.slow_fraction,
-              tactic_delay_s=args.tactic_timeout * 10)
+    set_knobs(
+        env,
+        import_delay_s=args.import_delay,
+        import_memory_mb=args.import_memory_mb,
+        command_delay_s=args.command_delay,
+        tactic_cost_s=args.tactic_cost,
+        slow_fraction=args.slow_fraction,
+        tactic_delay_s=args.tactic_timeout * 10,
+    )
     return setup
 
 
@@ -196,15 +222,26 @@ def run_way(setup: dict, way: str, pairs: list, args) -> dict:
     from tests.lean_standin import read_costs
 
     before = len(read_costs(setup["env"]))
-    spec = {**{k: v for k, v in setup.items() if k != "env"}, "way": way, "pairs": pairs,
-            "timeout": args.tactic_timeout, "max_expansions": args.max_expansions,
-            "tactics_per_node": args.tactics_per_node, "memory_mb": args.memory_limit_mb}
-    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=setup["env"], cwd=ROOT,
-                          capture_output=True, text=True)
+    spec = {
+        **{k: v for k, v in setup.items() if k != "env"},
+        "way": way,
+        "pairs": pairs,
+        "timeout": args.tactic_timeout,
+        "max_expansions": args.max_expansions,
+        "tactics_per_node": args.tactics_per_node,
+        "memory_mb": args.memory_limit_mb,
+    }
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        env=setup["env"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"the {way} worker failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     costs = read_costs(setup["env"])[before:]
     out["imports"] = sum(c["kind"] == "import" for c in costs)
     out["import_s"] = sum(c["seconds"] for c in costs if c["kind"] == "import")
@@ -218,18 +255,26 @@ def report(label: str, out: dict) -> float:
     proved = sum(status == "proved" for status, _ in out["results"].values())
     stats = out.get("pool") or {}
     on_path = stats["imports"] - stats["background_imports"] if stats else out["imports"]
-    print(f"{label:<28} {len(out['results']):>4} {proved:>6} {out['imports']:>7} {on_path:>8} "
-          f"{t['lean_wall']:>9.1f} {t.get('starts', 0):>8.1f} {own:>8.1f} {t.get('restarts', 0):>9.1f} "
-          f"{t.get('checks', 0):>7.1f} {int(t.get('timeouts', 0)):>8} {overhead:>9.3f}")
+    print(
+        f"{label:<28} {len(out['results']):>4} {proved:>6} {out['imports']:>7} {on_path:>8} "
+        f"{t['lean_wall']:>9.1f} {t.get('starts', 0):>8.1f} {own:>8.1f} {t.get('restarts', 0):>9.1f} "
+        f"{t.get('checks', 0):>7.1f} {int(t.get('timeouts', 0)):>8} {overhead:>9.3f}"
+    )
     return overhead
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--theorems", type=int, default=244, help="N theorems through each REPL way")
-    parser.add_argument("--baseline-theorems", type=int, default=None,
-                        help="the first M of them through the process-per-theorem REPL path [default: N]")
-    parser.add_argument("--dojo-theorems", type=int, default=None, help="the first M through LeanDojo [default: N; 0 skips]")
+    parser.add_argument(
+        "--baseline-theorems",
+        type=int,
+        default=None,
+        help="the first M of them through the process-per-theorem REPL path [default: N]",
+    )
+    parser.add_argument(
+        "--dojo-theorems", type=int, default=None, help="the first M through LeanDojo [default: N; 0 skips]"
+    )
     parser.add_argument("--import-delay", type=float, default=10.0, help="seconds per import of the header")
     parser.add_argument("--import-memory-mb", type=float, default=64.0, help="resident memory per import (scaled down)")
     parser.add_argument("--command-delay", type=float, default=0.05, help="seconds per declaration elaborated")
@@ -248,8 +293,14 @@ def main() -> None:
         args.dojo_theorems = args.theorems
     if args.baseline_theorems is None:
         args.baseline_theorems = args.theorems
-    if args.theorems < 1 or not 1 <= args.baseline_theorems <= args.theorems or not 0 <= args.dojo_theorems <= args.theorems:
-        parser.error("--theorems must be at least 1, --baseline-theorems between 1 and it, --dojo-theorems between 0 and it")
+    if (
+        args.theorems < 1
+        or not 1 <= args.baseline_theorems <= args.theorems
+        or not 0 <= args.dojo_theorems <= args.theorems
+    ):
+        parser.error(
+            "--theorems must be at least 1, --baseline-theorems between 1 and it, --dojo-theorems between 0 and it"
+        )
     pairs = copies(args.theorems)
     with tempfile.TemporaryDirectory() as directory:
         setup = prepare(Path(directory), args)
@@ -258,27 +309,37 @@ def main() -> None:
         pool = run_way(setup, "pool", pairs, args)
         dojo = run_way(setup, "dojo", copies(args.dojo_theorems), args) if args.dojo_theorems else None
         elapsed = time.perf_counter() - started
-    print(f"{args.theorems} theorems (dojo: {args.dojo_theorems}); import {args.import_delay:g} s, tactic "
-          f"{args.tactic_cost:g} s, {args.slow_fraction:.0%} of tactics past a {args.tactic_timeout:g} s timeout; "
-          f"one worker process; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all")
-    print(f"{'way':<28} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'starts':>8} "
-          f"{'tactics':>8} {'restarts':>9} {'checks':>7} {'timeouts':>8} {'overhead':>9}")
+    print(
+        f"{args.theorems} theorems (dojo: {args.dojo_theorems}); import {args.import_delay:g} s, tactic "
+        f"{args.tactic_cost:g} s, {args.slow_fraction:.0%} of tactics past a {args.tactic_timeout:g} s timeout; "
+        f"one worker process; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all"
+    )
+    print(
+        f"{'way':<28} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'starts':>8} "
+        f"{'tactics':>8} {'restarts':>9} {'checks':>7} {'timeouts':>8} {'overhead':>9}"
+    )
     report("repl, a process per theorem", old)
     ratio = report("repl, warm pool", pool)
     if dojo is not None:
         report("dojo", dojo)
     stats = pool.get("pool", {})
-    print(f"pool: {stats.get('imports', 0)} imports ({stats.get('background_imports', 0)} in the background: spares) "
-          f"for {stats.get('leases', 0)} leases and {stats.get('checks', 0)} re-checks; {stats.get('recycles', 0)} "
-          f"recycles, {stats.get('drops', 0)} dead REPLs replaced")
+    print(
+        f"pool: {stats.get('imports', 0)} imports ({stats.get('background_imports', 0)} in the background: spares) "
+        f"for {stats.get('leases', 0)} leases and {stats.get('checks', 0)} re-checks; {stats.get('recycles', 0)} "
+        f"recycles, {stats.get('drops', 0)} dead REPLs replaced"
+    )
     common = list(old["results"])  # the baseline's theorems, the first M of the pool's
     lean = lambda out: sum(out["results"][name][1] for name in common)  # noqa: E731
     proved = lambda out: {name for name in common if out["results"][name][0] == "proved"}  # noqa: E731
-    print(f"on the {len(common)} theorems both REPL ways ran: Lean wall time, process per theorem / pool: "
-          f"{lean(old) / lean(pool):.1f}x; same theorems proved: {'yes' if proved(old) == proved(pool) else 'no'} "
-          f"({len(proved(pool))} of {len(common)})")
-    print(f"pool overhead ratio over its {args.theorems} theorems: {ratio:.3f} (goal <= 0.10: "
-          f"{'meets' if ratio <= 0.10 else 'misses'})")
+    print(
+        f"on the {len(common)} theorems both REPL ways ran: Lean wall time, process per theorem / pool: "
+        f"{lean(old) / lean(pool):.1f}x; same theorems proved: {'yes' if proved(old) == proved(pool) else 'no'} "
+        f"({len(proved(pool))} of {len(common)})"
+    )
+    print(
+        f"pool overhead ratio over its {args.theorems} theorems: {ratio:.3f} (goal <= 0.10: "
+        f"{'meets' if ratio <= 0.10 else 'misses'})"
+    )
 
 
 if __name__ == "__main__":

@@ -61,10 +61,14 @@ def run_config(expansions: int, tactics_per_node: int) -> RunConfig:
     # depth 10**6: no proof within reach, so every search does all its expansions;
     # no errors, so each expansion runs every proposed tactic.
     return RunConfig(
-        env=BackendSpec("environment", "synthetic",
-                        SyntheticConfig(depth=10**6, error_rate=0.0, latency_s=TACTIC_LATENCY_S)),
-        policy=BackendSpec("policy", "sleeping",
-                           SleepingConfig(batch_latency_s=BATCH_LATENCY_S, per_state_latency_s=PER_STATE_LATENCY_S)),
+        env=BackendSpec(
+            "environment", "synthetic", SyntheticConfig(depth=10**6, error_rate=0.0, latency_s=TACTIC_LATENCY_S)
+        ),
+        policy=BackendSpec(
+            "policy",
+            "sleeping",
+            SleepingConfig(batch_latency_s=BATCH_LATENCY_S, per_state_latency_s=PER_STATE_LATENCY_S),
+        ),
         limits=SearchLimits(max_expansions=expansions, tactics_per_node=tactics_per_node, time_limit_s=3600),
     )
 
@@ -82,14 +86,17 @@ def ray_throughput(config: RunConfig, concurrency: int, args) -> tuple[float, di
     from prover.run.cluster import RayExecutor
 
     num_workers = min(args.workers, concurrency)
-    config = replace(config, distributed=DistributedConfig(
-        num_workers=num_workers,
-        searches_per_worker=math.ceil(concurrency / num_workers),
-        worker_cpus=args.cpus / num_workers,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        batch_idle_ms=args.batch_idle_ms,
-    ))
+    config = replace(
+        config,
+        distributed=DistributedConfig(
+            num_workers=num_workers,
+            searches_per_worker=math.ceil(concurrency / num_workers),
+            worker_cpus=args.cpus / num_workers,
+            max_batch_size=args.max_batch_size,
+            max_wait_ms=args.max_wait_ms,
+            batch_idle_ms=args.batch_idle_ms,
+        ),
+    )
     theorems = [Theorem(f"synthetic_{i:04d}") for i in range(concurrency)]
     with RayExecutor(config) as executor:  # actors up before the clock
         started = time.perf_counter()
@@ -113,8 +120,9 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray.")
     parser.add_argument("--max-batch-size", type=int, default=24)
     parser.add_argument("--max-wait-ms", type=float, default=25.0)
-    parser.add_argument("--batch-idle-ms", type=float, default=None,
-                        help="Close a batch once requests stop arriving for this long.")
+    parser.add_argument(
+        "--batch-idle-ms", type=float, default=None, help="Close a batch once requests stop arriving for this long."
+    )
     args = parser.parse_args()
 
     import logging
@@ -124,23 +132,29 @@ def main() -> None:
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     config = run_config(args.expansions, args.tactics_per_node)
     local = in_process_throughput(config)
-    print(f"env {TACTIC_LATENCY_S * 1000:g} ms/tactic × {args.tactics_per_node} tactics; policy "
-          f"{BATCH_LATENCY_S * 1000:g} ms + {PER_STATE_LATENCY_S * 1000:g} ms/state per batch; "
-          f"{args.expansions} expansions per search; {args.workers} workers; "
-          f"max batch {args.max_batch_size}, max wait {args.max_wait_ms:g} ms")
+    print(
+        f"env {TACTIC_LATENCY_S * 1000:g} ms/tactic × {args.tactics_per_node} tactics; policy "
+        f"{BATCH_LATENCY_S * 1000:g} ms + {PER_STATE_LATENCY_S * 1000:g} ms/state per batch; "
+        f"{args.expansions} expansions per search; {args.workers} workers; "
+        f"max batch {args.max_batch_size}, max wait {args.max_wait_ms:g} ms"
+    )
     print(f"single search in-process (no Ray): {local:.3f} expansions/s")
-    print(f"{'searches':>8} {'exp/s':>8} {'eff (vs Ray N=1)':>17} {'eff (vs in-process)':>20} "
-          f"{'mean batch':>11} {'largest':>8} {'policy busy':>12} {'ms/call':>8} {'env ms/exp':>11}")
+    print(
+        f"{'searches':>8} {'exp/s':>8} {'eff (vs Ray N=1)':>17} {'eff (vs in-process)':>20} "
+        f"{'mean batch':>11} {'largest':>8} {'policy busy':>12} {'ms/call':>8} {'env ms/exp':>11}"
+    )
     single = None
     for concurrency in args.concurrency:
         throughput, stats = ray_throughput(config, concurrency, args)
         if single is None and concurrency == 1:
             single = throughput
         base = single or local
-        print(f"{concurrency:>8} {throughput:>8.2f} {throughput / (concurrency * base):>17.3f} "
-              f"{throughput / (concurrency * local):>20.3f} {stats['mean_batch_size']:>11.2f} "
-              f"{stats['largest_batch']:>8} {stats['busy_fraction']:>12.0%} {stats['policy_ms']:>8.0f} "
-              f"{stats['env_ms']:>11.0f}")
+        print(
+            f"{concurrency:>8} {throughput:>8.2f} {throughput / (concurrency * base):>17.3f} "
+            f"{throughput / (concurrency * local):>20.3f} {stats['mean_batch_size']:>11.2f} "
+            f"{stats['largest_batch']:>8} {stats['busy_fraction']:>12.0%} {stats['policy_ms']:>8.0f} "
+            f"{stats['env_ms']:>11.0f}"
+        )
     ray.shutdown()
 
 

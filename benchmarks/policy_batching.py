@@ -159,14 +159,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     config = HFConfig(
-        model=args.model or "tiny", prompt=args.prompt, device=args.device,
-        decoding="sampling", max_new_tokens=args.max_new_tokens,
+        model=args.model or "tiny",
+        prompt=args.prompt,
+        device=args.device,
+        decoding="sampling",
+        max_new_tokens=args.max_new_tokens,
     )
     states = benchmark_states(args.states)
     policy = HFPolicy.from_config(config) if args.model else tiny_policy(config, states)
     policy.propose(states[:2], args.k)  # warm-up: first-call allocations and kernel selection
-    print(f"model {args.model or 'tiny random Llama'} on {policy.device}, prompt {config.prompt}, "
-          f"k={args.k}, {args.max_new_tokens} new tokens, {len(states)} states")
+    print(
+        f"model {args.model or 'tiny random Llama'} on {policy.device}, prompt {config.prompt}, "
+        f"k={args.k}, {args.max_new_tokens} new tokens, {len(states)} states"
+    )
 
     # Sampling, by batch size.
     rates = best_rates({str(size): (policy, size, args.k) for size in args.sizes}, states, args.repeats)
@@ -190,21 +195,26 @@ def main(argv: list[str] | None = None) -> None:
         for k in args.beam_ks:
             beam.propose(beam_states[:2], k)
             beam_rates = best_rates({"1": (beam, 1, k), "16": (beam, 16, k)}, beam_states, args.repeats)
-            print(f"{k:>4} {beam_rates['1']:>16.2f} {beam_rates['16']:>17.2f} {beam_rates['16'] / beam_rates['1']:>5.1f}x")
+            print(
+                f"{k:>4} {beam_rates['1']:>16.2f} {beam_rates['16']:>17.2f} {beam_rates['16'] / beam_rates['1']:>5.1f}x"
+            )
 
     # A 16-state call split to fit a memory budget, against the same call whole.
     sixteen = states[:16]
     prompt_tokens = max(policy.count_tokens(policy.render(state)) for state in sixteen)
-    per_state = generation_bytes_per_state(policy.model, sequences=args.k, prompt_tokens=prompt_tokens,
-                                           new_tokens=args.max_new_tokens)
+    per_state = generation_bytes_per_state(
+        policy.model, sequences=args.k, prompt_tokens=prompt_tokens, new_tokens=args.max_new_tokens
+    )
     budget_gb = args.chunk_states * per_state * 1.01 / GB
     split = with_config(policy, gpu_memory_gb=budget_gb)
     whole = with_config(policy, gpu_memory_gb=None)
     assert split.states_per_call(sixteen, args.k) == args.chunk_states
     chunk_rates = best_rates({"whole": (whole, 16, args.k), "split": (split, 16, args.k)}, states, args.repeats)
-    print(f"\n16 states per call, sampling k={args.k}: whole {chunk_rates['whole']:.2f} states/s; split by a "
-          f"{budget_gb * 1000:.1f} MB budget into calls of {args.chunk_states}: {chunk_rates['split']:.2f} states/s "
-          f"({chunk_rates['split'] / chunk_rates['whole']:.2f}x); estimate {per_state / 1e6:.1f} MB a state")
+    print(
+        f"\n16 states per call, sampling k={args.k}: whole {chunk_rates['whole']:.2f} states/s; split by a "
+        f"{budget_gb * 1000:.1f} MB budget into calls of {args.chunk_states}: {chunk_rates['split']:.2f} states/s "
+        f"({chunk_rates['split'] / chunk_rates['whole']:.2f}x); estimate {per_state / 1e6:.1f} MB a state"
+    )
 
     # The model's own cost of one decoding step, by rows: the ceiling on batching.
     median_tokens = sorted(policy.count_tokens(policy.render(s)) for s in states)[len(states) // 2]
@@ -215,8 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         step_ms[rows] = decode_step_ms(policy, rows, median_tokens)
         print(f"{rows:>6} {step_ms[rows]:>8.2f} {rows / step_ms[rows]:>8.1f}")
     ceiling = 16 * step_ms[args.k] / step_ms[16 * args.k]
-    print(f"ceiling of 16 vs 1 state per call from the decoding step alone: 16 x t({args.k})/t({16 * args.k}) "
-          f"= {ceiling:.1f}x")
+    print(
+        f"ceiling of 16 vs 1 state per call from the decoding step alone: 16 x t({args.k})/t({16 * args.k}) "
+        f"= {ceiling:.1f}x"
+    )
 
     if args.profile:
         for count in (1, 16):

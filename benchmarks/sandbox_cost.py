@@ -34,6 +34,7 @@ PROOF = ["apply And.intro", "exact h1.left", "apply h2", "exact h1.right"]
 def prepare(directory: Path, startup_delay_s: float) -> dict:
     """The stand-in toolchain on this process's PATH, and a Lake project for it."""
     from prover.data import repl_fixtures_path
+
     from tests.lean_standin import LEAN_TOOLCHAIN, install, standin_variables
 
     env = install(directory, traces=repl_fixtures_path(), log=False, startup_delay_s=startup_delay_s or None)
@@ -49,9 +50,15 @@ def prepare(directory: Path, startup_delay_s: float) -> dict:
 def make_env(standin: dict, mode: str):
     from prover.envs.repl import ReplEnv
 
-    return ReplEnv(lean_project=standin["project"], repl_path=standin["env"]["LEAN_STANDIN_REPL_DIR"],
-                   lake_path=standin["env"]["LEAN_STANDIN_LAKE"], tactic_timeout_s=60, startup_timeout_s=120,
-                   memory_limit_mb=4096, sandbox=mode)
+    return ReplEnv(
+        lean_project=standin["project"],
+        repl_path=standin["env"]["LEAN_STANDIN_REPL_DIR"],
+        lake_path=standin["env"]["LEAN_STANDIN_LAKE"],
+        tactic_timeout_s=60,
+        startup_timeout_s=120,
+        memory_limit_mb=4096,
+        sandbox=mode,
+    )
 
 
 def session(env) -> float:
@@ -83,8 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20, help="REPL sessions per mode and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the modes alternate within each")
-    parser.add_argument("--startup-delay", type=float, default=0.0,
-                        help="seconds the stand-in waits before its first answer, standing in for Lean's imports")
+    parser.add_argument(
+        "--startup-delay",
+        type=float,
+        default=0.0,
+        help="seconds the stand-in waits before its first answer, standing in for Lean's imports",
+    )
     args = parser.parse_args(argv)
 
     modes = [m for m in ("bwrap", "landlock") if available(m)]
@@ -103,15 +114,19 @@ def main(argv: list[str] | None = None) -> None:
                 for mode in order:
                     times[mode].append(session(envs[mode]))
     count = args.sessions * args.rounds
-    print(f"{count} REPL sessions per mode (a new Lean process, 4 tactics, the re-check), taking turns; "
-          f"stand-in start-up delay {args.startup_delay:g} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"{count} REPL sessions per mode (a new Lean process, 4 tactics, the re-check), taking turns; "
+        f"stand-in start-up delay {args.startup_delay:g} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     off = statistics.median(times["off"])
     print(f"  sandbox off      median {1000 * off:7.1f} ms per session  (total {sum(times['off']):6.2f} s)")
     for mode in modes:
         median = statistics.median(times[mode])
         cost = (median - off) / off
-        print(f"  sandbox {mode:<8} median {1000 * median:7.1f} ms per session  (total {sum(times[mode]):6.2f} s)  "
-              f"cost {100 * cost:+.1f}% of the Lean side's time (goal <= 5%: {'meets' if cost <= 0.05 else 'misses'})")
+        print(
+            f"  sandbox {mode:<8} median {1000 * median:7.1f} ms per session  (total {sum(times[mode]):6.2f} s)  "
+            f"cost {100 * cost:+.1f}% of the Lean side's time (goal <= 5%: {'meets' if cost <= 0.05 else 'misses'})"
+        )
 
 
 if __name__ == "__main__":

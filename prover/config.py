@@ -80,15 +80,19 @@ def _section_hint(key: str, data: dict, known: list[str]) -> str:
     setting (a flat ``{"max_expansions": 5}``), else "did you mean"."""
     owners = [name for name, section_class, _ in SECTIONS if key in {f.name for f in fields(section_class)}]
     if not owners:
-        owners = [section for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES))
-                  if any(key in {f.name for f in fields(resolve_config_class(kind, name))} for name in table)]
+        owners = [
+            section
+            for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES))
+            if any(key in {f.name for f in fields(resolve_config_class(kind, name))} for name in table)
+        ]
     if not owners:
         return did_you_mean(key, known)
     example = json.dumps({owners[0]: {key: data[key]}}, ensure_ascii=False)
     if len(example) > 120:
         example = json.dumps({owners[0]: {key: "..."}})
-    return (f"; settings go in sections, so '{key}' is written {example}"
-            + (" (beside the backend's 'name')" if owners[0] in ("env", "policy") else ""))
+    return f"; settings go in sections, so '{key}' is written {example}" + (
+        " (beside the backend's 'name')" if owners[0] in ("env", "policy") else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,19 @@ class SearchConfig(Settings):
         choices=SCORERS,
     )
     critic: str | None = setting(
-        None, "A value model (a directory written by prover train-critic) that scores every new state; "
-        "--scorer value_mixed uses its scores.", metavar="DIR",
+        None,
+        "A value model (a directory written by prover train-critic) that scores every new state; "
+        "--scorer value_mixed uses its scores.",
+        metavar="DIR",
     )
     value_weight: float = setting(
         1.0, "value_mixed: weight of the critic's value (the log-probability that a state is provable).", min=0
     )
     attempts: int = setting(
-        1, "Independent searches of each theorem (pass@N): the rest are cancelled once one proof passes the "
-        "re-check; summary.json and prover report give pass@1..pass@N.", min=1,
+        1,
+        "Independent searches of each theorem (pass@N): the rest are cancelled once one proof passes the "
+        "re-check; summary.json and prover report give pass@1..pass@N.",
+        min=1,
     )
 
 
@@ -132,7 +140,8 @@ class TheoremSetConfig(Settings):
     num_theorems: int = setting(20, "Size of the synthetic theorem set.", min=1)
     limit: int | None = setting(None, "Prove only the first N theorems.", min=1, metavar="N")
     only: str | None = setting(
-        None, "With a run's results.jsonl as --theorems-file: only the theorems whose record has this outcome "
+        None,
+        "With a run's results.jsonl as --theorems-file: only the theorems whose record has this outcome "
         "(unproved: any but proved), to retry a run's failures.",
         choices=("failed", "open", "error", "rejected", "unproved"),
     )
@@ -161,57 +170,83 @@ class DistributedConfig(Settings):
     """
 
     ray_address: str | None = setting(
-        None, "Join a running Ray cluster: auto or HOST:PORT [default: a local Ray on this machine].",
-        resumable=True, metavar="ADDRESS",
+        None,
+        "Join a running Ray cluster: auto or HOST:PORT [default: a local Ray on this machine].",
+        resumable=True,
+        metavar="ADDRESS",
     )
     num_workers: int | None = setting(
-        None, "Ray search workers; 0 runs everything in this process; auto runs a small job with a cheap "
+        None,
+        "Ray search workers; 0 runs everything in this process; auto runs a small job with a cheap "
         "environment and policy in this process and anything else on Ray, with one worker per --worker-cpus of "
-        "the cluster's CPUs (prover.run.batch) [default: auto].", min=0, resumable=True, none_word="auto",
+        "the cluster's CPUs (prover.run.batch) [default: auto].",
+        min=0,
+        resumable=True,
+        none_word="auto",
         metavar="N|auto",
     )
     searches_per_worker: int = setting(4, "Concurrent searches (threads) in each worker.", min=1, resumable=True)
     worker_cpus: float = setting(1.0, "CPUs Ray reserves for each search worker.", min=0, resumable=True)
     lean_memory_gb: float = setting(
-        8.0, "Lean environments: memory (GB) Ray reserves for each search; a node runs at most "
+        8.0,
+        "Lean environments: memory (GB) Ray reserves for each search; a node runs at most "
         "min(CPUs, its memory / this) Lean searches, and without --num-workers that many, one per worker.",
-        min=0, min_open=True, resumable=True,
+        min=0,
+        min_open=True,
+        resumable=True,
     )
     policy_gpus: float | None = setting(
-        None, "GPUs Ray reserves for each policy replica, all on one node [default: where the cluster has "
+        None,
+        "GPUs Ray reserves for each policy replica, all on one node [default: where the cluster has "
         "GPUs, 1, or --tensor-parallel-size for vllm].",
-        min=0, resumable=True,
+        min=0,
+        resumable=True,
     )
     policy_replicas: int | None = setting(
-        None, "Policy servers, each with its own copy of the model; searches go to the least-loaded "
+        None,
+        "Policy servers, each with its own copy of the model; searches go to the least-loaded "
         "[default: one per --policy-gpus GPUs of the cluster, at least 1].",
-        min=1, resumable=True, metavar="N",
+        min=1,
+        resumable=True,
+        metavar="N",
     )
     worker_node_label: str | None = setting(
-        None, "Place search workers only on Ray nodes with this label (started with `ray start --labels "
+        None,
+        "Place search workers only on Ray nodes with this label (started with `ray start --labels "
         "KEY=VALUE`), e.g. to keep Lean off the GPU nodes.",
-        resumable=True, metavar="KEY=VALUE",
+        resumable=True,
+        metavar="KEY=VALUE",
     )
     max_batch_size: int = setting(32, "Policy server: most states in one batch.", min=1, resumable=True)
     max_wait_ms: float = setting(
         5.0, "Policy server: how long a batch waits for more requests once one arrived.", min=0, resumable=True
     )
     batch_idle_ms: float | None = setting(
-        None, "Policy server: also close a batch once requests stop arriving for this long.",
-        min=0, min_open=True, resumable=True,
+        None,
+        "Policy server: also close a batch once requests stop arriving for this long.",
+        min=0,
+        min_open=True,
+        resumable=True,
     )
     max_retries: int = setting(
-        2, "Extra attempts for a theorem whose worker died, before it is recorded as an error.",
-        min=0, resumable=True,
+        2,
+        "Extra attempts for a theorem whose worker died, before it is recorded as an error.",
+        min=0,
+        resumable=True,
     )
     theorem_timeout_s: float | None = setting(
-        None, "Kill a worker whose search runs this long (a hung Lean) [default: 2 x --time-limit + 60].",
-        min=0, min_open=True, resumable=True,
+        None,
+        "Kill a worker whose search runs this long (a hung Lean) [default: 2 x --time-limit + 60].",
+        min=0,
+        min_open=True,
+        resumable=True,
     )
     policy_restart_wait_s: float = setting(
-        300.0, "How long a search waits for a policy replica to answer (all of them lost or restarting), "
+        300.0,
+        "How long a search waits for a policy replica to answer (all of them lost or restarting), "
         "or the run for room to place a worker, before the run stops.",
-        min=0, resumable=True,
+        min=0,
+        resumable=True,
     )
 
     def __post_init__(self) -> None:
@@ -282,8 +317,9 @@ class RunConfig:
         return cls(**values)
 
     @classmethod
-    def assemble(cls, file: str | Path | None = None, preset: Any = None,
-                 flags: dict[str, Any] | None = None) -> "RunConfig":
+    def assemble(
+        cls, file: str | Path | None = None, preset: Any = None, flags: dict[str, Any] | None = None
+    ) -> "RunConfig":
         """The config of a new run, in this order: the defaults, then the settings of
         ``file`` (``--config``: JSON or TOML), then ``preset`` (a ``prover.presets.Preset``),
         then ``flags`` (flag -> value, as given on the command line; ``--env`` and
@@ -295,8 +331,10 @@ class RunConfig:
         if env_name is not None and env_name != config.env.name:
             config = dataclasses.replace(config, env=BackendSpec.default("environment", env_name))
         if preset is not None and policy_name is not None and policy_name not in preset.policies:
-            raise ProverError(f"--preset {preset.name} sets up a model policy ({' or '.join(preset.policies)}), "
-                              f"not --policy {policy_name}")
+            raise ProverError(
+                f"--preset {preset.name} sets up a model policy ({' or '.join(preset.policies)}), "
+                f"not --policy {policy_name}"
+            )
         if policy_name is None and file is None and preset is None:
             policy_name = backend("environment", config.env.name).default_policy
         if policy_name is not None and policy_name != config.policy.name:
@@ -306,8 +344,15 @@ class RunConfig:
         return apply_flags(config, flags)
 
     @classmethod
-    def resume(cls, saved: "RunConfig", flags: dict[str, Any] | None = None, *, file: Any = None,
-               preset: Any = None, where: str | Path = "the run") -> "RunConfig":
+    def resume(
+        cls,
+        saved: "RunConfig",
+        flags: dict[str, Any] | None = None,
+        *,
+        file: Any = None,
+        preset: Any = None,
+        where: str | Path = "the run",
+    ) -> "RunConfig":
         """The config of a saved run continued: ``saved`` with the ``resumable`` flags given
         now applied. A config file, a preset, or any other flag that would change a setting
         is refused in one sentence naming what differs (``where`` names the run)."""
@@ -323,8 +368,11 @@ class RunConfig:
                 "leave them out, or start a new run with --out"
             )
         targets = flag_targets(include_hidden=True)
-        resumable = {flag: value for flag, value in flags.items()
-                     if all(t.field.metadata.get("resumable") for t in targets.get(flag, []))}
+        resumable = {
+            flag: value
+            for flag, value in flags.items()
+            if all(t.field.metadata.get("resumable") for t in targets.get(flag, []))
+        }
         return apply_flags(saved, resumable)
 
 
@@ -353,7 +401,9 @@ def flag_targets(include_hidden: bool = False) -> dict[str, list[Target]]:
         for f in setting_fields(section_class):
             targets.setdefault(flag_of(f), []).append(Target(name, None, f, section_class))
             for alias in f.metadata.get("aliases") or ():
-                targets.setdefault("--" + alias.replace("_", "-"), []).append(Target(name, None, f, section_class, True))
+                targets.setdefault("--" + alias.replace("_", "-"), []).append(
+                    Target(name, None, f, section_class, True)
+                )
     for section, kind, table in (("env", "environment", ENVS), ("policy", "policy", POLICIES)):
         for entry in table.values():
             if entry.hidden and not include_hidden:
@@ -381,8 +431,13 @@ def apply_flags(config: RunConfig, given: dict[str, Any]) -> RunConfig:
             changes.setdefault(target.section, {})[target.field.name] = value
             applied = True
         if not applied:
-            owners = sorted({f"the {t.backend} {'environment' if t.section == 'env' else 'policy'}"
-                             for t in targets.get(flag, []) if t.backend})
+            owners = sorted(
+                {
+                    f"the {t.backend} {'environment' if t.section == 'env' else 'policy'}"
+                    for t in targets.get(flag, [])
+                    if t.backend
+                }
+            )
             raise ConfigError(
                 f"{flag} is a setting of {' and '.join(owners) or 'no backend'}, which this run does not use"
             )
@@ -390,8 +445,11 @@ def apply_flags(config: RunConfig, given: dict[str, Any]) -> RunConfig:
     for section, values in changes.items():
         current = getattr(config, section)
         if isinstance(current, BackendSpec):
-            options = from_dict(type(current.options), {**to_dict(current.options), **values},
-                                f"the {current.name} {current.kind} settings")
+            options = from_dict(
+                type(current.options),
+                {**to_dict(current.options), **values},
+                f"the {current.name} {current.kind} settings",
+            )
             updated[section] = BackendSpec(current.kind, current.name, options)
         else:
             updated[section] = from_dict(type(current), {**to_dict(current), **values}, f"the {section} settings")

@@ -55,27 +55,42 @@ def check_lean(lean_project: str | os.PathLike = DEFAULT_LEAN_PROJECT, lake_path
         checks.append(Check("lake", False, f"not on PATH: install elan ({ELAN_URL}), then run `prover setup-lean`"))
     else:
         version = _version([lake, "--version"], cwd)
-        checks.append(Check("lake", version is not None, f"{lake}: {version or 'does not run (`lake --version` failed)'}"))
+        checks.append(
+            Check("lake", version is not None, f"{lake}: {version or 'does not run (`lake --version` failed)'}")
+        )
     lean = shutil.which("lean")
     version = _version([lean, "--version"], cwd) if lean else None
-    checks.append(Check("lean", version is not None,
-                        f"{lean}: {version}" if version else f"no working `lean` on PATH: install elan ({ELAN_URL})"))
+    checks.append(
+        Check(
+            "lean",
+            version is not None,
+            f"{lean}: {version}" if version else f"no working `lean` on PATH: install elan ({ELAN_URL})",
+        )
+    )
     toolchain = project / "lean-toolchain"
     built = project / ".lake" / "build"
     if not toolchain.is_file():
         checks.append(Check("lean project", False, f"{project} has no lean-toolchain; pass --lean-project"))
     else:
         state = "built" if built.is_dir() else "not built: run `prover setup-lean`"
-        checks.append(Check("lean project", built.is_dir(),
-                            f"{project} ({toolchain.read_text(encoding='utf-8').strip()}), {state}"))
+        checks.append(
+            Check(
+                "lean project", built.is_dir(), f"{project} ({toolchain.read_text(encoding='utf-8').strip()}), {state}"
+            )
+        )
     return checks
 
 
 def check_repl(repl_path: str | None = None) -> Check:
     if repl_path is not None:
         binary = Path(repl_path) / ".lake" / "build" / "bin" / "repl"
-        return Check("lean REPL", binary.is_file(), f"{binary}" if binary.is_file() else
-                     f"{repl_path} has no .lake/build/bin/repl: build it (`prover setup-lean --repl-path {repl_path}`)")
+        return Check(
+            "lean REPL",
+            binary.is_file(),
+            f"{binary}"
+            if binary.is_file()
+            else f"{repl_path} has no .lake/build/bin/repl: build it (`prover setup-lean --repl-path {repl_path}`)",
+        )
     try:
         from lean_interact.config import DEFAULT_CACHE_DIR
     except ImportError:
@@ -107,8 +122,17 @@ def check_libraries() -> list[Check]:
     return checks
 
 
-def diagnose(sandbox_mode: str = "auto", lean_project: str | os.PathLike = DEFAULT_LEAN_PROJECT,
-             repl_path: str | None = None, lake_path: str = "lake") -> list[Check]:
+def diagnose(
+    sandbox_mode: str = "auto",
+    lean_project: str | os.PathLike = DEFAULT_LEAN_PROJECT,
+    repl_path: str | None = None,
+    lake_path: str = "lake",
+) -> list[Check]:
     """Every check, in the order ``prover doctor`` prints them."""
-    return [check_sandbox(sandbox_mode), *check_lean(lean_project, lake_path), check_repl(repl_path), check_gpu(),
-            *check_libraries()]
+    return [
+        check_sandbox(sandbox_mode),
+        *check_lean(lean_project, lake_path),
+        check_repl(repl_path),
+        check_gpu(),
+        *check_libraries(),
+    ]

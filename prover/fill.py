@@ -67,9 +67,16 @@ class HoleResult:
 
     def to_json(self) -> dict:
         return {
-            "name": self.hole.name, "declaration": self.hole.declaration, "line": self.hole.line,
-            "column": self.hole.column, "kind": self.hole.kind, "goal": self.hole.goal, "status": self.status,
-            "tactics": self.tactics, "num_tactics": len(self.tactics), "wall_time_s": round(self.wall_time_s, 3),
+            "name": self.hole.name,
+            "declaration": self.hole.declaration,
+            "line": self.hole.line,
+            "column": self.hole.column,
+            "kind": self.hole.kind,
+            "goal": self.hole.goal,
+            "status": self.status,
+            "tactics": self.tactics,
+            "num_tactics": len(self.tactics),
+            "wall_time_s": round(self.wall_time_s, 3),
             "error": self.error,
         }
 
@@ -89,14 +96,27 @@ class FillReport:
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(declaration, line, status, tactics, time) per hole, for the summary table."""
-        return [(h.hole.declaration, str(h.hole.line), h.status + (f": {h.error}" if h.error else ""),
-                 str(len(h.tactics)) if h.tactics else "-", f"{h.wall_time_s:.2f} s") for h in self.holes]
+        return [
+            (
+                h.hole.declaration,
+                str(h.hole.line),
+                h.status + (f": {h.error}" if h.error else ""),
+                str(len(h.tactics)) if h.tactics else "-",
+                f"{h.wall_time_s:.2f} s",
+            )
+            for h in self.holes
+        ]
 
     def to_json(self) -> dict:
         return {
-            "file": str(self.file), "run": str(self.run) if self.run else None, "written": str(self.written) if self.written else None,
-            "backup": str(self.backup) if self.backup else None, "num_holes": len(self.holes),
-            "num_filled": self.num_filled, "check": self.check, "holes": [h.to_json() for h in self.holes],
+            "file": str(self.file),
+            "run": str(self.run) if self.run else None,
+            "written": str(self.written) if self.written else None,
+            "backup": str(self.backup) if self.backup else None,
+            "num_holes": len(self.holes),
+            "num_filled": self.num_filled,
+            "check": self.check,
+            "holes": [h.to_json() for h in self.holes],
         }
 
 
@@ -117,8 +137,9 @@ def output_paths(request: FillRequest) -> tuple[Path, Path | None]:
     return target, None
 
 
-def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = print,
-              prove: Callable | None = None) -> FillReport:
+def fill_file(
+    request: FillRequest, config: Any, echo: Callable[[str], None] = print, prove: Callable | None = None
+) -> FillReport:
     """Find, prove, check and write back the holes of ``request.file``; see the module
     docstring. ``prove(theorems, config, run)`` runs the searches into the run directory
     [default: ``prove_holes``]."""
@@ -139,8 +160,10 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
         if request.resume is None:
             out = request.out or Path("runs") / f"fill-{lean_file.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
             run = RunDir.create(out, config, command_line=request.command_line)
-            (run.path / FILL_RECORD).write_text(json.dumps({"file": str(lean_file.path), "sha256": lean_file.sha256,
-                                                            "holes": len(holes)}, indent=1), encoding="utf-8")
+            (run.path / FILL_RECORD).write_text(
+                json.dumps({"file": str(lean_file.path), "sha256": lean_file.sha256, "holes": len(holes)}, indent=1),
+                encoding="utf-8",
+            )
         run.command_line = request.command_line
         theorems = [hole_theorem(lean_file, hole) for hole in holes]
         echo(f"{len(holes)} hole{'s' * (len(holes) != 1)} in {lean_file.path}; run directory {run.path}")
@@ -167,8 +190,9 @@ def fill_file(request: FillRequest, config: Any, echo: Callable[[str], None] = p
     written = None
     if any(r.status == "filled" for r in results):
         if LeanFile.read(request.file).sha256 != lean_file.sha256:
-            raise ProverError(f"{lean_file.path} changed while the search ran; nothing was written (the proofs are "
-                              f"in {run.path})")
+            raise ProverError(
+                f"{lean_file.path} changed while the search ran; nothing was written (the proofs are in {run.path})"
+            )
         if backup is not None:
             backup.write_text(lean_file.text, encoding="utf-8")
         _write_atomically(target, lean_file.header + final)
@@ -201,10 +225,16 @@ def _checked_fills(elaborate: Elaborate, lean_file: LeanFile, results: list[Hole
         if not checked.problems and checked.overall is None:
             for r in pending:
                 r.status = "filled"
-            return checked.patched, f"the patched file checks: no error, {len(pending)} proof(s) in place, axioms standard"
+            return (
+                checked.patched,
+                f"the patched file checks: no error, {len(pending)} proof(s) in place, axioms standard",
+            )
         line = {id(r): body_hole(lean_file, r.hole).decl_line for r in pending}
-        refused = [r for r in pending if line[id(r)] in checked.problems or
-                   (checked.overall is not None and not checked.problems)]
+        refused = [
+            r
+            for r in pending
+            if line[id(r)] in checked.problems or (checked.overall is not None and not checked.problems)
+        ]
         for r in refused:
             r.status = "rejected"
             r.error = "the whole-file check refused it: " + (checked.problems.get(line[id(r)]) or checked.overall)

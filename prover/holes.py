@@ -91,7 +91,7 @@ def split_header(text: str) -> tuple[str, str]:
             continue
         break
     header = "".join(lines[:end])
-    return header, text[len(header):]
+    return header, text[len(header) :]
 
 
 def offset_of(text: str, line: int, column: int) -> int:
@@ -134,7 +134,7 @@ def declarations(text: str) -> list[Declaration]:
         prefix = ".".join(n for w, n in scopes if w == "namespace" and n)
         bare = name.strip("«»")
         if bare.startswith("_root_."):
-            full = bare[len("_root_."):]
+            full = bare[len("_root_.") :]
         else:
             full = f"{prefix}.{bare}" if prefix and bare else bare
         found.append(Declaration(keyword, name, full, start, text.count("\n", 0, start) + 1))
@@ -176,7 +176,7 @@ def _token_before(text: str, offset: int) -> str:
 
 
 def hole_kind(text: str, offset: int) -> str:
-    """"tactic" when the `sorry` at ``offset`` is a tactic, "term" when it is a term."""
+    """ "tactic" when the `sorry` at ``offset`` is a tactic, "term" when it is a term."""
     before = _token_before(text, offset)
     if before in _TACTIC_BEFORE:
         return "tactic"
@@ -312,6 +312,18 @@ def make_holes(text: str, sorries: Iterable[tuple[int, int, int, int, str]]) -> 
         label = full or (declaration.keyword if declaration else "sorry")
         alone = per_declaration[declaration.start if declaration else -1] == 1
         name = full if full and alone else f"{label}:{line}:{column}"
-        holes.append(Hole(index, name, label, declaration.line if declaration else line, line, column,
-                          end_line, end_column, kind, goal))
+        holes.append(
+            Hole(
+                index,
+                name,
+                label,
+                declaration.line if declaration else line,
+                line,
+                column,
+                end_line,
+                end_column,
+                kind,
+                goal,
+            )
+        )
     return holes

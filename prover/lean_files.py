@@ -80,11 +80,15 @@ def find_holes(lean_file: LeanFile, elaborate_file: Callable[[str, str], Any]) -
         line = first.line + lean_file.header_lines
         text = (first.data.splitlines() or [""])[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ProverError(f"{lean_file.path} does not elaborate: line {line}: {text}{more}; fix it first, "
-                          "nothing was written")
+        raise ProverError(
+            f"{lean_file.path} does not elaborate: line {line}: {text}{more}; fix it first, nothing was written"
+        )
     shift = lean_file.header_lines
-    sorries = [(s.line + shift, s.column, s.end_line + shift, s.end_column, s.goal)
-               for s in sorries_of(response) if s.proof_state is not None]
+    sorries = [
+        (s.line + shift, s.column, s.end_line + shift, s.end_column, s.goal)
+        for s in sorries_of(response)
+        if s.proof_state is not None
+    ]
     return make_holes(lean_file.text, sorries)
 
 
@@ -103,8 +107,9 @@ def hole_theorem(lean_file: LeanFile, hole: Hole) -> Theorem:
 def body_hole(lean_file: LeanFile, hole: Hole) -> Hole:
     """``hole`` in the coordinates of the body."""
     shift = lean_file.header_lines
-    return dataclasses.replace(hole, line=hole.line - shift, end_line=hole.end_line - shift,
-                               decl_line=hole.decl_line - shift)
+    return dataclasses.replace(
+        hole, line=hole.line - shift, end_line=hole.end_line - shift, decl_line=hole.decl_line - shift
+    )
 
 
 def file_elaborator(env_options: Any) -> tuple[Any, Callable[[str, str], Any]]:
@@ -120,8 +125,9 @@ def require_file_holes(env_name: str, what: str) -> None:
     registry's ``lean_files`` capability)."""
     if not backend("environment", env_name).lean_files:
         able = " or ".join(f"--env {name}" for name in envs_with("lean_files"))
-        raise ProverError(f"{what} needs {able} (it lists a file's `sorry`s with their proof states), "
-                          f"not --env {env_name}")
+        raise ProverError(
+            f"{what} needs {able} (it lists a file's `sorry`s with their proof states), not --env {env_name}"
+        )
 
 
 def theorems_from_lean_file(path: str | Path, env_spec: Any) -> list[Theorem]:
@@ -137,8 +143,6 @@ def theorems_from_lean_file(path: str | Path, env_spec: Any) -> list[Theorem]:
     if not holes:
         raise ProverError(f"{lean_file.path} has no `sorry` to prove")
     return [hole_theorem(lean_file, hole) for hole in holes]
-
-
 
 
 def with_file_project(config: Any, file: str | Path, project_given: bool) -> Any:

@@ -79,9 +79,15 @@ class Preset:
 
     def policy_settings(self, policy: str) -> dict[str, Any]:
         """The settings this preset gives the ``policy`` backend (``hf`` or ``vllm``)."""
-        settings = dict(model=self.model, prompt=self.prompt, decoding=self.decoding,
-                        max_new_tokens=self.max_new_tokens, length_normalise=self.length_normalise,
-                        trust_remote_code=self.trust_remote_code, dtype=self.dtype)
+        settings = dict(
+            model=self.model,
+            prompt=self.prompt,
+            decoding=self.decoding,
+            max_new_tokens=self.max_new_tokens,
+            length_normalise=self.length_normalise,
+            trust_remote_code=self.trust_remote_code,
+            dtype=self.dtype,
+        )
         if self.decoding == "beam":
             settings.update(beam_ranking=self.beam_ranking, beam_finish=self.beam_finish)
         if self.decoding == "sampling":
@@ -116,109 +122,181 @@ _BFS_NOTE = (
     "log-prob of the path divided by its depth, --scorer length_normalised; a tactic scores its summed log-prob)."
 )
 
-PRESETS: Registry[Preset] = Registry("preset", {p.name: p for p in (
-    Preset(
-        name="llemma-f2f",
-        summary="Llemma-7B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
-        model="EleutherAI/llemma_7b", prompt="llemma", decoding="beam", tactics_per_node=32, max_new_tokens=256,
-        length_normalise=True, scorer="cumulative", max_expansions=100, time_limit_s=600.0,
-        reported_minif2f_test="26.23% (64/244), one search per theorem",
-        source=_LLEMMA_SOURCE,
-        description=_LLEMMA_NOTE + " The model, open-web-math/llemma_7b in the script, is now EleutherAI/llemma_7b.",
-        dtype="bfloat16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=1),
-    ),
-    Preset(
-        name="llemma-34b-f2f",
-        summary="Llemma-34B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
-        model="EleutherAI/llemma_34b", prompt="llemma", decoding="beam", tactics_per_node=32, max_new_tokens=256,
-        length_normalise=True, scorer="cumulative", max_expansions=100, time_limit_s=600.0,
-        reported_minif2f_test="25.82% (63/244), one search per theorem",
-        source=_LLEMMA_SOURCE,
-        description=_LLEMMA_NOTE + " The script split the model over 2 GPUs (--tp-degree 2), as the vllm "
-        "policy does here (--tensor-parallel-size 2).",
-        dtype="bfloat16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=2),
-    ),
-    Preset(
-        name="llmstep-pythia-f2f",
-        summary="a ReProver-style [GOAL]...[PROOFSTEP] causal model: llmstep's Pythia-2.8B (beam 32, 100 expansions)",
-        model="wellecks/llmstep-mathlib4-pythia2.8b", prompt="goal_proofstep", decoding="beam",
-        tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
-        max_expansions=100, time_limit_s=600.0,
-        reported_minif2f_test="27.87% (68/244), one search per theorem",
-        source="the model card ('[GOAL]tactic-state[PROOFSTEP]next-tactic<|endoftext|>'); wellecks/llmstep at "
-        "03e3171 python/benchmarking/proofsearch (proofsearch.py, proofsearch.sh, README): the Llemma search with "
-        "prompt f'[GOAL]{ts}[PROOFSTEP]', vLLM LLM(dtype='float16'), stop at the end-of-sequence token, 32 beams "
-        "with vLLM's default length_penalty=1, 256 tokens, 100 iterations, 600 s, one search per theorem "
-        "(TEMPERATURES=\"0.0\")",
-        description="ReProver's proofstep format on a causal LM (ReProver itself is a ByT5 encoder-decoder, "
-        "which this tool does not run): Pythia-2.8B fine-tuned on LeanDojo Benchmark 4, searched as llmstep's "
-        "benchmark does, which is Llemma's search with this prompt, float16 weights, and vLLM 0.1.7's beam "
-        "rules; the tactic ends at the end-of-sequence token.",
-        dtype="float16", beam_ranking="vllm_0_1_7", beam_finish="any", vllm=dict(tensor_parallel_size=1),
-    ),
-    Preset(
-        name="internlm2.5-stepprover",
-        summary="InternLM2.5-StepProver-7B with InternLM-Math's public search script (beam 32, 100 expansions, 1200 s)",
-        model="internlm/internlm2_5-step-prover", prompt="internlm_stepprover", decoding="beam",
-        tactics_per_node=32, max_new_tokens=256, length_normalise=True, scorer="cumulative",
-        max_expansions=100, time_limit_s=1200.0, trust_remote_code=True, attempts=256,
-        reported_minif2f_test="65.9% with a critic model and 256x32x600 (256 searches, 32 tactics, 600 "
-        "expansions); not what one search of this preset measures",
-        source="the model card (input template); InternLM/InternLM-Math at a4196fa minif2f/"
-        "proofsearch_internLM2.5-StepProver.py (chat turn; NAME theorem.full_name, PROOF_BEFORE '\\n'.join(steps); "
-        "stop '<|im_end|>'; beam search of --num-samples 32 with length_penalty=0.0, so finished beams ranked by "
-        "summed log-prob, any of the 2k candidates finishing, as vLLM 0.2.x (requirements.txt: vllm==0.2.7) did; "
-        "max_tokens 256, mean log-prob per token, --max-iters 100, --timeout 1200, vLLM dtype float16, "
-        "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
-        "card tabulates it",
-        description="The card's template asks for the theorem's name (NAME) and the tactics so far "
-        "(PROOF_BEFORE); both are filled as the script fills them (the full name; the tactics of the path, one "
-        "per line). The paper's figure used a "
-        "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
-        "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on. "
-        "The script's visited-twice rule (a state may be queued twice) is not reproduced: a state is one node here.",
-        dtype="float16", beam_ranking="sum", beam_finish="any", vllm=dict(tensor_parallel_size=1),
-    ),
-    Preset(
-        name="bfs-prover-v1",
-        summary="BFS-Prover-V1-7B: sampling 2 tactics per node, 600 expansions, length-normalised priority",
-        model="ByteDance-Seed/BFS-Prover-V1-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
-        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0, attempts=2048,
-        reported_minif2f_test="70.83% +- 0.89% with 2048x2x600 (72.95% accumulated over runs)",
-        source="the model card ByteDance-Seed/BFS-Prover-V1-7B (usage: '{state}:::', echo of the state; results "
-        "table: BFS, no critic, tactic budget 2048x2x600)",
-        description=_BFS_NOTE,
-        dtype="bfloat16", vllm=dict(tensor_parallel_size=1),
-    ),
-    Preset(
-        name="bfs-prover-v2-7b",
-        summary="BFS-Prover-V2-7B, searched as BFS-Prover-V1 (its card gives no search settings)",
-        model="ByteDance-Seed/BFS-Prover-V2-7B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
-        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0, attempts=2048,
-        reported_minif2f_test="82.4% (the card; budget not stated)",
-        source="the model card ByteDance-Seed/BFS-Prover-V2-7B (usage: '{state}:::', echo of the state; "
-        "miniF2F-test 82.4%)",
-        description="The V2 card gives the prompt and the figure but no search settings: those of BFS-Prover-V1's "
-        "card are used. " + _BFS_NOTE,
-        dtype="bfloat16", vllm=dict(tensor_parallel_size=1),
-    ),
-    Preset(
-        name="bfs-prover-v2-32b",
-        summary="BFS-Prover-V2-32B without its planner, searched as BFS-Prover-V1 (its card gives no search settings)",
-        model="ByteDance-Seed/BFS-Prover-V2-32B", prompt="bfs_prover", decoding="sampling", tactics_per_node=2,
-        max_new_tokens=256, length_normalise=False, scorer="length_normalised", max_expansions=600,
-        time_limit_s=600.0, attempts=2048,
-        reported_minif2f_test="86.1% without the planner, 95.08% with it (the card; budget not stated)",
-        source="the model card ByteDance-Seed/BFS-Prover-V2-32B (usage: '{state}:::', echo of the state; "
-        "miniF2F-test 86.1%, 95.08% with the planner)",
-        description="The V2 card gives the prompt and the figures but no search settings: those of BFS-Prover-V1's "
-        "card are used; the planner (a second model splitting theorems into subgoals) is not part of this tool. "
-        "65 GB of bf16 weights: the vllm policy splits them over 2 GPUs. " + _BFS_NOTE,
-        dtype="bfloat16", vllm=dict(tensor_parallel_size=2),
-    ),
-)}, error=ConfigError)
+PRESETS: Registry[Preset] = Registry(
+    "preset",
+    {
+        p.name: p
+        for p in (
+            Preset(
+                name="llemma-f2f",
+                summary="Llemma-7B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
+                model="EleutherAI/llemma_7b",
+                prompt="llemma",
+                decoding="beam",
+                tactics_per_node=32,
+                max_new_tokens=256,
+                length_normalise=True,
+                scorer="cumulative",
+                max_expansions=100,
+                time_limit_s=600.0,
+                reported_minif2f_test="26.23% (64/244), one search per theorem",
+                source=_LLEMMA_SOURCE,
+                description=_LLEMMA_NOTE
+                + " The model, open-web-math/llemma_7b in the script, is now EleutherAI/llemma_7b.",
+                dtype="bfloat16",
+                beam_ranking="vllm_0_1_7",
+                beam_finish="any",
+                vllm=dict(tensor_parallel_size=1),
+            ),
+            Preset(
+                name="llemma-34b-f2f",
+                summary="Llemma-34B as in its formal2formal miniF2F experiments (beam 32, 100 expansions, 600 s)",
+                model="EleutherAI/llemma_34b",
+                prompt="llemma",
+                decoding="beam",
+                tactics_per_node=32,
+                max_new_tokens=256,
+                length_normalise=True,
+                scorer="cumulative",
+                max_expansions=100,
+                time_limit_s=600.0,
+                reported_minif2f_test="25.82% (63/244), one search per theorem",
+                source=_LLEMMA_SOURCE,
+                description=_LLEMMA_NOTE + " The script split the model over 2 GPUs (--tp-degree 2), as the vllm "
+                "policy does here (--tensor-parallel-size 2).",
+                dtype="bfloat16",
+                beam_ranking="vllm_0_1_7",
+                beam_finish="any",
+                vllm=dict(tensor_parallel_size=2),
+            ),
+            Preset(
+                name="llmstep-pythia-f2f",
+                summary="a ReProver-style [GOAL]...[PROOFSTEP] causal model: llmstep's Pythia-2.8B (beam 32, 100 expansions)",
+                model="wellecks/llmstep-mathlib4-pythia2.8b",
+                prompt="goal_proofstep",
+                decoding="beam",
+                tactics_per_node=32,
+                max_new_tokens=256,
+                length_normalise=True,
+                scorer="cumulative",
+                max_expansions=100,
+                time_limit_s=600.0,
+                reported_minif2f_test="27.87% (68/244), one search per theorem",
+                source="the model card ('[GOAL]tactic-state[PROOFSTEP]next-tactic<|endoftext|>'); wellecks/llmstep at "
+                "03e3171 python/benchmarking/proofsearch (proofsearch.py, proofsearch.sh, README): the Llemma search with "
+                "prompt f'[GOAL]{ts}[PROOFSTEP]', vLLM LLM(dtype='float16'), stop at the end-of-sequence token, 32 beams "
+                "with vLLM's default length_penalty=1, 256 tokens, 100 iterations, 600 s, one search per theorem "
+                '(TEMPERATURES="0.0")',
+                description="ReProver's proofstep format on a causal LM (ReProver itself is a ByT5 encoder-decoder, "
+                "which this tool does not run): Pythia-2.8B fine-tuned on LeanDojo Benchmark 4, searched as llmstep's "
+                "benchmark does, which is Llemma's search with this prompt, float16 weights, and vLLM 0.1.7's beam "
+                "rules; the tactic ends at the end-of-sequence token.",
+                dtype="float16",
+                beam_ranking="vllm_0_1_7",
+                beam_finish="any",
+                vllm=dict(tensor_parallel_size=1),
+            ),
+            Preset(
+                name="internlm2.5-stepprover",
+                summary="InternLM2.5-StepProver-7B with InternLM-Math's public search script (beam 32, 100 expansions, 1200 s)",
+                model="internlm/internlm2_5-step-prover",
+                prompt="internlm_stepprover",
+                decoding="beam",
+                tactics_per_node=32,
+                max_new_tokens=256,
+                length_normalise=True,
+                scorer="cumulative",
+                max_expansions=100,
+                time_limit_s=1200.0,
+                trust_remote_code=True,
+                attempts=256,
+                reported_minif2f_test="65.9% with a critic model and 256x32x600 (256 searches, 32 tactics, 600 "
+                "expansions); not what one search of this preset measures",
+                source="the model card (input template); InternLM/InternLM-Math at a4196fa minif2f/"
+                "proofsearch_internLM2.5-StepProver.py (chat turn; NAME theorem.full_name, PROOF_BEFORE '\\n'.join(steps); "
+                "stop '<|im_end|>'; beam search of --num-samples 32 with length_penalty=0.0, so finished beams ranked by "
+                "summed log-prob, any of the 2k candidates finishing, as vLLM 0.2.x (requirements.txt: vllm==0.2.7) did; "
+                "max_tokens 256, mean log-prob per token, --max-iters 100, --timeout 1200, vLLM dtype float16, "
+                "trust_remote_code); the 65.9% is the InternLM2.5-StepProver paper's (arXiv 2410.15700), as BFS-Prover's "
+                "card tabulates it",
+                description="The card's template asks for the theorem's name (NAME) and the tactics so far "
+                "(PROOF_BEFORE); both are filled as the script fills them (the full name; the tactics of the path, one "
+                "per line). The paper's figure used a "
+                "critic (value model) to order states and 256 searches of 600 expansions; this preset runs the public "
+                "script's defaults without a critic. The model's code is custom (InternLM2), so trust_remote_code is on. "
+                "The script's visited-twice rule (a state may be queued twice) is not reproduced: a state is one node here.",
+                dtype="float16",
+                beam_ranking="sum",
+                beam_finish="any",
+                vllm=dict(tensor_parallel_size=1),
+            ),
+            Preset(
+                name="bfs-prover-v1",
+                summary="BFS-Prover-V1-7B: sampling 2 tactics per node, 600 expansions, length-normalised priority",
+                model="ByteDance-Seed/BFS-Prover-V1-7B",
+                prompt="bfs_prover",
+                decoding="sampling",
+                tactics_per_node=2,
+                max_new_tokens=256,
+                length_normalise=False,
+                scorer="length_normalised",
+                max_expansions=600,
+                time_limit_s=600.0,
+                attempts=2048,
+                reported_minif2f_test="70.83% +- 0.89% with 2048x2x600 (72.95% accumulated over runs)",
+                source="the model card ByteDance-Seed/BFS-Prover-V1-7B (usage: '{state}:::', echo of the state; results "
+                "table: BFS, no critic, tactic budget 2048x2x600)",
+                description=_BFS_NOTE,
+                dtype="bfloat16",
+                vllm=dict(tensor_parallel_size=1),
+            ),
+            Preset(
+                name="bfs-prover-v2-7b",
+                summary="BFS-Prover-V2-7B, searched as BFS-Prover-V1 (its card gives no search settings)",
+                model="ByteDance-Seed/BFS-Prover-V2-7B",
+                prompt="bfs_prover",
+                decoding="sampling",
+                tactics_per_node=2,
+                max_new_tokens=256,
+                length_normalise=False,
+                scorer="length_normalised",
+                max_expansions=600,
+                time_limit_s=600.0,
+                attempts=2048,
+                reported_minif2f_test="82.4% (the card; budget not stated)",
+                source="the model card ByteDance-Seed/BFS-Prover-V2-7B (usage: '{state}:::', echo of the state; "
+                "miniF2F-test 82.4%)",
+                description="The V2 card gives the prompt and the figure but no search settings: those of BFS-Prover-V1's "
+                "card are used. " + _BFS_NOTE,
+                dtype="bfloat16",
+                vllm=dict(tensor_parallel_size=1),
+            ),
+            Preset(
+                name="bfs-prover-v2-32b",
+                summary="BFS-Prover-V2-32B without its planner, searched as BFS-Prover-V1 (its card gives no search settings)",
+                model="ByteDance-Seed/BFS-Prover-V2-32B",
+                prompt="bfs_prover",
+                decoding="sampling",
+                tactics_per_node=2,
+                max_new_tokens=256,
+                length_normalise=False,
+                scorer="length_normalised",
+                max_expansions=600,
+                time_limit_s=600.0,
+                attempts=2048,
+                reported_minif2f_test="86.1% without the planner, 95.08% with it (the card; budget not stated)",
+                source="the model card ByteDance-Seed/BFS-Prover-V2-32B (usage: '{state}:::', echo of the state; "
+                "miniF2F-test 86.1%, 95.08% with the planner)",
+                description="The V2 card gives the prompt and the figures but no search settings: those of BFS-Prover-V1's "
+                "card are used; the planner (a second model splitting theorems into subgoals) is not part of this tool. "
+                "65 GB of bf16 weights: the vllm policy splits them over 2 GPUs. " + _BFS_NOTE,
+                dtype="bfloat16",
+                vllm=dict(tensor_parallel_size=2),
+            ),
+        )
+    },
+    error=ConfigError,
+)
 
 
 def get_preset(name: str) -> Preset:
@@ -234,13 +312,19 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
     """
     preset = get_preset(name)
     policy = config.policy if config.policy.name in MODEL_POLICIES else BackendSpec.default("policy", MODEL_POLICIES[0])
-    options = from_dict(type(policy.options), {**to_dict(policy.options), **preset.policy_settings(policy.name)},
-                        f"preset {name}")
-    limits = dataclasses.replace(config.limits, max_expansions=preset.max_expansions,
-                                 time_limit_s=preset.time_limit_s, tactics_per_node=preset.tactics_per_node)
+    options = from_dict(
+        type(policy.options), {**to_dict(policy.options), **preset.policy_settings(policy.name)}, f"preset {name}"
+    )
+    limits = dataclasses.replace(
+        config.limits,
+        max_expansions=preset.max_expansions,
+        time_limit_s=preset.time_limit_s,
+        tactics_per_node=preset.tactics_per_node,
+    )
     search = dataclasses.replace(config.search, scorer=preset.scorer, attempts=preset.attempts)
-    return dataclasses.replace(config, policy=BackendSpec(policy.kind, policy.name, options), limits=limits,
-                               search=search)
+    return dataclasses.replace(
+        config, policy=BackendSpec(policy.kind, policy.name, options), limits=limits, search=search
+    )
 
 
 def resolved_settings(name: str, policy: str = "hf") -> dict[str, Any]:
@@ -270,9 +354,14 @@ def resolved_settings(name: str, policy: str = "hf") -> dict[str, Any]:
     if options.decoding == "sampling":
         settings.update(temperature=options.temperature, top_p=options.top_p)
     settings.update(attempts=config.search.attempts, full_reproduction=reproduction_cost(preset))
-    settings.update(dtype=options.dtype, trust_remote_code=options.trust_remote_code, vllm=dict(preset.vllm),
-                    reported_minif2f_test=preset.reported_minif2f_test, source=preset.source,
-                    description=preset.description)
+    settings.update(
+        dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
+        vllm=dict(preset.vllm),
+        reported_minif2f_test=preset.reported_minif2f_test,
+        source=preset.source,
+        description=preset.description,
+    )
     return settings
 
 
@@ -292,5 +381,5 @@ def reproduction_cost(preset: Preset, theorems: int = MINIF2F_TEST_THEOREMS) -> 
         "max_search_hours": searches * preset.time_limit_s / 3600,
         "reported_gpu_hours": preset.reported_gpu_hours,
         "command": f"prover prove-split --env dojo --theorem-set minif2f --split test --preset {preset.name} "
-                   "--policy vllm",
+        "--policy vllm",
     }

@@ -56,30 +56,97 @@ class Backend:
     prefix_cache: bool = False  # keeps a prefix cache: a theorem's requests go to one replica
 
 
-ENVS: Registry[Backend] = Registry("environment", {b.name: b for b in (
-    Backend("synthetic", "prover.envs.synthetic", "SyntheticConfig", "generated problems of tunable shape",
-            default_policy="fixed", default_theorem_set="synthetic", theorem_sets=("synthetic",)),
-    Backend("replay", "prover.envs.replay", "ReplayConfig", "recorded real Lean interactions",
-            default_policy="replay", default_theorem_set="replay", theorem_sets=("replay",)),
-    Backend("dojo", "prover.envs.dojo", "DojoConfig", "Lean 4 through LeanDojo", default_policy="hf",
-            theorem_sets=("minif2f", "replay"), needs_trace=True, lean_process=True),
-    Backend("repl", "prover.envs.repl", "ReplConfig", "Lean 4 through the Lean REPL (lean-interact)",
-            default_policy="hf", theorem_sets=("minif2f", "replay"), typed_statements=True, lean_process=True,
-            lean_files=True),
-    Backend("faulty", "prover.envs.faulty", "FaultyConfig", "fault injection around another environment",
-            hidden=True, wraps=True, theorem_sets=("synthetic", "replay", "minif2f")),
-)}, error=ProverError)
+ENVS: Registry[Backend] = Registry(
+    "environment",
+    {
+        b.name: b
+        for b in (
+            Backend(
+                "synthetic",
+                "prover.envs.synthetic",
+                "SyntheticConfig",
+                "generated problems of tunable shape",
+                default_policy="fixed",
+                default_theorem_set="synthetic",
+                theorem_sets=("synthetic",),
+            ),
+            Backend(
+                "replay",
+                "prover.envs.replay",
+                "ReplayConfig",
+                "recorded real Lean interactions",
+                default_policy="replay",
+                default_theorem_set="replay",
+                theorem_sets=("replay",),
+            ),
+            Backend(
+                "dojo",
+                "prover.envs.dojo",
+                "DojoConfig",
+                "Lean 4 through LeanDojo",
+                default_policy="hf",
+                theorem_sets=("minif2f", "replay"),
+                needs_trace=True,
+                lean_process=True,
+            ),
+            Backend(
+                "repl",
+                "prover.envs.repl",
+                "ReplConfig",
+                "Lean 4 through the Lean REPL (lean-interact)",
+                default_policy="hf",
+                theorem_sets=("minif2f", "replay"),
+                typed_statements=True,
+                lean_process=True,
+                lean_files=True,
+            ),
+            Backend(
+                "faulty",
+                "prover.envs.faulty",
+                "FaultyConfig",
+                "fault injection around another environment",
+                hidden=True,
+                wraps=True,
+                theorem_sets=("synthetic", "replay", "minif2f"),
+            ),
+        )
+    },
+    error=ProverError,
+)
 
-POLICIES: Registry[Backend] = Registry("policy", {b.name: b for b in (
-    Backend("fixed", "prover.policies.fixed", "FixedConfig", "the same list of tactics for every state"),
-    Backend("replay", "prover.policies.replay", "ReplayPolicyConfig", "recorded tactics mixed with wrong ones"),
-    Backend("hf", "prover.policies.hf", "HFConfig", "a causal LM on transformers (Llemma by default)",
-            loads_model=True),
-    Backend("vllm", "prover.policies.vllm", "VLLMConfig", "a causal LM on vLLM (GPU)", loads_model=True,
-            prefix_cache=True),
-    Backend("sleeping", "prover.policies.sleeping", "SleepingConfig",
-            "a fixed policy that takes as long as a model (benchmarks)", hidden=True),
-)}, error=ProverError)
+POLICIES: Registry[Backend] = Registry(
+    "policy",
+    {
+        b.name: b
+        for b in (
+            Backend("fixed", "prover.policies.fixed", "FixedConfig", "the same list of tactics for every state"),
+            Backend("replay", "prover.policies.replay", "ReplayPolicyConfig", "recorded tactics mixed with wrong ones"),
+            Backend(
+                "hf",
+                "prover.policies.hf",
+                "HFConfig",
+                "a causal LM on transformers (Llemma by default)",
+                loads_model=True,
+            ),
+            Backend(
+                "vllm",
+                "prover.policies.vllm",
+                "VLLMConfig",
+                "a causal LM on vLLM (GPU)",
+                loads_model=True,
+                prefix_cache=True,
+            ),
+            Backend(
+                "sleeping",
+                "prover.policies.sleeping",
+                "SleepingConfig",
+                "a fixed policy that takes as long as a model (benchmarks)",
+                hidden=True,
+            ),
+        )
+    },
+    error=ProverError,
+)
 
 KINDS: dict[str, Registry[Backend]] = {"environment": ENVS, "policy": POLICIES}
 
@@ -138,4 +205,3 @@ def _inner(kind: str, name: str, options: Any) -> Any:
         raise ValueError("inner_options must be a JSON object")
     inner_config = from_dict(resolve_config_class(kind, options.inner), settings, f"the {name} {kind}'s inner_options")
     return build(kind, options.inner, inner_config)
-

@@ -74,9 +74,19 @@ def setting(
     old names of the field, still read from config files (and, as flags,
     from the command line) so that saved configs keep working.
     """
-    metadata = {"help": help, "flag": flag, "min": min, "max": max, "min_open": min_open, "max_open": max_open,
-                "resumable": resumable, "metavar": metavar, "aliases": tuple(aliases), "none_word": none_word,
-                "choices": tuple(choices) if choices is not None else None}
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "min": min,
+        "max": max,
+        "min_open": min_open,
+        "max_open": max_open,
+        "resumable": resumable,
+        "metavar": metavar,
+        "aliases": tuple(aliases),
+        "none_word": none_word,
+        "choices": tuple(choices) if choices is not None else None,
+    }
     return field(default=default, metadata=metadata)
 
 
@@ -184,8 +194,7 @@ class Settings:
 
 def to_dict(config: Any) -> dict:
     """A JSON-ready dict of a config's settings (tuples as lists)."""
-    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
-            for f in setting_fields(config)}
+    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v) for f in setting_fields(config)}
 
 
 def from_dict(cls: type, data: Any, where: str, strict: bool = True) -> Any:
@@ -225,10 +234,13 @@ def load_config_file(path: str | Path) -> dict:
             return tomllib.loads(text)
         return json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"
+        ) from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply to be a config (a settings file has "
-                          "sections of plain values)") from None
+        raise ConfigError(
+            f"config file {path} is nested too deeply to be a config (a settings file has sections of plain values)"
+        ) from None
 
 
 def with_values(config: Any, values: dict[str, Any], where: str) -> Any:

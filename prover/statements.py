@@ -23,7 +23,9 @@ from search import Theorem
 
 from prover.errors import ProverError
 
-DEFAULT_HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
+DEFAULT_HEADER = (
+    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
+)
 HEADER_COMMANDS = ("import ", "open ", "set_option ")
 KEYWORD = re.compile(r"^(theorem|lemma|example)\b", re.MULTILINE)
 NAME = re.compile(r"[^\W\d][\w'!?₀-₉.]*|«[^»]+»", re.UNICODE)
@@ -35,7 +37,7 @@ def parse_statement(text: str) -> Theorem:
     """A ``Theorem`` from a typed-in statement; ProverError when it is malformed."""
     source = text.strip()
     if not source:
-        raise ProverError("the statement is empty; give one such as \"theorem foo (x : ℕ) : x + 0 = x :=\"")
+        raise ProverError('the statement is empty; give one such as "theorem foo (x : ℕ) : x + 0 = x :="')
     match = KEYWORD.search(source)
     if match is None:
         raise ProverError("the statement must start with `theorem`, `lemma` or `example`")

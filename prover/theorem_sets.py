@@ -47,6 +47,8 @@ MINIF2F_FILES = {"valid": "MiniF2F/Valid.lean", "test": "MiniF2F/Test.lean"}
 # Theorems named differently in that commit's files than in minif2f.jsonl.
 MINIF2F_NAMES_AT_PIN = {shipped: pinned for pinned, shipped in RENAMED_AFTER_PIN.items()}
 _warned: set[tuple[str, str]] = set()  # (checkout, split) whose differences were reported
+
+
 @dataclass(frozen=True)
 class TheoremSet:
     """A named theorem set: ``load(spec, env)`` lists it; ``find(name, spec, env)``, where
@@ -67,8 +69,10 @@ def _synthetic(spec, env) -> list[Theorem]:
     # Built up to the limit only: the set may be named far larger than what is run.
     count = spec.num_theorems if spec.limit is None else min(spec.num_theorems, spec.limit)
     if count > MAX_SYNTHETIC_THEOREMS:
-        raise ProverError(f"--num-theorems {spec.num_theorems} is more theorems than one run takes (at most "
-                          f"{MAX_SYNTHETIC_THEOREMS:,}); give a smaller number, or --limit N")
+        raise ProverError(
+            f"--num-theorems {spec.num_theorems} is more theorems than one run takes (at most "
+            f"{MAX_SYNTHETIC_THEOREMS:,}); give a smaller number, or --limit N"
+        )
     return [Theorem(f"synthetic_{i:04d}") for i in range(count)]
 
 
@@ -104,12 +108,24 @@ def _find_minif2f(name: str, spec, env) -> Theorem | None:
     return None
 
 
-THEOREM_SETS: Registry[TheoremSet] = Registry("theorem set", {t.name: t for t in (
-    TheoremSet("synthetic", "synthetic_0000, ... (--num-theorems of them)", _synthetic, _find_synthetic,
-               _synthetic_heldout),
-    TheoremSet("replay", "the theorems of the recorded traces", _replay),
-    TheoremSet("minif2f", "miniF2F (--split valid or test)", _minif2f, _find_minif2f),
-)}, error=ProverError)
+THEOREM_SETS: Registry[TheoremSet] = Registry(
+    "theorem set",
+    {
+        t.name: t
+        for t in (
+            TheoremSet(
+                "synthetic",
+                "synthetic_0000, ... (--num-theorems of them)",
+                _synthetic,
+                _find_synthetic,
+                _synthetic_heldout,
+            ),
+            TheoremSet("replay", "the theorems of the recorded traces", _replay),
+            TheoremSet("minif2f", "miniF2F (--split valid or test)", _minif2f, _find_minif2f),
+        )
+    },
+    error=ProverError,
+)
 
 
 def theorem_set_of(spec, env) -> str:
@@ -125,8 +141,10 @@ def check_served(spec, env) -> None:
     entry = backend("environment", env.name)
     name = theorem_set_of(spec, env)
     if not (spec.theorems_file or spec.lean_file) and name not in entry.theorem_sets:
-        raise ProverError(f"the {env.name} environment proves the theorems of {' or '.join(entry.theorem_sets)}, "
-                          f"not of --theorem-set {name}; give one of those, or a --theorems-file")
+        raise ProverError(
+            f"the {env.name} environment proves the theorems of {' or '.join(entry.theorem_sets)}, "
+            f"not of --theorem-set {name}; give one of those, or a --theorems-file"
+        )
 
 
 def load_theorems(spec, env) -> list[Theorem]:
@@ -142,8 +160,9 @@ def _named_or_listed(spec, env) -> list[Theorem]:
     """The theorems of a Lean file, a list file or a named set, before ``limit``; may be empty
     (a split with no theorem in a checkout, where ``find_theorem`` still looks in the other)."""
     if spec.only is not None and not spec.theorems_file:
-        raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl: give that file with "
-                          "--theorems-file")
+        raise ProverError(
+            f"--only {spec.only} picks records of a run's results.jsonl: give that file with --theorems-file"
+        )
     if spec.lean_file:
         from prover.lean_files import theorems_from_lean_file
 
@@ -164,8 +183,9 @@ def _recorded(name: str, known: dict[str, Theorem]) -> Theorem:
 
 def find_theorem(name: str, spec, env) -> Theorem:
     """The theorem called ``name`` in the set; "did you mean" when there is none."""
-    everything = dataclasses.replace(spec, limit=None, only=None,
-                                     num_theorems=min(spec.num_theorems, MAX_SYNTHETIC_THEOREMS))
+    everything = dataclasses.replace(
+        spec, limit=None, only=None, num_theorems=min(spec.num_theorems, MAX_SYNTHETIC_THEOREMS)
+    )
     theorems = _named_or_listed(everything, env)
     by_name = {t.name: t for t in theorems}
     if name in by_name:
@@ -233,13 +253,19 @@ def _checked_out_minif2f(split: str, checkout: Path, shipped: list[Theorem], pat
         raise ProverError(f"cannot read {source} ({exc.strerror or exc}); run `prover setup-lean` again") from None
     except ValueError as exc:
         raise ProverError(f"cannot read the theorems of {source}: {exc}") from None
-    unexpected = [line[len(UNEXPECTED):] for line in compare_with_shipped(parsed, split, Path(path) if path else None)
-                  if line.startswith(UNEXPECTED)]
+    unexpected = [
+        line[len(UNEXPECTED) :]
+        for line in compare_with_shipped(parsed, split, Path(path) if path else None)
+        if line.startswith(UNEXPECTED)
+    ]
     if unexpected and (str(checkout), split) not in _warned:
         _warned.add((str(checkout), split))
-        print(f"warning: {source} differs from the shipped miniF2F {split} list in {len(unexpected)} "
-              f"undocumented way{'s' * (len(unexpected) > 1)} (first: {unexpected[0]}); its theorems are used",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: {source} differs from the shipped miniF2F {split} list in {len(unexpected)} "
+            f"undocumented way{'s' * (len(unexpected) > 1)} (first: {unexpected[0]}); its theorems are used",
+            file=sys.stderr,
+            flush=True,
+        )
     by_name = {t.name: t for t in shipped}
     default_header = shipped[0].header if shipped else ""
     commit = git_head(checkout)
@@ -249,8 +275,17 @@ def _checked_out_minif2f(split: str, checkout: Path, shipped: list[Theorem], pat
         if name not in by_name:
             name = pinned_name
         header = by_name[name].header if name in by_name else default_header
-        theorems.append(Theorem(name, statement=statement, header=header, repo_url=str(checkout.resolve()),
-                                commit=commit, file_path=MINIF2F_FILES[split], full_name=pinned_name))
+        theorems.append(
+            Theorem(
+                name,
+                statement=statement,
+                header=header,
+                repo_url=str(checkout.resolve()),
+                commit=commit,
+                file_path=MINIF2F_FILES[split],
+                full_name=pinned_name,
+            )
+        )
     return theorems
 
 
@@ -268,8 +303,10 @@ def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProverError(f"{path} is not a theorem list: it is not UTF-8 text (a binary file? byte {exc.start} "
-                          "is not UTF-8); give one theorem name or JSON object per line") from None
+        raise ProverError(
+            f"{path} is not a theorem list: it is not UTF-8 text (a binary file? byte {exc.start} "
+            "is not UTF-8); give one theorem name or JSON object per line"
+        ) from None
     base = dataclasses.replace(spec, theorems_file=None, limit=None, only=None)
     theorems: list[Theorem] = []
     recorded: set[str] = set()  # theorems of result records (a run keeps a theorem's first record)
@@ -314,8 +351,9 @@ def theorems_from_file(path: str | Path, spec, env) -> list[Theorem]:
 
 def _refuse_only(spec, where: str) -> None:
     if spec.only is not None:
-        raise ProverError(f"--only {spec.only} picks records of a run's results.jsonl, but {where} is a theorem, "
-                          "not a result record")
+        raise ProverError(
+            f"--only {spec.only} picks records of a run's results.jsonl, but {where} is a theorem, not a result record"
+        )
 
 
 def attack_target(name: str | None, statement: str | None, spec, env) -> Theorem:
@@ -335,10 +373,13 @@ def attack_target(name: str | None, statement: str | None, spec, env) -> Theorem
     if not able.typed_statements:
         takers = " or ".join(f"--env {n}" for n in ENVS.shown() if ENVS[n].typed_statements)
         if able.needs_trace:
-            raise ProverError(f"--env {env.name} proves theorems of a repository traced by `prover setup-lean`, "
-                              f"not typed-in statements; use {takers} for --statement")
-        raise ProverError(f"a typed-in statement needs Lean; the {env.name} environment has only its own "
-                          f"theorems: use {takers}")
+            raise ProverError(
+                f"--env {env.name} proves theorems of a repository traced by `prover setup-lean`, "
+                f"not typed-in statements; use {takers} for --statement"
+            )
+        raise ProverError(
+            f"a typed-in statement needs Lean; the {env.name} environment has only its own theorems: use {takers}"
+        )
     return target
 
 
@@ -348,6 +389,8 @@ def heldout_theorems(count: int, spec, env) -> list[Theorem]:
     make = None if (spec.theorems_file or spec.lean_file) else THEOREM_SETS[theorem_set_of(spec, env)].heldout
     if make is None:
         able = [name for name, entry in THEOREM_SETS.items() if entry.heldout is not None]
-        raise ProverError(f"--num-heldout makes held-out theorems of the {' or '.join(able)} set; with another "
-                          "theorem set give --heldout-file")
+        raise ProverError(
+            f"--num-heldout makes held-out theorems of the {' or '.join(able)} set; with another "
+            "theorem set give --heldout-file"
+        )
     return make(count)

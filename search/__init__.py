@@ -11,8 +11,8 @@ is a ``Registry`` (one lookup, one "did you mean").
 
 from search.algorithms import ALGORITHMS, SearchAlgorithm, get_algorithm
 from search.best_first import best_first_search
-from search.mcts import MCTSSettings, mcts_search, rmaxts_search
 from search.expand import Expansion, expand_node, merge_proposals, proof_context, propose
+from search.mcts import MCTSSettings, mcts_search, rmaxts_search
 from search.protocols import (
     ContextualPolicy,
     EnvCrashError,
@@ -32,6 +32,7 @@ from search.protocols import (
     Theorem,
     ValueModel,
 )
+from search.registry import Registry, did_you_mean
 from search.results import (
     RecordFormatError,
     ResultRecord,
@@ -50,7 +51,6 @@ from search.scoring import (
     get_scorer,
     length_normalised,
 )
-from search.registry import Registry, did_you_mean
 from search.tree import (
     DEAD,
     QED,
@@ -65,11 +65,59 @@ from search.tree import (
 )
 
 __all__ = [
-    "ALGORITHMS", "ContextualPolicy", "DEAD", "QED", "ROOT", "SCORERS", "EdgeData", "EdgeOutcome", "EnvCrashError", "EnvError",
-    "EnvInitError", "EnvTimeoutError", "Expansion", "LeanError", "NodeData", "NodeView", "Outcome",
-    "ProofChecker", "ProofContext", "ProofEnv", "ProofFinished", "ProofGivenUp", "Proposal", "RecordFormatError",
-    "ResultRecord", "Scorer", "SearchAlgorithm", "SearchLimits", "SearchResult", "SearchStatus", "SearchTree",
-    "SinkData", "Status", "StopReason", "TacticPolicy", "TacticState", "Theorem", "TreeFormatError",
-    "MCTSSettings", "ValueMixed", "ValueModel", "best_first_search", "mcts_search", "rmaxts_search", "cumulative_logprob", "expand_node", "get_algorithm",
-    "get_scorer", "length_normalised", "merge_proposals", "proof_context", "proof_text", "propose", "Registry", "did_you_mean",
+    "ALGORITHMS",
+    "ContextualPolicy",
+    "DEAD",
+    "QED",
+    "ROOT",
+    "SCORERS",
+    "EdgeData",
+    "EdgeOutcome",
+    "EnvCrashError",
+    "EnvError",
+    "EnvInitError",
+    "EnvTimeoutError",
+    "Expansion",
+    "LeanError",
+    "NodeData",
+    "NodeView",
+    "Outcome",
+    "ProofChecker",
+    "ProofContext",
+    "ProofEnv",
+    "ProofFinished",
+    "ProofGivenUp",
+    "Proposal",
+    "RecordFormatError",
+    "ResultRecord",
+    "Scorer",
+    "SearchAlgorithm",
+    "SearchLimits",
+    "SearchResult",
+    "SearchStatus",
+    "SearchTree",
+    "SinkData",
+    "Status",
+    "StopReason",
+    "TacticPolicy",
+    "TacticState",
+    "Theorem",
+    "TreeFormatError",
+    "MCTSSettings",
+    "ValueMixed",
+    "ValueModel",
+    "best_first_search",
+    "mcts_search",
+    "rmaxts_search",
+    "cumulative_logprob",
+    "expand_node",
+    "get_algorithm",
+    "get_scorer",
+    "length_normalised",
+    "merge_proposals",
+    "proof_context",
+    "proof_text",
+    "propose",
+    "Registry",
+    "did_you_mean",
 ]

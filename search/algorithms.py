@@ -38,11 +38,14 @@ class SearchAlgorithm(Protocol):
     ) -> SearchResult: ...
 
 
-ALGORITHMS: Registry[SearchAlgorithm] = Registry("search algorithm", {
-    "best_first": best_first_search,
-    "mcts": mcts_search,  # PUCT over the policy's priors, the critic's value where given
-    "rmaxts": rmaxts_search,  # MCTS with an intrinsic reward for new states (DeepSeek-Prover-V1.5)
-})
+ALGORITHMS: Registry[SearchAlgorithm] = Registry(
+    "search algorithm",
+    {
+        "best_first": best_first_search,
+        "mcts": mcts_search,  # PUCT over the policy's priors, the critic's value where given
+        "rmaxts": rmaxts_search,  # MCTS with an intrinsic reward for new states (DeepSeek-Prover-V1.5)
+    },
+)
 
 
 def get_algorithm(name: str) -> SearchAlgorithm:

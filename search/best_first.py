@@ -147,8 +147,9 @@ def _search(
             counters.policy_time_s += clock() - t0
             proposals = merge_proposals(proposed, k)
 
-            expansion = expand_node(tree, node, handles.take(tree, node), proposals, env,
-                                    started=counters.started, deadline=deadline)
+            expansion = expand_node(
+                tree, node, handles.take(tree, node), proposals, env, started=counters.started, deadline=deadline
+            )
             counters.num_tactics += expansion.num_tactics
             counters.env_time_s += expansion.env_time_s
             handles.keep(expansion.children)

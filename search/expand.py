@@ -13,7 +13,6 @@ the rest and reports which children are worth (re)queueing:
 from __future__ import annotations
 
 import math
-
 import time
 from operator import attrgetter
 from typing import Callable, NamedTuple, Sequence
@@ -31,7 +30,6 @@ from search.protocols import (
     Theorem,
 )
 from search.tree import QED, SearchTree
-
 
 # The score given to what a model calls impossible (-inf): lowest of all, and finite, so
 # every score stays a number that JSON can hold.
@@ -51,8 +49,9 @@ def propose(
 def proof_context(theorem: Theorem, tree: SearchTree, node: int) -> ProofContext:
     """The ``ProofContext`` of ``node``: the theorem (its full Lean name where known) and the
     tactics on the node's best path from the root."""
-    return ProofContext(theorem.full_name or theorem.name, theorem.statement, tuple(tree.path_tactics(node)),
-                        theorem.attempt)
+    return ProofContext(
+        theorem.full_name or theorem.name, theorem.statement, tuple(tree.path_tactics(node)), theorem.attempt
+    )
 
 
 def merge_proposals(proposals: list[Proposal], k: int) -> list[Proposal]:

@@ -126,8 +126,15 @@ class _Search:
                 proposed = propose(self.policy, [tree.state(leaf)], [proof_context(self.theorem, tree, leaf)], k)[0]
                 counters.policy_time_s += clock() - t0
                 states_before = tree.num_states
-                expansion = expand_node(tree, leaf, handles.take(tree, leaf), merge_proposals(proposed, k), self.env,
-                                        started=counters.started, deadline=deadline)
+                expansion = expand_node(
+                    tree,
+                    leaf,
+                    handles.take(tree, leaf),
+                    merge_proposals(proposed, k),
+                    self.env,
+                    started=counters.started,
+                    deadline=deadline,
+                )
                 counters.num_tactics += expansion.num_tactics
                 counters.env_time_s += expansion.env_time_s
                 handles.keep(expansion.children)
@@ -226,4 +233,3 @@ class _Search:
         if value is not None:  # the critic's log-probability that the state is provable
             return math.exp(min(value, 0.0))
         return default
-

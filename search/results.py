@@ -155,9 +155,7 @@ class ResultRecord:
             status = SearchStatus(data["status"])
         except ValueError:
             choices = ", ".join(s.value for s in SearchStatus)
-            raise RecordFormatError(
-                f"the record's 'status' must be one of {choices}, not {data['status']!r}"
-            ) from None
+            raise RecordFormatError(f"the record's 'status' must be one of {choices}, not {data['status']!r}") from None
         stop_reason = data.get("stop_reason")
         if stop_reason is not None and not isinstance(stop_reason, str):
             raise RecordFormatError(f"the record's 'stop_reason' must be a string, not {stop_reason!r}")

@@ -64,11 +64,14 @@ class ValueMixed:
         return view.cumulative_logprob + self.weight * view.value
 
 
-SCORERS: Registry[Scorer] = Registry("scorer", {
-    "cumulative": cumulative_logprob,
-    "length_normalised": length_normalised,
-    "value_mixed": ValueMixed(),
-})
+SCORERS: Registry[Scorer] = Registry(
+    "scorer",
+    {
+        "cumulative": cumulative_logprob,
+        "length_normalised": length_normalised,
+        "value_mixed": ValueMixed(),
+    },
+)
 
 
 def get_scorer(name: str, **parameters: Any) -> Scorer:

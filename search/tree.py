@@ -68,8 +68,13 @@ class EdgeOutcome(str, Enum):
 # maps what it reads onto them; ``check_invariants`` checks both.
 _OPEN, _PROVED, _FAILED = Status.OPEN.value, Status.PROVED.value, Status.FAILED.value
 _STATE, _ERROR, _CYCLE, _TIMEOUT, _PROVED_EDGE, _GIVEN_UP, _REFUSED = (
-    EdgeOutcome.STATE.value, EdgeOutcome.ERROR.value, EdgeOutcome.CYCLE.value,
-    EdgeOutcome.TIMEOUT.value, EdgeOutcome.PROVED.value, EdgeOutcome.GIVEN_UP.value, EdgeOutcome.REFUSED.value,
+    EdgeOutcome.STATE.value,
+    EdgeOutcome.ERROR.value,
+    EdgeOutcome.CYCLE.value,
+    EdgeOutcome.TIMEOUT.value,
+    EdgeOutcome.PROVED.value,
+    EdgeOutcome.GIVEN_UP.value,
+    EdgeOutcome.REFUSED.value,
 )
 _STATUS_OF = {status.value: status for status in Status}
 _STORED_STATUS = {status.value: status.value for status in Status}  # any equal string -> the stored one
@@ -485,15 +490,15 @@ class SearchTree:
             for *_, attrs in graph.edges(keys=True, data=True):
                 attrs["outcome"] = _STORED_OUTCOME[attrs["outcome"]]
             tree._use(graph)
-            tree._node_by_state = {
-                attrs["state"]: node for node, attrs in graph.nodes(data=True) if node not in SINKS
-            }
+            tree._node_by_state = {attrs["state"]: node for node, attrs in graph.nodes(data=True) if node not in SINKS}
             if graph.graph.get("format_version") != FORMAT_VERSION or ROOT not in graph:
                 raise ValueError("missing format version or root")
         except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError, RecursionError) as exc:
-            raise TreeFormatError(f"not a search tree saved by this tool ({type(exc).__name__})"
-                                  if isinstance(exc, RecursionError) else
-                                  f"not a search tree saved by this tool ({exc})") from None
+            raise TreeFormatError(
+                f"not a search tree saved by this tool ({type(exc).__name__})"
+                if isinstance(exc, RecursionError)
+                else f"not a search tree saved by this tool ({exc})"
+            ) from None
         return tree
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
@@ -514,8 +519,10 @@ class SearchTree:
         At most ``MAX_TREE_BYTES`` of JSON are read or decompressed: a file that holds more
         (a gzip bomb) is refused before it fills the memory.
         """
-        too_large = TreeFormatError(f"{path} holds more than {MAX_TREE_BYTES >> 20} MiB of JSON once decompressed; "
-                                    "it is not a tree this tool saved")
+        too_large = TreeFormatError(
+            f"{path} holds more than {MAX_TREE_BYTES >> 20} MiB of JSON once decompressed; "
+            "it is not a tree this tool saved"
+        )
         try:
             if Path(path).stat().st_size > MAX_TREE_BYTES:
                 raise too_large

@@ -55,7 +55,10 @@ class ClusterNodes:
         with open(log or os.devnull, "ab") as log_file:  # Ray's own messages, nodes dying included
             self.process = subprocess.Popen(
                 [sys.executable, __file__],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
                 env={**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **(env or {})},
             )
         self.address = self._ask({"head": head or {}})["address"]
@@ -123,8 +126,13 @@ def _serve() -> None:
             command = json.loads(line)
             try:
                 if "head" in command:
-                    args = {"num_cpus": 1, "include_dashboard": False, "temp_dir": temp_dir,
-                            "_system_config": FAST_HEALTH_CHECKS, **command["head"]}
+                    args = {
+                        "num_cpus": 1,
+                        "include_dashboard": False,
+                        "temp_dir": temp_dir,
+                        "_system_config": FAST_HEALTH_CHECKS,
+                        **command["head"],
+                    }
                     cluster = Cluster(initialize_head=True, head_node_args=args)
                     nodes[cluster.head_node.node_id] = cluster.head_node
                     answer({"address": cluster.address, "node_id": cluster.head_node.node_id})
@@ -150,7 +158,6 @@ def _serve() -> None:
 def _kill_node(cluster, node) -> None:
     """Every process of the node at once: its raylet and services, and the workers under them."""
     import psutil
-
     from ray._private import ray_constants
 
     raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process

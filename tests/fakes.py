@@ -67,7 +67,9 @@ class BranchingEnv:
     tactic fails in ``error_rate`` of cases. Outcomes are a fixed function of the seed.
     ``start_delay_s`` and ``latency_s`` make starting and each tactic take that long."""
 
-    def __init__(self, branching=4, depth=5, proof_density=0.0, error_rate=0.0, seed=0, start_delay_s=0.0, latency_s=0.0):
+    def __init__(
+        self, branching=4, depth=5, proof_density=0.0, error_rate=0.0, seed=0, start_delay_s=0.0, latency_s=0.0
+    ):
         self.branching, self.depth = branching, depth
         self.proof_density, self.error_rate, self.seed = proof_density, error_rate, seed
         self.start_delay_s, self.latency_s = start_delay_s, latency_s
@@ -142,6 +144,13 @@ def two_step_problem():
 
 
 __all__ = [
-    "BranchingEnv", "CheckedGraphEnv", "EnvCrashError", "EnvTimeoutError", "GraphEnv", "TablePolicy",
-    "TableValueModel", "branching_policy", "two_step_problem",
+    "BranchingEnv",
+    "CheckedGraphEnv",
+    "EnvCrashError",
+    "EnvTimeoutError",
+    "GraphEnv",
+    "TablePolicy",
+    "TableValueModel",
+    "branching_policy",
+    "two_step_problem",
 ]

@@ -94,8 +94,10 @@ def import_graph() -> nx.DiGraph:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 # ``from prover.envs import synthetic`` imports a module; ``import x`` of a name, its module.
-                names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
-                         for alias in node.names]
+                names = [
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                    for alias in node.names
+                ]
             else:
                 continue
             for name in names:
@@ -138,8 +140,13 @@ def test_ray_is_imported_by_one_module_only():
     importers = set()
     for module, path in project_modules().items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 importers.add(module)
     assert importers == {"prover.run.cluster"}
@@ -267,8 +274,10 @@ def test_iteration_settings_round_trip_and_name_what_differs():
     options = IterateOptions(valid_fraction=0.25, train=TrainOptions(steps=20, lora=True))
     saved = json.loads(json.dumps(options.to_dict()))
     assert saved["train"]["steps"] == 20 and saved["valid_fraction"] == 0.25
-    again = dataclasses.replace(from_dict(IterateOptions, {k: v for k, v in saved.items() if k != "train"}, "x"),
-                                train=from_dict(TrainOptions, saved["train"], "x"))
+    again = dataclasses.replace(
+        from_dict(IterateOptions, {k: v for k, v in saved.items() if k != "train"}, "x"),
+        train=from_dict(TrainOptions, saved["train"], "x"),
+    )
     assert again == options
     assert differences(options.train, TrainOptions(steps=30, lora=True)) == ["--steps 30 (it was 20)"]
     with pytest.raises(ValueError, match="--steps must be at least 1"):

@@ -24,6 +24,7 @@ from search import (
 
 from prover.run.attempts import ATTEMPTS_FILE, AttemptRace, group_by_theorem
 from prover.run.passk import pass_at_k, pass_at_k_table
+
 from tests.test_presets import run_cli
 
 
@@ -85,8 +86,11 @@ class AttemptPolicy:
 
 def test_a_cancelled_attempt_stops_within_one_expansion_of_the_proof():
     limits = SearchLimits(max_expansions=10_000, time_limit_s=60, tactics_per_node=1)
-    race = AttemptRace(lambda theorem, on_expansion: best_first_search(
-        theorem, AttemptPolicy(), ChainEnv(latency_s=0.002), limits, on_expansion=on_expansion))
+    race = AttemptRace(
+        lambda theorem, on_expansion: best_first_search(
+            theorem, AttemptPolicy(), ChainEnv(latency_s=0.002), limits, on_expansion=on_expansion
+        )
+    )
     theorem = Theorem("t")
     group = [Theorem("t", attempt=a) for a in range(4)]
     results = {}
@@ -110,13 +114,15 @@ def test_attempts_of_a_theorem_are_grouped_for_the_race():
     assert [[j.attempt for j in g] for g in group_by_theorem(jobs)] == [[0, 1], [2]]
 
 
-REPLAY = ["--env", "replay", "--policy", "replay", "--tactics-per-node", "1", "--max-expansions", "2",
-          "--limit", "30"]
+REPLAY = ["--env", "replay", "--policy", "replay", "--tactics-per-node", "1", "--max-expansions", "2", "--limit", "30"]
 
 
 def proved(run: Path) -> set[str]:
-    return {r["theorem"] for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())
-            if r["status"] == "proved"}
+    return {
+        r["theorem"]
+        for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())
+        if r["status"] == "proved"
+    }
 
 
 def test_four_attempts_prove_at_least_what_one_proves_and_the_report_shows_pass_at_k(capsys, tmp_path):

@@ -21,6 +21,7 @@ from search import (
     length_normalised,
     merge_proposals,
 )
+
 from tests.fakes import (
     BranchingEnv,
     CheckedGraphEnv,
@@ -70,7 +71,10 @@ def test_invariants_hold_after_every_expansion_on_a_bushy_search_with_merges():
 
 def test_search_stops_at_the_expansion_budget():
     result = best_first_search(
-        T, branching_policy(4), BranchingEnv(branching=4, depth=50), SearchLimits(max_expansions=7),
+        T,
+        branching_policy(4),
+        BranchingEnv(branching=4, depth=50),
+        SearchLimits(max_expansions=7),
         on_expansion=check_every_step,
     )
     assert result.status is SearchStatus.OPEN
@@ -81,7 +85,10 @@ def test_search_stops_at_the_expansion_budget():
 def test_search_stops_at_the_time_limit():
     env = BranchingEnv(branching=4, depth=50, latency_s=0.01)
     result = best_first_search(
-        T, branching_policy(4), env, SearchLimits(max_expansions=10_000, time_limit_s=0.2),
+        T,
+        branching_policy(4),
+        env,
+        SearchLimits(max_expansions=10_000, time_limit_s=0.2),
         on_expansion=check_every_step,
     )
     assert result.status is SearchStatus.OPEN
@@ -95,7 +102,10 @@ def test_time_budget_starts_after_env_start():
     # Starting takes longer than the whole budget; the search still gets its 0.2 s.
     env = BranchingEnv(branching=4, depth=50, start_delay_s=0.3, latency_s=0.01)
     result = best_first_search(
-        T, branching_policy(4), env, SearchLimits(max_expansions=10_000, time_limit_s=0.2),
+        T,
+        branching_policy(4),
+        env,
+        SearchLimits(max_expansions=10_000, time_limit_s=0.2),
         on_expansion=check_every_step,
     )
     assert result.stop_reason is StopReason.TIME_LIMIT
@@ -153,14 +163,19 @@ def test_length_normalised_scorer_prefers_deeper_confident_paths():
     table = {
         "A": {"x": TacticState("X"), "c": TacticState("C")},
         "C": {"d": TacticState("D")},
-        "X": {}, "D": {},
+        "X": {},
+        "D": {},
     }
     policy = TablePolicy({"A": [("x", -1.0), ("c", -0.6)], "C": [("d", -0.6)]})
     best_first_search(T, policy, GraphEnv("A", table), SearchLimits(max_expansions=3), on_expansion=check_every_step)
     assert policy.calls == ["A", "C", "X"]
     policy.calls.clear()
     result = best_first_search(
-        T, policy, GraphEnv("A", table), SearchLimits(max_expansions=3), scorer=length_normalised,
+        T,
+        policy,
+        GraphEnv("A", table),
+        SearchLimits(max_expansions=3),
+        scorer=length_normalised,
         on_expansion=check_every_step,
     )
     assert policy.calls == ["A", "C", "D"]
@@ -173,7 +188,11 @@ def test_value_model_scores_new_states_in_one_batch():
     values = TableValueModel({"B": -0.3, "C": -2.0})
     assert isinstance(values, ValueModel)
     result = best_first_search(
-        T, policy, GraphEnv("A", table), SearchLimits(max_expansions=10), value_model=values,
+        T,
+        policy,
+        GraphEnv("A", table),
+        SearchLimits(max_expansions=10),
+        value_model=values,
         on_expansion=check_every_step,
     )
     # The root on its own, then A's two new states together; C and B make no new states.
@@ -187,8 +206,12 @@ def test_value_model_scores_new_states_in_one_batch():
 def test_value_model_scores_each_state_once_even_when_reached_again():
     values = TableValueModel({})
     result = best_first_search(
-        T, branching_policy(3), BranchingEnv(branching=3, depth=6), SearchLimits(max_expansions=20),
-        value_model=values, on_expansion=check_every_step,
+        T,
+        branching_policy(3),
+        BranchingEnv(branching=3, depth=6),
+        SearchLimits(max_expansions=20),
+        value_model=values,
+        on_expansion=check_every_step,
     )
     scored = [state for batch in values.batches for state in batch]
     assert len(scored) == len(set(scored)) == result.num_states
@@ -205,8 +228,13 @@ def test_scorer_sees_value_of_node():
 
     values = TableValueModel({"B": -0.3, "C": -2.0})
     result = best_first_search(
-        T, policy, GraphEnv("A", table), SearchLimits(max_expansions=10), scorer=value_first,
-        value_model=values, on_expansion=check_every_step,
+        T,
+        policy,
+        GraphEnv("A", table),
+        SearchLimits(max_expansions=10),
+        scorer=value_first,
+        value_model=values,
+        on_expansion=check_every_step,
     )
     # The critic prefers B to C, though the policy prefers C: B is expanded next and proves A.
     assert policy.calls == ["A", "B"]

@@ -17,10 +17,10 @@ import pytest
 
 from search import SearchTree, Theorem
 
-from prover.run import driver as runner
 from prover.cli import cli as cli_group
 from prover.cli import main
 from prover.config import backend_choices
+from prover.run import driver as runner
 
 # Batch runs in these tests stay in-process; the Ray path has its own tests.
 IN_PROCESS = ["--num-workers", "0", "--no-progress"]
@@ -57,7 +57,10 @@ def prover_process(*args, cwd=None):
     """The CLI in a subprocess (``python -m prover.cli``)."""
     return subprocess.run(
         [sys.executable, "-m", "prover.cli", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
 
@@ -94,8 +97,9 @@ def test_attack_prints_the_proof_and_saves_the_tree(prover, tmp_path):
 
 
 def test_attack_without_a_proof_exits_1_and_says_why(prover, tmp_path):
-    result = prover("attack", "synthetic_0000", "--depth", "30", "--max-expansions", "3",
-                    "--tree-out", tmp_path / "t.json")
+    result = prover(
+        "attack", "synthetic_0000", "--depth", "30", "--max-expansions", "3", "--tree-out", tmp_path / "t.json"
+    )
     assert result.returncode == 1
     assert "no proof of synthetic_0000: the budget ran out (max_expansions)" in result.stdout
 
@@ -130,8 +134,10 @@ def test_attack_on_replay_proves_a_recorded_theorem(prover, tmp_path, traces_pat
         (["attack", "synthetic_0000", "--policy", "sleeping"], "Invalid value for '--policy'"),
         (["attack", "synthetic_0000", "--crash-prob", "0.1"], "No such option '--crash-prob'"),
         # a flag of a backend the run does not use
-        (["attack", "mathd_algebra_478", "--env", "replay", "--branching", "3"],
-         "--branching is a setting of the synthetic environment, which this run does not use"),
+        (
+            ["attack", "mathd_algebra_478", "--env", "replay", "--branching", "3"],
+            "--branching is a setting of the synthetic environment, which this run does not use",
+        ),
         (["prove-split", "--resume", ".", "--out", "elsewhere"], "give either --out"),
     ],
 )
@@ -182,8 +188,15 @@ def test_help_lists_the_options_under_headings_by_concern(prover, command):
     for heading in ("Theorems options", "Search options", "Environment options", "Policy options"):
         assert heading in sections
     assert ("Ray (prove-split) options" in sections) == (command == "prove-split")
-    where = {"--limit": "Theorems", "--max-expansions": "Search", "--scorer": "Search", "--depth": "Environment",
-             "--traces": "Environment", "--tactic ": "Policy", "--model": "Policy"}
+    where = {
+        "--limit": "Theorems",
+        "--max-expansions": "Search",
+        "--scorer": "Search",
+        "--depth": "Environment",
+        "--traces": "Environment",
+        "--tactic ": "Policy",
+        "--model": "Policy",
+    }
     if command == "prove-split":
         where |= {"--num-workers": "Ray (prove-split)", "--max-batch-size": "Ray (prove-split)"}
     for flag, group in where.items():
@@ -202,8 +215,10 @@ def test_every_option_has_help_text(command):
 @pytest.mark.parametrize("command", ["attack", "prove-split"])
 def test_help_shows_the_choices_and_offers_no_hidden_backend(prover, command):
     text = prover(command, "--help").stdout
-    shown = {flag: re.search(rf"{flag} \[([^\]]*)\]", text) for flag in
-             ("--env", "--policy", "--theorem-set", "--scorer", "--prompt")}
+    shown = {
+        flag: re.search(rf"{flag} \[([^\]]*)\]", text)
+        for flag in ("--env", "--policy", "--theorem-set", "--scorer", "--prompt")
+    }
     assert all(shown.values()), [flag for flag, match in shown.items() if not match]
     choices = {flag: match.group(1).split("|") for flag, match in shown.items()}
     assert choices["--env"] == backend_choices("environment")
@@ -250,9 +265,14 @@ def test_prove_split_writes_a_run_directory_and_resumes(prover, tmp_path):
 
 
 CONFIG_FILES = {
-    "json": json.dumps({"env": {"name": "synthetic", "depth": 2, "branching": 3},
-                        "limits": {"max_expansions": 7}, "theorems": {"num_theorems": 3},
-                        "distributed": {"num_workers": 0}}),
+    "json": json.dumps(
+        {
+            "env": {"name": "synthetic", "depth": 2, "branching": 3},
+            "limits": {"max_expansions": 7},
+            "theorems": {"num_theorems": 3},
+            "distributed": {"num_workers": 0},
+        }
+    ),
     "toml": """
 [env]
 name = "synthetic"
@@ -288,8 +308,22 @@ def test_config_file_gives_the_settings_and_flags_override_it(prover, tmp_path, 
 
 def test_a_runs_config_json_fed_back_with_config_reproduces_the_run(prover, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    made = prover("prove-split", "--env", "replay", "--limit", "4", "--max-expansions", "10",
-                  "--scorer", "length_normalised", "--tactics-per-node", "4", "--out", first, *IN_PROCESS)
+    made = prover(
+        "prove-split",
+        "--env",
+        "replay",
+        "--limit",
+        "4",
+        "--max-expansions",
+        "10",
+        "--scorer",
+        "length_normalised",
+        "--tactics-per-node",
+        "4",
+        "--out",
+        first,
+        *IN_PROCESS,
+    )
     assert made.returncode == 0, made.stderr
     again = prover("prove-split", "--config", first / "config.json", "--out", second, "--no-progress")
     assert again.returncode == 0, again.stderr
@@ -299,7 +333,8 @@ def test_a_runs_config_json_fed_back_with_config_reproduces_the_run(prover, tmp_
     assert settings[0] == settings[1]
     outcome = {"status", "proof", "theorem", "num_expansions"}
     assert [{k: r[k] for k in outcome} for r in records_of(second)] == [
-        {k: r[k] for k in outcome} for r in records_of(first)]
+        {k: r[k] for k in outcome} for r in records_of(first)
+    ]
 
 
 def test_a_bad_config_file_is_refused_with_what_is_wrong(prover, tmp_path):
@@ -347,13 +382,24 @@ def test_resume_allows_the_ray_settings_to_change_and_records_them(prover, finis
     lines = (finished_run / "results.jsonl").read_text().splitlines(keepends=True)
     (finished_run / "results.jsonl").write_text("".join(lines[:2]))
 
-    result = prover("prove-split", "--resume", finished_run, "--num-workers", "0", "--max-retries", "5",
-                    "--max-expansions", "100", "--no-progress")  # the same budget as saved: no conflict
+    result = prover(
+        "prove-split",
+        "--resume",
+        finished_run,
+        "--num-workers",
+        "0",
+        "--max-retries",
+        "5",
+        "--max-expansions",
+        "100",
+        "--no-progress",
+    )  # the same budget as saved: no conflict
     assert result.returncode == 0, result.stderr
     saved = json.loads((finished_run / "config.json").read_text())
     assert saved["distributed"]["num_workers"] == 0 and saved["distributed"]["max_retries"] == 5
     assert {k: v for k, v in saved.items() if k != "distributed"} == {
-        k: v for k, v in config.items() if k != "distributed"}
+        k: v for k, v in config.items() if k != "distributed"
+    }
     assert (finished_run / "results.jsonl").read_text().startswith("".join(lines[:2]))
     assert [r["theorem"] for r in records_of(finished_run)] == [f"synthetic_{i:04d}" for i in range(4)]
 

@@ -39,6 +39,7 @@ from prover.config import BackendSpec, RunConfig
 from prover.envs.synthetic import SyntheticConfig
 from prover.run.driver import InProcessExecutor, prove_set
 from prover.run.rundir import RunDir
+
 from tests.cluster_nodes import ClusterNodes
 
 pytest.importorskip("ray", reason="the cluster tests need Ray (pip install 'ray[default]')")
@@ -52,8 +53,10 @@ ROLE = "prover-role"
 class Nodes:
     """The test cluster, with the ids of its live nodes by role; see the module docstring."""
 
-    SHAPES = {"gpu": dict(num_cpus=1, num_gpus=1, labels={ROLE: "gpu"}),
-              "lean": dict(num_cpus=2, labels={ROLE: "lean"})}
+    SHAPES = {
+        "gpu": dict(num_cpus=1, num_gpus=1, labels={ROLE: "gpu"}),
+        "lean": dict(num_cpus=2, labels={ROLE: "lean"}),
+    }
 
     def __init__(self, cluster: ClusterNodes, runs: Path, audit_log: Path):
         self.cluster = cluster
@@ -85,8 +88,11 @@ def nodes(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
     runs, audit_log = base / "runs", base / "writes.tsv"
     runs.mkdir()
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS / "cluster_audit"), str(TESTS.parent)]),
-           "PROVER_AUDIT_WATCH": str(runs), "PROVER_AUDIT_LOG": str(audit_log)}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "cluster_audit"), str(TESTS.parent)]),
+        "PROVER_AUDIT_WATCH": str(runs),
+        "PROVER_AUDIT_LOG": str(audit_log),
+    }
     with ClusterNodes(env=env, log=base / "ray.log") as cluster:
         cluster_nodes = Nodes(cluster, runs, audit_log)
         cluster_nodes.ensure()
@@ -100,15 +106,28 @@ def nodes(tmp_path_factory):
 SLOW_PROBLEM = ["--depth", "30", "--latency", "0.05", "--max-expansions", "5"]
 
 
-def prove_split(nodes: Nodes, *args: str, out: Path | None = None, resume: Path | None = None,
-                wait: bool = True):
+def prove_split(nodes: Nodes, *args: str, out: Path | None = None, resume: Path | None = None, wait: bool = True):
     """``prover prove-split`` on the cluster, workers on the Lean nodes: the finished
     process, or (``wait=False``) the running one."""
-    command = [sys.executable, "-m", "prover.cli", "prove-split", "--ray-address", nodes.address, "--no-progress",
-               "--worker-node-label", f"{ROLE}=lean", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "prover.cli",
+        "prove-split",
+        "--ray-address",
+        nodes.address,
+        "--no-progress",
+        "--worker-node-label",
+        f"{ROLE}=lean",
+        *args,
+    ]
     command += ["--resume", str(resume)] if resume else ["--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "cluster_audit"), str(TESTS.parent)]),
-           "PROVER_AUDIT_WATCH": str(nodes.runs), "PROVER_AUDIT_LOG": str(nodes.audit_log)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "cluster_audit"), str(TESTS.parent)]),
+        "PROVER_AUDIT_WATCH": str(nodes.runs),
+        "PROVER_AUDIT_LOG": str(nodes.audit_log),
+    }
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if wait:
         process.stdout_text, process.stderr_text = process.communicate(timeout=180)
@@ -154,13 +173,26 @@ def summary_of(out: Path) -> dict:
 def test_prove_split_on_the_cluster_places_replicas_on_gpu_nodes_and_workers_on_lean_nodes(nodes, tmp_path):
     nodes.ensure()
     out = nodes.runs / "placement"
-    run = prove_split(nodes, "--num-workers", "2", "--worker-cpus", "1", "--searches-per-worker", "2",
-                      "--num-theorems", "8", "--max-expansions", "20", out=out)
+    run = prove_split(
+        nodes,
+        "--num-workers",
+        "2",
+        "--worker-cpus",
+        "1",
+        "--searches-per-worker",
+        "2",
+        "--num-theorems",
+        "8",
+        "--max-expansions",
+        "20",
+        out=out,
+    )
     assert run.returncode == 0, run.stderr_text
 
     # the results of one process, searching one theorem at a time
-    config = RunConfig(env=BackendSpec("environment", "synthetic", SyntheticConfig()),
-                       limits=SearchLimits(max_expansions=20))
+    config = RunConfig(
+        env=BackendSpec("environment", "synthetic", SyntheticConfig()), limits=SearchLimits(max_expansions=20)
+    )
     local = RunDir.create(tmp_path / "in-process", config)
     prove_set([Theorem(f"synthetic_{i:04d}") for i in range(8)], local, InProcessExecutor(config))
     expected = {r.theorem: (r.status.value, list(r.proof or [])) for r in local.records()}
@@ -202,8 +234,20 @@ def test_a_lost_lean_node_loses_no_theorem_and_records_none_twice(nodes):
     nodes.ensure()
     out = nodes.runs / "lost-lean-node"
     # four workers of one CPU: two on each Lean node
-    run = prove_split(nodes, "--num-workers", "4", "--worker-cpus", "1", "--searches-per-worker", "2",
-                      "--num-theorems", "20", *SLOW_PROBLEM, out=out, wait=False)
+    run = prove_split(
+        nodes,
+        "--num-workers",
+        "4",
+        "--worker-cpus",
+        "1",
+        "--searches-per-worker",
+        "2",
+        "--num-theorems",
+        "20",
+        *SLOW_PROBLEM,
+        out=out,
+        wait=False,
+    )
     wait_for_results(out, 3, run)
     nodes.remove(nodes.live["lean"][-1])
     finish(run)
@@ -218,8 +262,20 @@ def test_a_lost_lean_node_loses_no_theorem_and_records_none_twice(nodes):
 def test_a_lost_gpu_node_moves_its_replica_to_a_free_gpu_while_the_other_replica_serves(nodes):
     nodes.ensure()
     out = nodes.runs / "lost-gpu-node"
-    run = prove_split(nodes, "--num-workers", "2", "--worker-cpus", "1", "--searches-per-worker", "4",
-                      "--num-theorems", "24", *SLOW_PROBLEM, out=out, wait=False)
+    run = prove_split(
+        nodes,
+        "--num-workers",
+        "2",
+        "--worker-cpus",
+        "1",
+        "--searches-per-worker",
+        "4",
+        "--num-theorems",
+        "24",
+        *SLOW_PROBLEM,
+        out=out,
+        wait=False,
+    )
     wait_for_results(out, 2, run)
     lost, kept = nodes.live["gpu"]
     spare = nodes.add("gpu")  # a free GPU for the lost replica
@@ -266,8 +322,22 @@ def test_losing_every_replica_stops_the_run_in_one_sentence_and_resume_finishes_
 def test_losing_every_lean_node_stops_the_run_in_one_sentence_once_no_worker_can_be_placed(nodes):
     nodes.ensure(gpu=1)
     out = nodes.runs / "lost-every-lean-node"
-    run = prove_split(nodes, "--num-workers", "2", "--worker-cpus", "1", "--searches-per-worker", "4",
-                      "--policy-restart-wait", "3", "--num-theorems", "16", *SLOW_PROBLEM, out=out, wait=False)
+    run = prove_split(
+        nodes,
+        "--num-workers",
+        "2",
+        "--worker-cpus",
+        "1",
+        "--searches-per-worker",
+        "4",
+        "--policy-restart-wait",
+        "3",
+        "--num-theorems",
+        "16",
+        *SLOW_PROBLEM,
+        out=out,
+        wait=False,
+    )
     wait_for_results(out, 2, run)
     for node_id in list(nodes.live["lean"]):
         nodes.remove(node_id)

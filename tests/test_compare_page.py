@@ -14,14 +14,28 @@ from search import ResultRecord, SearchStatus, StopReason
 
 from prover.cli import main
 from prover.views.report import load_run
+
 from tests.test_run_browser import HOSTILE_NAME
-from tests.test_viz_browser import Page, browser, pytestmark as needs_chromium  # noqa: F401 (a fixture)
+from tests.test_viz_browser import Page, browser  # noqa: F401 (a fixture)
+from tests.test_viz_browser import pytestmark as needs_chromium
 
 
 def prove(tmp_path, capsys, name: str, budget: str):
     run = tmp_path / name
-    main(["prove-split", "--out", str(run), "--num-workers", "0", "--no-progress", "--num-theorems", "10",
-          "--max-expansions", budget])
+    main(
+        [
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--num-theorems",
+            "10",
+            "--max-expansions",
+            budget,
+        ]
+    )
     capsys.readouterr()
     return run
 
@@ -73,8 +87,9 @@ def hostile_pair(tmp_path) -> tuple[Path, Path]:
         run = tmp_path / name
         run.mkdir()
         (run / "config.json").write_text("{}")
-        record = ResultRecord(HOSTILE_NAME, status, StopReason.MAX_EXPANSIONS if status is SearchStatus.OPEN
-                              else StopReason.EXHAUSTED)
+        record = ResultRecord(
+            HOSTILE_NAME, status, StopReason.MAX_EXPANSIONS if status is SearchStatus.OPEN else StopReason.EXHAUSTED
+        )
         (run / "results.jsonl").write_text(json.dumps(record.to_json()) + "\n")
         runs.append(run)
     return runs[0], runs[1]

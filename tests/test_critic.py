@@ -30,6 +30,7 @@ from prover.policies.hf import load_model
 from prover.run.driver import InProcessExecutor, prove_set, search_theorem
 from prover.run.rundir import RunDir
 from prover.run.serving import BatchingServer
+
 from tests.tiny_llama import STATES, save_tiny_llama
 
 LEARNABLE = BackendSpec("environment", "synthetic", SyntheticConfig(rule="learnable", depth=6))
@@ -83,8 +84,14 @@ def test_label_logprobs_sum_the_label_tokens_log_probs(tiny_critic):
 
 
 def test_search_stores_the_critics_value_on_every_state(tiny_critic):
-    result = best_first_search(Theorem("synthetic_0001"), FixedPolicy(), SyntheticEnv(LEARNABLE.options),
-                               SearchLimits(max_expansions=4), ValueMixed(1.0), value_model=tiny_critic)
+    result = best_first_search(
+        Theorem("synthetic_0001"),
+        FixedPolicy(),
+        SyntheticEnv(LEARNABLE.options),
+        SearchLimits(max_expansions=4),
+        ValueMixed(1.0),
+        value_model=tiny_critic,
+    )
     values = [attrs["value"] for node, attrs in result.tree.graph.nodes(data=True) if node >= 0]
     assert values and all(isinstance(v, float) and v <= 0 for v in values)
 
@@ -137,8 +144,12 @@ def test_a_server_whose_critic_cannot_load_says_so_from_ready(tmp_path):
 
 
 def run_config(**search) -> RunConfig:
-    return RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=4), search=SearchConfig(**search),
-                     distributed=DistributedConfig(num_workers=0))
+    return RunConfig(
+        env=LEARNABLE,
+        limits=SearchLimits(max_expansions=4),
+        search=SearchConfig(**search),
+        distributed=DistributedConfig(num_workers=0),
+    )
 
 
 def test_value_mixed_without_a_critic_is_one_sentence(capsys):
@@ -155,8 +166,11 @@ def test_value_mixed_without_a_critic_is_one_sentence(capsys):
 def test_a_run_with_a_value_model_records_its_values(tiny_critic, tmp_path):
     config = run_config(scorer="value_mixed", critic="given in-process", value_weight=2.0)
     run = RunDir.create(tmp_path / "run", config)
-    prove_set([Theorem("synthetic_0000"), Theorem("synthetic_0001")], run,
-              InProcessExecutor(config, FixedPolicy(), value_model=tiny_critic))
+    prove_set(
+        [Theorem("synthetic_0000"), Theorem("synthetic_0001")],
+        run,
+        InProcessExecutor(config, FixedPolicy(), value_model=tiny_critic),
+    )
     from search import SearchTree
 
     for path in sorted((tmp_path / "run" / "trees").iterdir()):
@@ -176,36 +190,59 @@ def test_a_missing_critic_directory_is_one_sentence(tmp_path):
 def round_one(tmp_path_factory):
     """Round 1 of the learnable benchmark, small: the fixed policy on 24 theorems, exported."""
     root = tmp_path_factory.mktemp("critic-data")
-    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=12),
-                       distributed=DistributedConfig(num_workers=0))
+    config = RunConfig(
+        env=LEARNABLE, limits=SearchLimits(max_expansions=12), distributed=DistributedConfig(num_workers=0)
+    )
     run = RunDir.create(root / "run", config)
     prove_set([Theorem(f"synthetic_{i:04d}") for i in range(24)], run, InProcessExecutor(config))
     export_runs([root / "run"], root / "data", valid_fraction=0.25)
     return root / "data"
 
 
-SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-             num_attention_heads=2, num_key_value_heads=1)
+SMALL = dict(
+    vocab_size=300,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+)
 
 
 def test_train_critic_writes_a_value_model_a_search_loads(round_one, tmp_path):
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_critic
 
-    out = train_critic(round_one, tmp_path / "critic", TrainOptions(steps=2, batch_size=4,
-                                                                    shape=TinyLlamaShape(**SMALL)), progress=None)
+    out = train_critic(
+        round_one,
+        tmp_path / "critic",
+        TrainOptions(steps=2, batch_size=4, shape=TinyLlamaShape(**SMALL)),
+        progress=None,
+    )
     metadata = json.loads((out / CRITIC_METADATA).read_text())
     assert metadata["labels"] == list(LABELS) and metadata["num_provable"] > 0 and metadata["num_failed"] > 0
     assert metadata["provenance"]["export"]["runs"][0]["env"]["rule"] == "learnable"
-    result = search_theorem(Theorem("synthetic_0000"), FixedPolicy(),
-                            run_config(scorer="value_mixed", critic=str(out)))
+    result = search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(scorer="value_mixed", critic=str(out)))
     assert result.tree.node(0)["value"] is not None
 
 
 def test_prover_train_critic_on_an_export(round_one, tmp_path, capsys):
     from prover.cli import main
 
-    main(["train-critic", "--data", str(round_one), "--out", str(tmp_path / "critic"), "--steps", "2",
-          "--vocab-size", "300", "--device", "cpu"])
+    main(
+        [
+            "train-critic",
+            "--data",
+            str(round_one),
+            "--out",
+            str(tmp_path / "critic"),
+            "--steps",
+            "2",
+            "--vocab-size",
+            "300",
+            "--device",
+            "cpu",
+        ]
+    )
     assert "value model saved to" in capsys.readouterr().out
     assert json.loads((tmp_path / "critic" / CRITIC_METADATA).read_text())["steps"] == 2
 
@@ -215,9 +252,19 @@ def test_train_critic_needs_both_kinds_of_state(tmp_path):
 
     data = tmp_path / "data"
     data.mkdir()
-    (data / "train.jsonl").write_text(json.dumps({"theorem": "t", "state_before": "⊢ a", "tactic": "x",
-                                                  "state_after": None, "proof_finished": True,
-                                                  "label": "proof"}) + "\n")
+    (data / "train.jsonl").write_text(
+        json.dumps(
+            {
+                "theorem": "t",
+                "state_before": "⊢ a",
+                "tactic": "x",
+                "state_after": None,
+                "proof_finished": True,
+                "label": "proof",
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(ProverError, match="needs provable and failed states; .* has 1 provable and 0 failed"):
         train_critic(data, tmp_path / "critic", progress=None)
 
@@ -226,10 +273,14 @@ def test_train_critic_needs_both_kinds_of_state(tmp_path):
 def test_a_trained_critic_tells_live_goals_from_dead_ends_it_never_saw(round_one, tmp_path):
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_critic
 
-    out = train_critic(round_one, tmp_path / "critic",
-                       TrainOptions(steps=80, shape=TinyLlamaShape(vocab_size=320, hidden_size=64,
-                                                                   intermediate_size=128, num_hidden_layers=2)),
-                       progress=None)
+    out = train_critic(
+        round_one,
+        tmp_path / "critic",
+        TrainOptions(
+            steps=80, shape=TinyLlamaShape(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+        ),
+        progress=None,
+    )
     critic = build(CriticConfig(model=str(out), device="cpu"))
     env = SyntheticEnv(LEARNABLE.options)
     live, dead = [], []
@@ -266,8 +317,11 @@ def test_on_ray_the_policy_replica_serves_the_critic_and_searches_match_in_proce
 
     # 8 expansions: the budget at which this (untrained) critic's ordering proves a theorem
     # that log-prob alone does not, so a search that ignored it would differ
-    config = RunConfig(env=LEARNABLE, limits=SearchLimits(max_expansions=8),
-                       search=SearchConfig(scorer="value_mixed", critic=str(tiny_critic_dir), value_weight=2.0))
+    config = RunConfig(
+        env=LEARNABLE,
+        limits=SearchLimits(max_expansions=8),
+        search=SearchConfig(scorer="value_mixed", critic=str(tiny_critic_dir), value_weight=2.0),
+    )
     theorems = [Theorem(f"synthetic_{i:04d}") for i in range(8)]
     with InProcessExecutor(config) as executor:
         expected = {t.name: (r.status.value, r.proof) for t, r in executor.prove(theorems)}
@@ -279,8 +333,12 @@ def test_on_ray_the_policy_replica_serves_the_critic_and_searches_match_in_proce
         loaded_in_workers = ray.get([w.handle.__ray_call__.remote(critic_models_loaded_here) for w in executor.workers])
         loaded_in_replica = ray.get(executor.server.__ray_call__.remote(critic_models_loaded_here))
     assert {name: (r.status.value, r.proof) for name, r in results.items()} == expected
-    valued = sum(1 for r in results.values() for node, attrs in r.tree.graph.nodes(data=True)
-                 if node >= 0 and attrs["value"] is not None)
+    valued = sum(
+        1
+        for r in results.values()
+        for node, attrs in r.tree.graph.nodes(data=True)
+        if node >= 0 and attrs["value"] is not None
+    )
     assert served["states_by_method"]["score"] == valued > 0  # every state's value came from the replica
     assert served["requests_by_method"]["propose"] > 0
     assert loaded_in_workers == [0, 0] and loaded_in_replica == 1
@@ -294,8 +352,22 @@ def test_a_critic_that_cannot_load_stops_the_ray_run_with_one_sentence(ray_local
     with pytest.raises(ProverError) as in_process:
         search_theorem(Theorem("synthetic_0000"), FixedPolicy(), run_config(critic=str(missing)))
     with pytest.raises(SystemExit) as exited:  # joins the session's Ray, already started in this process
-        main(["prove-split", "--no-progress", "--num-theorems", "2", "--num-workers", "1",
-              "--worker-cpus", "0.5", "--critic", str(missing), "--out", str(tmp_path / "run")])
+        main(
+            [
+                "prove-split",
+                "--no-progress",
+                "--num-theorems",
+                "2",
+                "--num-workers",
+                "1",
+                "--worker-cpus",
+                "0.5",
+                "--critic",
+                str(missing),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"error: {in_process.value}"  # the in-process sentence...

@@ -10,6 +10,7 @@ from prover.policies.beams import Beam, BeamRule, BeamState, advance, beam_score
 from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import PROMPTS
 from prover.presets import PRESETS, get_preset, resolved_settings
+
 from tests.tiny_llama import STATES, session_tiny_llama
 
 EOS = 0
@@ -84,8 +85,9 @@ def test_the_step_wise_beam_search_under_transformers_rules_gives_transformers_b
 
 def test_vllm_0_1_7_rules_run_on_transformers_and_rank_by_the_penalised_score(tiny, monkeypatch):
     model, tokenizer = tiny
-    config = HFConfig(prompt="goal_proofstep", decoding="beam", max_new_tokens=10, beam_ranking="vllm_0_1_7",
-                      beam_finish="any")
+    config = HFConfig(
+        prompt="goal_proofstep", decoding="beam", max_new_tokens=10, beam_ranking="vllm_0_1_7", beam_finish="any"
+    )
     policy = HFPolicy(model, tokenizer, config)
     calls = []
     monkeypatch.setattr(model, "generate", lambda **kw: calls.append(kw))
@@ -95,7 +97,9 @@ def test_vllm_0_1_7_rules_run_on_transformers_and_rank_by_the_penalised_score(ti
     assert all(p.logprob <= 0 for per_state in proposals for p in per_state)
 
 
-def test_the_hf_policy_loads_the_weights_in_the_dtype_asked_for_on_a_gpu_and_float32_on_the_cpu(monkeypatch, tmp_path_factory):
+def test_the_hf_policy_loads_the_weights_in_the_dtype_asked_for_on_a_gpu_and_float32_on_the_cpu(
+    monkeypatch, tmp_path_factory
+):
     from prover.policies import hf
 
     directory = str(session_tiny_llama(tmp_path_factory))
@@ -114,8 +118,7 @@ SOURCES = {
     "llemma-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0, 1),
     "llemma-34b-f2f": ("llemma", "beam", "vllm_0_1_7", "any", "bfloat16", 32, 256, True, 100, 600.0, 1),
     "llmstep-pythia-f2f": ("goal_proofstep", "beam", "vllm_0_1_7", "any", "float16", 32, 256, True, 100, 600.0, 1),
-    "internlm2.5-stepprover": ("internlm_stepprover", "beam", "sum", "any", "float16", 32, 256, True, 100, 1200.0,
-                               256),
+    "internlm2.5-stepprover": ("internlm_stepprover", "beam", "sum", "any", "float16", 32, 256, True, 100, 1200.0, 256),
     "bfs-prover-v1": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
     "bfs-prover-v2-7b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
     "bfs-prover-v2-32b": ("bfs_prover", "sampling", None, None, "bfloat16", 2, 256, False, 600, 600.0, 2048),
@@ -155,7 +158,12 @@ def test_the_hf_policy_calls_no_transformers_api_marked_for_removal(tiny):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", max_new_tokens=4)).propose(list(STATES[:2]), 3)
-        HFPolicy(model, tokenizer, HFConfig(prompt="goal_proofstep", decoding="beam", max_new_tokens=4,
-                                            beam_ranking="vllm_0_1_7", beam_finish="any")).propose(list(STATES[:2]), 3)
+        HFPolicy(
+            model,
+            tokenizer,
+            HFConfig(
+                prompt="goal_proofstep", decoding="beam", max_new_tokens=4, beam_ranking="vllm_0_1_7", beam_finish="any"
+            ),
+        ).propose(list(STATES[:2]), 3)
     removals = [str(w.message) for w in caught if "removed" in str(w.message) or "deprecated" in str(w.message)]
     assert removals == []

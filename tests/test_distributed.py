@@ -286,14 +286,16 @@ def test_a_worker_that_keeps_dying_gives_an_error_record_after_max_retries(tmp_p
     from prover.run.cluster import RayExecutor
 
     config = on_ray(
-        RunConfig(env=faulty(inner="synthetic", exit_theorems=("synthetic_0001",)),
-                  limits=SearchLimits(max_expansions=10)),
+        RunConfig(
+            env=faulty(inner="synthetic", exit_theorems=("synthetic_0001",)), limits=SearchLimits(max_expansions=10)
+        ),
         max_retries=1,
     )
     submitted = []
     run = RunDir.create(tmp_path / "run", config)
-    prove_set(synthetic_theorems(3), run,
-              RayExecutor(config, on_submit=lambda theorem, pid: submitted.append(theorem.name)))
+    prove_set(
+        synthetic_theorems(3), run, RayExecutor(config, on_submit=lambda theorem, pid: submitted.append(theorem.name))
+    )
     by_name = {r["theorem"]: r for r in lines_of(run)}
     assert len(lines_of(run)) == 3 == len(by_name)
     assert by_name["synthetic_0001"]["status"] == "error"
@@ -327,7 +329,8 @@ def test_a_hung_search_has_its_worker_killed_and_is_recorded_as_an_error(tmp_pat
 
     config = on_ray(
         RunConfig(env=faulty(inner="synthetic", hang_prob=1.0, hang_s=600), limits=SearchLimits(max_expansions=5)),
-        theorem_timeout_s=2.0, max_retries=0,
+        theorem_timeout_s=2.0,
+        max_retries=0,
     )
     run = RunDir.create(tmp_path / "run", config)
     started = time.monotonic()
@@ -344,9 +347,13 @@ def test_ten_percent_crashes_and_timeouts_lose_no_theorem_and_change_no_result(t
 
     config = RunConfig(
         env=faulty(
-            inner="synthetic", crash_prob=0.1, timeout_prob=0.1, seed=3,
+            inner="synthetic",
+            crash_prob=0.1,
+            timeout_prob=0.1,
+            seed=3,
             # and one worker death, retried
-            exit_theorems=("synthetic_0005",), exit_marker_dir=str(tmp_path / "exits"),
+            exit_theorems=("synthetic_0005",),
+            exit_marker_dir=str(tmp_path / "exits"),
         ),
         limits=SearchLimits(max_expansions=20),
     )
@@ -372,8 +379,21 @@ def test_ten_percent_crashes_and_timeouts_lose_no_theorem_and_change_no_result(t
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed_redoes_nothing_and_loses_nothing(tmp_path, ray_local):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "prover.cli", "prove-split", "--ray-address", ray_local, "--no-progress",
-            "--num-workers", "2", "--worker-cpus", "0.25", "--searches-per-worker", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "prover.cli",
+        "prove-split",
+        "--ray-address",
+        ray_local,
+        "--no-progress",
+        "--num-workers",
+        "2",
+        "--worker-cpus",
+        "0.25",
+        "--searches-per-worker",
+        "2",
+    ]
     problem = ["--num-theorems", "16", "--depth", "30", "--latency", "0.02", "--max-expansions", "8"]
     driver = subprocess.Popen([*args, *problem, "--out", str(out)], stderr=subprocess.PIPE, text=True)
     results = out / "results.jsonl"
@@ -404,8 +424,8 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_and_loses_nothing(tmp_
 
 
 def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused():
-    from prover.run.cluster import plan_replicas
     from prover.policies.vllm import VLLMConfig
+    from prover.run.cluster import plan_replicas
 
     fixed = BackendSpec("policy", "fixed", FixedConfig())
     assert plan_replicas(fixed, DistributedConfig(), [0.0, 0.0]) == (1, 0.0)  # no GPU: one, without
@@ -421,8 +441,8 @@ def test_one_policy_replica_per_gpu_by_default_and_what_does_not_fit_is_refused(
 
 
 def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
-    from prover.settings import ConfigError
     from prover.run.cluster import labels_match
+    from prover.settings import ConfigError
 
     assert DistributedConfig(worker_node_label="prover-role=lean").worker_selector() == {"prover-role": "lean"}
     assert DistributedConfig().worker_selector() is None
@@ -438,8 +458,8 @@ def test_worker_node_label_is_key_value_and_picks_the_nodes_that_carry_it():
 def test_policy_calls_go_to_the_least_loaded_replica_and_around_lost_ones(ray_local):
     import ray
 
-    from prover.run.cluster import PolicyClient, PolicyReplica, PolicyServerLostError
     from prover.policies.sleeping import SleepingConfig
+    from prover.run.cluster import PolicyClient, PolicyReplica, PolicyServerLostError
 
     spec = BackendSpec("policy", "sleeping", SleepingConfig(batch_latency_s=0.05, per_state_latency_s=0.0))
     replica_class = ray.remote(PolicyReplica).options(num_cpus=0, max_concurrency=1000)
@@ -451,6 +471,7 @@ def test_policy_calls_go_to_the_least_loaded_replica_and_around_lost_ones(ray_lo
 
     def searches(client, count=8, calls=5):
         """``count`` concurrent searches of ``calls`` propose calls each, as a worker's threads."""
+
         def search():
             with client.search():
                 for _ in range(calls):

@@ -7,12 +7,19 @@ import subprocess
 import sys
 
 from prover.settings import REPO_ROOT
+
 from tests.lean_standin import install
 
 
 def doctor(env: dict, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-m", "prover.cli", "doctor", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "prover.cli", "doctor", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from prover.config import BackendSpec, DistributedConfig, RunConfig
-from prover.settings import REPO_ROOT
-from prover.run.cluster import GIB, WorkerPlan, default_theorem_timeout_s, plan_workers
 from prover.errors import ProverError
+from prover.run.cluster import GIB, WorkerPlan, default_theorem_timeout_s, plan_workers
+from prover.settings import REPO_ROOT
 
 GB = float(GIB)
 DOJO = BackendSpec.default("environment", "dojo")
@@ -30,16 +30,18 @@ DOJO = BackendSpec.default("environment", "dojo")
 def test_each_node_runs_min_of_cpus_and_memory_over_lean_memory_searches_one_per_worker():
     nodes = [{"CPU": 16.0, "memory": 64 * GB}, {"CPU": 4.0, "memory": 100 * GB}, {"CPU": 8.0, "memory": 7 * GB}]
     plan = plan_workers(DOJO, DistributedConfig(), nodes)
-    assert plan == WorkerPlan(num_workers=8 + 4 + 0, searches_per_worker=1, cpus_per_worker=1.0,
-                              memory_per_worker=8 * GIB)
+    assert plan == WorkerPlan(
+        num_workers=8 + 4 + 0, searches_per_worker=1, cpus_per_worker=1.0, memory_per_worker=8 * GIB
+    )
     halved = plan_workers(DOJO, DistributedConfig(lean_memory_gb=4), nodes)
     assert halved.num_workers == 16 + 4 + 1 and halved.memory_per_worker == 4 * GIB
 
 
 def test_given_workers_run_searches_per_worker_at_most_what_one_node_holds():
     nodes = [{"CPU": 2.0, "memory": 17 * GB}]
-    plan = plan_workers(DOJO, DistributedConfig(num_workers=2, searches_per_worker=2, worker_cpus=0.5,
-                                                lean_memory_gb=0.5), nodes)
+    plan = plan_workers(
+        DOJO, DistributedConfig(num_workers=2, searches_per_worker=2, worker_cpus=0.5, lean_memory_gb=0.5), nodes
+    )
     assert plan == WorkerPlan(2, 2, 1.0, GIB)
     clamped = plan_workers(DOJO, DistributedConfig(num_workers=1, searches_per_worker=4), nodes)
     assert (clamped.searches_per_worker, clamped.memory_per_worker) == (2, 16 * GIB)  # 2 of 8 GB fit in 17 GB
@@ -67,12 +69,17 @@ pytest.importorskip("lean_dojo")
 
 from prover.data import traces_path  # noqa: E402
 from prover.traces import load_traces  # noqa: E402
+
 from tests.lean_standin import install, lean_dojo_env, read_log  # noqa: E402
 from tests.test_dojo_standin import lean_project_copy, prover, standin_minif2f  # noqa: E402
 
 RAY_LAYOUT = ["--num-workers", "2", "--searches-per-worker", "2", "--worker-cpus", "0.5", "--lean-memory-gb", "0.5"]
-FAULTS = {"LEAN_STANDIN_CRASH_PROB": "0.1", "LEAN_STANDIN_SLOW_PROB": "0.1", "LEAN_STANDIN_TACTIC_DELAY_S": "2",
-          "LEAN_STANDIN_FAULT_SEED": "7"}
+FAULTS = {
+    "LEAN_STANDIN_CRASH_PROB": "0.1",
+    "LEAN_STANDIN_SLOW_PROB": "0.1",
+    "LEAN_STANDIN_TACTIC_DELAY_S": "2",
+    "LEAN_STANDIN_FAULT_SEED": "7",
+}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +88,13 @@ def recorded_minif2f(tmp_path_factory, minif2f_path) -> dict:
     root = tmp_path_factory.mktemp("dojo-ray")
     names = [name for name in load_traces(None).names() if "@" not in name][:24]
     source, commit = standin_minif2f(root, minif2f_path, names)
-    env = {**install(root, traces=traces_path()), **lean_dojo_env(root), "PYTHONPATH": str(REPO_ROOT),
-           "PROVER_MINIF2F_URL": str(source), "PROVER_MINIF2F_COMMIT": commit}
+    env = {
+        **install(root, traces=traces_path()),
+        **lean_dojo_env(root),
+        "PYTHONPATH": str(REPO_ROOT),
+        "PROVER_MINIF2F_URL": str(source),
+        "PROVER_MINIF2F_COMMIT": commit,
+    }
     project = lean_project_copy(root / "lean_project")
     setup = prover(env, "setup-lean", "--lean-project", str(project), "--skip-repl", shim=True)
     assert setup.returncode == 0, setup.stdout + setup.stderr
@@ -92,9 +104,27 @@ def recorded_minif2f(tmp_path_factory, minif2f_path) -> dict:
 def prove_split(setup: dict, out: str, **knobs: str) -> tuple[list[dict], dict, list[dict]]:
     """A prove-split run on its own local Ray: (results, summary, stand-in calls it made)."""
     before = len(read_log(setup["env"]))
-    done = prover({**setup["env"], **knobs}, "prove-split", "--env", "dojo", "--lean-project", str(setup["project"]),
-                  "--benchmark", "minif2f", "--split", "test", "--policy", "replay", "--tactic-timeout", "0.5",
-                  *RAY_LAYOUT, "--no-progress", "--out", str(setup["root"] / out), timeout=300)
+    done = prover(
+        {**setup["env"], **knobs},
+        "prove-split",
+        "--env",
+        "dojo",
+        "--lean-project",
+        str(setup["project"]),
+        "--benchmark",
+        "minif2f",
+        "--split",
+        "test",
+        "--policy",
+        "replay",
+        "--tactic-timeout",
+        "0.5",
+        *RAY_LAYOUT,
+        "--no-progress",
+        "--out",
+        str(setup["root"] / out),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     run = setup["root"] / out
     results = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
@@ -124,7 +154,8 @@ def test_prove_split_on_ray_proves_recorded_theorems_each_rechecked_from_scratch
 @pytest.mark.standin
 @pytest.mark.slow
 def test_prove_split_under_lean_crashes_and_timeouts_loses_nothing_and_proves_nearly_as_much(
-        recorded_minif2f, fault_free_run):
+    recorded_minif2f, fault_free_run
+):
     clean, _, _ = fault_free_run
     faulty, _, calls = prove_split(recorded_minif2f, "faulty", **FAULTS)
     proved_clean = sum(r["status"] == "proved" for r in clean)

@@ -17,7 +17,6 @@ the stand-in's ``trace_into_cache``, the same real LeanDojo steps around that on
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,10 +26,11 @@ import pytest
 
 pytest.importorskip("lean_dojo")
 
-from prover.settings import REPO_ROOT
 from prover.data import traces_path
 from prover.envs.lean import minif2f_checkout
+from prover.settings import REPO_ROOT
 from prover.theorem_sets import minif2f
+
 from tests.lean_standin import install, lean_dojo_env, make_git_repo, minif2f_source, read_log, write_traces
 
 pytestmark = pytest.mark.standin
@@ -39,11 +39,19 @@ pytestmark = pytest.mark.standin
 THEOREMS = ["mathd_algebra_478", "amc12_2001_p5", "mathd_numbertheory_3", "mathd_algebra_33"]
 PROVED_BY = {"mathd_algebra_478": "nlinarith"}
 # The prover's CLI in a fresh interpreter, with LeanDojo's own tracing replaced by the stand-in's.
-TRACE_SHIM = ("import sys; import prover.envs.dojo as dojo; "
-              "from tests.lean_standin.dojo_driver import trace_into_cache; dojo.trace_into_cache = trace_into_cache; "
-              "from prover.cli import main; main(sys.argv[1:])")
-OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
+TRACE_SHIM = (
+    "import sys; import prover.envs.dojo as dojo; "
+    "from tests.lean_standin.dojo_driver import trace_into_cache; dojo.trace_into_cache = trace_into_cache; "
+    "from prover.cli import main; main(sys.argv[1:])"
+)
+OFFLINE = {
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+    "no_proxy": "",
+}
 
 
 def prover(env: dict, *args: str, shim: bool = False, cwd: Path | None = None, timeout: float = 120):
@@ -60,8 +68,10 @@ def lean_project_copy(path: Path) -> Path:
 
 def standin_minif2f(root: Path, minif2f_path: Path, names: list[str]) -> tuple[Path, str]:
     """A git repository laid out as miniF2F-lean4, holding ``names`` in its test file."""
-    files = {"MiniF2F/Test.lean": minif2f_source(names, minif2f_path),
-             "MiniF2F/Valid.lean": minif2f_source([], minif2f_path)}
+    files = {
+        "MiniF2F/Test.lean": minif2f_source(names, minif2f_path),
+        "MiniF2F/Valid.lean": minif2f_source([], minif2f_path),
+    }
     return root / "miniF2F-src", make_git_repo(root / "miniF2F-src", files)
 
 
@@ -69,8 +79,14 @@ def native_decide_record(theorem: str) -> dict:
     """A synthetic record (not real Lean output): `native_decide` closes ``theorem``'s goal."""
     with open(traces_path(), encoding="utf-8") as lines:
         first = next(r for r in map(json.loads, lines) if r["theorem"] == theorem and r.get("step") == 0)
-    return {"theorem": theorem, "state_before": first["state_before"], "tactic": "native_decide",
-            "state_after": "no goals", "proof_finished": True, "source": "synthetic"}
+    return {
+        "theorem": theorem,
+        "state_before": first["state_before"],
+        "tactic": "native_decide",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +96,57 @@ def standin(tmp_path_factory, minif2f_path) -> dict:
     root = tmp_path_factory.mktemp("dojo-standin")
     extra = write_traces(root / "native.jsonl", [native_decide_record("mathd_numbertheory_3")])
     source, commit = standin_minif2f(root, minif2f_path, THEOREMS)
-    env = {**install(root, traces=[traces_path(), extra]), **lean_dojo_env(root), **OFFLINE,
-           "PYTHONPATH": str(REPO_ROOT), "PROVER_MINIF2F_URL": str(source), "PROVER_MINIF2F_COMMIT": commit}
+    env = {
+        **install(root, traces=[traces_path(), extra]),
+        **lean_dojo_env(root),
+        **OFFLINE,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PROVER_MINIF2F_URL": str(source),
+        "PROVER_MINIF2F_COMMIT": commit,
+    }
     env.pop("DISABLE_REMOTE_CACHE")  # the prover sets it itself (else the offline clone fails)
     project = lean_project_copy(root / "lean_project")
-    setup = prover(env, "setup-lean", "--lean-project", str(project), "--repl-path", env["LEAN_STANDIN_REPL_DIR"],
-                   "--lake-path", env["LEAN_STANDIN_LAKE"], shim=True)
+    setup = prover(
+        env,
+        "setup-lean",
+        "--lean-project",
+        str(project),
+        "--repl-path",
+        env["LEAN_STANDIN_REPL_DIR"],
+        "--lake-path",
+        env["LEAN_STANDIN_LAKE"],
+        shim=True,
+    )
     assert setup.returncode == 0, setup.stdout + setup.stderr
-    return {"root": root, "env": env, "project": project, "commit": commit, "setup": setup,
-            "cache": Path(env["CACHE_DIR"]), "setup_log": read_log(env)}
+    return {
+        "root": root,
+        "env": env,
+        "project": project,
+        "commit": commit,
+        "setup": setup,
+        "cache": Path(env["CACHE_DIR"]),
+        "setup_log": read_log(env),
+    }
 
 
 def attack(standin: dict, name: str, *args: str, env: dict | None = None, tree: str = "tree.json"):
     """``prover attack NAME --env dojo`` on the stand-in project; (process, saved record)."""
     tree_path = standin["root"] / tree
     tree_path.unlink(missing_ok=True)
-    done = prover(env or standin["env"], "attack", name, "--env", "dojo", "--lean-project", str(standin["project"]),
-                  "--policy", "fixed", "--tree-out", str(tree_path), *args)
+    done = prover(
+        env or standin["env"],
+        "attack",
+        name,
+        "--env",
+        "dojo",
+        "--lean-project",
+        str(standin["project"]),
+        "--policy",
+        "fixed",
+        "--tree-out",
+        str(tree_path),
+        *args,
+    )
     record = json.loads(tree_path.read_text())["graph"]["result"] if tree_path.exists() else None
     return done, record
 
@@ -113,7 +163,8 @@ def test_setup_lean_clones_minif2f_at_its_commit_and_traces_the_checkout_into_le
     assert (entry / "Lean4Repl.lean").is_file() and (entry / ".lake/build/ir/MiniF2F/Test.ast.json").is_file()
     out = standin["setup"].stdout
     assert [line.split("   ")[0] for line in out.splitlines() if line.startswith("$ ")] == [
-        "$ lake exe cache get", "$ lake build",
+        "$ lake exe cache get",
+        "$ lake build",
         f"$ git clone --quiet --no-checkout {standin['env']['PROVER_MINIF2F_URL']} {checkout}",
         f"$ git -C {checkout} checkout --quiet {standin['commit']}",
     ]
@@ -130,8 +181,13 @@ def test_setup_lean_traces_with_leandojos_own_tracing(tmp_path, minif2f_path):
     """Unreplaced, the product calls LeanDojo's ``get_traced_repo_path``: it runs the whole
     trace and, offline, stops at its one GitHub call, said in one sentence."""
     source, commit = standin_minif2f(tmp_path, minif2f_path, THEOREMS[:1])
-    env = {**install(tmp_path, traces=traces_path()), **lean_dojo_env(tmp_path), **OFFLINE,
-           "PROVER_MINIF2F_URL": str(source), "PROVER_MINIF2F_COMMIT": commit}
+    env = {
+        **install(tmp_path, traces=traces_path()),
+        **lean_dojo_env(tmp_path),
+        **OFFLINE,
+        "PROVER_MINIF2F_URL": str(source),
+        "PROVER_MINIF2F_COMMIT": commit,
+    }
     project = lean_project_copy(tmp_path / "lean_project")
     done = prover(env, "setup-lean", "--lean-project", str(project), "--skip-repl")
     if done.returncode == 0:  # a machine that reaches api.github.com traces end to end
@@ -162,8 +218,19 @@ def test_attack_proves_a_theorem_of_the_checkout_and_rechecks_it_through_lake(st
 @pytest.mark.slow
 def test_startup_has_its_own_timeout_and_the_search_budget_starts_after_it(standin):
     slow_start = {**standin["env"], "LEAN_STANDIN_STARTUP_DELAY_S": "2"}
-    done, record = attack(standin, "mathd_algebra_478", "--tactic", "nlinarith", "--tactic-timeout", "1",
-                          "--startup-timeout", "20", "--time-limit", "1.5", env=slow_start)
+    done, record = attack(
+        standin,
+        "mathd_algebra_478",
+        "--tactic",
+        "nlinarith",
+        "--tactic-timeout",
+        "1",
+        "--startup-timeout",
+        "20",
+        "--time-limit",
+        "1.5",
+        env=slow_start,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert 2.0 <= record["startup_time_s"] < 4.0
     assert record["wall_time_s"] < 1.5 + 2.0 + 2.0  # the budget, then the re-check's own start-up
@@ -172,8 +239,19 @@ def test_startup_has_its_own_timeout_and_the_search_budget_starts_after_it(stand
 @pytest.mark.slow
 def test_after_the_start_each_tactic_gets_the_tactic_timeout(standin):
     slow_linarith = {**standin["env"], "LEAN_STANDIN_SLOW_TACTIC": "linarith", "LEAN_STANDIN_TACTIC_DELAY_S": "4"}
-    done, record = attack(standin, "mathd_algebra_478", "--tactic", "linarith", "--tactic", "nlinarith",
-                          "--tactic-timeout", "1", "--startup-timeout", "20", env=slow_linarith)
+    done, record = attack(
+        standin,
+        "mathd_algebra_478",
+        "--tactic",
+        "linarith",
+        "--tactic",
+        "nlinarith",
+        "--tactic-timeout",
+        "1",
+        "--startup-timeout",
+        "20",
+        env=slow_linarith,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     tree = json.loads((standin["root"] / "tree.json").read_text())
     outcomes = {edge["tactic"]: edge["outcome"] for edge in tree["edges"]}
@@ -207,16 +285,39 @@ def test_prove_split_stops_before_any_search_when_leandojo_has_not_traced_the_re
     empty_cache = {**standin["env"], "CACHE_DIR": str(tmp_path / "empty-cache")}
     before = len(read_log(standin["env"]))
     out = tmp_path / "run"
-    done = prover(empty_cache, "prove-split", "--env", "dojo", "--lean-project", str(standin["project"]),
-                  "--split", "test", "--policy", "fixed", "--num-workers", "0", "--out", str(out))
+    done = prover(
+        empty_cache,
+        "prove-split",
+        "--env",
+        "dojo",
+        "--lean-project",
+        str(standin["project"]),
+        "--split",
+        "test",
+        "--policy",
+        "fixed",
+        "--num-workers",
+        "0",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 2
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("error: LeanDojo has not traced ") and error.endswith("run `prover setup-lean` first")
     assert not out.exists() and len(read_log(standin["env"])) == before  # no run directory, no Lean
 
     no_checkout = lean_project_copy(tmp_path / "bare_project")  # the shipped list, addressed on GitHub
-    done = prover(standin["env"], "attack", "mathd_algebra_478", "--env", "dojo", "--lean-project", str(no_checkout),
-                  "--policy", "fixed")
+    done = prover(
+        standin["env"],
+        "attack",
+        "mathd_algebra_478",
+        "--env",
+        "dojo",
+        "--lean-project",
+        str(no_checkout),
+        "--policy",
+        "fixed",
+    )
     assert done.returncode == 2 and "yangky11/miniF2F-lean4 at be1732497464" in done.stderr
     assert "prover setup-lean" in done.stderr
 
@@ -242,7 +343,8 @@ def test_an_undocumented_difference_from_the_shipped_list_is_one_warning_line(tm
     changed = rows["mathd_algebra_182"]["formal_statement"].replace("21 * y + 14", "21 * y + 15")
     renamed = rows["imo_2006_p3"]["formal_statement"].replace("imo_2006_p3", "imo_2006_p6")
     text = "import MiniF2F.Minif2fImport\n\n" + "".join(
-        f"{rows[n]['formal_statement']} by sorry\n\n" for n in rows if n not in ("mathd_algebra_182", "imo_2006_p3"))
+        f"{rows[n]['formal_statement']} by sorry\n\n" for n in rows if n not in ("mathd_algebra_182", "imo_2006_p3")
+    )
     text += f"{renamed} by\n  sorry\n\n{changed} by sorry\n"
     project = tmp_path / "lean_project"
     commit = make_git_repo(minif2f_checkout(project), {"MiniF2F/Valid.lean": text})
@@ -294,11 +396,22 @@ def test_dojo_sessions_started_from_many_threads_all_start_and_leave_the_directo
     with open(traces_path(), encoding="utf-8") as lines:
         records = [r for r in map(json.loads, lines) if r["theorem"] in THEOREMS and r.get("step") == 0]
     first = {r["theorem"]: r for r in records}
-    spec = {"threads": 4, "starts": 3, "names": THEOREMS, "commit": standin["commit"],
-            "repo": str(minif2f_checkout(standin["project"]).resolve()),
-            "tactics": {name: record["tactic"] for name, record in first.items()}}
-    done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, json.dumps(spec)], env=standin["env"],
-                          cwd=standin["root"], capture_output=True, text=True, timeout=120)
+    spec = {
+        "threads": 4,
+        "starts": 3,
+        "names": THEOREMS,
+        "commit": standin["commit"],
+        "repo": str(minif2f_checkout(standin["project"]).resolve()),
+        "tactics": {name: record["tactic"] for name, record in first.items()},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT, json.dumps(spec)],
+        env=standin["env"],
+        cwd=standin["root"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     report = json.loads(next(line[8:] for line in done.stdout.splitlines() if line.startswith("THREADS ")))
     assert report["errors"] == [] and report["cwd_kept"]
     assert len(report["results"]) == 12
@@ -318,6 +431,8 @@ def test_setup_lean_moves_an_earlier_checkout_to_the_asked_commit(tmp_path, mini
     second = git_head(source)
     lines = []
     assert git_head(checkout_minif2f(project, str(source), second, echo=lines.append)) == second
-    assert lines[0].startswith("$ git fetch") and [t.name for t in minif2f("test", lean_project=project)] == THEOREMS[:2]
+    assert (
+        lines[0].startswith("$ git fetch") and [t.name for t in minif2f("test", lean_project=project)] == THEOREMS[:2]
+    )
     checkout_minif2f(project, str(source), second, echo=lines.append)
     assert lines[-1] == f"miniF2F is checked out at {second[:12]} in {minif2f_checkout(project)}"

@@ -16,6 +16,7 @@ from search import (
     expand_node,
     merge_proposals,
 )
+
 from tests.fakes import GraphEnv
 
 
@@ -34,8 +35,13 @@ def _expand(table: dict, proposals: list[Proposal], deadline: float = float("inf
 
 def test_merge_proposals_strips_dedupes_and_keeps_the_best_k():
     merged = merge_proposals(
-        [Proposal("simp", -2.0), Proposal(" simp ", -0.5), Proposal("", -0.1), Proposal("ring", -1.0),
-         Proposal("omega", -3.0)],
+        [
+            Proposal("simp", -2.0),
+            Proposal(" simp ", -0.5),
+            Proposal("", -0.1),
+            Proposal("ring", -1.0),
+            Proposal("omega", -3.0),
+        ],
         k=2,
     )
     assert merged == [Proposal("simp", -0.5), Proposal("ring", -1.0)]
@@ -62,7 +68,9 @@ def test_expansion_stops_at_a_tactic_that_proves_the_node():
 def test_expansion_at_the_deadline_is_partial_and_leaves_the_node_open():
     ticks = itertools.count()  # each clock reading is one second later
     tree, env, expansion = _expand(
-        {"A": {"a": LeanError("no"), "b": LeanError("no")}}, _proposals("a", "b"), deadline=2.0,
+        {"A": {"a": LeanError("no"), "b": LeanError("no")}},
+        _proposals("a", "b"),
+        deadline=2.0,
         clock=lambda: float(next(ticks)),
     )
     assert env.calls == [("A", "a")]

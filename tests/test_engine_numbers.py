@@ -13,8 +13,9 @@ def test_gc_thresholds_are_raised_during_a_search_and_restored_after():
     table, policy = two_step_problem()
     before = gc.get_threshold()
     seen = []
-    best_first_search(Theorem("t"), policy, GraphEnv("A", table), on_expansion=lambda tree, node: seen.append(
-        gc.get_threshold()))
+    best_first_search(
+        Theorem("t"), policy, GraphEnv("A", table), on_expansion=lambda tree, node: seen.append(gc.get_threshold())
+    )
     assert seen and all(t[0] >= 100_000 and t[1:] == before[1:] for t in seen)
     assert gc.get_threshold() == before
 
@@ -30,8 +31,14 @@ def test_concurrent_searches_restore_the_thresholds_once_the_last_ends():
             inside.wait(timeout=5)
             release.wait(timeout=5)
 
-    threads = [threading.Thread(target=best_first_search, args=(Theorem("t"), policy, GraphEnv("A", table)),
-                                kwargs={"on_expansion": slow_expansion}) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=best_first_search,
+            args=(Theorem("t"), policy, GraphEnv("A", table)),
+            kwargs={"on_expansion": slow_expansion},
+        )
+        for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     inside.wait(timeout=5)

@@ -41,7 +41,10 @@ def test_algorithm_registry_resolves_best_first():
     table, policy = two_step_problem()
     search = ALGORITHMS["best_first"]
     result = search(
-        Theorem("t"), policy, GraphEnv("A", table), SearchLimits(max_expansions=5),
+        Theorem("t"),
+        policy,
+        GraphEnv("A", table),
+        SearchLimits(max_expansions=5),
         on_expansion=lambda tree, node: tree.check_invariants(),
     )
     assert result.status is SearchStatus.PROVED

@@ -70,9 +70,18 @@ def test_record_without_a_known_stop_reason_gets_the_usual_one_for_its_status(st
 def test_record_written_before_typed_records_reads_back():
     # A results.jsonl line as SearchResult.to_record wrote it before ResultRecord existed.
     old = {
-        "theorem": "t", "status": "open", "stop_reason": "time_limit", "proof": None, "num_expansions": 4,
-        "num_tactics": 30, "num_states": 12, "wall_time_s": 600, "env_time_s": 590.5, "policy_time_s": 9.0,
-        "error": None, "tree": "trees/t.json",
+        "theorem": "t",
+        "status": "open",
+        "stop_reason": "time_limit",
+        "proof": None,
+        "num_expansions": 4,
+        "num_tactics": 30,
+        "num_states": 12,
+        "wall_time_s": 600,
+        "env_time_s": 590.5,
+        "policy_time_s": 9.0,
+        "error": None,
+        "tree": "trees/t.json",
     }
     record = ResultRecord.from_json(old)
     assert record.stop_reason is StopReason.TIME_LIMIT
@@ -129,8 +138,17 @@ def test_to_record_does_not_copy_or_read_the_tree():
 
 def test_to_record_keeps_every_result_field():
     result = SearchResult(
-        "t", SearchStatus.PROVED, StopReason.PROVED, proof=["simp"], num_expansions=1, num_tactics=2,
-        num_states=1, wall_time_s=0.5, startup_time_s=3.0, env_time_s=0.25, policy_time_s=0.125,
+        "t",
+        SearchStatus.PROVED,
+        StopReason.PROVED,
+        proof=["simp"],
+        num_expansions=1,
+        num_tactics=2,
+        num_states=1,
+        wall_time_s=0.5,
+        startup_time_s=3.0,
+        env_time_s=0.25,
+        policy_time_s=0.125,
     )
     record = result.to_record()
     assert record.proof == ("simp",) and record.proved
@@ -141,7 +159,11 @@ def test_to_record_keeps_every_result_field():
 
 def test_failure_is_an_error_result_without_a_tree():
     result = SearchResult.failure("t", StopReason.WORKER_LOST, "the worker died", wall_time_s=2.0)
-    assert (result.status, result.stop_reason, result.error) == (SearchStatus.ERROR, StopReason.WORKER_LOST, "the worker died")
+    assert (result.status, result.stop_reason, result.error) == (
+        SearchStatus.ERROR,
+        StopReason.WORKER_LOST,
+        "the worker died",
+    )
     assert result.tree is None and result.wall_time_s == 2.0
     assert result.to_record().to_json()["stop_reason"] == "worker_lost"
 

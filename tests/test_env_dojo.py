@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,6 @@ import pytest
 
 lean_dojo = pytest.importorskip("lean_dojo")
 
-from prover.settings import REPO_ROOT
-from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
-from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
-from prover.envs.safety import GuardedEnv
-from prover.errors import MissingDependencyError, ProverError
-from prover.run.rundir import summarize
-from prover.theorem_sets import MINIF2F_REPO_URL, minif2f
 from search import (
     EnvCrashError,
     EnvInitError,
@@ -40,6 +32,15 @@ from search import (
     proof_text,
 )
 from search.tree import EdgeOutcome
+
+from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
+from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
+from prover.envs.safety import GuardedEnv
+from prover.errors import MissingDependencyError, ProverError
+from prover.run.rundir import summarize
+from prover.settings import REPO_ROOT
+from prover.theorem_sets import MINIF2F_REPO_URL, minif2f
+
 from tests.fakes import TablePolicy
 
 ROOT = "x : ℕ\nh : 0 < x\n⊢ x + 0 = x ∧ 0 < x"
@@ -166,10 +167,22 @@ def test_a_state_of_another_theorem_is_a_lean_error_not_a_crash():
 
 def test_dojo_is_entered_with_the_startup_timeout_and_the_theorem_addressed_for_lean_dojo():
     lean = FakeLean(two_goal_table())
-    env = DojoEnv(tactic_timeout_s=2.5, startup_timeout_s=120, dojo_factory=lean,
-                  repo_factory=lean_dojo_repo_stub, proof_checker=None)
-    env.start(Theorem("imo_2006_p3", repo_url=MINIF2F_REPO_URL, commit=MINIF2F_COMMIT,
-                      file_path="MiniF2F/Valid.lean", full_name="imo_2006_p6"))
+    env = DojoEnv(
+        tactic_timeout_s=2.5,
+        startup_timeout_s=120,
+        dojo_factory=lean,
+        repo_factory=lean_dojo_repo_stub,
+        proof_checker=None,
+    )
+    env.start(
+        Theorem(
+            "imo_2006_p3",
+            repo_url=MINIF2F_REPO_URL,
+            commit=MINIF2F_COMMIT,
+            file_path="MiniF2F/Valid.lean",
+            full_name="imo_2006_p6",
+        )
+    )
     theorem = lean.theorems[0]
     assert isinstance(theorem, lean_dojo.Theorem)
     assert (theorem.repo.url, theorem.repo.commit) == (MINIF2F_REPO_URL, MINIF2F_COMMIT)
@@ -221,8 +234,9 @@ def test_states_found_before_a_restart_are_replayed_when_next_used():
 
 def test_search_goes_on_after_a_timeout_and_marks_the_edge_timed_out():
     lean = FakeLean(two_goal_table(), faults={"slow": [lean_dojo.DojoTacticTimeoutError()]})
-    policy = TablePolicy({ROOT: [("constructor", -0.1)], LEFT: [("slow", -0.1), ("simp", -0.5)],
-                          RIGHT: [("exact h", -0.1)]})
+    policy = TablePolicy(
+        {ROOT: [("constructor", -0.1)], LEFT: [("slow", -0.1), ("simp", -0.5)], RIGHT: [("exact h", -0.1)]}
+    )
     result = best_first_search(THEOREM, policy, make_env(lean), SearchLimits(max_expansions=10))
     assert result.status is SearchStatus.PROVED
     assert result.proof == ["constructor", "simp", "exact h"]
@@ -275,8 +289,12 @@ def test_init_failure_is_an_error_record_counted_in_the_pass_rate():
     bad = make_env(FakeLean(two_goal_table(), init_error=lean_dojo.DojoInitError("Cannot find the *.ast.json")))
     results = [
         best_first_search(THEOREM, policy, good, SearchLimits(max_expansions=10)),
-        best_first_search(Theorem("u", repo_url="https://github.com/o/r", commit="c" * 40, file_path="R/U.lean"),
-                          policy, bad, SearchLimits(max_expansions=10)),
+        best_first_search(
+            Theorem("u", repo_url="https://github.com/o/r", commit="c" * 40, file_path="R/U.lean"),
+            policy,
+            bad,
+            SearchLimits(max_expansions=10),
+        ),
     ]
     assert [r.status for r in results] == [SearchStatus.PROVED, SearchStatus.ERROR]
     assert "could not start" in results[1].error and "ast.json" in results[1].error
@@ -324,8 +342,9 @@ def test_check_proof_compiles_the_whole_file_and_starts_no_session_to_replay():
     assert env.check_proof(THEOREM, ["constructor", "simp", "exact h"]) is None
     assert len(lean.sessions) == 1 and lean.open_sessions == 0  # the search's session ended, no other started
     assert calls == [("t", " by\n  constructor\n  simp\n  exact h")]
-    assert "Lean.ofReduceBool" in make_env(lean, checker=lambda theorem, proof: "the proof depends on the axiom "
-                                           "Lean.ofReduceBool").check_proof(THEOREM, ["constructor"])
+    assert "Lean.ofReduceBool" in make_env(
+        lean, checker=lambda theorem, proof: "the proof depends on the axiom Lean.ofReduceBool"
+    ).check_proof(THEOREM, ["constructor"])
 
 
 def test_without_a_file_check_the_recheck_replays_in_a_fresh_session_and_says_why_a_proof_fails():
@@ -360,8 +379,11 @@ def test_print_axioms_output_is_read_for_the_theorem_alone():
     assert axioms_problem("'t' does not depend on any axioms", "t") is None
     native = "'other' depends on axioms: [sorryAx]\n't' depends on axioms: [propext, Classical.choice,\n Lean.ofReduceBool, Quot.sound]"
     assert axioms_problem(native, "t") == (
-        "the proof depends on the axiom Lean.ofReduceBool, beyond propext, Classical.choice and Quot.sound")
-    assert "axioms sorryAx, Lean.trustCompiler, beyond" in axioms_problem("'t' depends on axioms: [sorryAx, Lean.trustCompiler]", "t")
+        "the proof depends on the axiom Lean.ofReduceBool, beyond propext, Classical.choice and Quot.sound"
+    )
+    assert "axioms sorryAx, Lean.trustCompiler, beyond" in axioms_problem(
+        "'t' depends on axioms: [sorryAx, Lean.trustCompiler]", "t"
+    )
     assert "no axioms of t" in axioms_problem("'u' does not depend on any axioms", "t")
 
 
@@ -375,7 +397,9 @@ def test_guarded_dojo_env_refuses_sorry_in_search_and_in_the_recheck():
 
 
 def test_proof_text_indents_multi_line_tactics():
-    assert proof_text("", ["intro x", "cases x with\n| zero => rfl"]) == " by\n  intro x\n  cases x with\n  | zero => rfl"
+    assert (
+        proof_text("", ["intro x", "cases x with\n| zero => rfl"]) == " by\n  intro x\n  cases x with\n  | zero => rfl"
+    )
 
 
 # -- the Lean project and set-up ---------------------------------------------------------------
@@ -400,13 +424,20 @@ def test_setup_lean_runs_cache_get_build_repl_then_clones_minif2f_and_traces_it(
     project = tmp_path / "lean_project"
     project.mkdir()
     (project / "lakefile.lean").write_text("")
-    setup_lean_project(project, run=lambda cmd, cwd, check: ran.append((cmd, cwd)),
-                       which=lambda name: "/usr/bin/lake", repl=lambda project: ran.append(("repl", project)),
-                       echo=lambda line: None, trace=traced.append)
+    setup_lean_project(
+        project,
+        run=lambda cmd, cwd, check: ran.append((cmd, cwd)),
+        which=lambda name: "/usr/bin/lake",
+        repl=lambda project: ran.append(("repl", project)),
+        echo=lambda line: None,
+        trace=traced.append,
+    )
     checkout = minif2f_checkout(project)
     assert checkout == project / ".lake" / "prover" / "miniF2F-lean4"
     assert ran == [
-        (["lake", "exe", "cache", "get"], project), (["lake", "build"], project), ("repl", project),
+        (["lake", "exe", "cache", "get"], project),
+        (["lake", "build"], project),
+        ("repl", project),
         (["git", "clone", "--quiet", "--no-checkout", MINIF2F_URL, str(checkout)], checkout.parent),
         (["git", "-C", str(checkout), "checkout", "--quiet", MINIF2F_COMMIT], checkout.parent),
     ]
@@ -424,8 +455,9 @@ def test_setup_lean_reports_the_failed_step():
         raise subprocess.CalledProcessError(1, cmd)
 
     with pytest.raises(ProverError, match="lake exe cache get"):
-        setup_lean_project(REPO_ROOT / "lean_project", run=failing, which=lambda name: "lake", repl=None,
-                           echo=lambda line: None)
+        setup_lean_project(
+            REPO_ROOT / "lean_project", run=failing, which=lambda name: "lake", repl=None, echo=lambda line: None
+        )
 
 
 def test_dojo_env_without_lake_is_a_missing_dependency(monkeypatch, tmp_path):
@@ -438,15 +470,33 @@ def test_dojo_env_without_lake_is_a_missing_dependency(monkeypatch, tmp_path):
 
 
 def _prover(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env={**os.environ}, timeout=6 * 3600)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ},
+        timeout=6 * 3600,
+    )
 
 
 @pytest.mark.lean
 @pytest.mark.slow
 def test_real_dojo_proves_mathd_algebra_182_with_ring(tmp_path):
-    result = _prover("attack", "mathd_algebra_182", "--env", "dojo", "--benchmark", "minif2f",
-                     "--policy", "fixed", "--tactic", "ring", "--tree-out", str(tmp_path / "tree.json"))
+    result = _prover(
+        "attack",
+        "mathd_algebra_182",
+        "--env",
+        "dojo",
+        "--benchmark",
+        "minif2f",
+        "--policy",
+        "fixed",
+        "--tactic",
+        "ring",
+        "--tree-out",
+        str(tmp_path / "tree.json"),
+    )
     assert result.returncode == 0, result.stderr
     assert "proved mathd_algebra_182" in result.stdout and "ring" in result.stdout
 

@@ -24,16 +24,7 @@ import pytest
 lean_interact = pytest.importorskip("lean_interact")
 from lean_interact.interface import CommandResponse
 
-from prover.config import flag_targets
-from prover.data import repl_fixtures_path
-from prover.envs import lean as lean_module
-from prover.envs.lean import prepare_repl
-from prover.envs.repl import ReplConfig, ReplEnv, axioms_problem, build, declared_name
-from prover.envs.safety import GuardedEnv, TacticFilter
-from prover.errors import MissingDependencyError
-from prover.run.rundir import summarize
 from search import (
-    EnvCrashError,
     EnvInitError,
     EnvTimeoutError,
     LeanError,
@@ -45,6 +36,16 @@ from search import (
     Theorem,
     best_first_search,
 )
+
+from prover.config import flag_targets
+from prover.data import repl_fixtures_path
+from prover.envs import lean as lean_module
+from prover.envs.lean import prepare_repl
+from prover.envs.repl import ReplConfig, ReplEnv, axioms_problem, build, declared_name
+from prover.envs.safety import GuardedEnv, TacticFilter
+from prover.errors import MissingDependencyError
+from prover.run.rundir import summarize
+
 from tests.fakes import TablePolicy
 from tests.lean_standin import LEAN_TOOLCHAIN, install, read_log, set_knobs, standin_variables, write_traces
 
@@ -66,12 +67,30 @@ ONE_IS_ZERO = Theorem("one_is_zero", statement="example : 1 = 0 :=", header=HEAD
 TIMEOUT_S = 1.5
 # Synthetic records (not real Lean output), for the `#print axioms` checks only.
 SYNTHETIC = [
-    {"theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry", "state_before": "⊢ 2 ^ 10 = 1024",
-     "tactic": "native_decide", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
-    {"theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry", "state_before": "⊢ 2 + 2 = 4",
-     "tactic": "rfl", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
-    {"theorem": "theorem standin_trust : True := by sorry", "state_before": "⊢ True",
-     "tactic": "exact Lean.trustCompiler", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
+    {
+        "theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry",
+        "state_before": "⊢ 2 ^ 10 = 1024",
+        "tactic": "native_decide",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry",
+        "state_before": "⊢ 2 + 2 = 4",
+        "tactic": "rfl",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_trust : True := by sorry",
+        "state_before": "⊢ True",
+        "tactic": "exact Lean.trustCompiler",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
 ]
 
 
@@ -118,8 +137,12 @@ def standin(tmp_path, traces_file, monkeypatch) -> Standin:
 
 def make_env(standin: Standin, **kwargs) -> ReplEnv:
     options = dict(tactic_timeout_s=5.0, memory_limit_mb=4096, startup_timeout_s=10.0)
-    return ReplEnv(lean_project=standin.project, repl_path=standin.env["LEAN_STANDIN_REPL_DIR"],
-                   lake_path=standin.env["LEAN_STANDIN_LAKE"], **{**options, **kwargs})
+    return ReplEnv(
+        lean_project=standin.project,
+        repl_path=standin.env["LEAN_STANDIN_REPL_DIR"],
+        lake_path=standin.env["LEAN_STANDIN_LAKE"],
+        **{**options, **kwargs},
+    )
 
 
 def alive(pid: int) -> bool:
@@ -153,8 +176,7 @@ def test_each_repl_answer_maps_to_the_engine_outcome(standin):
     assert isinstance(env.run_tactic(right, "exact h1.right"), ProofFinished)
     assert env.run_tactic(right, "sorry") == ProofGivenUp()
     root = env.start(MY_THEOREM)  # an error Lean logged while it went on with `sorry`
-    assert env.run_tactic(root, "exact my_fake_premise") == LeanError(
-        "Unknown identifier `my_fake_premise`")
+    assert env.run_tactic(root, "exact my_fake_premise") == LeanError("Unknown identifier `my_fake_premise`")
     kernel = env.run_tactic(env.start(EX), "apply ex")  # no goals, but the kernel refuses the proof
     assert kernel.error.startswith("the goals are closed but the proof does not check: Error: kernel type check failed")
     root = env.start(ONE_IS_ZERO)
@@ -207,8 +229,13 @@ def test_a_crash_while_replaying_after_a_restart_starts_another_session(standin,
     left = env.run_tactic(env.start(COMPLEX_AND), "apply And.intro")
     right = env.run_tactic(left, "exact h1.left")
     # `apply h2` times out; the replay of `exact h1.left` in the fresh REPL crashes once.
-    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2", crash_tactic="exact h1.left",
-              crash_once=str(tmp_path / "crashed"))
+    set_knobs(
+        standin.env,
+        tactic_delay_s=30,
+        slow_tactic="apply h2",
+        crash_tactic="exact h1.left",
+        crash_once=str(tmp_path / "crashed"),
+    )
     with pytest.raises(EnvTimeoutError):
         env.run_tactic(right, "apply h2")
     assert len(standin.repl_pids()) == 3 and env.num_restarts == 2
@@ -219,19 +246,26 @@ def test_a_crash_while_replaying_after_a_restart_starts_another_session(standin,
 
 @pytest.mark.slow
 def test_search_through_a_crash_and_a_timeout_finds_the_proof(standin, tmp_path):
-    set_knobs(standin.env, crash_tactic="exact h1.left", crash_once=str(tmp_path / "crashed"),
-              tactic_delay_s=30, slow_tactic="exact h1")
-    left = "case left\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p\n\ncase right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r"
-    policy = TablePolicy({COMPLEX_AND_ROOT: [("apply And.intro", -0.1)],
-                          left: [("exact h1", -0.1), ("exact h1.left", -0.2)]},
-                         default=[("apply h2", -0.1), ("exact h1.right", -0.2)])
+    set_knobs(
+        standin.env,
+        crash_tactic="exact h1.left",
+        crash_once=str(tmp_path / "crashed"),
+        tactic_delay_s=30,
+        slow_tactic="exact h1",
+    )
+    left = (
+        "case left\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p\n\ncase right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r"
+    )
+    policy = TablePolicy(
+        {COMPLEX_AND_ROOT: [("apply And.intro", -0.1)], left: [("exact h1", -0.1), ("exact h1.left", -0.2)]},
+        default=[("apply h2", -0.1), ("exact h1.right", -0.2)],
+    )
     env = make_env(standin, tactic_timeout_s=TIMEOUT_S)
     result = best_first_search(COMPLEX_AND, policy, env, SearchLimits(max_expansions=10))
     assert result.status is SearchStatus.PROVED, result.error
     assert result.proof == COMPLEX_AND_PROOF
     assert env.num_restarts == 2
     assert not any(alive(pid) for pid in standin.repl_pids())
-
 
 
 @pytest.mark.slow
@@ -304,8 +338,15 @@ def test_check_proof_rejects_axioms_beyond_the_standard_three_and_names_them(sta
 
 def test_axioms_problem_reads_the_print_axioms_line_and_refuses_a_missing_answer():
     def answer(*messages):
-        return CommandResponse.model_validate({"env": 0, "messages": [
-            {"severity": severity, "pos": {"line": line, "column": 0}, "data": data} for severity, line, data in messages]})
+        return CommandResponse.model_validate(
+            {
+                "env": 0,
+                "messages": [
+                    {"severity": severity, "pos": {"line": line, "column": 0}, "data": data}
+                    for severity, line, data in messages
+                ],
+            }
+        )
 
     standard = "'t' depends on axioms: [propext, Classical.choice, Quot.sound]"
     assert axioms_problem(answer(("info", 7, standard)), 7) is None
@@ -350,7 +391,9 @@ def test_prepare_repl_builds_the_given_repl_from_any_directory_and_says_where_it
     assert config.cache_repl_dir == repl_dir and config.lean_version == "v4.20.0"
     assert said == [f"the Lean REPL for Lean v4.20.0 is built in {repl_dir}"]
     assert [(Path(e["cwd"]), e["argv"]) for e in read_log(standin.env)] == [
-        (tmp_path, ["lake", "--version"]), (Path(repl_dir), ["lake", "build"])]
+        (tmp_path, ["lake", "--version"]),
+        (Path(repl_dir), ["lake", "build"]),
+    ]
 
 
 def test_without_repl_path_lean_interact_fetches_its_own_repl_with_the_configured_lake(monkeypatch, tmp_path):
@@ -369,8 +412,10 @@ def test_without_repl_path_lean_interact_fetches_its_own_repl_with_the_configure
     [options] = made
     assert "local_repl_path" not in options
     assert options["lake_path"] == "/opt/elan/bin/lake" and options["ELAN_TOOLCHAIN"] == LEAN_TOOLCHAIN
-    assert options["project"] == ("project", {"directory": str(project.resolve()), "lake_path": "/opt/elan/bin/lake",
-                                              "auto_build": False})
+    assert options["project"] == (
+        "project",
+        {"directory": str(project.resolve()), "lake_path": "/opt/elan/bin/lake", "auto_build": False},
+    )
 
 
 def test_repl_config_has_repl_path_and_lake_path_flags():
@@ -391,6 +436,8 @@ def test_repl_env_without_lake_is_a_missing_dependency(monkeypatch, tmp_path):
 def test_a_project_without_lean_toolchain_is_an_init_error(standin, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
-    env = ReplEnv(lean_project=bare, repl_path=standin.env["LEAN_STANDIN_REPL_DIR"], lake_path=standin.env["LEAN_STANDIN_LAKE"])
+    env = ReplEnv(
+        lean_project=bare, repl_path=standin.env["LEAN_STANDIN_REPL_DIR"], lake_path=standin.env["LEAN_STANDIN_LAKE"]
+    )
     with pytest.raises(EnvInitError, match="no lean-toolchain file"):
         env.start(COMPLEX_AND)

@@ -29,14 +29,17 @@ def test_auto_runs_a_small_cheap_job_in_this_process_and_says_so():
     assert made.line().startswith("running in this process: a small job (20 theorems, the synthetic environment")
 
 
-@pytest.mark.parametrize("case, reason", [
-    (dict(env="repl"), "the repl environment runs a Lean process per search"),
-    (dict(env="dojo"), "the dojo environment runs a Lean process per search"),
-    (dict(policy="hf"), "the hf policy runs a model"),
-    (dict(num_theorems=SMALL_JOB_THEOREMS + 1), f"{SMALL_JOB_THEOREMS + 1} theorems"),
-    ({"--num-workers": 2}, "--num-workers 2"),
-    ({"--ray-address": "auto"}, "--ray-address auto"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        (dict(env="repl"), "the repl environment runs a Lean process per search"),
+        (dict(env="dojo"), "the dojo environment runs a Lean process per search"),
+        (dict(policy="hf"), "the hf policy runs a model"),
+        (dict(num_theorems=SMALL_JOB_THEOREMS + 1), f"{SMALL_JOB_THEOREMS + 1} theorems"),
+        ({"--num-workers": 2}, "--num-workers 2"),
+        ({"--ray-address": "auto"}, "--ray-address auto"),
+    ],
+)
 def test_auto_goes_to_ray_for_lean_models_large_sets_or_when_asked(case, reason):
     made = choice(**case)
     assert made.uses_ray and reason in made.line()
@@ -98,8 +101,15 @@ def test_iterate_on_ray_starts_ray_once_for_all_its_rounds(tmp_path, monkeypatch
         distributed=DistributedConfig(num_workers=1, searches_per_worker=2, worker_cpus=0.5),
     )
     theorems = load_theorems(config.theorems, config.env)[:3]
-    results = iterate(config, theorems, tmp_path / "it", 2, IterateOptions(max_new_tokens=6),
-                      prove=prove_in_process_or_on_ray, echo=lambda line: None)
+    results = iterate(
+        config,
+        theorems,
+        tmp_path / "it",
+        2,
+        IterateOptions(max_new_tokens=6),
+        prove=prove_in_process_or_on_ray,
+        echo=lambda line: None,
+    )
     assert [r.round for r in results] == [1, 2]
     assert len(inits) == 1
     assert not ray.is_initialized()  # the session shut it down at the end

@@ -192,21 +192,45 @@ def synthetic_export(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("export")
     try:
-        main(["prove-split", "--env", "synthetic", "--rule", "learnable", "--depth", "4", "--num-theorems", "12",
-              "--max-expansions", "12", "--num-workers", "0", "--no-progress", "--out", str(root / "run")])
+        main(
+            [
+                "prove-split",
+                "--env",
+                "synthetic",
+                "--rule",
+                "learnable",
+                "--depth",
+                "4",
+                "--num-theorems",
+                "12",
+                "--max-expansions",
+                "12",
+                "--num-workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(root / "run"),
+            ]
+        )
     except SystemExit as exc:
         assert not exc.code
     export_runs([root / "run"], root / "data", valid_fraction=0.5)
     return root / "data"
 
 
-SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-             num_attention_heads=2, num_key_value_heads=1)
+SMALL = dict(
+    vocab_size=300,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+)
 
 
 def test_train_policy_on_an_export_records_prompt_and_provenance(synthetic_export, tmp_path):
-    from prover.policies import hf
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.policies import hf
 
     options = TrainOptions(steps=3, batch_size=4, shape=TinyLlamaShape(**SMALL))
     out = train_policy(synthetic_export, tmp_path / "policy", options, progress=None)
@@ -219,8 +243,9 @@ def test_train_policy_on_an_export_records_prompt_and_provenance(synthetic_expor
     assert len(policy.propose(["x : ℕ\n⊢ x = 1"], k=2)[0]) == 2
 
     # Fine-tuning continues from that model with its tokenizer and prompt.
-    again = train_policy(synthetic_export, tmp_path / "again", TrainOptions(steps=2, batch_size=4, base_model=str(out)),
-                         progress=None)
+    again = train_policy(
+        synthetic_export, tmp_path / "again", TrainOptions(steps=2, batch_size=4, base_model=str(out)), progress=None
+    )
     metadata = json.loads((again / hf.POLICY_METADATA).read_text())
     assert metadata["base_model"] == str(out) and metadata["learning_rate"] == 1e-3  # a small model
     assert (again / "tokenizer.json").read_text() == (out / "tokenizer.json").read_text()
@@ -237,14 +262,18 @@ def test_cli_train_policy_on_data_refuses_data_and_traces_together(synthetic_exp
 
 def test_lora_fine_tuning_saves_a_merged_model(synthetic_export, tmp_path):
     pytest.importorskip("peft", reason="LoRA needs peft (pip install 'lean-prover[train]')")
-    from prover.policies import hf
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.policies import hf
 
-    base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)),
-                        progress=None)
-    out = train_policy(synthetic_export, tmp_path / "lora",
-                       TrainOptions(steps=2, batch_size=4, base_model=str(base), lora=True, lora_rank=4),
-                       progress=None)
+    base = train_policy(
+        synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)), progress=None
+    )
+    out = train_policy(
+        synthetic_export,
+        tmp_path / "lora",
+        TrainOptions(steps=2, batch_size=4, base_model=str(base), lora=True, lora_rank=4),
+        progress=None,
+    )
     metadata = json.loads((out / hf.POLICY_METADATA).read_text())
     assert metadata["lora"] == {"rank": 4} and metadata["learning_rate"] == 2e-4
     assert not (out / "adapter_config.json").exists()  # merged: loads like any model
@@ -262,22 +291,32 @@ def test_lora_needs_a_model_to_adapt(synthetic_export, tmp_path):
 def test_lora_without_peft_is_one_sentence(synthetic_export, tmp_path, monkeypatch):
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 
-    base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)),
-                        progress=None)
+    base = train_policy(
+        synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL)), progress=None
+    )
     monkeypatch.setitem(sys.modules, "peft", None)
-    with pytest.raises(MissingDependencyError, match=r"--lora needs peft, which is not installed here; install it "
-                                                     r"with pip install 'lean-prover\[train\]'"):
-        train_policy(synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True, base_model=str(base)),
-                     progress=None)
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"--lora needs peft, which is not installed here; install it "
+        r"with pip install 'lean-prover\[train\]'",
+    ):
+        train_policy(
+            synthetic_export, tmp_path / "m", TrainOptions(steps=1, lora=True, base_model=str(base)), progress=None
+        )
 
 
 @pytest.mark.gpu
 def test_fine_tuning_runs_on_the_gpu(synthetic_export, tmp_path):
-    from prover.policies import hf
     from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
+    from prover.policies import hf
 
-    base = train_policy(synthetic_export, tmp_path / "base", TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL),
-                                                                          device="cpu"), progress=None)
-    out = train_policy(synthetic_export, tmp_path / "gpu", TrainOptions(steps=5, base_model=str(base), device="cuda"),
-                       progress=None)
+    base = train_policy(
+        synthetic_export,
+        tmp_path / "base",
+        TrainOptions(steps=1, shape=TinyLlamaShape(**SMALL), device="cpu"),
+        progress=None,
+    )
+    out = train_policy(
+        synthetic_export, tmp_path / "gpu", TrainOptions(steps=5, base_model=str(base), device="cuda"), progress=None
+    )
     assert json.loads((out / hf.POLICY_METADATA).read_text())["device"].startswith("cuda")

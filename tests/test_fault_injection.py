@@ -43,8 +43,11 @@ def test_replay_after_a_restart_meets_no_injected_fault():
 
     clean = SyntheticEnv()
     root = clean.start(Theorem("synthetic_0000"))
-    tactic = next(t for t in ("simp", "ring", "omega", "linarith", "norm_num")
-                  if isinstance(clean.run_tactic(root, t), TacticState))
+    tactic = next(
+        t
+        for t in ("simp", "ring", "omega", "linarith", "norm_num")
+        if isinstance(clean.run_tactic(root, t), TacticState)
+    )
     expected = clean.run_tactic(clean.run_tactic(root, tactic), "ring")
 
     env = FaultyEnv(SyntheticEnv(), crash_prob=1.0, seed=0)

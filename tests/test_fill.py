@@ -19,11 +19,13 @@ import pytest
 
 pytest.importorskip("lean_interact")
 
+from search import SearchLimits, SearchResult, SearchStatus, StopReason
+
 from prover.config import BackendSpec, RunConfig
 from prover.envs.repl import ReplConfig
 from prover.fill import FillRequest, fill_file
 from prover.policies.fixed import FixedConfig
-from search import SearchLimits, SearchResult, SearchStatus, StopReason
+
 from tests.lean_standin import install, read_log, standin_variables
 from tests.lean_standin.files import HEADER, holes_source, lean_check
 from tests.test_env_repl import lean_project, traces_file  # noqa: F401 (a fixture)
@@ -32,8 +34,15 @@ pytestmark = pytest.mark.standin
 
 
 def prover(*args: str, env: dict[str, str], cwd: Path, timeout_s: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 class User:
@@ -48,8 +57,18 @@ class User:
         self.home = tmp_path / "home"
         self.home.mkdir()
         self.traces = traces
-        self.flags = ["--repl-path", self.env["LEAN_STANDIN_REPL_DIR"], "--lake-path", self.env["LEAN_STANDIN_LAKE"],
-                      "--policy", "replay", "--traces", str(traces), "--num-workers", "0"]
+        self.flags = [
+            "--repl-path",
+            self.env["LEAN_STANDIN_REPL_DIR"],
+            "--lake-path",
+            self.env["LEAN_STANDIN_LAKE"],
+            "--policy",
+            "replay",
+            "--traces",
+            str(traces),
+            "--num-workers",
+            "0",
+        ]
 
     def fill(self, *args: str) -> subprocess.CompletedProcess:
         return prover("fill", str(self.file), *self.flags, *args, env=self.env, cwd=self.home)
@@ -79,7 +98,9 @@ def test_fill_fills_every_hole_the_policy_can_prove_and_the_patched_file_checks(
     text = written.read_text(encoding="utf-8")
     assert text.startswith(HEADER)
     assert "  rw [h₁, h₂, h₃]\n  norm_num\n" in text
-    assert "  apply And.intro\n  · sorry\n  · apply h2\n    exact h1.right\n" in text  # the unfilled hole left as it was
+    assert (
+        "  apply And.intro\n  · sorry\n  · apply h2\n    exact h1.right\n" in text
+    )  # the unfilled hole left as it was
     assert text.count("sorry") == 1
     by_hole = {h["name"]: h for h in report["holes"]}
     assert by_hole["mathd_algebra_398"]["tactics"][0] in text.split("mathd_algebra_398")[1]
@@ -142,7 +163,9 @@ def test_a_file_that_does_not_elaborate_is_one_sentence_exit_2_and_nothing_writt
     done = user.fill("--out", str(user.home / "run"))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {user.file} does not elaborate: line {line}: unknown tactic")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {user.file} does not elaborate: line {line}: unknown tactic"
+    )
     assert lines[0].endswith("fix it first, nothing was written")
     assert not (user.project / "Holes.filled.lean").exists() and not (user.home / "run").exists()
 
@@ -152,9 +175,20 @@ def test_a_proof_resting_on_the_compiler_is_refused_and_not_written(user):
     """A test policy that proposes `native_decide`: the search finds it, the check refuses it."""
     user.file.write_text(HEADER + "\ntheorem standin_native : 2 ^ 10 = 1024 := by\n  sorry\n", encoding="utf-8")
     flags = [f for f in user.flags if f not in ("replay", "--traces", str(user.traces))]
-    flags[flags.index("--policy") + 1:flags.index("--policy") + 1] = ["fixed"]
-    done = prover("fill", str(user.file), *flags, "--tactic", "native_decide", "--allow-native-decide", "--json",
-                  "--out", str(user.home / "run"), env=user.env, cwd=user.home)
+    flags[flags.index("--policy") + 1 : flags.index("--policy") + 1] = ["fixed"]
+    done = prover(
+        "fill",
+        str(user.file),
+        *flags,
+        "--tactic",
+        "native_decide",
+        "--allow-native-decide",
+        "--json",
+        "--out",
+        str(user.home / "run"),
+        env=user.env,
+        cwd=user.home,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     hole = json.loads(done.stdout)["holes"][0]
     assert hole["status"] == "rejected" and hole["error"].endswith("the proof depends on Lean.ofReduceBool")
@@ -168,25 +202,42 @@ def test_a_wrong_proof_is_refused_by_the_whole_file_check_and_the_others_are_wri
     them wrong and one that the tactic filter refuses before Lean sees it."""
     for name, value in standin_variables(user.env).items():
         monkeypatch.setenv(name, value)
-    proofs = {"mathd_algebra_478": ["norm_num"], "mathd_algebra_24": ["linarith"], "mathd_algebra_398": ["sorry"],
-              "complex_and:35:4": ["apply h2", "exact h1.right"], "complex_and:34:4": ["exact h1.right"],  # wrong
-              }
+    proofs = {
+        "mathd_algebra_478": ["norm_num"],
+        "mathd_algebra_24": ["linarith"],
+        "mathd_algebra_398": ["sorry"],
+        "complex_and:35:4": ["apply h2", "exact h1.right"],
+        "complex_and:34:4": ["exact h1.right"],  # wrong
+    }
 
     def prove(theorems, config, run):
         for theorem in theorems:
-            run.save(theorem, SearchResult(theorem.name, SearchStatus.PROVED, StopReason.PROVED,
-                                           proof=proofs[theorem.name], wall_time_s=0.5))
+            run.save(
+                theorem,
+                SearchResult(
+                    theorem.name, SearchStatus.PROVED, StopReason.PROVED, proof=proofs[theorem.name], wall_time_s=0.5
+                ),
+            )
 
-    options = ReplConfig(lean_project=str(user.project), repl_path=user.env["LEAN_STANDIN_REPL_DIR"],
-                         lake_path=user.env["LEAN_STANDIN_LAKE"], startup_timeout_s=30.0, memory_limit_mb=4096)
-    config = RunConfig(env=BackendSpec("environment", "repl", options),
-                       policy=BackendSpec("policy", "fixed", FixedConfig()), limits=SearchLimits())
+    options = ReplConfig(
+        lean_project=str(user.project),
+        repl_path=user.env["LEAN_STANDIN_REPL_DIR"],
+        lake_path=user.env["LEAN_STANDIN_LAKE"],
+        startup_timeout_s=30.0,
+        memory_limit_mb=4096,
+    )
+    config = RunConfig(
+        env=BackendSpec("environment", "repl", options),
+        policy=BackendSpec("policy", "fixed", FixedConfig()),
+        limits=SearchLimits(),
+    )
     report = fill_file(FillRequest(user.file, out=user.home / "run"), config, echo=lambda line: None, prove=prove)
     status = {h.hole.name: (h.status, h.error) for h in report.holes}
     assert status["complex_and:34:4"][0] == "rejected" and status["complex_and:35:4"][0] == "rejected"
     assert "Lean reports an error" in status["complex_and:34:4"][1]
     assert status["mathd_algebra_398"][0] == "rejected" and status["mathd_algebra_398"][1].startswith(
-        "the tactic filter refused: `sorry`")
+        "the tactic filter refused: `sorry`"
+    )
     assert {name for name, (s, _) in status.items() if s == "filled"} == {"mathd_algebra_478", "mathd_algebra_24"}
     text = report.written.read_text(encoding="utf-8")
     assert "exact h1.right" not in text and "  apply And.intro\n  · sorry\n  · sorry\n" in text
@@ -212,13 +263,29 @@ def test_fill_resumes_its_run_without_searching_finished_holes_again(user):
 @pytest.mark.slow
 def test_prove_split_runs_the_holes_of_a_lean_file_as_a_theorem_set_and_resumes(user):
     out = user.home / "split"
-    done = prover("prove-split", "--env", "repl", "--lean-file", str(user.file), *user.flags, "--no-progress",
-                  "--out", str(out), env=user.env, cwd=user.home)
+    done = prover(
+        "prove-split",
+        "--env",
+        "repl",
+        "--lean-file",
+        str(user.file),
+        *user.flags,
+        "--no-progress",
+        "--out",
+        str(out),
+        env=user.env,
+        cwd=user.home,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "proved 4 of 5" in done.stdout
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["theorem"] for r in records) == ["complex_and:34:4", "complex_and:35:4", "mathd_algebra_24",
-                                                      "mathd_algebra_398", "mathd_algebra_478"]
+    assert sorted(r["theorem"] for r in records) == [
+        "complex_and:34:4",
+        "complex_and:35:4",
+        "mathd_algebra_24",
+        "mathd_algebra_398",
+        "mathd_algebra_478",
+    ]
     config = json.loads((out / "config.json").read_text())
     assert config["theorems"]["lean_file"] == str(user.file) and config["env"]["lean_project"] == str(user.project)
     again = prover("prove-split", "--resume", str(out), "--no-progress", env=user.env, cwd=user.home)
@@ -232,8 +299,17 @@ def test_fill_refuses_theorem_set_flags(user):
 
 
 def test_lean_file_needs_the_repl_environment(user):
-    done = prover("prove-split", "--env", "replay", "--lean-file", str(user.file), "--out", str(user.home / "x"),
-                  env=user.env, cwd=user.home)
+    done = prover(
+        "prove-split",
+        "--env",
+        "replay",
+        "--lean-file",
+        str(user.file),
+        "--out",
+        str(user.home / "x"),
+        env=user.env,
+        cwd=user.home,
+    )
     assert done.returncode == 2 and "--lean-file needs --env repl" in done.stderr
 
 
@@ -241,20 +317,60 @@ def test_lean_file_needs_the_repl_environment(user):
 def test_fill_and_prove_split_run_the_holes_on_ray_and_resume(user, ray_local):
     pytest.importorskip("ray")
     ray_flags = [f for f in user.flags if f not in ("--num-workers", "0")]
-    ray_flags += ["--ray-address", ray_local, "--num-workers", "2", "--searches-per-worker", "1",
-                  "--worker-cpus", "0.25", "--lean-memory-gb", "0.5"]
-    done = prover("fill", str(user.file), *ray_flags, "--out", str(user.home / "run"), "--json",
-                  env=user.env, cwd=user.home, timeout_s=300)
+    ray_flags += [
+        "--ray-address",
+        ray_local,
+        "--num-workers",
+        "2",
+        "--searches-per-worker",
+        "1",
+        "--worker-cpus",
+        "0.25",
+        "--lean-memory-gb",
+        "0.5",
+    ]
+    done = prover(
+        "fill",
+        str(user.file),
+        *ray_flags,
+        "--out",
+        str(user.home / "run"),
+        "--json",
+        env=user.env,
+        cwd=user.home,
+        timeout_s=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["num_filled"] == 4 and report["num_holes"] == 5
     assert lean_check(user.env, user.project, report["written"]).returncode == 0
     out = user.home / "split"
-    done = prover("prove-split", "--env", "repl", "--lean-file", str(user.file), *ray_flags, "--no-progress",
-                  "--out", str(out), env=user.env, cwd=user.home, timeout_s=300)
+    done = prover(
+        "prove-split",
+        "--env",
+        "repl",
+        "--lean-file",
+        str(user.file),
+        *ray_flags,
+        "--no-progress",
+        "--out",
+        str(out),
+        env=user.env,
+        cwd=user.home,
+        timeout_s=300,
+    )
     assert done.returncode == 0 and "proved 4 of 5" in done.stdout, done.stdout + done.stderr
-    again = prover("prove-split", "--resume", str(out), "--ray-address", ray_local, "--no-progress",
-                   env=user.env, cwd=user.home, timeout_s=300)
+    again = prover(
+        "prove-split",
+        "--resume",
+        str(out),
+        "--ray-address",
+        ray_local,
+        "--no-progress",
+        env=user.env,
+        cwd=user.home,
+        timeout_s=300,
+    )
     assert again.returncode == 0 and "proved 4 of 5" in again.stdout, again.stdout + again.stderr
     assert len((out / "results.jsonl").read_text().splitlines()) == 5
 
@@ -263,9 +379,16 @@ def test_a_file_without_sorry_is_left_alone_and_exits_0(user):
     user.file.write_text(HEADER + "\ntheorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n", encoding="utf-8")
     done = user.fill("--out", str(user.home / "run"), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert json.loads(done.stdout) | {"file": None} == {"file": None, "run": None, "written": None, "backup": None,
-                                                         "num_holes": 0, "num_filled": 0, "check": "no holes",
-                                                         "holes": []}
+    assert json.loads(done.stdout) | {"file": None} == {
+        "file": None,
+        "run": None,
+        "written": None,
+        "backup": None,
+        "num_holes": 0,
+        "num_filled": 0,
+        "check": "no holes",
+        "holes": [],
+    }
     assert "has no `sorry`; nothing to do" in done.stderr
     assert not (user.home / "run").exists() and not (user.project / "Holes.filled.lean").exists()
 
@@ -281,16 +404,46 @@ def test_real_lean_fills_a_file_of_the_lean_project_and_the_result_compiles(tmp_
         "import Mathlib\n\n"
         "theorem fill_top (x : ℝ) (h : x = 2) : x + x = 4 := by\n  sorry\n\n"
         "theorem fill_after (a b : ℕ) (h : a = b) : a + 0 = b := by\n  simp only [Nat.add_zero]\n  sorry\n\n"
-        "theorem fill_term : (2 : ℕ) + 2 = 4 := sorry\n", encoding="utf-8")
+        "theorem fill_term : (2 : ℕ) + 2 = 4 := sorry\n",
+        encoding="utf-8",
+    )
     try:
-        done = subprocess.run([sys.executable, "-m", "prover.cli", "fill", str(path), "--policy", "fixed",
-                               "--tactic", "norm_num [h]", "--tactic", "exact h", "--tactic", "norm_num",
-                               "--num-workers", "0", "--out", str(tmp_path / "run"), "--json"],
-                              capture_output=True, text=True, timeout=3600, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "prover.cli",
+                "fill",
+                str(path),
+                "--policy",
+                "fixed",
+                "--tactic",
+                "norm_num [h]",
+                "--tactic",
+                "exact h",
+                "--tactic",
+                "norm_num",
+                "--num-workers",
+                "0",
+                "--out",
+                str(tmp_path / "run"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         written = Path(json.loads(done.stdout)["written"])
-        compiled = subprocess.run(["lake", "env", "lean", str(written)], cwd=project, capture_output=True, text=True,
-                                  timeout=3600, check=False)
+        compiled = subprocess.run(
+            ["lake", "env", "lean", str(written)],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
         assert compiled.returncode == 0 and "sorry" not in compiled.stdout, compiled.stdout + compiled.stderr
     finally:
         path.unlink(missing_ok=True)

@@ -67,17 +67,29 @@ def test_the_header_is_the_leading_imports_and_the_body_the_rest():
 
 def test_declarations_carry_their_namespace_and_examples_have_no_name():
     found = declarations(FILE)
-    assert [d.full_name for d in found] == ["Foo.top", "Foo.after_first", "Foo.term_mode", "Foo.term_next_line",
-                                            "Foo.two", "", "Foo.inside"]
+    assert [d.full_name for d in found] == [
+        "Foo.top",
+        "Foo.after_first",
+        "Foo.term_mode",
+        "Foo.term_next_line",
+        "Foo.two",
+        "",
+        "Foo.inside",
+    ]
     assert found[0].line == 9 and found[5].keyword == "example"
 
 
 def test_holes_are_named_by_declaration_with_a_position_where_ambiguous_and_know_their_kind():
     holes = holes_of(FILE)
     assert [(h.name, h.kind) for h in holes] == [
-        ("Foo.top", "tactic"), ("Foo.after_first", "tactic"), ("Foo.term_mode", "term"),
-        ("Foo.term_next_line", "term"), ("Foo.two:23:2", "tactic"), ("Foo.two:24:2", "tactic"),
-        ("example:26:21", "tactic"), ("Foo.inside", "term"),
+        ("Foo.top", "tactic"),
+        ("Foo.after_first", "tactic"),
+        ("Foo.term_mode", "term"),
+        ("Foo.term_next_line", "term"),
+        ("Foo.two:23:2", "tactic"),
+        ("Foo.two:24:2", "tactic"),
+        ("example:26:21", "tactic"),
+        ("Foo.inside", "term"),
     ]
     assert [h.index for h in holes] == list(range(8))
 
@@ -85,16 +97,19 @@ def test_holes_are_named_by_declaration_with_a_position_where_ambiguous_and_know
 BY = "theorem t : True := by\n"
 
 
-@pytest.mark.parametrize(("before", "after"), [
-    (BY + "  rw [h]\n  sorry\n", BY + "  rw [h]\n  norm_num\n  linarith\n"),  # after a tactic: one per line
-    (BY + "  sorry\n", BY + "  norm_num\n  linarith\n"),
-    ("theorem t : True := by sorry\n", BY + "  norm_num\n  linarith\n"),
-    ("theorem t : True := sorry\n", BY + "  norm_num\n  linarith\n"),  # a term: `by` and the tactics
-    ("theorem t : True :=\n  sorry\n", "theorem t : True :=\n  by\n    norm_num\n    linarith\n"),
-    ("theorem t : P := ⟨sorry, h⟩\n", "theorem t : P := ⟨(by norm_num; linarith), h⟩\n"),
-    # another tactic follows at the same column: other goals are open, so the proof is focused
-    (BY + "  constructor\n  sorry\n  exact hq\n", BY + "  constructor\n  · norm_num\n    linarith\n  exact hq\n"),
-])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (BY + "  rw [h]\n  sorry\n", BY + "  rw [h]\n  norm_num\n  linarith\n"),  # after a tactic: one per line
+        (BY + "  sorry\n", BY + "  norm_num\n  linarith\n"),
+        ("theorem t : True := by sorry\n", BY + "  norm_num\n  linarith\n"),
+        ("theorem t : True := sorry\n", BY + "  norm_num\n  linarith\n"),  # a term: `by` and the tactics
+        ("theorem t : True :=\n  sorry\n", "theorem t : True :=\n  by\n    norm_num\n    linarith\n"),
+        ("theorem t : P := ⟨sorry, h⟩\n", "theorem t : P := ⟨(by norm_num; linarith), h⟩\n"),
+        # another tactic follows at the same column: other goals are open, so the proof is focused
+        (BY + "  constructor\n  sorry\n  exact hq\n", BY + "  constructor\n  · norm_num\n    linarith\n  exact hq\n"),
+    ],
+)
 def test_a_proof_replaces_its_sorry_at_the_right_place_and_indentation(before, after):
     assert patch(before, [(holes_of(before)[0], ["norm_num", "linarith"])]) == after
 
@@ -106,7 +121,10 @@ def test_one_tactic_goes_in_place_of_the_sorry_and_a_multi_line_tactic_keeps_its
     assert patch(text, [(holes_of(text)[0], ["norm_num"])]) == "theorem t : 1 + 1 = 2 := by norm_num\n"
     text = "theorem t : a = c := by\n  rw [h]\n  sorry\n"
     calc = "calc a = b := h1\n  _ = c := h2"
-    assert patch(text, [(holes_of(text)[0], [calc])]) == "theorem t : a = c := by\n  rw [h]\n  calc a = b := h1\n    _ = c := h2\n"
+    assert (
+        patch(text, [(holes_of(text)[0], [calc])])
+        == "theorem t : a = c := by\n  rw [h]\n  calc a = b := h1\n    _ = c := h2\n"
+    )
 
 
 def test_holes_not_filled_are_left_as_they_were():
@@ -124,8 +142,16 @@ def test_patch_refuses_a_position_without_a_sorry():
 
 
 def test_hole_kind_reads_the_token_before_the_sorry():
-    cases = {"by sorry": "tactic", ":= sorry": "term", "· sorry": "tactic", "exact sorry": "term",
-             "(sorry)": "term", "case h => sorry": "tactic", "fun x => sorry": "term", "t <;> sorry": "tactic"}
+    cases = {
+        "by sorry": "tactic",
+        ":= sorry": "term",
+        "· sorry": "tactic",
+        "exact sorry": "term",
+        "(sorry)": "term",
+        "case h => sorry": "tactic",
+        "fun x => sorry": "term",
+        "t <;> sorry": "tactic",
+    }
     for before, kind in cases.items():
         text = f"theorem t : P := by\n  {before}\n"
         assert hole_kind(text, text.index("sorry", text.index(before.split()[0]))) == kind, before

@@ -8,13 +8,15 @@ import shutil
 
 import pytest
 
+from search import SearchLimits
+
 from prover.config import BackendSpec, DistributedConfig, RunConfig
 from prover.envs.synthetic import SyntheticConfig, heldout_theorems
 from prover.errors import ProverError
 from prover.learn.iterate import IterateOptions, iterate, prove_in_process_or_on_ray
 from prover.policies.hf import POLICY_METADATA
 from prover.theorem_sets import load_theorems
-from search import SearchLimits
+
 from tests.tiny_llama import save_tiny_llama
 
 CONFIG = RunConfig(
@@ -64,8 +66,10 @@ def test_each_round_proves_exports_and_trains_the_next_policy(tmp_path, fake_tra
     assert second.policy["decoding"] == "beam" and second.policy["max_new_tokens"] == 6
     assert first.trained_policy == str(tmp_path / "it" / "round-1" / "policy")
     # round 1 trains a tiny model from scratch, round 2 continues from round 1's, on the data of both rounds
-    assert fake_training == [(str(tmp_path / "it" / "round-1" / "data"), None),
-                             (str(tmp_path / "it" / "round-2" / "data"), first.trained_policy)]
+    assert fake_training == [
+        (str(tmp_path / "it" / "round-1" / "data"), None),
+        (str(tmp_path / "it" / "round-2" / "data"), first.trained_policy),
+    ]
     export = json.loads((tmp_path / "it" / "round-2" / "data" / "export.json").read_text())
     assert [r["path"] for r in export["runs"]] == [str(tmp_path / "it" / f"round-{n}") for n in (1, 2)]
     for number, result in enumerate(results, 1):
@@ -108,22 +112,29 @@ def test_a_round_stopped_halfway_resumes_without_redoing_its_searches(tmp_path, 
 def test_a_rerun_with_other_settings_is_refused(tmp_path, fake_training):
     iterate(CONFIG, THEOREMS, tmp_path / "it", 1, OPTIONS, HELDOUT, echo=lambda line: None)
     other = RunConfig(env=CONFIG.env, limits=SearchLimits(max_expansions=9), distributed=CONFIG.distributed)
-    with pytest.raises(ProverError, match="other settings \\(these differ: --max-expansions 9 \\(it was 8\\); "
-                                          "--tactics-per-node 8 \\(it was 4\\)\\)"):
+    with pytest.raises(
+        ProverError,
+        match="other settings \\(these differ: --max-expansions 9 \\(it was 8\\); "
+        "--tactics-per-node 8 \\(it was 4\\)\\)",
+    ):
         iterate(other, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT)
     with pytest.raises(ProverError, match="the held-out theorems \\(1 named now, 3 before\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 2, OPTIONS, HELDOUT[:1])
     with pytest.raises(ProverError, match="--trained-max-new-tokens 7 \\(it was 6\\)"):
         iterate(CONFIG, THEOREMS, tmp_path / "it", 2, IterateOptions(max_new_tokens=7), HELDOUT)
-    ray_settings = RunConfig(env=CONFIG.env, limits=CONFIG.limits, distributed=DistributedConfig(num_workers=0,
-                                                                                                   max_batch_size=4))
+    ray_settings = RunConfig(
+        env=CONFIG.env, limits=CONFIG.limits, distributed=DistributedConfig(num_workers=0, max_batch_size=4)
+    )
     assert len(iterate(ray_settings, THEOREMS, tmp_path / "it", 1, OPTIONS, HELDOUT, echo=lambda line: None)) == 1
 
 
 def test_nothing_proved_keeps_the_policy_for_the_next_round(tmp_path, fake_training):
-    hopeless = RunConfig(env=BackendSpec("environment", "synthetic", SyntheticConfig(rule="learnable", depth=3)),
-                         policy=BackendSpec.default("policy", "fixed"), limits=SearchLimits(max_expansions=1),
-                         distributed=DistributedConfig(num_workers=0))
+    hopeless = RunConfig(
+        env=BackendSpec("environment", "synthetic", SyntheticConfig(rule="learnable", depth=3)),
+        policy=BackendSpec.default("policy", "fixed"),
+        limits=SearchLimits(max_expansions=1),
+        distributed=DistributedConfig(num_workers=0),
+    )
     theorems = [t for t in THEOREMS if t.name != "synthetic_0000"][:1]
     results = iterate(hopeless, theorems, tmp_path / "it", 2, OPTIONS, echo=lambda line: None)
     if results[0].train["num_proved"] == 0:
@@ -144,9 +155,32 @@ def test_prover_iterate_trains_for_real_and_report_shows_the_rounds(tmp_path, ca
     from prover.cli import main
 
     out = tmp_path / "it"
-    main(["iterate", "--env", "synthetic", "--rule", "learnable", "--depth", "3", "--num-theorems", "6",
-          "--num-heldout", "4", "--max-expansions", "8", "--rounds", "2", "--steps", "20", "--num-workers", "0",
-          "--no-progress", "--out", str(out)])
+    main(
+        [
+            "iterate",
+            "--env",
+            "synthetic",
+            "--rule",
+            "learnable",
+            "--depth",
+            "3",
+            "--num-theorems",
+            "6",
+            "--num-heldout",
+            "4",
+            "--max-expansions",
+            "8",
+            "--rounds",
+            "2",
+            "--steps",
+            "20",
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "round 2: train" in printed and "held-out" in printed
     assert (out / "round-2" / "policy" / POLICY_METADATA).is_file()

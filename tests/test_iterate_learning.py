@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from search import SearchLimits
+
 from prover.learn.export import export_runs, read_training_data
 from prover.learn.iterate import IterateOptions, iterate
 from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
 from prover.policies.hf import POLICY_METADATA
 from prover.theorem_sets import load_theorems
-from search import SearchLimits
+
 from tests.test_export import SMALL, synthetic_export  # noqa: F401 (a fixture)
 from tests.test_iterate import CONFIG, THEOREMS, fake_training  # noqa: F401 (a fixture)
 
@@ -26,14 +28,18 @@ def test_curation_drops_easy_theorems_and_unchecked_proofs_and_dedupes_across_th
     records = [json.loads(line) for line in open(f"{run}/results.jsonl")]
     proved = [r["theorem"] for r in records if r["status"] == "proved"]
     plain = export_runs([run], tmp_path / "plain")
-    curated = export_runs([run], tmp_path / "curated", exclude_theorems=proved[:2], only_rechecked=True,
-                          dedupe_across_theorems=True)
+    curated = export_runs(
+        [run], tmp_path / "curated", exclude_theorems=proved[:2], only_rechecked=True, dedupe_across_theorems=True
+    )
     assert curated.curated_out == 2 and curated.trees == plain.trees - 2
     kept = {json.loads(line)["theorem"] for line in (tmp_path / "curated" / "train.jsonl").read_text().splitlines()}
     assert not kept & set(proved[:2])
     metadata = json.loads((tmp_path / "curated" / "export.json").read_text())
-    assert metadata["curation"] == {"excluded_theorems": sorted(proved[:2]), "only_rechecked": True,
-                                    "dedupe_across_theorems": True}
+    assert metadata["curation"] == {
+        "excluded_theorems": sorted(proved[:2]),
+        "only_rechecked": True,
+        "dedupe_across_theorems": True,
+    }
     # A tree whose saved result is not "proved" (no passed re-check recorded) gives no proof step.
     from search import SearchTree
 
@@ -71,8 +77,9 @@ def test_a_rerun_with_dpo_switched_on_is_refused_naming_the_options(tmp_path, fa
 
     iterate(CONFIG, THEOREMS, tmp_path / "it", 1, IterateOptions(max_new_tokens=6), echo=lambda line: None)
     with pytest.raises(ProverError, match="these differ: --dpo true \\(it was false\\)"):
-        iterate(CONFIG, THEOREMS, tmp_path / "it", 1, IterateOptions(max_new_tokens=6, dpo=True),
-                echo=lambda line: None)
+        iterate(
+            CONFIG, THEOREMS, tmp_path / "it", 1, IterateOptions(max_new_tokens=6, dpo=True), echo=lambda line: None
+        )
 
 
 @pytest.mark.slow
@@ -84,8 +91,12 @@ def test_dpo_prefers_the_proof_tactic_over_the_failed_one_more_than_before(synth
     from prover.policies.hf import HFConfig, HFPolicy, load_model
     from prover.policies.prompts import get_prompt
 
-    sft = train_policy(synthetic_export, tmp_path / "sft", TrainOptions(steps=20, batch_size=8, device="cpu",
-                                                                         shape=TinyLlamaShape(**SMALL)), progress=None)
+    sft = train_policy(
+        synthetic_export,
+        tmp_path / "sft",
+        TrainOptions(steps=20, batch_size=8, device="cpu", shape=TinyLlamaShape(**SMALL)),
+        progress=None,
+    )
     pairs = read_training_data(synthetic_export).preferences
     assert pairs
 
@@ -103,13 +114,18 @@ def test_dpo_prefers_the_proof_tactic_over_the_failed_one_more_than_before(synth
                     target = tokenizer(fmt.target(tactic), add_special_tokens=False)["input_ids"]
                     ids = torch.tensor([prompt + target])
                     logprobs = torch.log_softmax(model(ids).logits[0, len(prompt) - 1 : -1].float(), -1)
-                    scores.append(logprobs.gather(1, ids[0, len(prompt):, None]).sum().item())
+                    scores.append(logprobs.gather(1, ids[0, len(prompt) :, None]).sum().item())
                 total += scores[0] - scores[1]
         return total / len(pairs)
 
-    out = train_dpo(synthetic_export, tmp_path / "dpo", sft, TrainOptions(steps=30, batch_size=8, device="cpu",
-                                                                          learning_rate=1e-3), beta=0.1,
-                    progress=None)
+    out = train_dpo(
+        synthetic_export,
+        tmp_path / "dpo",
+        sft,
+        TrainOptions(steps=30, batch_size=8, device="cpu", learning_rate=1e-3),
+        beta=0.1,
+        progress=None,
+    )
     metadata = json.loads((out / POLICY_METADATA).read_text())
     assert metadata["prompt"] == "goal_proofstep" and metadata["dpo"]["num_preferences"] == len(pairs)
     assert metadata["dpo"]["from"] == str(sft)
@@ -123,8 +139,11 @@ def test_dpo_without_trl_is_one_sentence(synthetic_export, tmp_path, monkeypatch
     from prover.learn.dpo import train_dpo
 
     monkeypatch.setitem(sys.modules, "trl", None)
-    with pytest.raises(MissingDependencyError, match=r"DPO needs TRL, which is not installed here; install it "
-                                                     r"with pip install 'lean-prover\[dpo\]'"):
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"DPO needs TRL, which is not installed here; install it "
+        r"with pip install 'lean-prover\[dpo\]'",
+    ):
         train_dpo(synthetic_export, tmp_path / "m", tmp_path / "policy")
 
 
@@ -134,10 +153,40 @@ def test_prover_iterate_with_dpo_and_curation_runs_three_rounds_on_the_tiny_mode
     from prover.cli import main
 
     out = tmp_path / "it"
-    main(["iterate", "--env", "synthetic", "--rule", "hard", "--depth", "3", "--num-theorems", "12",
-          "--num-heldout", "2", "--max-expansions", "16", "--rounds", "3", "--steps", "5", "--dpo",
-          "--dpo-steps", "2", "--curate", "--retrain-every", "3", "--train-device", "cpu", "--num-workers", "0",
-          "--no-progress", "--out", str(out)])
+    main(
+        [
+            "iterate",
+            "--env",
+            "synthetic",
+            "--rule",
+            "hard",
+            "--depth",
+            "3",
+            "--num-theorems",
+            "12",
+            "--num-heldout",
+            "2",
+            "--max-expansions",
+            "16",
+            "--rounds",
+            "3",
+            "--steps",
+            "5",
+            "--dpo",
+            "--dpo-steps",
+            "2",
+            "--curate",
+            "--retrain-every",
+            "3",
+            "--train-device",
+            "cpu",
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "round 3: train" in printed
     saved = json.loads((out / "iterate.json").read_text())["options"]

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from search import SearchLimits, Theorem
+
 from prover.config import BackendSpec, RunConfig
 from prover.errors import ProverError
 from prover.policies.replay import ReplayPolicy
 from prover.traces import NOTATION_CHANGES, TraceSet, pinned_notation
-from search import SearchLimits, Theorem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,9 @@ def test_iterate_with_dojo_checks_the_trace_before_any_round(tmp_path, monkeypat
     (bin_dir / "lake").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     config = RunConfig(env=BackendSpec("environment", "dojo", DojoConfig()), limits=SearchLimits(max_expansions=2))
-    theorems = [Theorem("t", repo_url=str(tmp_path / "miniF2F"), commit="0" * 40, file_path="MiniF2F/Test.lean",
-                        full_name="t")]
+    theorems = [
+        Theorem("t", repo_url=str(tmp_path / "miniF2F"), commit="0" * 40, file_path="MiniF2F/Test.lean", full_name="t")
+    ]
     proved = []
     with pytest.raises(ProverError, match="run `prover setup-lean` first"):
         iterate(config, theorems, tmp_path / "it", rounds=1, prove=lambda *args: proved.append(args))
@@ -55,10 +57,16 @@ def test_a_github_token_makes_no_search_process_call_github():
     (here: every request goes to a proxy that refuses) the import failed."""
     pytest.importorskip("lean_dojo")
     refused = "http://127.0.0.1:9"
-    env = {**os.environ, "GITHUB_ACCESS_TOKEN": "a-token", "HTTPS_PROXY": refused, "https_proxy": refused,
-           "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    env = {
+        **os.environ,
+        "GITHUB_ACCESS_TOKEN": "a-token",
+        "HTTPS_PROXY": refused,
+        "https_proxy": refused,
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_SCRIPT], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "token kept: a-token" in done.stdout  # tracing, in set-up, still uses it
     assert "tracing client authenticated: True" in done.stdout
@@ -69,16 +77,19 @@ def test_a_github_token_makes_no_search_process_call_github():
 NOTATION_CASES = [
     ("⊢ (∑ x in Finset.range 10, (x + 1) ^ 2) % 10 = 5", "⊢ (∑ x ∈ Finset.range 10, (x + 1) ^ 2) % 10 = 5"),
     ("⊢ ∏ k in Finset.Icc 1 n, (k : ℝ) ≠ 0", "⊢ ∏ k ∈ Finset.Icc 1 n, (k : ℝ) ≠ 0"),
-    ("x : ℝ\nh : 0 ≤ x\n⊢ Real.sqrt x * Real.sqrt (x + 1) = Real.sqrt (x * (x + 1))",
-     "x : ℝ\nh : 0 ≤ x\n⊢ √x * √(x + 1) = √(x * (x + 1))"),
+    (
+        "x : ℝ\nh : 0 ≤ x\n⊢ Real.sqrt x * Real.sqrt (x + 1) = Real.sqrt (x * (x + 1))",
+        "x : ℝ\nh : 0 ≤ x\n⊢ √x * √(x + 1) = √(x * (x + 1))",
+    ),
 ]
 
 
 @pytest.mark.parametrize("old, pinned", NOTATION_CASES, ids=["sum", "prod", "sqrt"])
 def test_the_replay_policy_finds_a_recorded_tactic_at_the_state_in_the_pinned_notation(old, pinned):
     assert pinned_notation(old) == pinned
-    traces = TraceSet.from_records([{"theorem": "t", "state_before": old, "tactic": "norm_num", "state_after": "no goals",
-                                     "step": 0}])
+    traces = TraceSet.from_records(
+        [{"theorem": "t", "state_before": old, "tactic": "norm_num", "state_after": "no goals", "step": 0}]
+    )
     [proposals] = ReplayPolicy(traces).propose([pinned], 4)
     assert "norm_num" in [p.tactic for p in proposals]
     assert traces.tactics_at(old) == traces.tactics_at(pinned) == {"norm_num"}

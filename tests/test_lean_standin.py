@@ -10,7 +10,6 @@ import; lean-interact runs in this process.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -37,12 +36,30 @@ THEOREMS = ["mathd_numbertheory_222", "mathd_algebra_176", "mathd_algebra_338"]
 FILE = "MiniF2F/Test.lean"
 # Synthetic records (not real Lean output) for the `#print axioms` checks only.
 SYNTHETIC = [
-    {"theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry", "state_before": "⊢ 2 ^ 10 = 1024",
-     "tactic": "native_decide", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
-    {"theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry", "state_before": "⊢ 2 + 2 = 4",
-     "tactic": "rfl", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
-    {"theorem": "theorem standin_trust : True := by sorry", "state_before": "⊢ True",
-     "tactic": "exact Lean.trustCompiler", "state_after": "no goals", "proof_finished": True, "source": "synthetic"},
+    {
+        "theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry",
+        "state_before": "⊢ 2 ^ 10 = 1024",
+        "tactic": "native_decide",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry",
+        "state_before": "⊢ 2 + 2 = 4",
+        "tactic": "rfl",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_trust : True := by sorry",
+        "state_before": "⊢ True",
+        "tactic": "exact Lean.trustCompiler",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
 ]
 
 
@@ -80,10 +97,24 @@ def traced(tmp_path_factory, small_traces, minif2f_path) -> dict:
 
 def dojo_op(traced: dict, theorem: str, steps: list, timeout: int = 5, **knobs: str) -> dict:
     """A Dojo session for ``dojo_driver.py``; ``knobs`` are stand-in variables for it alone."""
-    unset = {name: "" for name in ("LEAN_STANDIN_TACTIC_DELAY_S", "LEAN_STANDIN_STARTUP_DELAY_S",
-                                   "LEAN_STANDIN_CRASH_AFTER", "LEAN_STANDIN_CRASH_TACTIC")}
-    return {"op": "dojo", **traced["base"], "file": FILE, "theorem": theorem, "timeout": timeout, "steps": steps,
-            "env": {**unset, **knobs}}
+    unset = {
+        name: ""
+        for name in (
+            "LEAN_STANDIN_TACTIC_DELAY_S",
+            "LEAN_STANDIN_STARTUP_DELAY_S",
+            "LEAN_STANDIN_CRASH_AFTER",
+            "LEAN_STANDIN_CRASH_TACTIC",
+        )
+    }
+    return {
+        "op": "dojo",
+        **traced["base"],
+        "file": FILE,
+        "theorem": theorem,
+        "timeout": timeout,
+        "steps": steps,
+        "env": {**unset, **knobs},
+    }
 
 
 def dojo(traced: dict, *sessions: dict) -> list[list[dict]]:
@@ -112,13 +143,20 @@ def test_leandojo_tracing_runs_lake_and_lean_through_the_standin_into_its_cache(
     assert all(Path(entry["cwd"]).name == "mini-minif2f" for entry in traced["log"])
     cached = traced["cache_path"]
     assert cached.name == "mini-minif2f" and cached.parent.name.startswith("gitpython-mini-minif2f-")
-    for relative in ["Lean4Repl.lean", ".lake/build/lib/lean/Lean4Repl.olean", ".lake/packages/lean4",
-                     ".lake/build/ir/MiniF2F/Test.ast.json", ".lake/build/ir/MiniF2F/Test.dep_paths",
-                     ".lake/build/ir/MiniF2F/Test.trace.xml"]:
+    for relative in [
+        "Lean4Repl.lean",
+        ".lake/build/lib/lean/Lean4Repl.olean",
+        ".lake/packages/lean4",
+        ".lake/build/ir/MiniF2F/Test.ast.json",
+        ".lake/build/ir/MiniF2F/Test.dep_paths",
+        ".lake/build/ir/MiniF2F/Test.trace.xml",
+    ]:
         assert (cached / relative).exists(), relative
     assert "lean_lib Lean4Repl" in (cached / "lakefile.lean").read_text()
     assert (cached / ".lake/build/ir/MiniF2F/Test.dep_paths").read_text().splitlines() == [
-        ".lake/packages/mathlib/Mathlib.lean", ".lake/packages/aesop/Aesop.lean"]
+        ".lake/packages/mathlib/Mathlib.lean",
+        ".lake/packages/aesop/Aesop.lean",
+    ]
 
 
 def test_leandojos_own_tracing_needs_the_network_only_to_look_up_the_lean4_commit(tmp_path, small_traces, minif2f_path):
@@ -130,7 +168,12 @@ def test_leandojos_own_tracing_needs_the_network_only_to_look_up_the_lean4_commi
         return
     frames = answer["frames"]
     assert frames[: frames.index("get_lean4_commit_from_config") + 1] == [
-        "run", "get_traced_repo_path", "from_traced_files", "get_dependencies", "get_lean4_commit_from_config"]
+        "run",
+        "get_traced_repo_path",
+        "from_traced_files",
+        "get_dependencies",
+        "get_lean4_commit_from_config",
+    ]
     assert [e["argv"][1:2] for e in read_log(env)][-1] == ["build"]  # `_trace` ran to its end first
 
 
@@ -147,7 +190,9 @@ def test_dojo_starts_at_the_recorded_state_and_follows_recorded_steps_to_a_finis
 
 
 def test_dojo_gives_lean_errors_for_unrecorded_tactics_and_gives_up_on_sorry(traced):
-    [results] = dojo(traced, dojo_op(traced, "mathd_algebra_176", [[0, "linarith"], [0, "exat 3"], [0, "sorry"], [0, "ring"]]))
+    [results] = dojo(
+        traced, dojo_op(traced, "mathd_algebra_176", [[0, "linarith"], [0, "exat 3"], [0, "sorry"], [0, "ring"]])
+    )
     initial, failed, unknown, given_up, finished = results
     assert failed["type"] == "LeanError" and failed["error"].startswith("tactic 'linarith' failed")
     assert failed["error"].endswith(initial["pp"])
@@ -165,15 +210,23 @@ def test_dojo_times_out_on_a_slow_tactic_and_on_a_slow_start(traced, recorded):
     )
     assert slow_tactic[0]["type"] == "TacticState"
     assert slow_tactic[1]["class"] == "DojoTacticTimeoutError"
-    assert slow_start == [{"type": "exception", "class": "DojoInitError", "text": "Timeout during initialization",
-                           "frames": ["run", "__enter__"]}]
+    assert slow_start == [
+        {
+            "type": "exception",
+            "class": "DojoInitError",
+            "text": "Timeout during initialization",
+            "frames": ["run", "__enter__"],
+        }
+    ]
 
 
 def test_dojo_reports_a_crashed_lean_as_dojo_crash_error(traced, recorded):
     step0 = first_step(recorded, "mathd_numbertheory_222")
     after_one, on_tactic = dojo(
         traced,
-        dojo_op(traced, "mathd_numbertheory_222", [[0, step0["tactic"]], [1, "linarith"]], LEAN_STANDIN_CRASH_AFTER="1"),
+        dojo_op(
+            traced, "mathd_numbertheory_222", [[0, step0["tactic"]], [1, "linarith"]], LEAN_STANDIN_CRASH_AFTER="1"
+        ),
         dojo_op(traced, "mathd_numbertheory_222", [[0, "omega"]], LEAN_STANDIN_CRASH_TACTIC="omega"),
     )
     assert after_one[1]["type"] == "TacticState"
@@ -191,8 +244,10 @@ def test_check_proof_accepts_a_recorded_proof_and_rejects_wrong_or_sorry_proofs(
         f" by\n  {step0['tactic']}",  # unsolved goals
         f" by\n  {step0['tactic']}\n  sorry",  # a `sorry` warning in the theorem's lines
     ]
-    ops = [{"op": "check_proof", **traced["base"], "file": FILE, "theorem": "mathd_numbertheory_222", "proof": proof}
-           for proof in proofs]
+    ops = [
+        {"op": "check_proof", **traced["base"], "file": FILE, "theorem": "mathd_numbertheory_222", "proof": proof}
+        for proof in proofs
+    ]
     assert run_dojo_driver(ops, traced["env"]) == [{"accepted": True}] + [{"accepted": False}] * 3
 
 
@@ -201,23 +256,33 @@ def test_check_proof_accepts_a_recorded_proof_and_rejects_wrong_or_sorry_proofs(
 
 def lean_file(env: dict, directory: Path, text: str) -> subprocess.CompletedProcess:
     (directory / "Check.lean").write_text(text, encoding="utf-8")
-    return subprocess.run(["lake", "env", "lean", "--threads=1", "--memory=4096", "Check.lean"],
-                          cwd=directory, env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["lake", "env", "lean", "--threads=1", "--memory=4096", "Check.lean"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_lean_prints_messages_and_print_axioms_like_lean(tmp_path, small_traces, recorded):
     env = install(tmp_path, traces=small_traces)
     (tmp_path / "lean-toolchain").write_text(LEAN_TOOLCHAIN + "\n")
     statement = "theorem mathd_algebra_176 (x : ℝ) : (x + 1) ^ 2 * x = x ^ 3 + 2 * x ^ 2 + x :="
-    good = lean_file(env, tmp_path, (
-        f"import Mathlib\n\n{statement} by\n  ring\n\n"
-        "theorem standin_native : 2 ^ 10 = 1024 := by\n  native_decide\n\n"
-        "theorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n\n"
-        "theorem standin_sorry : 1 = 1 := by sorry\n\n"
-        "theorem standin_trust : True := by\n  exact Lean.trustCompiler\n\n"
-        "#print axioms mathd_algebra_176\n#print axioms standin_native\n#print axioms standin_rfl\n"
-        "#print axioms standin_sorry\n#print axioms standin_trust\n"
-    ))
+    good = lean_file(
+        env,
+        tmp_path,
+        (
+            f"import Mathlib\n\n{statement} by\n  ring\n\n"
+            "theorem standin_native : 2 ^ 10 = 1024 := by\n  native_decide\n\n"
+            "theorem standin_rfl : 2 + 2 = 4 := by\n  rfl\n\n"
+            "theorem standin_sorry : 1 = 1 := by sorry\n\n"
+            "theorem standin_trust : True := by\n  exact Lean.trustCompiler\n\n"
+            "#print axioms mathd_algebra_176\n#print axioms standin_native\n#print axioms standin_rfl\n"
+            "#print axioms standin_sorry\n#print axioms standin_trust\n"
+        ),
+    )
     assert good.returncode == 0, good.stdout
     assert good.stdout.splitlines() == [
         "Check.lean:12:8: warning: declaration uses 'sorry'",
@@ -228,11 +293,19 @@ def test_lean_prints_messages_and_print_axioms_like_lean(tmp_path, small_traces,
         "'standin_trust' depends on axioms: [propext, Classical.choice, Lean.trustCompiler, Quot.sound]",
     ]
     goal = recorded["mathd_algebra_176"][0]["state_before"]
-    bad = lean_file(env, tmp_path, f"import Mathlib\n\n{statement} by\n  linarith\n\ntheorem t2 {statement[26:]} by\n  skip\n")
+    bad = lean_file(
+        env, tmp_path, f"import Mathlib\n\n{statement} by\n  linarith\n\ntheorem t2 {statement[26:]} by\n  skip\n"
+    )
     assert bad.returncode == 1
     lines = bad.stdout.splitlines()
-    assert lines[0] == "Check.lean:4:2: error: tactic 'linarith' failed (the Lean stand-in has no recorded outcome of this tactic at this goal)"
-    assert "Check.lean:6:8: error: the Lean stand-in has no recorded goal for 't2' (add its trace to LEAN_STANDIN_TRACES)" in lines
+    assert (
+        lines[0]
+        == "Check.lean:4:2: error: tactic 'linarith' failed (the Lean stand-in has no recorded outcome of this tactic at this goal)"
+    )
+    assert (
+        "Check.lean:6:8: error: the Lean stand-in has no recorded goal for 't2' (add its trace to LEAN_STANDIN_TRACES)"
+        in lines
+    )
     assert goal.splitlines()[-1] in lines
 
 
@@ -256,8 +329,10 @@ def repl_server(env: dict, project: Path, **config):
 
     config = LeanREPLConfig(
         project=LocalProject(directory=str(project), auto_build=False),
-        local_repl_path=env["LEAN_STANDIN_REPL_DIR"], lake_path=env["LEAN_STANDIN_LAKE"],
-        memory_hard_limit_mb=4096, **config,
+        local_repl_path=env["LEAN_STANDIN_REPL_DIR"],
+        lake_path=env["LEAN_STANDIN_LAKE"],
+        memory_hard_limit_mb=4096,
+        **config,
     )
     return LeanServer(config)
 
@@ -285,11 +360,15 @@ def test_repl_command_gives_the_theorems_goal_as_a_sorry_and_steps_reach_complet
 
     env, project = repl_project
     step0, step1 = first_step(recorded, "mathd_numbertheory_222"), first_step(recorded, "mathd_numbertheory_222", 1)
-    statement = "theorem mathd_numbertheory_222 (b : ℕ) (h₀ : Nat.lcm 120 b = 3720) (h₁ : Nat.gcd 120 b = 8) :\n    b = 248 :="
+    statement = (
+        "theorem mathd_numbertheory_222 (b : ℕ) (h₀ : Nat.lcm 120 b = 3720) (h₁ : Nat.gcd 120 b = 8) :\n    b = 248 :="
+    )
     server = repl_server(env, project)
     try:
         header = server.run(Command(cmd="import Mathlib\nopen BigOperators Real Nat Topology Rat\n"), timeout=10)
-        assert isinstance(header, CommandResponse) and header.env == 0 and header.messages == [] and header.sorries == []
+        assert (
+            isinstance(header, CommandResponse) and header.env == 0 and header.messages == [] and header.sorries == []
+        )
         theorem = server.run(Command(cmd=statement + " by sorry", env=header.env), timeout=10)
         assert theorem.env == 1
         [sorry] = theorem.sorries
@@ -304,8 +383,13 @@ def test_repl_command_gives_the_theorems_goal_as_a_sorry_and_steps_reach_complet
         done = server.run(ProofStep(proof_state=first.proof_state, tactic=step1["tactic"]), timeout=10)
         assert (done.goals, done.proof_state, done.proof_status) == ([], 2, "Completed")
         given_up = server.run(ProofStep(proof_state=0, tactic="sorry"), timeout=10)
-        assert (given_up.proof_status, given_up.sorries[0].goal) == ("Incomplete: contains sorry", step0["state_before"])
-        whole = server.run(Command(cmd=f"{statement} by\n  {step0['tactic']}\n  {step1['tactic']}", env=header.env), timeout=10)
+        assert (given_up.proof_status, given_up.sorries[0].goal) == (
+            "Incomplete: contains sorry",
+            step0["state_before"],
+        )
+        whole = server.run(
+            Command(cmd=f"{statement} by\n  {step0['tactic']}\n  {step1['tactic']}", env=header.env), timeout=10
+        )
         assert (whole.env, whole.messages, whole.sorries) == (2, [], [])  # proof steps make no environments
     finally:
         server.kill()
@@ -327,8 +411,12 @@ def test_repl_errors_come_as_lean_errors_or_error_messages_as_the_real_repl_give
         logged = server.run(ProofStep(proof_state=state, tactic="exact my_fake_premise"), timeout=10)  # recorded
         assert [(m.severity, m.data) for m in logged.messages] == [("error", "Unknown identifier `my_fake_premise`")]
         assert logged.proof_status == "Incomplete: contains sorry"
-        assert server.run(ProofStep(proof_state=99, tactic="rfl"), timeout=10) == LeanError(message="Unknown proof state.")
-        assert server.run(Command(cmd="example : True := trivial", env=42), timeout=10) == LeanError(message="Unknown environment.")
+        assert server.run(ProofStep(proof_state=99, tactic="rfl"), timeout=10) == LeanError(
+            message="Unknown proof state."
+        )
+        assert server.run(Command(cmd="example : True := trivial", env=42), timeout=10) == LeanError(
+            message="Unknown environment."
+        )
         unknown_goal = server.run(Command(cmd="theorem nobody_recorded : 1 = 1 := by rfl"), timeout=10)
         assert [m.severity for m in unknown_goal.messages] == ["error"]
     finally:

@@ -14,6 +14,7 @@ import pytest
 lean_interact = pytest.importorskip("lean_interact")
 
 from prover.envs.lean import prepare_repl
+
 from tests.lean_standin import costs, read_costs, set_knobs
 from tests.test_env_repl import COMPLEX_AND, HEADER, standin, traces_file  # noqa: F401 (fixtures)
 
@@ -21,8 +22,13 @@ pytestmark = pytest.mark.standin
 
 
 def server(standin, memory_limit_mb: int | None = 4096):  # noqa: F811
-    config = prepare_repl(standin.project, standin.env["LEAN_STANDIN_REPL_DIR"], standin.env["LEAN_STANDIN_LAKE"],
-                          memory_limit_mb, verbose=False)
+    config = prepare_repl(
+        standin.project,
+        standin.env["LEAN_STANDIN_REPL_DIR"],
+        standin.env["LEAN_STANDIN_LAKE"],
+        memory_limit_mb,
+        verbose=False,
+    )
     return lean_interact.LeanServer(config)
 
 
@@ -38,8 +44,14 @@ def test_imports_are_paid_by_commands_without_env_and_shared_by_commands_on_one(
     assert 0.07 <= time.monotonic() - started < 0.3 and len(step.goals) == 2  # no second import on env H
     repl.run(lean_interact.Command(cmd=HEADER + COMPLEX_AND.statement + " by sorry"))  # a fresh import
     kinds = [(c["kind"], c["seconds"]) for c in read_costs(standin.env)]
-    assert kinds == [("import", 0.3), ("command", 0.05), ("command", 0.05), ("tactic", 0.02),
-                     ("import", 0.3), ("command", 0.05)]
+    assert kinds == [
+        ("import", 0.3),
+        ("command", 0.05),
+        ("command", 0.05),
+        ("tactic", 0.02),
+        ("import", 0.3),
+        ("command", 0.05),
+    ]
     repl.kill()
 
 

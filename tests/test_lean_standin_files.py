@@ -25,8 +25,10 @@ def check(text: str) -> tuple[model.Source, model.CheckResult]:
 def test_each_sorry_of_a_focus_block_is_listed_at_its_own_place_with_its_goal():
     source, result = check(COMPLEX_AND)
     assert not result.has_errors, result.messages
-    positions = [(source.position(s.start), source.slice(model.Span(s.start, s.end)), s.goal.splitlines()[0])
-                 for s in result.sorries]
+    positions = [
+        (source.position(s.start), source.slice(model.Span(s.start, s.end)), s.goal.splitlines()[0])
+        for s in result.sorries
+    ]
     assert positions == [((3, 4), "sorry", "case left"), ((4, 4), "sorry", "case right")]
     assert [m.data for m in result.messages] == ["declaration uses 'sorry'"]
     assert result.sorries[1].state.goals == (result.sorries[1].goal,)

@@ -54,10 +54,19 @@ def countdown_theorems(spec, env) -> list[Theorem]:
 
 @pytest.fixture
 def countdown(monkeypatch, tmp_path):
-    monkeypatch.setitem(ENVS, "countdown", Backend(
-        "countdown", __name__, "CountdownConfig", "a countdown, for the test of a new environment",
-        default_policy="fixed", default_theorem_set="countdown", theorem_sets=("countdown",),
-    ))
+    monkeypatch.setitem(
+        ENVS,
+        "countdown",
+        Backend(
+            "countdown",
+            __name__,
+            "CountdownConfig",
+            "a countdown, for the test of a new environment",
+            default_policy="fixed",
+            default_theorem_set="countdown",
+            theorem_sets=("countdown",),
+        ),
+    )
     monkeypatch.setitem(THEOREM_SETS, "countdown", TheoremSet("countdown", "countdown_1, ...", countdown_theorems))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -72,8 +81,18 @@ def run(*args: str) -> int:
 
 
 def test_a_registered_environment_proves_a_set_in_batch(countdown, capsys):
-    code = run("prove-split", "--env", "countdown", "--num-theorems", "3", "--num-workers", "0", "--no-progress",
-               "--out", "runs/countdown")
+    code = run(
+        "prove-split",
+        "--env",
+        "countdown",
+        "--num-theorems",
+        "3",
+        "--num-workers",
+        "0",
+        "--no-progress",
+        "--out",
+        "runs/countdown",
+    )
     assert code == 0, capsys.readouterr().err
     assert "proved 3 of 3" in capsys.readouterr().out
     config = json.loads((countdown / "runs" / "countdown" / "config.json").read_text())

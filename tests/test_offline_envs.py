@@ -22,12 +22,12 @@ from search import (
 )
 
 from prover.config import BackendSpec, TheoremSetConfig
-from prover.settings import ConfigError
 from prover.data import repl_fixtures_path
 from prover.envs.replay import ReplayEnv
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.policies.fixed import FixedPolicy, parse_tactics
 from prover.policies.replay import ReplayPolicy
+from prover.settings import ConfigError
 from prover.theorem_sets import load_theorems, minif2f
 from prover.traces import TraceFormatError, TraceSet, load_traces
 
@@ -109,7 +109,10 @@ def test_every_recorded_proof_is_found_by_a_policy_that_proposes_its_tactics(tra
     for theorem, initial, tactics in recorded_proofs(records):
         name = replay_variant(traces, theorem, initial)
         result = best_first_search(
-            Theorem(name), ScriptPolicy(tactics), ReplayEnv(traces), SearchLimits(max_expansions=50, tactics_per_node=64)
+            Theorem(name),
+            ScriptPolicy(tactics),
+            ReplayEnv(traces),
+            SearchLimits(max_expansions=50, tactics_per_node=64),
         )
         assert result.status is SearchStatus.PROVED, (name, tactics, result.error)
         assert set(result.proof) <= set(tactics)
@@ -123,8 +126,11 @@ def test_every_replay_theorem_is_a_minif2f_theorem(traces):
     assert len(theorems) == len(traces.names()) >= 90
     minif2f_names = {t.name for t in minif2f("valid") + minif2f("test")}
     assert [t.name for t in theorems if base_name(t.name) not in minif2f_names] == []
-    fixtures = {json.loads(line)["theorem"] for line in repl_fixtures_path().read_text(encoding="utf-8").splitlines()
-                if line.strip()}
+    fixtures = {
+        json.loads(line)["theorem"]
+        for line in repl_fixtures_path().read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
     assert fixtures and not fixtures & {base_name(t.name) for t in theorems}
 
 
@@ -146,8 +152,14 @@ def test_an_unrecorded_tactic_is_a_lean_error_that_says_so(traces):
 def test_replay_answers_as_lean_did():
     records = [
         {"theorem": "t", "state_before": "⊢ p", "tactic": "intro h", "state_after": "h : q\n⊢ p", "step": 0},
-        {"theorem": "t", "state_before": "h : q\n⊢ p", "tactic": "exact h", "state_after": "no goals",
-         "proof_finished": True, "step": 1},
+        {
+            "theorem": "t",
+            "state_before": "h : q\n⊢ p",
+            "tactic": "exact h",
+            "state_after": "no goals",
+            "proof_finished": True,
+            "step": 1,
+        },
         {"theorem": "t", "state_before": "⊢ p", "tactic": "bad", "error": "unknown identifier"},
         {"theorem": "t", "state_before": "⊢ p", "tactic": "sorry", "state_after": "no goals", "proof_finished": False},
     ]
@@ -172,7 +184,9 @@ def test_replay_policy_ranks_wrong_tactics_among_recorded_ones_and_search_reject
     [proposals] = policy.propose([initial], k=16)
     is_recorded = [p.tactic in traces.tactics_at(initial) for p in proposals]
     assert sum(is_recorded) == len(traces.tactics_at(initial)) and not is_recorded[0]  # a wrong one ranks first
-    result = best_first_search(Theorem(name), policy, ReplayEnv(traces), SearchLimits(max_expansions=30, tactics_per_node=16))
+    result = best_first_search(
+        Theorem(name), policy, ReplayEnv(traces), SearchLimits(max_expansions=30, tactics_per_node=16)
+    )
     assert result.status is SearchStatus.PROVED
     outcomes = [edge["outcome"] for _, _, edge in result.tree.graph.edges(data=True)]
     assert outcomes.count(EdgeOutcome.ERROR) == is_recorded.index(True)  # every wrong one tried first failed
@@ -214,7 +228,10 @@ def test_synthetic_env_is_deterministic_for_a_seed():
     assert _edges(runs[0]) == _edges(runs[1])
     assert runs[0].status == runs[1].status and runs[0].proof == runs[1].proof
     other = best_first_search(
-        Theorem("synthetic_0002"), FixedPolicy(), SyntheticEnv(SyntheticConfig(**{**config.__dict__, "seed": 8})), limits
+        Theorem("synthetic_0002"),
+        FixedPolicy(),
+        SyntheticEnv(SyntheticConfig(**{**config.__dict__, "seed": 8})),
+        limits,
     )
     assert _edges(other) != _edges(runs[0])
 

@@ -3,12 +3,12 @@ recorded is "not recorded" (Lean never ran it) on the pages and in reports, not 
 
 from __future__ import annotations
 
-import json
-
 from prover.cli import main
 from prover.views.report import load_run, run_stats
 from prover.views.viz import error_kind, overview, view_data
-from tests.test_viz_browser import browser, pytestmark as needs_chromium, saved_page  # noqa: F401 (a fixture)
+
+from tests.test_viz_browser import browser, saved_page  # noqa: F401 (a fixture)
+from tests.test_viz_browser import pytestmark as needs_chromium
 
 
 def test_unrecorded_replay_tactics_are_not_called_lean_errors(tmp_path, traces_path, monkeypatch, capsys):
@@ -16,8 +16,22 @@ def test_unrecorded_replay_tactics_are_not_called_lean_errors(tmp_path, traces_p
 
     monkeypatch.setattr(prover.views.plots, "write_report_plots", lambda runs, stats, labels, out_dir: [])
     run = tmp_path / "replay"
-    main(["prove-split", "--env", "replay", "--limit", "6", "--max-expansions", "8", "--out", str(run),
-          "--num-workers", "0", "--no-progress"])
+    main(
+        [
+            "prove-split",
+            "--env",
+            "replay",
+            "--limit",
+            "6",
+            "--max-expansions",
+            "8",
+            "--out",
+            str(run),
+            "--num-workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     stats = run_stats(load_run(run))
     # The replay policy mixes recorded tactics with wrong ones: those are all unrecorded.
     assert stats.tactic_outcomes["not recorded"] > 0
@@ -40,8 +54,10 @@ def test_unrecorded_replay_tactics_are_not_called_lean_errors(tmp_path, traces_p
 
 
 def test_error_kind_names_each_outcome():
-    assert error_kind("error", "not recorded: `simp` was never recorded at this state, so Lean never ran it") \
+    assert (
+        error_kind("error", "not recorded: `simp` was never recorded at this state, so Lean never ran it")
         == "not recorded"
+    )
     # A tree saved before the word existed says it the old way.
     assert error_kind("error", "replay: `simp` was never recorded at this state") == "not recorded"
     assert error_kind("error", "unknown identifier 'foo'") == "Lean error"
@@ -57,8 +73,9 @@ def test_the_tree_page_says_not_recorded(browser, tmp_path):  # noqa: F811
 
     tree = SearchTree("replayed", "⊢ A")
     tree.add_outcome(ROOT, "intro x", -0.2, TacticState("⊢ B"))
-    tree.add_outcome(ROOT, "simp", -0.9, LeanError("not recorded: `simp` was never recorded at this state, "
-                                                   "so Lean never ran it"))
+    tree.add_outcome(
+        ROOT, "simp", -0.9, LeanError("not recorded: `simp` was never recorded at this state, so Lean never ran it")
+    )
     tree.add_outcome(ROOT, "ring", -0.7, LeanError("ring failed"))
     tree.mark_expanded(ROOT)
     view, _ = saved_page(browser, tmp_path, tree, "replayed")

@@ -8,7 +8,6 @@ import pytest
 
 from search import Proposal, merge_proposals
 
-from prover.settings import ConfigError
 from prover.policies.prompts import (
     PROMPTS,
     ModelPolicyConfig,
@@ -18,6 +17,7 @@ from prover.policies.prompts import (
     special_stop_ids,
     to_proposals,
 )
+from prover.settings import ConfigError
 
 # A state with the characters that str.format and % would trip on.
 STATE = "x : ℕ\nh : {x} = %d\n⊢ x + 0 = x"
@@ -35,7 +35,7 @@ class CharTokenizer:
     def encode(self, text: str) -> list[int]:
         for token, token_id in self.added_tokens_encoder.items():
             if text.startswith(token):
-                return [token_id] + self.encode(text[len(token):])
+                return [token_id] + self.encode(text[len(token) :])
         return [ord(c) for c in text[:1]] + self.encode(text[1:]) if text else []
 
     def decode(self, ids) -> str:
@@ -118,8 +118,13 @@ def test_every_sample_becomes_a_proposal_best_first():
     samples = [("simp", -3.0, 3), ("ring", -1.0, 2), ("simp", -0.5, 3), ("", -0.1, 1), (" omega ", -2.0, 4)]
     proposals = to_proposals(samples)
     # Nothing merged, stripped or dropped: that is the engine's job, done once for every policy.
-    assert proposals == [Proposal("", -0.1), Proposal("simp", -0.5), Proposal("ring", -1.0),
-                         Proposal(" omega ", -2.0), Proposal("simp", -3.0)]
+    assert proposals == [
+        Proposal("", -0.1),
+        Proposal("simp", -0.5),
+        Proposal("ring", -1.0),
+        Proposal(" omega ", -2.0),
+        Proposal("simp", -3.0),
+    ]
 
 
 def test_length_normalised_scores_are_the_mean_log_prob_per_token():
@@ -144,8 +149,9 @@ def test_no_samples_give_no_proposals():
 
 
 def test_the_engine_merges_a_policys_proposals_into_the_best_k_distinct_tactics():
-    proposals = to_proposals([("simp", -3.0, 3), ("ring", -1.0, 2), ("simp", -0.5, 3), ("", -0.1, 1),
-                              (" omega ", -2.0, 4), ("  ", -0.2, 2)])
+    proposals = to_proposals(
+        [("simp", -3.0, 3), ("ring", -1.0, 2), ("simp", -0.5, 3), ("", -0.1, 1), (" omega ", -2.0, 4), ("  ", -0.2, 2)]
+    )
     assert merge_proposals(proposals, k=8) == [Proposal("simp", -0.5), Proposal("ring", -1.0), Proposal("omega", -2.0)]
     assert merge_proposals(proposals, k=2) == [Proposal("simp", -0.5), Proposal("ring", -1.0)]
 

@@ -20,6 +20,7 @@ from prover.policies import hf, make_policy
 from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import PROMPTS, cut_continuation
 from prover.traces import TraceSet
+
 from tests.tiny_llama import STATES, session_tiny_llama
 
 # The Llemma formal2formal prompt (wellecks/llemma_formal2formal, proofsearch.py), written
@@ -130,8 +131,9 @@ def _model_logprob_of_greedy_continuation(tiny, prompt: str, num_tokens: int) ->
     model, tokenizer = tiny
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     with torch.no_grad():
-        continuation = model.generate(ids, max_new_tokens=num_tokens, do_sample=False,
-                                      pad_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:]
+        continuation = model.generate(
+            ids, max_new_tokens=num_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )[0, ids.shape[1] :]
         full = torch.cat([ids[0], continuation]).unsqueeze(0)
         logprobs = torch.log_softmax(model(full).logits[0, ids.shape[1] - 1 : -1].float(), dim=-1)
     return continuation.tolist(), logprobs.gather(1, continuation.unsqueeze(1)).sum().item()
@@ -203,8 +205,12 @@ def test_each_generated_row_is_scored_through_its_eos_and_duplicates_are_left_to
     scores = [[-1.0] * width, [-0.5] * width, [-0.1] * width, [-0.01] * width]
     (proposals,) = goal._proposals(rows, scores, num_states=1, num_return=4, k=4)
     # One proposal per row, best first; each row's score sums its tokens through the first EOS.
-    rows_scored = [("simp", -1.0 * (len(simp) + 1)), ("ring", -0.5 * (len(ring) + 1)),
-                   ("simp", -0.1 * (len(simp) + 1)), ("", -0.01)]
+    rows_scored = [
+        ("simp", -1.0 * (len(simp) + 1)),
+        ("ring", -0.5 * (len(ring) + 1)),
+        ("simp", -0.1 * (len(simp) + 1)),
+        ("", -0.01),
+    ]
     expected = sorted(rows_scored, key=lambda row: -row[1])
     assert [p.tactic for p in proposals] == [t for t, _ in expected]
     assert [p.logprob for p in proposals] == pytest.approx([lp for _, lp in expected])
@@ -222,11 +228,21 @@ def test_search_driven_by_the_tiny_llama_proves_a_two_step_replay_theorem(tiny_d
     assert len(first) >= 2 and len(second) >= 4 and all(first + second)
     records = [
         {"theorem": "t", "state_before": STATES[0], "tactic": first[1], "state_after": STATES[1], "step": 0},
-        {"theorem": "t", "state_before": STATES[1], "tactic": second[3], "state_after": "no goals",
-         "proof_finished": True, "step": 1},
+        {
+            "theorem": "t",
+            "state_before": STATES[1],
+            "tactic": second[3],
+            "state_after": "no goals",
+            "proof_finished": True,
+            "step": 1,
+        },
     ]
-    result = best_first_search(Theorem("t"), policy, ReplayEnv(TraceSet.from_records(records)),
-                               SearchLimits(max_expansions=4, tactics_per_node=4))
+    result = best_first_search(
+        Theorem("t"),
+        policy,
+        ReplayEnv(TraceSet.from_records(records)),
+        SearchLimits(max_expansions=4, tactics_per_node=4),
+    )
     assert result.status is SearchStatus.PROVED
     assert result.proof == [first[1], second[3]]
     assert result.num_expansions == 2 and result.num_tactics >= 2 + 4
@@ -242,17 +258,44 @@ def test_a_tiny_policy_trained_on_recorded_proofs_proves_their_theorems_end_to_e
     from prover.learn.training import TinyLlamaShape, train_tiny_policy
 
     chosen = {"mathd_algebra_478", "mathd_numbertheory_185", "amc12a_2002_p6"}
-    lines = [line for line in traces_path.read_text(encoding="utf-8").splitlines()
-             if line.strip() and json.loads(line)["theorem"] in chosen]
+    lines = [
+        line
+        for line in traces_path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["theorem"] in chosen
+    ]
     traces = tmp_path / "traces.jsonl"
     traces.write_text("\n".join(lines) + "\n", encoding="utf-8")
     shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
-    model = train_tiny_policy(traces, tmp_path / "model", steps=200, seed=0, batch_size=8, max_prompt_tokens=256,
-                              shape=shape, progress=None)
+    model = train_tiny_policy(
+        traces, tmp_path / "model", steps=200, seed=0, batch_size=8, max_prompt_tokens=256, shape=shape, progress=None
+    )
     run = tmp_path / "run"
-    main(["prove-split", "--env", "replay", "--traces", str(traces), "--policy", "hf", "--model", str(model),
-          "--device", "cpu", "--decoding", "beam", "--tactics-per-node", "4", "--max-expansions", "8",
-          "--num-workers", "0", "--no-progress", "--out", str(run)])
+    main(
+        [
+            "prove-split",
+            "--env",
+            "replay",
+            "--traces",
+            str(traces),
+            "--policy",
+            "hf",
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--decoding",
+            "beam",
+            "--tactics-per-node",
+            "4",
+            "--max-expansions",
+            "8",
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(run),
+        ]
+    )
     capsys.readouterr()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["num_theorems"] == 4  # amc12a_2002_p6 has two initial goals
@@ -350,9 +393,12 @@ def test_memory_estimate_counts_each_sequences_kv_cache_and_logits():
     from transformers import LlamaConfig
 
     # Llemma-7B's shape in bf16: 32 layers x 2 (K, V) x 32 KV heads x 128 x 2 bytes = 0.5 MiB a token.
-    llemma = types.SimpleNamespace(config=LlamaConfig(num_hidden_layers=32, num_attention_heads=32,
-                                                      num_key_value_heads=32, hidden_size=4096, vocab_size=32016),
-                                   dtype=torch.bfloat16)
+    llemma = types.SimpleNamespace(
+        config=LlamaConfig(
+            num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, hidden_size=4096, vocab_size=32016
+        ),
+        dtype=torch.bfloat16,
+    )
     per_state = hf.generation_bytes_per_state(llemma, sequences=8, prompt_tokens=444, new_tokens=256)
     assert per_state == 8 * ((444 + 256) * 2**19 + 256 * 32016 * 4)
     # The Ray default (32 states x 8 samples) would want ~ 3.2 GB a state, 100 GB in one call.
@@ -420,8 +466,16 @@ def test_tiny_policy_trains_on_the_traces_and_loads_as_an_hf_model(traces_path, 
     from prover.learn.training import TinyLlamaShape, train_tiny_policy, training_pairs
 
     shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
-    out = train_tiny_policy(traces_path, tmp_path / "tiny-policy", steps=40, seed=0, batch_size=8,
-                            max_prompt_tokens=256, shape=shape, progress=None)
+    out = train_tiny_policy(
+        traces_path,
+        tmp_path / "tiny-policy",
+        steps=40,
+        seed=0,
+        batch_size=8,
+        max_prompt_tokens=256,
+        shape=shape,
+        progress=None,
+    )
     metadata = json.loads((out / hf.POLICY_METADATA).read_text())
     assert metadata["prompt"] == "goal_proofstep" and metadata["num_pairs"] == len(training_pairs(traces_path)) > 400
     assert metadata["final_loss"] < metadata["first_loss"] - 1.0

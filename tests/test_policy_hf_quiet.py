@@ -7,6 +7,7 @@ import logging
 import warnings
 
 from prover.policies.hf import HFConfig, HFPolicy, load_model
+
 from tests.tiny_llama import STATES, session_tiny_llama
 
 

@@ -34,6 +34,7 @@ from prover.policies import vllm as vllm_policy
 from prover.policies.hf import HFConfig, HFPolicy, load_model
 from prover.policies.prompts import PROMPTS
 from prover.policies.vllm import MAX_BEAM_WIDTH, NEEDS_VLLM, NoLogprobsError, VLLMConfig, VLLMPolicy, import_vllm
+
 from tests.tiny_llama import STATES, save_tiny_llama
 
 
@@ -76,9 +77,22 @@ class FakeCompletionOutput:
 
 
 class FakeRequestOutput:
-    def __init__(self, request_id, prompt, prompt_token_ids, prompt_logprobs, outputs, finished, metrics=None,
-                 lora_request=None, encoder_prompt=None, encoder_prompt_token_ids=None, num_cached_tokens=None,
-                 num_cache_creation_tokens=None, **kwargs):
+    def __init__(
+        self,
+        request_id,
+        prompt,
+        prompt_token_ids,
+        prompt_logprobs,
+        outputs,
+        finished,
+        metrics=None,
+        lora_request=None,
+        encoder_prompt=None,
+        encoder_prompt_token_ids=None,
+        num_cached_tokens=None,
+        num_cache_creation_tokens=None,
+        **kwargs,
+    ):
         self.request_id, self.prompt, self.prompt_token_ids = request_id, prompt, prompt_token_ids
         self.prompt_logprobs, self.outputs, self.finished = prompt_logprobs, outputs, finished
 
@@ -130,8 +144,10 @@ class FakeLLM:
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append((list(prompts), params))
         if (params.logprobs or 0) > self.max_logprobs:
-            raise ValueError(f"Requested sample logprobs of {params.logprobs}, which is greater than max allowed: "
-                             f"{self.max_logprobs}")
+            raise ValueError(
+                f"Requested sample logprobs of {params.logprobs}, which is greater than max allowed: "
+                f"{self.max_logprobs}"
+            )
         if prompts and isinstance(prompts[0], dict):
             return [self._step(prompt["prompt_token_ids"], params) for prompt in prompts]
         return [self._sample(prompt, params) for prompt in prompts]
@@ -140,7 +156,7 @@ class FakeLLM:
         """(state, generated tokens) of a beam-search request."""
         for state, prompt_ids in self.prompt_ids.items():
             if token_ids[: len(prompt_ids)] == prompt_ids:
-                return state, token_ids[len(prompt_ids):]
+                return state, token_ids[len(prompt_ids) :]
         raise AssertionError("a request that extends no rendered prompt")
 
     def _sample(self, prompt: str, params) -> Any:
@@ -192,7 +208,12 @@ def through_stop(tokenizer, text: str, stop: str = "---") -> int:
 
 
 SCRIPT = {
-    STATES[0]: [("\nsimp\n---\nlinarith", -0.5), ("\nnorm_num\n---", -0.2), ("\nsimp\n---", -0.1), ("\n  \n---", -0.01)],
+    STATES[0]: [
+        ("\nsimp\n---\nlinarith", -0.5),
+        ("\nnorm_num\n---", -0.2),
+        ("\nsimp\n---", -0.1),
+        ("\n  \n---", -0.01),
+    ],
     STATES[1]: [("\nnlinarith [sq_nonneg (a - b)]\n---", -0.3), ("\nlinarith", -0.4)],
 }
 
@@ -337,25 +358,46 @@ def test_llm_is_built_with_the_vllm_settings_and_room_for_64_beams(tokenizer):
         def get_tokenizer(self):
             return tokenizer
 
-    config = VLLMConfig(model="m", tensor_parallel_size=2, gpu_memory_utilization=0.8, dtype="float16",
-                        max_model_len=4096, trust_remote_code=True)
+    config = VLLMConfig(
+        model="m",
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.8,
+        dtype="float16",
+        max_model_len=4096,
+        trust_remote_code=True,
+    )
     VLLMPolicy(config, vllm=types.SimpleNamespace(LLM=RecordingLLM, SamplingParams=SamplingParams))
-    assert built == dict(model="m", dtype="float16", seed=0, max_model_len=4096, tensor_parallel_size=2,
-                         gpu_memory_utilization=0.8, trust_remote_code=True, max_logprobs=2 * MAX_BEAM_WIDTH)
-    VLLMPolicy(VLLMConfig(model="m", max_prompt_tokens=1000, max_new_tokens=256),
-               vllm=types.SimpleNamespace(LLM=RecordingLLM, SamplingParams=SamplingParams))
+    assert built == dict(
+        model="m",
+        dtype="float16",
+        seed=0,
+        max_model_len=4096,
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.8,
+        trust_remote_code=True,
+        max_logprobs=2 * MAX_BEAM_WIDTH,
+    )
+    VLLMPolicy(
+        VLLMConfig(model="m", max_prompt_tokens=1000, max_new_tokens=256),
+        vllm=types.SimpleNamespace(LLM=RecordingLLM, SamplingParams=SamplingParams),
+    )
     assert built["max_model_len"] == 1256 and built["dtype"] == "bfloat16"
 
 
 def test_vllm_settings_are_flags_of_the_vllm_policy():
     from prover.config import RunConfig, apply_flags
 
-    config = apply_flags(RunConfig(policy=BackendSpec.default("policy", "vllm")),
-                         {"--tensor-parallel-size": 4, "--gpu-memory-utilization": 0.7, "--dtype": "float16",
-                          "--max-model-len": 8192})
+    config = apply_flags(
+        RunConfig(policy=BackendSpec.default("policy", "vllm")),
+        {"--tensor-parallel-size": 4, "--gpu-memory-utilization": 0.7, "--dtype": "float16", "--max-model-len": 8192},
+    )
     options = config.policy.options
     assert (options.tensor_parallel_size, options.gpu_memory_utilization, options.dtype, options.max_model_len) == (
-        4, 0.7, "float16", 8192)
+        4,
+        0.7,
+        "float16",
+        8192,
+    )
 
 
 # ---- prompts and loading ------------------------------------------------------------------------

@@ -16,10 +16,21 @@ from prover.config import RunConfig
 from prover.policies.hf import HFPolicy
 from prover.policies.prompts import PROMPTS
 from prover.presets import PRESETS, apply_preset, get_preset, resolved_settings
+
 from tests.tiny_llama import save_tiny_llama
 
-REQUIRED_KEYS = {"model", "prompt", "decoding", "tactics_per_node", "max_new_tokens", "stop", "tactic_score",
-                 "scorer", "max_expansions", "time_limit_s"}
+REQUIRED_KEYS = {
+    "model",
+    "prompt",
+    "decoding",
+    "tactics_per_node",
+    "max_new_tokens",
+    "stop",
+    "tactic_score",
+    "scorer",
+    "max_expansions",
+    "time_limit_s",
+}
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -88,8 +99,9 @@ def test_the_step_provers_say_what_their_cards_leave_out():
 
 def test_a_preset_is_applied_on_top_of_a_config_and_under_the_flags(capsys, tmp_path, monkeypatch):
     # The policy of a replay run is the replay policy; the preset makes it hf.
-    config = apply_preset(RunConfig.from_dict({"env": {"name": "replay"}, "policy": {"name": "replay"}}),
-                          "llemma-34b-f2f")
+    config = apply_preset(
+        RunConfig.from_dict({"env": {"name": "replay"}, "policy": {"name": "replay"}}), "llemma-34b-f2f"
+    )
     assert config.policy.name == "hf" and config.policy.options.model == "EleutherAI/llemma_34b"
     assert config.env.name == "replay"
     # --policy vllm keeps vllm, with the preset's vLLM settings too.
@@ -103,19 +115,38 @@ def test_a_preset_is_applied_on_top_of_a_config_and_under_the_flags(capsys, tmp_
     seen = []
     search = prover.run.driver.search_theorem
     monkeypatch.setattr(prover.policies, "make_policy", lambda spec: FixedPolicy())
-    monkeypatch.setattr(prover.run.driver, "search_theorem",
-                        lambda target, policy, config, **kwargs: seen.append(config) or search(target, policy, config,
-                                                                                               **kwargs))
-    code, _, err = run_cli(capsys, "attack", "mathd_algebra_478", "--env", "replay", "--preset", "llemma-f2f",
-                           "--max-expansions", "7", "--decoding", "sampling", "--tree-out", tmp_path / "t.json")
+    monkeypatch.setattr(
+        prover.run.driver,
+        "search_theorem",
+        lambda target, policy, config, **kwargs: seen.append(config) or search(target, policy, config, **kwargs),
+    )
+    code, _, err = run_cli(
+        capsys,
+        "attack",
+        "mathd_algebra_478",
+        "--env",
+        "replay",
+        "--preset",
+        "llemma-f2f",
+        "--max-expansions",
+        "7",
+        "--decoding",
+        "sampling",
+        "--tree-out",
+        tmp_path / "t.json",
+    )
     assert code in (0, 1), err
     (config,) = seen
     assert (config.policy.name, config.policy.options.prompt, config.policy.options.decoding) == (
-        "hf", "llemma", "sampling")
+        "hf",
+        "llemma",
+        "sampling",
+    )
     assert (config.limits.max_expansions, config.limits.tactics_per_node, config.limits.time_limit_s) == (7, 32, 600.0)
     assert config.search.scorer == "cumulative" and config.policy.options.length_normalise
-    code, _, err = run_cli(capsys, "attack", "mathd_algebra_478", "--env", "replay", "--policy", "fixed",
-                           "--preset", "llemma-f2f")
+    code, _, err = run_cli(
+        capsys, "attack", "mathd_algebra_478", "--env", "replay", "--policy", "fixed", "--preset", "llemma-f2f"
+    )
     assert code == 2 and "--preset llemma-f2f sets up a model policy (hf or vllm), not --policy fixed" in err
 
 
@@ -126,14 +157,39 @@ def tiny_dir(tmp_path_factory):
 
 def test_a_preset_runs_records_its_resolved_settings_in_config_json(capsys, tmp_path, tiny_dir):
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "prove-split", "--env", "replay", "--preset", "llemma-f2f", "--model", tiny_dir,
-                           "--device", "cpu", "--limit", "1", "--max-expansions", "1", "--tactics-per-node", "2",
-                           "--max-new-tokens", "4", "--num-workers", "0", "--no-progress", "--out", run)
+    code, _, err = run_cli(
+        capsys,
+        "prove-split",
+        "--env",
+        "replay",
+        "--preset",
+        "llemma-f2f",
+        "--model",
+        tiny_dir,
+        "--device",
+        "cpu",
+        "--limit",
+        "1",
+        "--max-expansions",
+        "1",
+        "--tactics-per-node",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--num-workers",
+        "0",
+        "--no-progress",
+        "--out",
+        run,
+    )
     assert code == 0, err
     saved = json.loads((run / "config.json").read_text())
     assert saved["policy"]["name"] == "hf" and saved["policy"]["model"] == str(tiny_dir)
     assert (saved["policy"]["prompt"], saved["policy"]["decoding"], saved["policy"]["length_normalise"]) == (
-        "llemma", "beam", True)
+        "llemma",
+        "beam",
+        True,
+    )
     assert saved["limits"]["max_expansions"] == 1 and saved["limits"]["time_limit_s"] == 600.0
     assert saved["search"]["scorer"] == "cumulative"
     assert not any("preset" in key for section in saved.values() if isinstance(section, dict) for key in section)
@@ -150,14 +206,33 @@ def test_the_tiny_model_runs_each_presets_prompt_path_end_to_end(capsys, tmp_pat
     propose = HFPolicy.propose_in_context
 
     def spy(self, states, contexts, k):
-        rendered.append((self.format.name, self.config.decoding, k, self.render(states[0], contexts[0]), states[0],
-                         contexts[0]))
+        rendered.append(
+            (self.format.name, self.config.decoding, k, self.render(states[0], contexts[0]), states[0], contexts[0])
+        )
         return propose(self, states, contexts, k)
 
     monkeypatch.setattr(HFPolicy, "propose_in_context", spy)
-    code, out, err = run_cli(capsys, "attack", "mathd_algebra_478", "--env", "replay", "--preset", name,
-                             "--model", tiny_dir, "--device", "cpu", "--max-expansions", "2",
-                             "--max-new-tokens", "6", "--tactics-per-node", "3", "--tree-out", tmp_path / "tree.json")
+    code, out, err = run_cli(
+        capsys,
+        "attack",
+        "mathd_algebra_478",
+        "--env",
+        "replay",
+        "--preset",
+        name,
+        "--model",
+        tiny_dir,
+        "--device",
+        "cpu",
+        "--max-expansions",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--tactics-per-node",
+        "3",
+        "--tree-out",
+        tmp_path / "tree.json",
+    )
     assert code in (0, 1), err
     assert "Traceback" not in err and (tmp_path / "tree.json").exists()
     preset = get_preset(name)

@@ -8,11 +8,19 @@ import json
 import pytest
 
 from prover.learn.training import TACTIC_ROOM_TOKENS, TinyLlamaShape, train_tiny_policy
-from prover.policies.hf import HFConfig, HFPolicy, POLICY_METADATA
+from prover.policies.hf import POLICY_METADATA, HFConfig, HFPolicy
+
 from tests.test_presets import run_cli
 
-SHAPE = TinyLlamaShape(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1536)
+SHAPE = TinyLlamaShape(
+    vocab_size=300,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    max_position_embeddings=1536,
+)
 
 
 @pytest.mark.slow

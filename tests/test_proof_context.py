@@ -4,7 +4,6 @@ each state; InternLM2.5-StepProver's prompt filled with it; batching unchanged."
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
 
 import pytest
 
@@ -26,6 +25,7 @@ from search.tree import ROOT
 
 from prover.policies.prompts import PROMPTS, PromptedPolicy, fit_prompt
 from prover.run.serving import BatchingServer
+
 from tests.fakes import GraphEnv, TablePolicy
 
 # InternLM-Math minif2f/proofsearch_internLM2.5-StepProver.py, _prompt_function inside
@@ -40,17 +40,19 @@ INTERNLM_GOLDEN = (
 
 
 def internlm_golden(name: str, proof_before: str, state: str) -> str:
-    return (INTERNLM_GOLDEN.replace("{NAME}", name).replace("{PROOF_BEFORE}", proof_before)
-            .replace("{STATE}", state))
+    return INTERNLM_GOLDEN.replace("{NAME}", name).replace("{PROOF_BEFORE}", proof_before).replace("{STATE}", state)
 
 
 def three_step_env() -> GraphEnv:
     """S0 -(intro x)-> S1 -(cases h)-> S2 -(simp)-> proved."""
-    return GraphEnv("S0", {
-        "S0": {"intro x": TacticState("S1")},
-        "S1": {"cases h": TacticState("S2")},
-        "S2": {"simp": ProofFinished()},
-    })
+    return GraphEnv(
+        "S0",
+        {
+            "S0": {"intro x": TacticState("S1")},
+            "S1": {"cases h": TacticState("S2")},
+            "S2": {"simp": ProofFinished()},
+        },
+    )
 
 
 TABLE = {"S0": [("intro x", -0.1)], "S1": [("cases h", -0.2)], "S2": [("simp", -0.3)]}
@@ -121,7 +123,9 @@ def test_a_policy_that_reads_contexts_gets_the_theorem_and_the_path_to_each_stat
     result = best_first_search(theorem, policy, three_step_env(), SearchLimits(max_expansions=10))
     assert result.status is SearchStatus.PROVED
     assert [(state, context.tactics) for state, context in policy.seen] == [
-        ("S0", ()), ("S1", ("intro x",)), ("S2", ("intro x", "cases h")),
+        ("S0", ()),
+        ("S1", ("intro x",)),
+        ("S2", ("intro x", "cases h")),
     ]
     assert {(c.theorem_name, c.theorem_statement) for _, c in policy.seen} == {("Mathlib.thm", "theorem thm : True :=")}
 
@@ -211,6 +215,7 @@ def test_the_batching_server_asks_a_policy_that_ignores_contexts_for_plain_propo
 @pytest.mark.slow
 def test_the_hf_policy_renders_contexts_and_generates_two_states_in_one_call(tmp_path_factory, monkeypatch):
     from prover.policies.hf import HFConfig, HFPolicy, load_model
+
     from tests.tiny_llama import STATES, session_tiny_llama
 
     model, tokenizer = load_model(str(session_tiny_llama(tmp_path_factory)), "cpu")

@@ -33,8 +33,13 @@ def test_the_replay_benchmark_is_as_the_readme_says():
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_the_readmes_output_folders_are_ignored_but_not_the_shipped_data():
-    paths = ["runs/demo/results.jsonl", "data/round-1/train.jsonl", "models/round-1/config.json",
-             "prover/data/new.jsonl"]
-    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True,
-                             text=True).stdout.split()
+    paths = [
+        "runs/demo/results.jsonl",
+        "data/round-1/train.jsonl",
+        "models/round-1/config.json",
+        "prover/data/new.jsonl",
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
     assert ignored == paths[:3]

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.standin
 
 def prover(*args: str, env: dict[str, str], cwd: Path, timeout_s: float = 60) -> subprocess.CompletedProcess:
     """``prover ARGS`` in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 @pytest.fixture()
@@ -39,8 +40,14 @@ def user(tmp_path, traces_file):  # noqa: F811 (the fixture imported above)
     project = lean_project(tmp_path / "project")
     home = tmp_path / "home"
     home.mkdir()
-    flags = ["--lean-project", str(project), "--repl-path", env["LEAN_STANDIN_REPL_DIR"],
-             "--lake-path", env["LEAN_STANDIN_LAKE"]]
+    flags = [
+        "--lean-project",
+        str(project),
+        "--repl-path",
+        env["LEAN_STANDIN_REPL_DIR"],
+        "--lake-path",
+        env["LEAN_STANDIN_LAKE"],
+    ]
     return env, project, home, flags
 
 
@@ -50,9 +57,23 @@ def saved_result(path: Path) -> dict:
 
 def test_attack_proves_a_minif2f_theorem_through_the_repl_from_any_directory(user, tmp_path):
     env, project, home, flags = user
-    done = prover("attack", "mathd_algebra_478", "--env", "repl", "--policy", "fixed",
-                  "--tactic", "norm_num", "--tactic", "rw [h₁, h₂, h₃]", *flags,
-                  "--tree-out", str(tmp_path / "tree.json"), env=env, cwd=home)
+    done = prover(
+        "attack",
+        "mathd_algebra_478",
+        "--env",
+        "repl",
+        "--policy",
+        "fixed",
+        "--tactic",
+        "norm_num",
+        "--tactic",
+        "rw [h₁, h₂, h₃]",
+        *flags,
+        "--tree-out",
+        str(tmp_path / "tree.json"),
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("proved mathd_algebra_478")
     result = saved_result(tmp_path / "tree.json")
@@ -60,8 +81,12 @@ def test_attack_proves_a_minif2f_theorem_through_the_repl_from_any_directory(use
     repl = Path(env["LEAN_STANDIN_REPL_DIR"])
     calls = [(Path(e["cwd"]), e["argv"]) for e in read_log(env)]
     # lean-interact checks `lake` where the user is, builds the given REPL, runs it in the project
-    assert calls[:4] == [(home, ["lake", "--version"]), (repl, ["lake", "build"]),
-                         (project, ["lake", "env", str(repl / ".lake/build/bin/repl")]), (project, ["repl"])]
+    assert calls[:4] == [
+        (home, ["lake", "--version"]),
+        (repl, ["lake", "build"]),
+        (project, ["lake", "env", str(repl / ".lake/build/bin/repl")]),
+        (project, ["repl"]),
+    ]
     costs = read_costs(env)
     imports = Counter(c["pid"] for c in costs if c["kind"] == "import")
     [check] = [c for c in costs if c["kind"] == "check"]
@@ -71,8 +96,21 @@ def test_attack_proves_a_minif2f_theorem_through_the_repl_from_any_directory(use
 def test_attack_a_typed_in_statement_through_the_repl(user, tmp_path):
     env, _, home, flags = user
     tactics = [arg for tactic in reversed(COMPLEX_AND_PROOF) for arg in ("--tactic", tactic)]
-    done = prover("attack", "--statement", COMPLEX_AND.statement, "--env", "repl", "--policy", "fixed", *tactics,
-                  *flags, "--tree-out", str(tmp_path / "tree.json"), env=env, cwd=home)
+    done = prover(
+        "attack",
+        "--statement",
+        COMPLEX_AND.statement,
+        "--env",
+        "repl",
+        "--policy",
+        "fixed",
+        *tactics,
+        *flags,
+        "--tree-out",
+        str(tmp_path / "tree.json"),
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("proved complex_and")
     assert saved_result(tmp_path / "tree.json")["proof"] == COMPLEX_AND_PROOF
@@ -80,9 +118,23 @@ def test_attack_a_typed_in_statement_through_the_repl(user, tmp_path):
 
 def test_a_proof_resting_on_the_compiler_is_recorded_rejected_naming_the_axiom(user, tmp_path):
     env, _, home, flags = user
-    done = prover("attack", "--statement", "theorem standin_native : 2 ^ 10 = 1024 :=", "--env", "repl",
-                  "--policy", "fixed", "--tactic", "native_decide", "--allow-native-decide", *flags,
-                  "--tree-out", str(tmp_path / "tree.json"), env=env, cwd=home)
+    done = prover(
+        "attack",
+        "--statement",
+        "theorem standin_native : 2 ^ 10 = 1024 :=",
+        "--env",
+        "repl",
+        "--policy",
+        "fixed",
+        "--tactic",
+        "native_decide",
+        "--allow-native-decide",
+        *flags,
+        "--tree-out",
+        str(tmp_path / "tree.json"),
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     result = saved_result(tmp_path / "tree.json")
     assert (result["status"], result["proof"]) == ("rejected", ["native_decide"])
@@ -96,7 +148,19 @@ def test_a_missing_lean_project_toolchain_is_an_error_result_saying_so(user, tmp
     bare = tmp_path / "bare"
     bare.mkdir()
     flags = ["--lean-project", str(bare), *flags[2:]]
-    done = prover("attack", "--statement", COMPLEX_AND.statement, "--env", "repl", "--policy", "fixed",
-                  "--tactic", "apply And.intro", *flags, env=env, cwd=home)
+    done = prover(
+        "attack",
+        "--statement",
+        COMPLEX_AND.statement,
+        "--env",
+        "repl",
+        "--policy",
+        "fixed",
+        "--tactic",
+        "apply And.intro",
+        *flags,
+        env=env,
+        cwd=home,
+    )
     assert done.returncode == 1
     assert "has no lean-toolchain file" in done.stdout

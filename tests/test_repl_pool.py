@@ -14,8 +14,10 @@ import pytest
 
 pytest.importorskip("lean_interact")
 
-from prover.envs.repl import ReplConfig, ReplEnv, build
 from search import EnvTimeoutError, ProofFinished, TacticState, Theorem
+
+from prover.envs.repl import ReplConfig, ReplEnv, build
+
 from tests.lean_standin import read_costs, set_knobs
 from tests.test_env_repl import (  # noqa: F401 (fixtures)
     COMPLEX_AND,
@@ -38,9 +40,15 @@ def pooled(standin):  # noqa: F811 (the fixture imported above)
     made: list[ReplEnv] = []
 
     def make(**settings) -> ReplEnv:
-        options = dict(lean_project=str(standin.project), repl_path=standin.env["LEAN_STANDIN_REPL_DIR"],
-                       lake_path=standin.env["LEAN_STANDIN_LAKE"], tactic_timeout_s=5.0, memory_limit_mb=4096,
-                       startup_timeout_s=10.0, repl_spares=0)
+        options = dict(
+            lean_project=str(standin.project),
+            repl_path=standin.env["LEAN_STANDIN_REPL_DIR"],
+            lake_path=standin.env["LEAN_STANDIN_LAKE"],
+            tactic_timeout_s=5.0,
+            memory_limit_mb=4096,
+            startup_timeout_s=10.0,
+            repl_spares=0,
+        )
         env = build(ReplConfig(**{**options, **settings}))
         made.append(env)
         return env

@@ -17,27 +17,37 @@ from search import ROOT, ProofFinished, ResultRecord, SearchStatus, SearchTree, 
 from prover.cli import main
 from prover.errors import ProverError
 from prover.views.report import (
+    Report,
     build_report,
     load_run,
     percentile,
     run_stats,
     settings_rows,
-    Report,
     table_rows,
     wilson_interval,
     write_report,
 )
 
-STOP_REASONS = {"proved": StopReason.PROVED, "failed": StopReason.EXHAUSTED, "open": StopReason.MAX_EXPANSIONS,
-                "rejected": StopReason.PROVED, "error": StopReason.ENV_ERROR}
+STOP_REASONS = {
+    "proved": StopReason.PROVED,
+    "failed": StopReason.EXHAUSTED,
+    "open": StopReason.MAX_EXPANSIONS,
+    "rejected": StopReason.PROVED,
+    "error": StopReason.ENV_ERROR,
+}
 
 
 def record(theorem: str, status: str, expansions: int, wall_time_s: float) -> dict:
     """A line of results.jsonl, as a run writes it."""
     return ResultRecord(
-        theorem, SearchStatus(status), STOP_REASONS[status],
+        theorem,
+        SearchStatus(status),
+        STOP_REASONS[status],
         proof=("simp",) if status in ("proved", "rejected") else None,
-        num_expansions=expansions, num_tactics=expansions * 8, num_states=expansions * 3, wall_time_s=wall_time_s,
+        num_expansions=expansions,
+        num_tactics=expansions * 8,
+        num_states=expansions * 3,
+        wall_time_s=wall_time_s,
         error="the environment could not start" if status == "error" else None,
     ).to_json()
 
@@ -66,9 +76,14 @@ def write_run(path, records, num_theorems=None, config=None):
 
 
 MIXED = [
-    record("t1", "proved", 3, 0.5), record("t2", "proved", 17, 2.0), record("t3", "failed", 9, 1.0),
-    record("t4", "open", 100, 7.5), record("t5", "rejected", 12, 1.5), record("t6", "error", 0, 0.1),
-    record("t7", "proved", 40, 3.0), record("t8", "open", 100, 8.0),
+    record("t1", "proved", 3, 0.5),
+    record("t2", "proved", 17, 2.0),
+    record("t3", "failed", 9, 1.0),
+    record("t4", "open", 100, 7.5),
+    record("t5", "rejected", 12, 1.5),
+    record("t6", "error", 0, 0.1),
+    record("t7", "proved", 40, 3.0),
+    record("t8", "open", 100, 8.0),
 ]
 
 
@@ -98,8 +113,13 @@ def expected_from(results_path, num_theorems=None) -> dict:
         "num_theorems": total,
         "counts": {s: statuses[s] for s in ("proved", "failed", "open", "rejected", "error")},
         "expansions": [float(np.percentile(expansions, 50)), float(np.percentile(expansions, 90)), max(expansions)],
-        "proof": [float(np.percentile(proof_expansions, 50)), float(np.percentile(proof_expansions, 90)),
-                  max(proof_expansions)] if proof_expansions else [None, None, None],
+        "proof": [
+            float(np.percentile(proof_expansions, 50)),
+            float(np.percentile(proof_expansions, 90)),
+            max(proof_expansions),
+        ]
+        if proof_expansions
+        else [None, None, None],
         "time": [float(np.percentile(times, 50)), float(np.percentile(times, 90)), max(times)],
         "proved": sorted(r["theorem"] for r in records if r["status"] == "proved"),
     }
@@ -158,8 +178,20 @@ def test_without_a_summary_the_records_are_the_denominator(tmp_path):
 
 def test_report_of_a_real_run_matches_its_results(tmp_path, no_drawing, capsys):
     run = tmp_path / "synthetic-run"
-    main(["prove-split", "--out", str(run), "--num-workers", "0", "--no-progress",
-          "--num-theorems", "8", "--max-expansions", "30"])
+    main(
+        [
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--num-theorems",
+            "8",
+            "--max-expansions",
+            "30",
+        ]
+    )
     capsys.readouterr()
     main(["report", str(run)])
     printed = capsys.readouterr().out
@@ -177,8 +209,12 @@ def test_report_of_a_real_run_matches_its_results(tmp_path, no_drawing, capsys):
 
 def test_two_runs_are_compared_side_by_side(tmp_path, no_drawing, capsys):
     first = write_run(tmp_path / "a" / "run", MIXED, num_theorems=8)
-    changed = [record("t1", "failed", 100, 4.0), record("t2", "proved", 5, 0.3), record("t3", "proved", 2, 0.2),
-               record("t9", "proved", 1, 0.1)]
+    changed = [
+        record("t1", "failed", 100, 4.0),
+        record("t2", "proved", 5, 0.3),
+        record("t3", "proved", 2, 0.2),
+        record("t9", "proved", 1, 0.1),
+    ]
     second = write_run(tmp_path / "b" / "run", changed)
     out = tmp_path / "cmp"
     main(["report", str(first), str(second), "--output", str(out)])
@@ -202,17 +238,21 @@ def run_with(tmp_path, name: str, *flags: str):
 
 
 def test_three_runs_show_only_the_settings_that_differ_and_an_interval_each(tmp_path, no_drawing, capsys):
-    runs = [run_with(tmp_path, "a", "--max-expansions", "20"),
-            run_with(tmp_path, "b", "--max-expansions", "60"),
-            run_with(tmp_path, "c", "--max-expansions", "60", "--scorer", "length_normalised")]
+    runs = [
+        run_with(tmp_path, "a", "--max-expansions", "20"),
+        run_with(tmp_path, "b", "--max-expansions", "60"),
+        run_with(tmp_path, "c", "--max-expansions", "60", "--scorer", "length_normalised"),
+    ]
     capsys.readouterr()
     out = tmp_path / "abc"
     main(["report", *map(str, runs), "-o", str(out)])
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     differ = {entry["setting"]: entry["values"] for entry in report["settings"]}
-    assert differ == {"limits.max_expansions": ["20", "60", "60"],
-                      "search.scorer": ["cumulative", "cumulative", "length_normalised"]}
+    assert differ == {
+        "limits.max_expansions": ["20", "60", "60"],
+        "search.scorer": ["cumulative", "cumulative", "length_normalised"],
+    }
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     assert report["settings_same"] == len(settings_rows([load_run(runs[0])])[0]) - 2
     assert configs[0]["env"] == configs[2]["env"]
@@ -227,8 +267,20 @@ def test_three_runs_show_only_the_settings_that_differ_and_an_interval_each(tmp_
 
 
 def test_outcomes_count_refused_tactics_from_the_trees(tmp_path, no_drawing, capsys):
-    run = run_with(tmp_path, "refusing", "--max-expansions", "20", "--tactic", "sorry", "--tactic", "simp",
-                   "--tactic", "norm_num", "--tactic", "linarith")
+    run = run_with(
+        tmp_path,
+        "refusing",
+        "--max-expansions",
+        "20",
+        "--tactic",
+        "sorry",
+        "--tactic",
+        "simp",
+        "--tactic",
+        "norm_num",
+        "--tactic",
+        "linarith",
+    )
     capsys.readouterr()
     stats = run_stats(load_run(run))
     expected = Counter()
@@ -298,8 +350,15 @@ def test_report_plots_are_real_images(tmp_path):
     runs = [load_run(write_run(tmp_path / "r", MIXED)), load_run(write_run(tmp_path / "s", MIXED[:4]))]
     report = write_report(runs, tmp_path / "out")
     names = [Path(plot).name for plot in report.plots]
-    assert names == ["pass_rate_vs_expansions.png", "pass_rate_vs_tactics.png", "pass_rate_vs_time.png",
-                     "time_to_proof_cdf.png", "proof_length.png", "expansions_scatter.png", "outcomes.png"]
+    assert names == [
+        "pass_rate_vs_expansions.png",
+        "pass_rate_vs_tactics.png",
+        "pass_rate_vs_time.png",
+        "time_to_proof_cdf.png",
+        "proof_length.png",
+        "expansions_scatter.png",
+        "outcomes.png",
+    ]
     for plot in report.plots:
         with Image.open(plot) as image:
             assert image.format == "PNG" and image.width >= 500 and image.height >= 300

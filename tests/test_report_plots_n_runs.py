@@ -9,19 +9,26 @@ import json
 import pytest
 
 import prover.views.plots as plots
-from prover.views.report import load_run, build_report
+from prover.views.report import build_report, load_run
+
 from tests.test_report import MIXED, record, write_run
 
 LONG = "a-rather-long-run-directory-name-that-tells-the-runs-apart"
 
 
 def three_runs(tmp_path):
-    other = [record("t1", "failed", 100, 4.0), record("t2", "proved", 5, 0.3), record("t3", "proved", 2, 0.2),
-             record("t9", "proved", 1, 0.1)]
+    other = [
+        record("t1", "failed", 100, 4.0),
+        record("t2", "proved", 5, 0.3),
+        record("t3", "proved", 2, 0.2),
+        record("t9", "proved", 1, 0.1),
+    ]
     third = [record("t1", "proved", 7, 0.9), record("t4", "proved", 60, 6.0), record("t9", "proved", 2, 0.2)]
     # The same folder name three times: the labels are whole paths, the longest a legend gets.
-    return [load_run(write_run(tmp_path / name / LONG, records, num_theorems=9))
-            for name, records in (("first", MIXED), ("second", other), ("third", third))]
+    return [
+        load_run(write_run(tmp_path / name / LONG, records, num_theorems=9))
+        for name, records in (("first", MIXED), ("second", other), ("third", third))
+    ]
 
 
 @pytest.fixture

@@ -14,13 +14,21 @@ from search import ResultRecord, SearchStatus, StopReason
 
 from prover.cli import main
 from prover.views.report import load_run, mcnemar_exact, paired_tests, run_page_data, run_stats
+
 from tests.test_report import write_run
 
 
 def timed(theorem: str, proved: bool, wall: float, policy: float, env: float) -> dict:
-    return ResultRecord(theorem, SearchStatus.PROVED if proved else SearchStatus.OPEN,
-                        StopReason.PROVED if proved else StopReason.MAX_EXPANSIONS, proof=("simp",) if proved else None,
-                        num_expansions=3, wall_time_s=wall, policy_time_s=policy, env_time_s=env).to_json()
+    return ResultRecord(
+        theorem,
+        SearchStatus.PROVED if proved else SearchStatus.OPEN,
+        StopReason.PROVED if proved else StopReason.MAX_EXPANSIONS,
+        proof=("simp",) if proved else None,
+        num_expansions=3,
+        wall_time_s=wall,
+        policy_time_s=policy,
+        env_time_s=env,
+    ).to_json()
 
 
 @pytest.fixture
@@ -34,7 +42,9 @@ def test_the_time_split_is_summed_from_the_records_and_shown_per_theorem(tmp_pat
     records = [timed("t1", True, 2.0, 1.2, 0.5), timed("t2", False, 4.0, 1.0, 2.5), timed("t3", False, 1.0, 0.2, 0.9)]
     run = write_run(tmp_path / "run", records)
     stats = run_stats(load_run(run))
-    assert stats.time_split == pytest.approx({"policy_s": 2.4, "env_s": 3.9, "engine_s": 0.3 + 0.5 + 0.0})  # t3: a negative rest counts as 0
+    assert stats.time_split == pytest.approx(
+        {"policy_s": 2.4, "env_s": 3.9, "engine_s": 0.3 + 0.5 + 0.0}
+    )  # t3: a negative rest counts as 0
     main(["report", str(run)])
     printed = capsys.readouterr().out
     assert "of which policy / Lean / engine, s" in printed
@@ -48,8 +58,9 @@ def test_the_time_split_is_summed_from_the_records_and_shown_per_theorem(tmp_pat
 
 def test_a_real_runs_time_split_adds_up_to_its_search_time(tmp_path):
     run = tmp_path / "run"
-    main(["prove-split", "--out", str(run), "--limit", "4", "--latency", "0.005", "--num-workers", "0",
-          "--no-progress"])
+    main(
+        ["prove-split", "--out", str(run), "--limit", "4", "--latency", "0.005", "--num-workers", "0", "--no-progress"]
+    )
     stats = run_stats(load_run(run))
     assert stats.time_split["env_s"] > 0 and stats.time_split["policy_s"] > 0
     assert sum(stats.time_split.values()) == pytest.approx(stats.total_search_time_s, rel=1e-6)
@@ -60,8 +71,7 @@ def exact_p(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    probability = [Fraction(sum(1 for bits in product((0, 1), repeat=n) if sum(bits) == k), 2**n)
-                   for k in range(n + 1)]
+    probability = [Fraction(sum(1 for bits in product((0, 1), repeat=n) if sum(bits) == k), 2**n) for k in range(n + 1)]
     return float(min(Fraction(1), sum(p for p in probability if p <= probability[b])))
 
 
@@ -82,8 +92,16 @@ def test_report_of_two_runs_gives_the_paired_test(tmp_path, no_drawing, capsys):
     a, b = write_run(tmp_path / "a", first), write_run(tmp_path / "b", second)
     tests = [asdict(test) for test in paired_tests([load_run(a), load_run(b)], ["a", "b"])]
     # The extra theorem is not paired: only theorems both ran count.
-    assert tests == [{"first": "a", "second": "b", "theorems": 20, "only_first": 8, "only_second": 3,
-                      "p_value": pytest.approx(exact_p(8, 3))}]
+    assert tests == [
+        {
+            "first": "a",
+            "second": "b",
+            "theorems": 20,
+            "only_first": 8,
+            "only_second": 3,
+            "p_value": pytest.approx(exact_p(8, 3)),
+        }
+    ]
     main(["report", str(a), str(b), "-o", str(tmp_path / "out")])
     printed = " ".join(capsys.readouterr().out.split())  # the terminal wraps long lines
     assert "8 proved by a only and 3 by b only; McNemar's exact p = 0.227" in printed

@@ -13,19 +13,35 @@ import re
 
 import pytest
 
+from search import ResultRecord, SearchStatus, StopReason
+
 from prover.cli import main
 from prover.views.report import load_run, tree_page_name
-from search import ResultRecord, SearchStatus, StopReason
+
 from tests.test_viz import HOSTILE_TACTIC, small_tree
-from tests.test_viz_browser import Page, browser, pytestmark as needs_chromium  # noqa: F401 (a fixture)
+from tests.test_viz_browser import Page, browser  # noqa: F401 (a fixture)
+from tests.test_viz_browser import pytestmark as needs_chromium
 
 HOSTILE_NAME = "</script><img src=x onerror=alert(1)> evil"
 
 
 def prove(tmp_path, capsys, name: str = "run", *flags: str):
     run = tmp_path / name
-    main(["prove-split", "--out", str(run), "--num-workers", "0", "--no-progress", "--num-theorems", "8",
-          "--max-expansions", "30", *flags])
+    main(
+        [
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--num-theorems",
+            "8",
+            "--max-expansions",
+            "30",
+            *flags,
+        ]
+    )
     capsys.readouterr()
     return run
 
@@ -50,9 +66,16 @@ def test_viz_of_a_run_writes_an_index_and_a_page_per_tree_and_prints_a_link(tmp_
     data = embedded(index)
     assert [row[0] for row in data["rows"]] == [r.theorem for r in records]
     for row, record in zip(data["rows"], records):
-        assert row[1:9] == [record.status.value, record.stop_reason.value, len(record.proof) if record.proof else None,
-                            record.num_expansions, record.num_tactics, record.num_states, record.wall_time_s,
-                            record.error or ""]
+        assert row[1:9] == [
+            record.status.value,
+            record.stop_reason.value,
+            len(record.proof) if record.proof else None,
+            record.num_expansions,
+            record.num_tactics,
+            record.num_states,
+            record.wall_time_s,
+            record.error or "",
+        ]
         assert (run / "viz" / row[9]).is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert data["pass_rate"] == pytest.approx(summary["pass_rate"]) and data["num_theorems"] == 8
@@ -96,8 +119,17 @@ def hostile_run(tmp_path):
     tree.graph.graph["theorem"] = HOSTILE_NAME  # the record's proof is verified against its own tree
     tree.save(run / "trees" / "evil.json")
     records = [
-        ResultRecord(HOSTILE_NAME, SearchStatus.PROVED, StopReason.PROVED, proof=("intro x", "simp"),
-                     num_expansions=3, num_tactics=6, num_states=3, wall_time_s=0.5, tree="trees/evil.json"),
+        ResultRecord(
+            HOSTILE_NAME,
+            SearchStatus.PROVED,
+            StopReason.PROVED,
+            proof=("intro x", "simp"),
+            num_expansions=3,
+            num_tactics=6,
+            num_states=3,
+            wall_time_s=0.5,
+            tree="trees/evil.json",
+        ),
         ResultRecord("plain", SearchStatus.ERROR, StopReason.ENV_ERROR, error="<b>Lean</b> could not start"),
     ]
     (run / "results.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
@@ -150,7 +182,7 @@ def test_run_page_sorts_filters_searches_and_links_to_tree_pages(browser, tmp_pa
     page.fill("#search", records[3].theorem)
     assert page.locator("#rows tr:visible td.name").all_inner_texts() == [records[3].theorem]
 
-    page.click(f"#rows tr:visible td.name a")
+    page.click("#rows tr:visible td.name a")
     page.wait_for_selector('.row[data-node="0"]')
     assert page.inner_text("#theorem") == records[3].theorem
     assert page.locator(".row").count() > 1

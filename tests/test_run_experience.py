@@ -19,8 +19,9 @@ from prover.run.progress import RunProgress
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
 
 
 def exit_code(args: list[str]) -> int:
@@ -43,9 +44,28 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 def test_a_run_logged_to_a_file_writes_progress_lines_before_its_last_line(tmp_path):
     log = tmp_path / "log"
     with open(log, "w") as handle:  # `prover prove-split --out R > log 2>&1`
-        subprocess.run([sys.executable, "-m", "prover.cli", "prove-split", "--out", str(tmp_path / "run"),
-                        "--num-theorems", "12", "--latency", "0.01", "--max-expansions", "10", "--num-workers", "0"],
-                       stdout=handle, stderr=subprocess.STDOUT, check=True, timeout=120)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "prover.cli",
+                "prove-split",
+                "--out",
+                str(tmp_path / "run"),
+                "--num-theorems",
+                "12",
+                "--latency",
+                "0.01",
+                "--max-expansions",
+                "10",
+                "--num-workers",
+                "0",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=120,
+        )
     lines = log.read_text().splitlines()
     assert lines[-1].startswith("proved ")
     progress = [line for line in lines[:-1] if " finished, " in line and "pass rate" in line]
@@ -70,8 +90,9 @@ def test_log_progress_counts_the_whole_set_and_gives_an_eta(capsys):
     summary = Summary(["a", "b", "c", "d"])
     with RunProgress(total=4, done=0, mode="log", starting="loading", min_gap_s=0.0) as progress:
         for name, status in (("a", SearchStatus.PROVED), ("b", SearchStatus.OPEN)):
-            record = ResultRecord(name, status, StopReason.PROVED if status is SearchStatus.PROVED
-                                  else StopReason.MAX_EXPANSIONS)
+            record = ResultRecord(
+                name, status, StopReason.PROVED if status is SearchStatus.PROVED else StopReason.MAX_EXPANSIONS
+            )
             summary.add(record)
             progress.on_result(record, summary)
     err = capsys.readouterr().err
@@ -90,8 +111,9 @@ class FakeClock:
 def _result(progress, summary, name, status):
     from search import ResultRecord, SearchStatus, StopReason
 
-    record = ResultRecord(name, SearchStatus(status), StopReason.PROVED if status == "proved"
-                          else StopReason.MAX_EXPANSIONS)
+    record = ResultRecord(
+        name, SearchStatus(status), StopReason.PROVED if status == "proved" else StopReason.MAX_EXPANSIONS
+    )
     summary.add(record)
     progress.on_result(record, summary)
 
@@ -172,8 +194,20 @@ def test_out_into_a_directory_that_is_not_a_run_changes_nothing(tmp_path, capsys
 
 def test_a_run_that_cannot_start_leaves_no_directory_behind(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["prove-split", "--out", str(run), "--env", "replay", "--policy", "hf", "--model", str(tmp_path / "none"),
-            "--num-workers", "0", "--no-progress"]
+    args = [
+        "prove-split",
+        "--out",
+        str(run),
+        "--env",
+        "replay",
+        "--policy",
+        "hf",
+        "--model",
+        str(tmp_path / "none"),
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     assert exit_code(args) == 2
     assert "cannot load model" in capsys.readouterr().err
     assert not run.exists()
@@ -231,9 +265,27 @@ def test_a_damaged_results_file_says_how_to_recover_and_repair_keeps_every_good_
 def test_sigterm_stops_a_run_like_ctrl_c_and_keeps_its_results(tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "prover.cli", "prove-split", "--out", str(run), "--num-theorems", "40",
-         "--latency", "0.01", "--max-expansions", "10", "--num-workers", "0", "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-theorems",
+            "40",
+            "--latency",
+            "0.01",
+            "--max-expansions",
+            "10",
+            "--num-workers",
+            "0",
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
         (run / "results.jsonl").exists() and (run / "results.jsonl").read_text().count("\n") >= 2
@@ -282,9 +334,25 @@ def test_the_local_ray_of_a_killed_driver_is_gone_within_10_s(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="rk", dir="/tmp")
     run = tmp_path / "run"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "prover.cli", "prove-split", "--out", str(run), "--num-theorems", "40",
-         "--latency", "0.05", "--num-workers", "2", "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_TMPDIR": ray_tmp})
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-theorems",
+            "40",
+            "--latency",
+            "0.05",
+            "--num-workers",
+            "2",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RAY_TMPDIR": ray_tmp},
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (
@@ -299,8 +367,11 @@ def test_the_local_ray_of_a_killed_driver_is_gone_within_10_s(tmp_path):
 
         def left() -> list[str]:
             listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-            return [line for line in listing.splitlines()
-                    if (name in line or ray_tmp in line) and "prover.run.watchdog" not in line]
+            return [
+                line
+                for line in listing.splitlines()
+                if (name in line or ray_tmp in line) and "prover.run.watchdog" not in line
+            ]
 
         deadline = time.monotonic() + 10
         while left() and time.monotonic() < deadline:

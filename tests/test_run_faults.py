@@ -33,7 +33,11 @@ def _config(num_theorems: int = 6) -> RunConfig:
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
 
 
 def exit_code(args: list[str]) -> int:
@@ -66,8 +70,9 @@ time.sleep(60)
 
 
 def _hold(run_path: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_path)], stdout=subprocess.PIPE, text=True,
-                              env=_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_path)], stdout=subprocess.PIPE, text=True, env=_env()
+    )
     assert holder.stdout.readline().strip() == "holding"
     return holder
 
@@ -157,7 +162,8 @@ def test_a_proved_record_needs_its_proof_and_a_tree_whose_proof_path_matches(tmp
     assert (kept, moved) == (len(lines) - 1, 1)
     assert json.loads(where.read_text().splitlines()[0])["theorem"] == data["theorem"]
     assert [r.theorem for r in read_records(run.results_path)] == [
-        json.loads(line)["theorem"] for i, line in enumerate(lines) if i != index]
+        json.loads(line)["theorem"] for i, line in enumerate(lines) if i != index
+    ]
 
 
 def test_every_record_of_a_real_run_verifies(tmp_path):
@@ -187,8 +193,14 @@ def _limited(args: list[str], max_file_bytes: int) -> subprocess.CompletedProces
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
     env = {**_env(), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, env=env,
-                          preexec_fn=limit, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+        timeout=300,
+    )
 
 
 def _whole_lines(path: Path) -> list[dict]:
@@ -199,8 +211,18 @@ def _whole_lines(path: Path) -> list[dict]:
 
 def test_a_file_size_limit_mid_run_stops_with_the_resume_command_and_no_torn_line(tmp_path):
     run = tmp_path / "run"
-    args = ["prove-split", "--out", str(run), "--num-theorems", "40", "--max-expansions", "8", "--num-workers", "0",
-            "--no-progress"]
+    args = [
+        "prove-split",
+        "--out",
+        str(run),
+        "--num-theorems",
+        "40",
+        "--max-expansions",
+        "8",
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     stopped = _limited(args, 6000)
     assert stopped.returncode == 2, stopped.stderr
     error = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
@@ -208,8 +230,13 @@ def test_a_file_size_limit_mid_run_stops_with_the_resume_command_and_no_torn_lin
     assert "file-size limit" in error[0] and "Traceback" not in stopped.stderr
     kept = _whole_lines(run / "results.jsonl")
     assert 0 < len(kept) < 40
-    resumed = subprocess.run([sys.executable, "-m", "prover.cli", "prove-split", "--resume", str(run), "--no-progress"],
-                             capture_output=True, text=True, env=_env(), timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "prover.cli", "prove-split", "--resume", str(run), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     names = [r["theorem"] for r in _whole_lines(run / "results.jsonl")]
     assert sorted(names) == [f"synthetic_{i:04d}" for i in range(40)]
@@ -233,8 +260,9 @@ def test_a_directory_left_by_a_failed_start_does_not_block_out_or_resume(tmp_pat
     assert exit_code(["prove-split", "--resume", str(run), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"start it again with --out {run}" in err and "Traceback" not in err
-    assert exit_code(["prove-split", "--out", str(run), "--num-theorems", "2", "--num-workers", "0",
-                      "--no-progress"]) == 0
+    assert (
+        exit_code(["prove-split", "--out", str(run), "--num-theorems", "2", "--num-workers", "0", "--no-progress"]) == 0
+    )
     assert not (run / "config.tmp").exists() and len(_whole_lines(run / "results.jsonl")) == 2
 
 
@@ -280,12 +308,39 @@ def _deep_json(depth: int = 100_000) -> str:
 def test_a_binary_theorems_file_or_heldout_file_is_refused(tmp_path, capsys):
     binary = tmp_path / "theorems.bin"
     binary.write_bytes(bytes(range(256)) * 4)
-    assert exit_code(["prove-split", "--theorems-file", str(binary), "--out", str(tmp_path / "r"),
-                      "--num-workers", "0", "--no-progress"]) == 2
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--theorems-file",
+                str(binary),
+                "--out",
+                str(tmp_path / "r"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_sentence(capsys, str(binary), "UTF-8")
     assert not (tmp_path / "r").exists()
-    assert exit_code(["iterate", "--rounds", "1", "--out", str(tmp_path / "it"), "--heldout-file", str(binary),
-                      "--num-workers", "0"]) == 2
+    assert (
+        exit_code(
+            [
+                "iterate",
+                "--rounds",
+                "1",
+                "--out",
+                str(tmp_path / "it"),
+                "--heldout-file",
+                str(binary),
+                "--num-workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     _one_sentence(capsys, str(binary), "UTF-8")
 
 
@@ -300,8 +355,10 @@ def test_deeply_nested_json_is_refused_in_a_config_a_tree_a_theorem_list_and_a_r
     _one_sentence(capsys, str(tree), "nested")
     listing = tmp_path / "list.jsonl"
     listing.write_text('{"name": ' + _deep_json() + "}\n")
-    assert exit_code(["prove-split", "--theorems-file", str(listing), "--out", str(tmp_path / "r"),
-                      "--num-workers", "0"]) == 2
+    assert (
+        exit_code(["prove-split", "--theorems-file", str(listing), "--out", str(tmp_path / "r"), "--num-workers", "0"])
+        == 2
+    )
     _one_sentence(capsys, "line 1", str(listing))
     run = proved_run(tmp_path, 2)
     with open(run.results_path, "a") as handle:
@@ -313,10 +370,24 @@ def test_deeply_nested_json_is_refused_in_a_config_a_tree_a_theorem_list_and_a_r
 
 def test_deeply_nested_inner_options_of_a_backend_are_refused(tmp_path, capsys):
     config = tmp_path / "faulty.json"
-    config.write_text(json.dumps({"env": {"name": "faulty", "inner": "synthetic",
-                                          "inner_options": '{"x": ' + _deep_json() + "}"}}))
-    assert exit_code(["prove-split", "--config", str(config), "--out", str(tmp_path / "r"), "--num-workers", "0",
-                      "--no-progress"]) == 2
+    config.write_text(
+        json.dumps({"env": {"name": "faulty", "inner": "synthetic", "inner_options": '{"x": ' + _deep_json() + "}"}})
+    )
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path / "r"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -334,10 +405,17 @@ def test_a_gzip_bomb_given_to_viz_is_refused_without_decompressing_it_all(tmp_pa
         for _ in range(640):  # 640 MiB of spaces, under a MB on disk
             handle.write(packer.compress(chunk))
         handle.write(packer.flush())
-    measure = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stderr)")
-    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "prover.cli", "viz", str(bomb),
-                           "--format", "text"], capture_output=True, text=True, env=_env(), timeout=300)
+    measure = (
+        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "prover.cli", "viz", str(bomb), "--format", "text"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     code, max_rss_kb = map(int, done.stdout.split("\n")[0].split())
     assert code == 2, done.stdout
     assert "decompress" in done.stdout and "Traceback" not in done.stdout
@@ -348,42 +426,81 @@ def test_a_huge_synthetic_set_with_a_limit_is_not_built_whole():
     from prover.theorem_sets import load_theorems
 
     started = time.monotonic()
-    theorems = load_theorems(TheoremSetConfig(num_theorems=10_000_000_000, limit=2),
-                             BackendSpec.default("environment", "synthetic"))
+    theorems = load_theorems(
+        TheoremSetConfig(num_theorems=10_000_000_000, limit=2), BackendSpec.default("environment", "synthetic")
+    )
     assert [t.name for t in theorems] == ["synthetic_0000", "synthetic_0001"]
     assert time.monotonic() - started < 5
 
 
 def test_a_huge_synthetic_set_without_a_limit_is_refused(tmp_path, capsys):
-    assert exit_code(["prove-split", "--num-theorems", "10000000000", "--out", str(tmp_path / "r"),
-                      "--num-workers", "0"]) == 2
+    assert (
+        exit_code(["prove-split", "--num-theorems", "10000000000", "--out", str(tmp_path / "r"), "--num-workers", "0"])
+        == 2
+    )
     _one_sentence(capsys, "--num-theorems", "--limit")
     assert exit_code(["prove-split", "--num-theorems", "1e10", "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
     assert "--num-theorems" in capsys.readouterr().err
-    assert exit_code(["prove-split", "--num-theorems", "10000000000", "--limit", "1", "--out", str(tmp_path / "r"),
-                      "--num-workers", "0", "--no-progress"]) == 0
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--num-theorems",
+                "10000000000",
+                "--limit",
+                "1",
+                "--out",
+                str(tmp_path / "r"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--vocab-size", "999999999999999999999999999999", ["--vocab-size"]),
-    ("--learning-rate", "nan", ["--learning-rate", "finite"]),
-    ("--learning-rate", "inf", ["--learning-rate", "finite"]),
-    ("--seed", "99999999999999999999999", ["--seed"]),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--vocab-size", "999999999999999999999999999999", ["--vocab-size"]),
+        ("--learning-rate", "nan", ["--learning-rate", "finite"]),
+        ("--learning-rate", "inf", ["--learning-rate", "finite"]),
+        ("--seed", "99999999999999999999999", ["--seed"]),
+    ],
+)
 def test_train_policy_refuses_settings_it_cannot_train_with(tmp_path, capsys, flag, value, words):
     assert exit_code(["train-policy", "--out", str(tmp_path / "m"), "--steps", "1", flag, value]) == 2
     _one_sentence(capsys, *words)
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("line, field", [('{"name": 12345}', "name"),
-                                         ('{"name": "synthetic_0001", "statement": 5}', "statement"),
-                                         ('{"name": "a", "header": ["x"]}', "header")])
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('{"name": 12345}', "name"),
+        ('{"name": "synthetic_0001", "statement": 5}', "statement"),
+        ('{"name": "a", "header": ["x"]}', "header"),
+    ],
+)
 def test_a_theorem_list_line_with_a_field_of_the_wrong_type_is_refused_at_load(tmp_path, capsys, line, field):
     listing = tmp_path / "list.jsonl"
     listing.write_text("synthetic_0000\n" + line + "\n")
-    assert exit_code(["prove-split", "--theorems-file", str(listing), "--out", str(tmp_path / "r"),
-                      "--num-workers", "0", "--no-progress"]) == 2
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--theorems-file",
+                str(listing),
+                "--out",
+                str(tmp_path / "r"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     _one_sentence(capsys, f"line 2 of {listing}", f"'{field}'")
     assert not (tmp_path / "r").exists()
 
@@ -420,8 +537,23 @@ def test_time_limit_inf_is_refused_and_config_json_never_holds_infinity(tmp_path
     config.write_text('{"limits": {"time_limit_s": Infinity}}')
     assert exit_code(["prove-split", "--config", str(config), "--out", str(tmp_path / "r"), "--num-workers", "0"]) == 2
     _one_sentence(capsys, "finite")
-    assert exit_code(["prove-split", "--time-limit", "1e9", "--out", str(tmp_path / "r"), "--num-workers", "0",
-                      "--num-theorems", "1", "--no-progress"]) == 0
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--time-limit",
+                "1e9",
+                "--out",
+                str(tmp_path / "r"),
+                "--num-workers",
+                "0",
+                "--num-theorems",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
     def refuse(constant):
         raise AssertionError(f"config.json holds {constant}")
@@ -477,32 +609,77 @@ def test_rays_worker_died_message_goes_to_ray_log_not_the_terminal(tmp_path, cap
 def test_an_empty_theorem_list_is_refused(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n\n")
-    assert exit_code(["prove-split", "--theorems-file", str(empty), "--out", str(tmp_path / "r"),
-                      "--num-workers", "0"]) == 2
+    assert (
+        exit_code(["prove-split", "--theorems-file", str(empty), "--out", str(tmp_path / "r"), "--num-workers", "0"])
+        == 2
+    )
     _one_sentence(capsys, str(empty), "no theorem")
     assert not (tmp_path / "r").exists()
 
 
 def test_a_runs_results_file_is_a_theorem_list_and_only_retries_its_failures(tmp_path, capsys):
     first = tmp_path / "first"
-    assert exit_code(["prove-split", "--out", str(first), "--num-theorems", "12", "--num-workers", "0",
-                      "--no-progress"]) == 0
+    assert (
+        exit_code(["prove-split", "--out", str(first), "--num-theorems", "12", "--num-workers", "0", "--no-progress"])
+        == 0
+    )
     records = [json.loads(line) for line in (first / "results.jsonl").read_text().splitlines()]
     unproved = sorted(r["theorem"] for r in records if r["status"] != "proved")
     open_ones = sorted(r["theorem"] for r in records if r["status"] == "open")
     assert unproved and len(unproved) < 12
     retry = tmp_path / "retry"
-    assert exit_code(["prove-split", "--theorems-file", str(first / "results.jsonl"), "--only", "unproved",
-                      "--out", str(retry), "--num-workers", "0", "--no-progress", "--max-expansions", "200"]) == 0
-    assert sorted(json.loads(line)["theorem"] for line in (retry / "results.jsonl").read_text().splitlines()) \
-        == unproved
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--theorems-file",
+                str(first / "results.jsonl"),
+                "--only",
+                "unproved",
+                "--out",
+                str(retry),
+                "--num-workers",
+                "0",
+                "--no-progress",
+                "--max-expansions",
+                "200",
+            ]
+        )
+        == 0
+    )
+    assert (
+        sorted(json.loads(line)["theorem"] for line in (retry / "results.jsonl").read_text().splitlines()) == unproved
+    )
     everything = tmp_path / "everything"
-    assert exit_code(["prove-split", "--theorems-file", str(first / "results.jsonl"), "--out", str(everything),
-                      "--num-workers", "0", "--no-progress"]) == 0
+    assert (
+        exit_code(
+            [
+                "prove-split",
+                "--theorems-file",
+                str(first / "results.jsonl"),
+                "--out",
+                str(everything),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len((everything / "results.jsonl").read_text().splitlines()) == 12
     capsys.readouterr()
-    only_open = ["prove-split", "--theorems-file", str(first / "results.jsonl"), "--only", "open",
-                 "--out", str(tmp_path / "open"), "--num-workers", "0", "--no-progress"]
+    only_open = [
+        "prove-split",
+        "--theorems-file",
+        str(first / "results.jsonl"),
+        "--only",
+        "open",
+        "--out",
+        str(tmp_path / "open"),
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     assert exit_code(only_open) == (0 if open_ones else 2)
     if not open_ones:
         _one_sentence(capsys, "no theorem whose record is open")
@@ -523,10 +700,15 @@ def test_a_flat_config_is_answered_with_the_sectioned_form_and_sections_in_a_sta
     typo.write_text('{"zzz": {}}')
     answers = set()
     for _ in range(2):
-        script = ("import sys; from prover.cli import main; main(sys.argv[1:])")
-        answers.add(subprocess.run([sys.executable, "-c", script, "prove-split", "--config", str(typo), "--out",
-                                    str(tmp_path / "r")], capture_output=True, text=True,
-                                   env={**_env(), "PYTHONHASHSEED": str(len(answers) + 1)}).stderr)
+        script = "import sys; from prover.cli import main; main(sys.argv[1:])"
+        answers.add(
+            subprocess.run(
+                [sys.executable, "-c", script, "prove-split", "--config", str(typo), "--out", str(tmp_path / "r")],
+                capture_output=True,
+                text=True,
+                env={**_env(), "PYTHONHASHSEED": str(len(answers) + 1)},
+            ).stderr
+        )
     assert len(answers) == 1, answers
     assert "env, policy, theorems, limits" in answers.pop()
 

@@ -39,8 +39,11 @@ def names_in(run):
 
 
 def record(theorem, status=SearchStatus.OPEN, **fields):
-    stop_reason = {SearchStatus.PROVED: StopReason.PROVED, SearchStatus.ERROR: StopReason.EXCEPTION,
-                   SearchStatus.FAILED: StopReason.EXHAUSTED}.get(status, StopReason.MAX_EXPANSIONS)
+    stop_reason = {
+        SearchStatus.PROVED: StopReason.PROVED,
+        SearchStatus.ERROR: StopReason.EXCEPTION,
+        SearchStatus.FAILED: StopReason.EXHAUSTED,
+    }.get(status, StopReason.MAX_EXPANSIONS)
     return ResultRecord(theorem, status, stop_reason, **fields)
 
 
@@ -67,8 +70,12 @@ def test_prove_set_writes_one_record_and_tree_per_theorem(tmp_path):
 def test_records_read_back_as_the_result_records_that_were_saved(tmp_path):
     run = RunDir.create(tmp_path / "run", _config())
     saved = []
-    prove_set(synthetic_theorems(3), run, InProcessExecutor(run.config()),
-              on_result=lambda record, summary: saved.append(record))
+    prove_set(
+        synthetic_theorems(3),
+        run,
+        InProcessExecutor(run.config()),
+        on_result=lambda record, summary: saved.append(record),
+    )
     reopened = RunDir.open(run.path).records()
     assert all(isinstance(r, ResultRecord) for r in reopened)
     assert reopened == saved == read_records(run.results_path)
@@ -191,8 +198,12 @@ def test_summary_is_updated_with_each_result_without_rereading_the_results(tmp_p
     monkeypatch.setattr(prover.run.rundir, "read_records", counting_read_records)
     names = [t.name for t in synthetic_theorems(5)]
     summaries = []
-    summary = prove_set(synthetic_theorems(5), run, InProcessExecutor(run.config()),
-                        on_result=lambda record, summary: summaries.append(summary.to_json()))
+    summary = prove_set(
+        synthetic_theorems(5),
+        run,
+        InProcessExecutor(run.config()),
+        on_result=lambda record, summary: summaries.append(summary.to_json()),
+    )
     assert len(reads) == 1  # when the run was opened, never per result
     assert [s["num_finished"] for s in summaries] == [2, 3, 4, 5]
     on_disk = json.loads(run.summary_path.read_text())
@@ -203,15 +214,23 @@ def test_summary_is_updated_with_each_result_without_rereading_the_results(tmp_p
 def test_summary_on_disk_follows_each_saved_result(tmp_path):
     run = RunDir.create(tmp_path / "run", _config())
     seen = []
-    prove_set(synthetic_theorems(3), run, InProcessExecutor(run.config()),
-              on_result=lambda record, summary: seen.append(json.loads(run.summary_path.read_text())))
+    prove_set(
+        synthetic_theorems(3),
+        run,
+        InProcessExecutor(run.config()),
+        on_result=lambda record, summary: seen.append(json.loads(run.summary_path.read_text())),
+    )
     assert [s["num_finished"] for s in seen] == [1, 2, 3]
     assert all(s["num_theorems"] == 3 for s in seen)
 
 
 def test_pass_rate_counts_unfinished_theorems_and_errors():
-    records = [record("a", SearchStatus.PROVED), record("b", SearchStatus.ERROR), record("c", SearchStatus.FAILED),
-               record("outside", SearchStatus.PROVED)]
+    records = [
+        record("a", SearchStatus.PROVED),
+        record("b", SearchStatus.ERROR),
+        record("c", SearchStatus.FAILED),
+        record("outside", SearchStatus.PROVED),
+    ]
     summary = summarize(records, ["a", "b", "c", "d"])
     assert summary["pass_rate"] == 0.25
     assert summary["status_counts"] == {"error": 1, "failed": 1, "proved": 1}
@@ -257,13 +276,27 @@ def test_summary_json_is_a_typed_run_summary_read_back_whole_and_tolerant_of_old
     assert RunSummary.from_json(on_disk) == written
 
     session = SessionFigures("t0", "t1", 12.5, 3, 864.0, 2.0, ended_at="t1")
-    summary = RunSummary(num_theorems=4, num_finished=3, num_proved=2, pass_rate=0.5, status_counts={"proved": 2},
-                         sessions=(session,), executor={"policy": {"num_batches": 7}})
+    summary = RunSummary(
+        num_theorems=4,
+        num_finished=3,
+        num_proved=2,
+        pass_rate=0.5,
+        status_counts={"proved": 2},
+        sessions=(session,),
+        executor={"policy": {"num_batches": 7}},
+    )
     assert RunSummary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
     assert summary.to_json()["session"] == session.to_json() and summary.to_json()["policy"] == {"num_batches": 7}
 
     # Written before every session was kept: only "session"; and damaged numbers take their defaults.
-    old = RunSummary.from_json({"num_theorems": 4, "session": session.to_json(), "pass_rate": "high",
-                                "num_proved": None, "sessions": "not a list"})
+    old = RunSummary.from_json(
+        {
+            "num_theorems": 4,
+            "session": session.to_json(),
+            "pass_rate": "high",
+            "num_proved": None,
+            "sessions": "not a list",
+        }
+    )
     assert old.sessions == (session,) and old.pass_rate == 0.0 and old.num_proved == 0
     assert RunSummary.from_json(["not", "a", "table"]) == RunSummary()

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from search import LeanError, ProofFinished, SearchLimits, SearchStatus, TacticState, Theorem, best_first_search
+
 from prover.config import BackendSpec, SafetyConfig
 from prover.envs import make_env
 from prover.envs.safety import GuardedEnv, TacticFilter, tokens
 from prover.envs.synthetic import SyntheticConfig
-from search import LeanError, ProofFinished, SearchLimits, SearchStatus, TacticState, Theorem, best_first_search
+
 from tests.fakes import CheckedGraphEnv, GraphEnv, TablePolicy
 
 ESCAPING_TACTICS = [
@@ -30,9 +32,9 @@ ESCAPING_TACTICS = [
     "bv_decide",
     "exact Lean.ofReduceBool _ _ rfl",
     "run_tac do Lean.Elab.Tactic.evalTactic (← `(tactic| simp))",
-    "run_cmd Lean.logInfo \"hi\"",
+    'run_cmd Lean.logInfo "hi"',
     "by_elab pure ()",
-    "#eval IO.println \"hi\"",
+    '#eval IO.println "hi"',
     "#exit",
     "#print axioms",
     "exact (unsafeCast () : False)",
@@ -44,9 +46,9 @@ ESCAPING_TACTICS = [
     "attribute [simp] Nat.add_comm",
     "simp\n\naxiom cheat : False",
     "exact cheat\ntheorem cheat : False := by simp",
-    "macro \"win\" : tactic => `(tactic| sorry)",
-    "syntax \"win\" : tactic",
-    "elab \"win\" : tactic => pure ()",
+    'macro "win" : tactic => `(tactic| sorry)',
+    'syntax "win" : tactic',
+    'elab "win" : tactic => pure ()',
     "open Lean Elab Tactic in evalTactic (← `(tactic| rfl))",
     "exact Elab.Term.elabTerm",
     "exact Lean.Meta.mkSorry",
@@ -71,7 +73,7 @@ LOOKALIKES = [
     "set_option maxHeartbeats 400000 in nlinarith [sq_nonneg (a - b)]",
     "simp (config := {memoize := false}) [h0]",
     "exact #[1, 2].size_pos",
-    "trace \"37\"",
+    'trace "37"',
     "calc (∑ x in Finset.range 10, (x + 1) ^ 2) % 10 = 5 := by decide",
 ]
 

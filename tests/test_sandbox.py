@@ -24,17 +24,22 @@ from pathlib import Path
 
 import pytest
 
+from search import EnvTimeoutError, LeanError, SearchLimits, SearchStatus, best_first_search
+
 from prover.envs import sandbox
 from prover.envs.sandbox import Limits, confine_lake_on_path, confining_lake, is_confining, resolve
 from prover.errors import MissingDependencyError
-from search import EnvTimeoutError, LeanError, SearchLimits, SearchStatus, TacticState, best_first_search
+
 from tests.fakes import TablePolicy
 from tests.lean_standin import hostile, install, standin_variables
 
 HAS_BWRAP = shutil.which("bwrap") is not None
 HAS_LANDLOCK = sandbox.landlock_abi() >= 1
 CONFINED = [
-    pytest.param("bwrap", marks=pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not installed (apt-get install bubblewrap)")),
+    pytest.param(
+        "bwrap",
+        marks=pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not installed (apt-get install bubblewrap)"),
+    ),
     pytest.param("landlock", marks=pytest.mark.skipif(not HAS_LANDLOCK, reason="this kernel has no Landlock")),
 ]
 SPAWN, PROCESS_LIMIT = 300, 64  # processes the act starts; the sandbox's limit in these tests
@@ -184,12 +189,19 @@ def repl_standin(tmp_path, traces_path, listener, monkeypatch):
     return {"env": env, "project": lean_project(box / "project"), "outside": outside, "home": env["LEAN_STANDIN_HOME"]}
 
 
-def repl_env(standin: dict, mode: str, memory_limit_mb: int | None):
+def repl_env(installed: dict, mode: str, memory_limit_mb: int | None):
     from prover.envs.repl import ReplEnv
 
-    return ReplEnv(lean_project=standin["project"], repl_path=standin["env"]["LEAN_STANDIN_REPL_DIR"],
-                   lake_path=standin["env"]["LEAN_STANDIN_LAKE"], tactic_timeout_s=3.0, startup_timeout_s=20.0,
-                   memory_limit_mb=memory_limit_mb, sandbox=mode, max_lean_processes=PROCESS_LIMIT)
+    return ReplEnv(
+        lean_project=installed["project"],
+        repl_path=installed["env"]["LEAN_STANDIN_REPL_DIR"],
+        lake_path=installed["env"]["LEAN_STANDIN_LAKE"],
+        tactic_timeout_s=3.0,
+        startup_timeout_s=20.0,
+        memory_limit_mb=memory_limit_mb,
+        sandbox=mode,
+        max_lean_processes=PROCESS_LIMIT,
+    )
 
 
 def run_acts(env) -> dict:
@@ -250,10 +262,15 @@ def test_a_search_through_hostile_tactics_under_the_sandbox_still_proves_the_the
     from prover.envs.safety import GuardedEnv
 
     env = GuardedEnv(repl_env(repl_standin, mode, MEMORY_MB))
-    hostile_first = [(t, -0.01) for t in ("hostile_connect", "hostile_write", "hostile_spawn", "hostile_allocate", "hostile_sleep")]
-    policy = TablePolicy({
-        "p q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p ∧ r": hostile_first + [("apply And.intro", -1.0)],
-    }, default=[("exact h1.left", -1.0), ("apply h2", -1.0), ("exact h1.right", -1.0)])
+    hostile_first = [
+        (t, -0.01) for t in ("hostile_connect", "hostile_write", "hostile_spawn", "hostile_allocate", "hostile_sleep")
+    ]
+    policy = TablePolicy(
+        {
+            "p q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p ∧ r": hostile_first + [("apply And.intro", -1.0)],
+        },
+        default=[("exact h1.left", -1.0), ("apply h2", -1.0), ("exact h1.right", -1.0)],
+    )
     try:
         result = best_first_search(COMPLEX_AND, policy, env, SearchLimits(max_expansions=20, time_limit_s=60))
     finally:
@@ -275,11 +292,27 @@ def test_the_dojo_path_confines_each_hostile_act_and_the_search_goes_on(mode, st
     home = Path(standin["env"]["LEAN_STANDIN_HOME"])
     (home / "hostile.jsonl").unlink(missing_ok=True)
     env = {**standin["env"], "LEAN_STANDIN_HOSTILE": json.dumps(hostile_acts(listener.port, outside))}
-    tactics = [a for t in ("hostile_connect", "hostile_write", "hostile_spawn", "hostile_allocate", "hostile_sleep",
-                           "nlinarith") for a in ("--tactic", t)]
-    done, record = attack(standin, "mathd_algebra_478", *tactics, "--sandbox", mode, "--memory-limit-mb", str(MEMORY_MB),
-                          "--max-lean-processes", str(PROCESS_LIMIT), "--tactic-timeout", "3", "--startup-timeout", "30",
-                          env=env)
+    tactics = [
+        a
+        for t in ("hostile_connect", "hostile_write", "hostile_spawn", "hostile_allocate", "hostile_sleep", "nlinarith")
+        for a in ("--tactic", t)
+    ]
+    done, record = attack(
+        standin,
+        "mathd_algebra_478",
+        *tactics,
+        "--sandbox",
+        mode,
+        "--memory-limit-mb",
+        str(MEMORY_MB),
+        "--max-lean-processes",
+        str(PROCESS_LIMIT),
+        "--tactic-timeout",
+        "3",
+        "--startup-timeout",
+        "30",
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert record["status"] == "proved"  # the search went on past every act, and the re-check passed
     acts = {r["act"]: r for r in hostile.results(home)}

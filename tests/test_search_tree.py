@@ -193,8 +193,11 @@ def test_json_round_trip_loses_nothing(tmp_path):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a search tree"),
         ('{"nodes": [], "edges": []}', "not a search tree"),
-        ('{"directed": true, "multigraph": true, "graph": {"num_expanded": 0, "format_version": 1},'
-         ' "nodes": [{"id": 0, "state": "A", "status": "half-proved"}], "edges": []}', "not a search tree"),
+        (
+            '{"directed": true, "multigraph": true, "graph": {"num_expanded": 0, "format_version": 1},'
+            ' "nodes": [{"id": 0, "state": "A", "status": "half-proved"}], "edges": []}',
+            "not a search tree",
+        ),
     ],
 )
 def test_loading_a_malformed_tree_says_so(tmp_path, content, message):

@@ -39,8 +39,15 @@ needs_shared = pytest.mark.skipif(
 )
 
 PIN_HEADER = "import MiniF2F.Minif2fImport\n\n\nopen BigOperators Real Nat Topology\n\n"
-TRACE_FIELDS = {"theorem": str, "state_before": str, "tactic": str, "proof_finished": bool,
-                "dataset": str, "lean_env": str, "source": str}
+TRACE_FIELDS = {
+    "theorem": str,
+    "state_before": str,
+    "tactic": str,
+    "proof_finished": bool,
+    "dataset": str,
+    "lean_env": str,
+    "source": str,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -151,8 +158,12 @@ def test_empty_prover_data_means_the_shipped_files(monkeypatch):
 # ---- miniF2F from its Lean source -------------------------------------------------------------
 
 
-def _pinned_file(split: str, proofs: dict[str, str] | None = None, statements: dict[str, str] | None = None,
-                 drop: tuple[str, ...] = ()) -> str:
+def _pinned_file(
+    split: str,
+    proofs: dict[str, str] | None = None,
+    statements: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+) -> str:
     """A Lean file shaped like ``MiniF2F/<Split>.lean`` at the pin, written from the shipped
     statements: the header, then each theorem ``:= by`` + ``sorry`` unless ``proofs`` says
     otherwise; ``statements`` replaces some."""
@@ -241,13 +252,14 @@ def test_the_documented_pin_differences_are_listed_as_expected():
 
     assert valid == [f"{EXPECTED}imo_2006_p6 at the pin is imo_2006_p3 in the shipped list (renamed later)"]
     assert len(test) == 7 and all(line.startswith(EXPECTED) for line in test)
-    assert {line[len(EXPECTED):].split(":")[0] for line in test} == FIXED_AFTER_PIN
+    assert {line[len(EXPECTED) :].split(":")[0] for line in test} == FIXED_AFTER_PIN
 
 
 def test_statements_are_compared_up_to_whitespace():
     # Line breaks stay where they are: a statement may hold a "--" comment.
-    reflowed = {r["name"]: r["formal_statement"].replace("\n", "\n      ").replace(" : ", "  :\t")
-                for r in _problems("valid")}
+    reflowed = {
+        r["name"]: r["formal_statement"].replace("\n", "\n      ").replace(" : ", "  :\t") for r in _problems("valid")
+    }
 
     parsed = parse_lean_theorems(_pinned_file("valid", statements=reflowed))
 

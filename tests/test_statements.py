@@ -8,14 +8,15 @@ import sys
 
 import pytest
 
-from prover.settings import REPO_ROOT
 from prover.errors import ProverError
+from prover.settings import REPO_ROOT
 from prover.statements import DEFAULT_HEADER, parse_statement
 
 
 def prover(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
 
 
 def test_theorem_with_binders_is_parsed_with_the_default_header():

@@ -169,6 +169,10 @@ def test_the_hard_rule_is_deterministic_across_sessions():
 
 @pytest.mark.parametrize("rule", ["random", "learnable"])
 def test_the_other_rules_still_run(rule):
-    result = best_first_search(Theorem("synthetic_0000"), FixedPolicy(), SyntheticEnv(SyntheticConfig(rule=rule)),
-                               SearchLimits(max_expansions=8))
+    result = best_first_search(
+        Theorem("synthetic_0000"),
+        FixedPolicy(),
+        SyntheticEnv(SyntheticConfig(rule=rule)),
+        SearchLimits(max_expansions=8),
+    )
     assert result.num_expansions >= 1 and math.isfinite(result.wall_time_s)

@@ -7,7 +7,6 @@ import pytest
 
 from search import LeanError, ProofFinished, Proposal, SearchLimits, TacticState, Theorem, best_first_search
 
-from prover.settings import ConfigError
 from prover.envs.synthetic import (
     DEAD_GOAL,
     LEARNABLE_TACTICS,
@@ -20,6 +19,7 @@ from prover.envs.synthetic import (
     heldout_theorems,
 )
 from prover.policies.fixed import FixedPolicy
+from prover.settings import ConfigError
 
 LEARNABLE = SyntheticConfig(rule="learnable", depth=6)
 
@@ -47,8 +47,10 @@ class MemorisingPolicy:
 
 
 def prove_all(policy, theorems, config=LEARNABLE, max_expansions=12):
-    return [best_first_search(t, policy, SyntheticEnv(config), SearchLimits(max_expansions=max_expansions))
-            for t in theorems]
+    return [
+        best_first_search(t, policy, SyntheticEnv(config), SearchLimits(max_expansions=max_expansions))
+        for t in theorems
+    ]
 
 
 def test_default_mode_is_unchanged():
@@ -71,7 +73,8 @@ def test_the_working_tactic_is_the_rule_of_the_goals_type_and_relation():
     working = RULE[(number_type, relation)]
     outcome = env.run_tactic(state, working)
     assert isinstance(outcome, (TacticState, ProofFinished)) and not (
-        isinstance(outcome, TacticState) and outcome.pp.endswith(DEAD_GOAL))
+        isinstance(outcome, TacticState) and outcome.pp.endswith(DEAD_GOAL)
+    )
 
 
 def test_wrong_tactics_fail_or_lose_the_goal_and_a_lost_goal_is_a_dead_end():

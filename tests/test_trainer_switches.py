@@ -15,6 +15,7 @@ import pytest
 from prover.errors import MissingDependencyError, ProverError
 from prover.learn import training
 from prover.learn.training import TinyLlamaShape, TrainOptions, train_policy
+
 from tests.test_export import SMALL, synthetic_export  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,15 +36,17 @@ def spy(monkeypatch):
         checkpointing = getattr(inner, "is_activation_checkpointing", None)
         if checkpointing is None:
             checkpointing = inner.is_gradient_checkpointing
-        seen.append({
-            "rows": len(batch),
-            "autocast": torch.is_autocast_enabled("cpu"),
-            "autocast_dtype": torch.get_autocast_dtype("cpu"),
-            "weights": {p.dtype for p in model.parameters() if p.requires_grad},
-            "checkpointing": bool(checkpointing),
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "total": sum(p.numel() for p in model.parameters()),
-        })
+        seen.append(
+            {
+                "rows": len(batch),
+                "autocast": torch.is_autocast_enabled("cpu"),
+                "autocast_dtype": torch.get_autocast_dtype("cpu"),
+                "weights": {p.dtype for p in model.parameters() if p.requires_grad},
+                "checkpointing": bool(checkpointing),
+                "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                "total": sum(p.numel() for p in model.parameters()),
+            }
+        )
         return real(model, batch, pad_id)
 
     monkeypatch.setattr(training, "_batch_loss", recording)
@@ -80,8 +83,7 @@ def test_gradient_checkpointing_is_on_while_training(synthetic_export, tmp_path,
 
 
 def test_gradient_accumulation_takes_that_many_batches_per_step(synthetic_export, tmp_path, spy):
-    out = train_policy(synthetic_export, tmp_path / "accumulate", tiny(steps=3, gradient_accumulation=3),
-                       progress=None)
+    out = train_policy(synthetic_export, tmp_path / "accumulate", tiny(steps=3, gradient_accumulation=3), progress=None)
     assert len(spy) == 9 and all(s["rows"] == 4 for s in spy)
     metadata = json.loads((out / "prover_policy.json").read_text())
     assert metadata["gradient_accumulation"] == 3 and metadata["steps"] == 3
@@ -98,7 +100,7 @@ def test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch(syntheti
     rows = [training._encode(tok, f"[GOAL]x{i}[PROOFSTEP]", "simp") for i in range(8)]
     model = session.model.train()
     model.zero_grad()
-    (sum(training._batch_loss(model, rows[i:i + 4], tok.eos_token_id) / 2 for i in (0, 4))).backward()
+    (sum(training._batch_loss(model, rows[i : i + 4], tok.eos_token_id) / 2 for i in (0, 4))).backward()
     accumulated = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     # Equal-length rows: the mean over 8 rows equals the mean of the two means of 4.
@@ -116,8 +118,12 @@ def test_full_fine_tuning_trains_every_weight_in_float32_and_lora_only_adapters(
     train_policy(synthetic_export, tmp_path / "full", tiny(base_model=str(base), shape=None), progress=None)
     assert all(s["trainable"] == s["total"] and s["weights"] == {torch.float32} for s in spy)
     spy.clear()
-    train_policy(synthetic_export, tmp_path / "lora", tiny(base_model=str(base), shape=None, lora=True, lora_rank=2,
-                                                           gradient_checkpointing=True), progress=None)
+    train_policy(
+        synthetic_export,
+        tmp_path / "lora",
+        tiny(base_model=str(base), shape=None, lora=True, lora_rank=2, gradient_checkpointing=True),
+        progress=None,
+    )
     assert all(0 < s["trainable"] < s["total"] / 4 and s["checkpointing"] for s in spy)
 
 
@@ -131,9 +137,19 @@ def test_the_8bit_optimiser_without_bitsandbytes_is_one_sentence(synthetic_expor
 def test_the_8bit_optimiser_and_bf16_train_on_the_gpu(synthetic_export, tmp_path):
     pytest.importorskip("bitsandbytes")
     base = train_policy(synthetic_export, tmp_path / "base", tiny(steps=1), progress=None)
-    out = train_policy(synthetic_export, tmp_path / "gpu", tiny(base_model=str(base), shape=None, device="cuda",
-                                                                precision="bf16", optimizer="adamw_8bit",
-                                                                gradient_checkpointing=True), progress=None)
+    out = train_policy(
+        synthetic_export,
+        tmp_path / "gpu",
+        tiny(
+            base_model=str(base),
+            shape=None,
+            device="cuda",
+            precision="bf16",
+            optimizer="adamw_8bit",
+            gradient_checkpointing=True,
+        ),
+        progress=None,
+    )
     assert json.loads((out / "prover_policy.json").read_text())["optimizer"] == "adamw_8bit"
 
 
@@ -144,7 +160,7 @@ def test_prompt_and_target_are_tokenised_together(synthetic_export, tmp_path):
     prompt, target = "[GOAL]x : ℕ\n⊢ x = x[PROOFSTEP]", "rfl"
     ids, start = training._encode(tokenizer, prompt, target)
     assert ids[:-1] == tokenizer(prompt + target)["input_ids"] and ids[-1] == tokenizer.eos_token_id
-    assert tokenizer.decode(ids[start:-1]) .endswith(target) and target not in tokenizer.decode(ids[:start])
+    assert tokenizer.decode(ids[start:-1]).endswith(target) and target not in tokenizer.decode(ids[:start])
 
 
 class WordStartTokenizer:

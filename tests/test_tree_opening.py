@@ -8,8 +8,10 @@ from search import ROOT, Status
 
 from prover.views.plots import PROMISING_COLOUR, tree_figure
 from prover.views.viz import overview, primary_parents
+
 from tests.test_viz import synthetic_tree
-from tests.test_viz_browser import Page, browser, pytestmark as needs_chromium, saved_page  # noqa: F401
+from tests.test_viz_browser import Page, browser, saved_page  # noqa: F401
+from tests.test_viz_browser import pytestmark as needs_chromium
 
 
 def open_tree():
@@ -39,8 +41,13 @@ def test_an_open_trees_picture_draws_and_labels_the_way_to_its_best_state():
     for source, target in way_to(tree, best):
         tactic = next(tac for t, tac, _ in tree.tactic_edges(source) if t == target)
         assert tactic.splitlines()[0] in labels
-    blue = [c for c in ax.collections if hasattr(c, "get_segments") and len(c.get_segments())
-            and tuple(c.get_colors()[0][:3]) == tuple(int(PROMISING_COLOUR[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    blue = [
+        c
+        for c in ax.collections
+        if hasattr(c, "get_segments")
+        and len(c.get_segments())
+        and tuple(c.get_colors()[0][:3]) == tuple(int(PROMISING_COLOUR[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    ]
     assert blue and len(blue[0].get_segments()) == len(way_to(tree, best))
     assert "way to F1" in [text.get_text() for legend in fig.legends for text in legend.get_texts()]
 

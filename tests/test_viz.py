@@ -10,13 +10,25 @@ import networkx as nx
 import pytest
 from PIL import Image
 
+from search import (
+    DEAD,
+    QED,
+    ROOT,
+    LeanError,
+    ProofFinished,
+    SearchLimits,
+    SearchTree,
+    Status,
+    TacticState,
+    Theorem,
+    best_first_search,
+)
+
 from prover.cli import main
 from prover.envs.synthetic import SyntheticConfig, SyntheticEnv
 from prover.policies.fixed import FixedPolicy
 from prover.views.plots import draw_tree, tree_figure
 from prover.views.viz import graphml_graph, overview, primary_parents, render_html, view_data, write_graphml
-from search import DEAD, QED, ROOT, LeanError, ProofFinished, SearchLimits, SearchTree, Status, TacticState, Theorem
-from search import best_first_search
 
 HOSTILE_TACTIC = "</script><script>alert(1)</script>"
 
@@ -40,8 +52,9 @@ def small_tree() -> SearchTree:
 def synthetic_tree(max_expansions: int = 60, theorem: str = "synthetic_0002", **shape) -> SearchTree:
     """A real search tree from the synthetic environment (proved, for the default shape)."""
     config = SyntheticConfig(**{"branching": 4, "depth": 4, "proof_density": 0.4, "error_rate": 0.3, **shape})
-    result = best_first_search(Theorem(theorem), FixedPolicy(), SyntheticEnv(config),
-                               SearchLimits(max_expansions=max_expansions))
+    result = best_first_search(
+        Theorem(theorem), FixedPolicy(), SyntheticEnv(config), SearchLimits(max_expansions=max_expansions)
+    )
     result.tree.graph.graph["result"] = result.to_record().to_json()  # as a saved tree file holds it
     return result.tree
 
@@ -54,8 +67,9 @@ def deep_tree(depth: int = 120, proved: bool = False) -> SearchTree:
     for level in range(depth):
         goal = f"x y : ℕ\nh₀ : x + y = 10\n⊢ step_{level} : 2 * x + {level} ≤ 10 + {level} ∧ a_long_goal"
         tree.node(node)["priority"] = -0.1 * level
-        child, _ = tree.add_outcome(node, f"nlinarith [sq_nonneg (x - y), h₀, step {level}]", -0.1,
-                                    TacticState(goal), t_s=level * 0.01)
+        child, _ = tree.add_outcome(
+            node, f"nlinarith [sq_nonneg (x - y), h₀, step {level}]", -0.1, TacticState(goal), t_s=level * 0.01
+        )
         side, _ = tree.add_outcome(node, f"omega_{level}", -0.5, TacticState(goal + f"\n\ncase side\n⊢ side {level}"))
         tree.node(side)["priority"] = -0.1 * level - 0.4
         tree.add_outcome(node, "simp_all", -0.9, LeanError(f"simp made no progress at level {level}"), time_s=0.002)
@@ -186,8 +200,11 @@ def test_svg_gives_every_state_a_tooltip_with_its_goal_escaped(tmp_path):
     tree.graph.nodes[c]["state"] = "⊢ C </title><script>alert(1)</script>"  # hostile goal text
     svg = draw_tree(tree, tmp_path / "tree.svg").read_text()
     root = ElementTree.fromstring(svg)  # still well-formed XML
-    titles = {g.get("id"): g.find("{http://www.w3.org/2000/svg}title").text
-              for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("id", "").startswith("state-")}
+    titles = {
+        g.get("id"): g.find("{http://www.w3.org/2000/svg}title").text
+        for g in root.iter("{http://www.w3.org/2000/svg}g")
+        if g.get("id", "").startswith("state-")
+    }
     assert set(titles) == {f"state-{n}" for n in range(tree.num_states)}
     assert titles["state-0"].startswith("[0] proved, depth 0") and "⊢ A" in titles["state-0"]
     assert "<script>alert(1)</script>" in titles[f"state-{c}"]
@@ -210,8 +227,11 @@ def test_a_failed_search_is_drawn_with_its_frontier_and_deepest_states_named(tmp
 
 
 def test_picture_header_texts_legend_and_key_do_not_overlap():
-    trees = [small_tree(), deep_tree(depth=60),
-             synthetic_tree(max_expansions=150, theorem="synthetic_0001", branching=6, depth=9, proof_density=0.1)]
+    trees = [
+        small_tree(),
+        deep_tree(depth=60),
+        synthetic_tree(max_expansions=150, theorem="synthetic_0001", branching=6, depth=9, proof_density=0.1),
+    ]
     for tree in trees:
         fig, _, _ = tree_figure(tree, max_nodes=60)
         renderer = fig.canvas.get_renderer()
@@ -220,7 +240,7 @@ def test_picture_header_texts_legend_and_key_do_not_overlap():
         assert len(boxes) >= 3
         for i, a in enumerate(boxes):
             assert a.x1 <= fig.bbox.width + 1 and a.y0 >= -1 and a.y1 <= fig.bbox.height + 1, "text leaves the picture"
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 assert not a.overlaps(b), f"{tree.theorem}: {a} overlaps {b}"
 
 

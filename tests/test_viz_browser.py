@@ -12,18 +12,29 @@ from pathlib import Path
 
 import pytest
 
+from search import ROOT, SearchTree
+
 from prover.views.viz import overview, primary_parents, render_html
-from search import QED, ROOT, SearchTree
+
 from tests.test_viz import HOSTILE_TACTIC, deep_tree, small_tree, synthetic_tree
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="the playwright package is not installed (pip install playwright)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="the playwright package is not installed (pip install playwright)",
+    ),
     pytest.mark.slow,  # a browser starts in seconds; the quick tier checks the pages' content without one
 ]
 
@@ -48,8 +59,14 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.on("dialog", lambda d: (self.errors.append("dialog: " + d.message), d.dismiss()))
-        self.page.on("request", lambda r: None if r.url.startswith("file://") or r.url.startswith("data:")
-                     else self.errors.append("network: " + r.url))
+        self.page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith("file://") or r.url.startswith("data:")
+                else self.errors.append("network: " + r.url)
+            ),
+        )
         self.page.goto(html_path.as_uri())
         self.page.wait_for_selector(ready)
 
@@ -138,9 +155,13 @@ def test_search_highlights_rows_by_the_tactic_or_goal_they_show_qed_rows_include
     def search(text: str) -> list[tuple[str, str]]:
         page.fill("#search", text)
         page.press("#search", "Enter")  # searches at once (typing waits 200 ms for more keys)
-        return [(row.locator(".tac").inner_text() if row.locator(".tac").count() else "",
-                 row.locator(".goal").inner_text() if row.locator(".goal").count() else "")
-                for row in page.locator(".row.match").all()]
+        return [
+            (
+                row.locator(".tac").inner_text() if row.locator(".tac").count() else "",
+                row.locator(".goal").inner_text() if row.locator(".goal").count() else "",
+            )
+            for row in page.locator(".row.match").all()
+        ]
 
     rows = search("omega")
     assert [tactic for tactic, _ in rows] == ["omega"]  # the row that shows omega, not B's own "intro x" row

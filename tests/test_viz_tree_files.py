@@ -12,8 +12,10 @@ import json
 
 import pytest
 
-from prover.cli import main
 from search import SearchTree, TreeFormatError
+
+from prover.cli import main
+
 from tests.test_viz import small_tree, synthetic_tree
 
 
@@ -24,8 +26,10 @@ def test_a_ten_thousand_state_tree_file_is_at_most_a_fifth_of_its_json(tmp_path)
     tree.save(plain)
     tree.save(packed)
     plain_size, packed_size = plain.stat().st_size, packed.stat().st_size
-    print(f"{tree.num_states} states: {plain_size / 1e6:.2f} MB JSON, {packed_size / 1e6:.2f} MB gzipped, "
-          f"ratio {plain_size / packed_size:.1f}")
+    print(
+        f"{tree.num_states} states: {plain_size / 1e6:.2f} MB JSON, {packed_size / 1e6:.2f} MB gzipped, "
+        f"ratio {plain_size / packed_size:.1f}"
+    )
     assert plain_size > 5_000_000
     assert packed_size * 5 <= plain_size
     assert json.loads(gzip.decompress(packed.read_bytes())) == json.loads(plain.read_bytes())
@@ -65,8 +69,20 @@ def test_a_damaged_compressed_tree_is_refused_in_one_sentence(tmp_path, capsys):
 
 def test_runs_write_compressed_trees_and_viz_reads_them(tmp_path, capsys):
     run = tmp_path / "run"
-    main(["prove-split", "--out", str(run), "--num-workers", "0", "--no-progress", "--num-theorems", "3",
-          "--max-expansions", "20"])
+    main(
+        [
+            "prove-split",
+            "--out",
+            str(run),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--num-theorems",
+            "3",
+            "--max-expansions",
+            "20",
+        ]
+    )
     records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     assert [r["tree"] for r in records] == [f"trees/synthetic_000{i}.json.gz" for i in range(3)]
     assert sorted(p.name for p in (run / "trees").iterdir()) == [f"synthetic_000{i}.json.gz" for i in range(3)]

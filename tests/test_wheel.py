@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -27,19 +26,29 @@ THEOREM = "mathd_algebra_478"
 DATA_FILES = ("minif2f.jsonl", "tactic_traces.jsonl", "repl_fixtures.jsonl", "DATA.md")
 # Not copied into the build: environments, caches, earlier build outputs, Lean builds, runs.
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "build", "dist", "runs", "*.egg-info", "__pycache__", "*.pyc",
-    ".pytest_cache", ".lake",
+    ".git",
+    ".venv",
+    "venv",
+    "build",
+    "dist",
+    "runs",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".lake",
 )
 
 
 def _run(args: list, cwd: Path, env: dict[str, str], timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout_s)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
 def _explain(result: subprocess.CompletedProcess) -> str:
-    return (f"{' '.join(result.args)} exited {result.returncode}\n"
-            f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}")
+    return (
+        f"{' '.join(result.args)} exited {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
+    )
 
 
 def _dependency_dirs() -> list[str]:
@@ -58,8 +67,9 @@ class Installed:
 
     def __init__(self, wheel: Path, venv: Path, site_packages: Path, workdir: Path):
         self.wheel, self.venv, self.site_packages, self.workdir = wheel, venv, site_packages, workdir
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("PROVER_DATA", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+        self.env = {
+            k: v for k, v in os.environ.items() if k not in ("PROVER_DATA", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+        }
         self.env["VIRTUAL_ENV"] = str(venv)
         self.env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -79,15 +89,19 @@ def installed(tmp_path_factory) -> Installed:
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PROVER_DATA", "PYTHONPATH")}
 
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                  "-w", wheels, source], root, env)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, source],
+        root,
+        env,
+    )
     assert built.returncode == 0, _explain(built)
     [wheel] = wheels.glob("lean_prover-*.whl")
 
     made = _run([sys.executable, "-m", "venv", "--without-pip", venv], root, env)
     assert made.returncode == 0, _explain(made)
-    purelib = _run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                   root, env)
+    purelib = _run(
+        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], root, env
+    )
     site_packages = Path(purelib.stdout.strip())
     (site_packages / "test-environment.pth").write_text("\n".join(_dependency_dirs()) + "\n", encoding="utf-8")
 
@@ -118,8 +132,11 @@ def test_wheel_ships_every_non_python_file_of_the_package(installed):
     # A data file added under prover/ without a package-data pattern would be lost here.
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     package_files = [
-        p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "prover").rglob("*")
-        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+        p.relative_to(REPO_ROOT).as_posix()
+        for p in (REPO_ROOT / "prover").rglob("*")
+        if p.is_file()
+        and p.suffix not in (".py", ".pyc")
+        and "__pycache__" not in p.parts
         and not p.name.startswith(".")
     ]
 
@@ -134,9 +151,11 @@ def test_wheel_data_files_are_the_checkout_ones(installed):
 
 def test_installed_package_is_the_wheel_not_the_checkout(installed):
     # find_spec locates prover.cli without running it.
-    probe = ("import importlib.util, json, prover, prover.data; "
-             "print(json.dumps({'path': list(prover.__path__), 'cli': importlib.util.find_spec('prover.cli').origin, "
-             "'data': prover.data.__file__, 'data_dir': str(prover.data.data_dir())}))")
+    probe = (
+        "import importlib.util, json, prover, prover.data; "
+        "print(json.dumps({'path': list(prover.__path__), 'cli': importlib.util.find_spec('prover.cli').origin, "
+        "'data': prover.data.__file__, 'data_dir': str(prover.data.data_dir())}))"
+    )
 
     result = _run([installed.python, "-c", probe], installed.workdir, installed.env)
 
@@ -149,8 +168,11 @@ def test_installed_package_is_the_wheel_not_the_checkout(installed):
 
 def test_attack_proves_a_replay_theorem_from_the_shipped_traces(installed, attack_run):
     result, trees = attack_run
-    recorded = {json.loads(line)["tactic"] for line in (REPO_ROOT / "prover/data/tactic_traces.jsonl")
-                .read_text(encoding="utf-8").splitlines() if json.loads(line)["theorem"] == THEOREM}
+    recorded = {
+        json.loads(line)["tactic"]
+        for line in (REPO_ROOT / "prover/data/tactic_traces.jsonl").read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["theorem"] == THEOREM
+    }
 
     assert result.returncode == 0, _explain(result)
     assert any(tactic in result.stdout for tactic in recorded), _explain(result)
@@ -176,8 +198,7 @@ def test_viz_writes_a_page_with_the_assets_inlined(installed, attack_run):
 
 
 def test_prove_split_runs_on_the_shipped_traces(installed):
-    result = installed.prover("prove-split", "--env", "replay", "--limit", "5", "--num-workers", "0",
-                              "--out", "runs/x")
+    result = installed.prover("prove-split", "--env", "replay", "--limit", "5", "--num-workers", "0", "--out", "runs/x")
 
     assert result.returncode == 0, _explain(result)
     results = installed.workdir / "runs" / "x" / "results.jsonl"

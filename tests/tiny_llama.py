@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prover.policies.prompts import PROMPTS
 from prover.learn.training import TinyLlamaShape, build_tiny_llama, build_tokenizer
+from prover.policies.prompts import PROMPTS
 
 # Lean-flavoured text, so the tokenizer has merges for the symbols that states are made of.
 STATES = (
@@ -25,8 +25,14 @@ STATES = (
 TACTICS = ("norm_num", "simp", "linarith", "omega", "ring_nf", "nlinarith [sq_nonneg (a - b)]", "rw [h]", "exact h₀")
 
 SHAPE = TinyLlamaShape(
-    vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.2,
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=2048,
+    initializer_range=0.2,
 )
 
 _BUILT: dict[Path, Path] = {}

@@ -34,8 +34,21 @@ def cli(debug: bool) -> None:
     """Best-first Lean 4 proof search with a language-model tactic policy."""
 
 
-for command in (prove.attack, prove.prove_split, views.viz, views.report, prove.repair, lean.presets, lean.setup_lean, lean.doctor,
-                learn.export, learn.train_policy, learn.train_critic, learn.iterate, prove.fill):
+for command in (
+    prove.attack,
+    prove.prove_split,
+    views.viz,
+    views.report,
+    prove.repair,
+    lean.presets,
+    lean.setup_lean,
+    lean.doctor,
+    learn.export,
+    learn.train_policy,
+    learn.train_critic,
+    learn.iterate,
+    prove.fill,
+):
     cli.add_command(command)
 
 

@@ -15,15 +15,28 @@ from prover.learn.training import TrainOptions
 
 
 @click.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True),
-                metavar="RUN_DIR...")
-@click.option("--out", type=click.Path(file_okay=False), required=True,
-              help="Data directory to write: train.jsonl, valid.jsonl and export.json.")
-@click.option("--valid-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
-              help="Share of the theorems whose records go to valid.jsonl (split by theorem).")
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True), metavar="RUN_DIR..."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Data directory to write: train.jsonl, valid.jsonl and export.json.",
+)
+@click.option(
+    "--valid-fraction",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Share of the theorems whose records go to valid.jsonl (split by theorem).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid split.")
-@click.option("--all-proving-edges", is_flag=True,
-              help="Every tactic that led to a proved state, not only those on shortest proofs.")
+@click.option(
+    "--all-proving-edges",
+    is_flag=True,
+    help="Every tactic that led to a proved state, not only those on shortest proofs.",
+)
 def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int, all_proving_edges: bool) -> None:
     """Training data from the saved trees of runs: proof steps, preference pairs, failed states."""
     from prover.learn.export import export_runs
@@ -35,16 +48,32 @@ def export(run_dirs: tuple[str, ...], out: str, valid_fraction: float, seed: int
 
 
 @click.command("train-policy", cls=GroupedCommand)
-@option("--out", type=click.Path(file_okay=False), required=True, group="Output",
-        help="Directory for the trained model.")
-@option("--data", type=click.Path(exists=True), default=None, group="Data",
-        help="A data directory written by prover export (its proof steps) [default: --traces].")
-@option("--traces", type=click.Path(dir_okay=False), default=None, group="Data",
-        help="Trace file of (state, tactic) pairs [default: the shipped miniF2F traces].")
+@option(
+    "--out", type=click.Path(file_okay=False), required=True, group="Output", help="Directory for the trained model."
+)
+@option(
+    "--data",
+    type=click.Path(exists=True),
+    default=None,
+    group="Data",
+    help="A data directory written by prover export (its proof steps) [default: --traces].",
+)
+@option(
+    "--traces",
+    type=click.Path(dir_okay=False),
+    default=None,
+    group="Data",
+    help="Trace file of (state, tactic) pairs [default: the shipped miniF2F traces].",
+)
 @class_options(TrainOptions, "train_", "Training")
-@option("--eval/--no-eval", "evaluate", default=None, group="Output",
-        help="Afterwards, count the replay theorems the trained policy proves [default: on with --traces "
-             "or the shipped traces, off with --data].")
+@option(
+    "--eval/--no-eval",
+    "evaluate",
+    default=None,
+    group="Output",
+    help="Afterwards, count the replay theorems the trained policy proves [default: on with --traces "
+    "or the shipped traces, off with --data].",
+)
 def train_policy(out: str, data: str | None, traces: str | None, evaluate: bool | None, **options) -> None:
     """Train a tactic policy: a tiny Llama on the CPU, or --model fine-tuned (on a GPU where there is one;
     several GPUs: accelerate launch -m prover.cli train-policy ...)."""
@@ -63,10 +92,16 @@ def train_policy(out: str, data: str | None, traces: str | None, evaluate: bool 
 
 
 @click.command("train-critic", cls=GroupedCommand)
-@option("--out", type=click.Path(file_okay=False), required=True, group="Output",
-        help="Directory for the trained model.")
-@option("--data", type=click.Path(exists=True), required=True, group="Data",
-        help="A data directory written by prover export: its provable and failed states.")
+@option(
+    "--out", type=click.Path(file_okay=False), required=True, group="Output", help="Directory for the trained model."
+)
+@option(
+    "--data",
+    type=click.Path(exists=True),
+    required=True,
+    group="Data",
+    help="A data directory written by prover export: its provable and failed states.",
+)
 @class_options(TrainOptions, "train_", "Training", exclude=("prompt",))
 def train_critic(out: str, data: str, **options) -> None:
     """Train a value model (provable or not) on exported searches, for --critic and --scorer value_mixed."""
@@ -80,20 +115,47 @@ def train_critic(out: str, data: str, **options) -> None:
 
 @click.command("iterate", cls=GroupedCommand)
 @with_settings(include_distributed=True)
-@option("--rounds", type=click.IntRange(min=1), required=True, group="Iteration",
-        help="Rounds of prove, export, train (finished rounds of --out are skipped).")
-@option("--out", type=click.Path(file_okay=False), required=True, group="Iteration",
-        help="Iteration directory: round-1/, round-2/, ... (run directories) and iterate.json.")
-@option("--heldout-file", type=click.Path(dir_okay=False, exists=True), default=None, group="Iteration",
-        help="Theorems each round's policy is also evaluated on, never trained on (a list, as --theorems-file).")
-@option("--num-heldout", type=click.IntRange(min=1), default=None, group="Iteration",
-        help="synthetic: evaluate on this many held-out theorems (synthetic_heldout_0000, ...).")
+@option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    required=True,
+    group="Iteration",
+    help="Rounds of prove, export, train (finished rounds of --out are skipped).",
+)
+@option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    group="Iteration",
+    help="Iteration directory: round-1/, round-2/, ... (run directories) and iterate.json.",
+)
+@option(
+    "--heldout-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    group="Iteration",
+    help="Theorems each round's policy is also evaluated on, never trained on (a list, as --theorems-file).",
+)
+@option(
+    "--num-heldout",
+    type=click.IntRange(min=1),
+    default=None,
+    group="Iteration",
+    help="synthetic: evaluate on this many held-out theorems (synthetic_heldout_0000, ...).",
+)
 @class_options(IterateOptions, "iter_", "Iteration")
-@class_options(TrainOptions, "train_", "Training", exclude=IterateOptions.TRAIN_FIXED, flags=IterateOptions.train_flags())
-@option("--progress/--no-progress", default=True, group="Output",
-        help="Show a progress bar while proving, on a terminal (the progress lines are written either way).")
-def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, progress: bool,
-            **options) -> None:
+@class_options(
+    TrainOptions, "train_", "Training", exclude=IterateOptions.TRAIN_FIXED, flags=IterateOptions.train_flags()
+)
+@option(
+    "--progress/--no-progress",
+    default=True,
+    group="Output",
+    help="Show a progress bar while proving, on a terminal (the progress lines are written either way).",
+)
+def iterate(
+    rounds: int, out: str, heldout_file: str | None, num_heldout: int | None, progress: bool, **options
+) -> None:
     """Expert iteration: each round proves the theorem set, exports the proofs and trains the next policy."""
     from prover.learn.iterate import iterate as run_iteration
     from prover.run.batch import prove_batch
@@ -110,13 +172,22 @@ def iterate(rounds: int, out: str, heldout_file: str | None, num_heldout: int | 
         heldout = heldout_theorems(num_heldout, config.theorems, config.env)
     train = class_values(TrainOptions, "train_", options, "the training settings")
     settings = class_values(IterateOptions, "iter_", options, "the iteration settings", train=train)
-    results = run_iteration(config, theorems, out, rounds, settings, heldout,
-                            prove=lambda ts, cfg, run: prove_batch(ts, cfg, run, progress, echo=lambda line: click.echo(line, err=True)), echo=click.echo)
+    results = run_iteration(
+        config,
+        theorems,
+        out,
+        rounds,
+        settings,
+        heldout,
+        prove=lambda ts, cfg, run: prove_batch(ts, cfg, run, progress, echo=lambda line: click.echo(line, err=True)),
+        echo=click.echo,
+    )
     click.echo("round  policy" + " " * 34 + "train" + " " * 10 + ("held-out" if heldout else ""))
     for result in results:
         model = result.policy.get("model") or result.policy["name"]
         held = f"{result.heldout['pass_rate']:6.1%}" if result.heldout else ""
-        click.echo(f"{result.round:>5}  {str(model)[-38:]:<38}  {result.train['pass_rate']:6.1%}  "
-                   f"{' ' * 7}{held}")
-    click.echo(f"the curve: prover report {Path(out) / 'round-*'}"
-               + (f" (held-out: {Path(out) / 'round-*' / 'heldout'})" if heldout else ""))
+        click.echo(f"{result.round:>5}  {str(model)[-38:]:<38}  {result.train['pass_rate']:6.1%}  {' ' * 7}{held}")
+    click.echo(
+        f"the curve: prover report {Path(out) / 'round-*'}"
+        + (f" (held-out: {Path(out) / 'round-*' / 'heldout'})" if heldout else "")
+    )

@@ -26,8 +26,19 @@ from prover.settings import base_type, field_types, flag_of, from_dict, setting_
 EXIT_NOT_PROVED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
-GROUP_ORDER = ("Theorems", "Search", "Environment", "Policy", "Safety", "Ray (prove-split)", "Iteration", "Data",
-               "Training", "Output", "Other")
+GROUP_ORDER = (
+    "Theorems",
+    "Search",
+    "Environment",
+    "Policy",
+    "Safety",
+    "Ray (prove-split)",
+    "Iteration",
+    "Data",
+    "Training",
+    "Output",
+    "Other",
+)
 SECTION_GROUP = {name: group for name, _, group in SECTIONS} | {"env": "Environment", "policy": "Policy"}
 
 
@@ -127,8 +138,9 @@ def _show_default(value: Any) -> str | None:
     return " ".join(value) if isinstance(value, tuple) else str(value)
 
 
-def _setting_option(flag: str, name: str, annotation: Any, meta: Any, group: str, help_text: str,
-                    default_shown: str | None) -> Callable:
+def _setting_option(
+    flag: str, name: str, annotation: Any, meta: Any, group: str, help_text: str, default_shown: str | None
+) -> Callable:
     """The click option of one setting (its value None unless given)."""
     kind, _ = base_type(annotation)
     if default_shown is not None and "[default" not in help_text:
@@ -137,25 +149,57 @@ def _setting_option(flag: str, name: str, annotation: Any, meta: Any, group: str
         return option(f"{flag}/--no-{flag[2:]}", name, default=None, group=group, help=help_text)
     if kind is tuple:
         return option(flag, name, multiple=True, group=group, help=help_text)
-    return option(flag, name, type=_click_type(annotation, meta), default=None, group=group,
-                  metavar=meta.get("metavar"), help=help_text)
+    return option(
+        flag,
+        name,
+        type=_click_type(annotation, meta),
+        default=None,
+        group=group,
+        metavar=meta.get("metavar"),
+        help=help_text,
+    )
 
 
 def setting_options(include_distributed: bool) -> list[Callable]:
     """One click option per flag of every section and user-facing backend."""
     decorators = [
-        option("--env", "env_name", type=Choice(ENVS), default=None, group="Environment",
-               help="Proof environment: " + "; ".join(f"{n} ({backend('environment', n).summary})"
-                                                      for n in backend_choices("environment")) + " [default: synthetic]."),
-        option("--policy", "policy_name", type=Choice(POLICIES), default=None, group="Policy",
-               help="Tactic policy: " + "; ".join(f"{n} ({backend('policy', n).summary})"
-                                                   for n in backend_choices("policy"))
-               + " [default: fixed for synthetic, replay for replay, hf for Lean]."),
-        option("--config", "config_file", type=click.Path(dir_okay=False), default=None, group="Other",
-               help="Settings from a JSON or TOML file (a run's config.json works); flags given here override it."),
-        option("--preset", "preset_name", type=Choice(list(PRESETS)), default=None, group="Policy",
-               help="The model, prompt, decoding and search budget of a published system (`prover presets` lists "
-                    "them); on top of --config, under the flags given here. The policy is hf unless --policy vllm."),
+        option(
+            "--env",
+            "env_name",
+            type=Choice(ENVS),
+            default=None,
+            group="Environment",
+            help="Proof environment: "
+            + "; ".join(f"{n} ({backend('environment', n).summary})" for n in backend_choices("environment"))
+            + " [default: synthetic].",
+        ),
+        option(
+            "--policy",
+            "policy_name",
+            type=Choice(POLICIES),
+            default=None,
+            group="Policy",
+            help="Tactic policy: "
+            + "; ".join(f"{n} ({backend('policy', n).summary})" for n in backend_choices("policy"))
+            + " [default: fixed for synthetic, replay for replay, hf for Lean].",
+        ),
+        option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            group="Other",
+            help="Settings from a JSON or TOML file (a run's config.json works); flags given here override it.",
+        ),
+        option(
+            "--preset",
+            "preset_name",
+            type=Choice(list(PRESETS)),
+            default=None,
+            group="Policy",
+            help="The model, prompt, decoding and search budget of a published system (`prover presets` lists "
+            "them); on top of --config, under the flags given here. The policy is hf unless --policy vllm.",
+        ),
     ]
     for flag, targets in flag_targets().items():
         first = targets[0]
@@ -163,23 +207,40 @@ def setting_options(include_distributed: bool) -> list[Callable]:
             continue
         if all(t.alias for t in targets):  # an old flag, still taken but not shown
             new_flag = flag_of(first.field)
-            decorators.append(option(flag, _param_name(flag), type=_click_type(field_types(first.owner)[first.field.name],
-                                     first.field.metadata), default=None, group="Other", hidden=True,
-                                     help=f"The old name of {new_flag}."))
+            decorators.append(
+                option(
+                    flag,
+                    _param_name(flag),
+                    type=_click_type(field_types(first.owner)[first.field.name], first.field.metadata),
+                    default=None,
+                    group="Other",
+                    hidden=True,
+                    help=f"The old name of {new_flag}.",
+                )
+            )
             continue
         help_text = first.field.metadata.get("help", "")
         owners = sorted({t.backend for t in targets if t.backend})
         if owners:
             help_text = f"{'/'.join(owners)}: {help_text}"
         defaults = {_show_default(t.field.default) for t in targets}
-        decorators.append(_setting_option(flag, _param_name(flag), field_types(first.owner)[first.field.name],
-                                          first.field.metadata, SECTION_GROUP[first.section], help_text,
-                                          defaults.pop() if len(defaults) == 1 else None))
+        decorators.append(
+            _setting_option(
+                flag,
+                _param_name(flag),
+                field_types(first.owner)[first.field.name],
+                first.field.metadata,
+                SECTION_GROUP[first.section],
+                help_text,
+                defaults.pop() if len(defaults) == 1 else None,
+            )
+        )
     return decorators
 
 
-def class_options(cls: type, prefix: str, group: str, exclude: tuple[str, ...] = (),
-                  flags: dict[str, str] | None = None) -> Callable:
+def class_options(
+    cls: type, prefix: str, group: str, exclude: tuple[str, ...] = (), flags: dict[str, str] | None = None
+) -> Callable:
     """The click options of a ``Settings`` class's fields (but ``exclude``; ``flags`` renames a
     field's flag); their values are read back with ``class_values``."""
     flags = flags or {}
@@ -189,8 +250,15 @@ def class_options(cls: type, prefix: str, group: str, exclude: tuple[str, ...] =
             if f.name in exclude:
                 continue
             flag = flags.get(f.name, flag_of(f))
-            function = _setting_option(flag, f"{prefix}{f.name}", field_types(cls)[f.name], f.metadata, group,
-                                       f.metadata["help"], _show_default(f.default))(function)
+            function = _setting_option(
+                flag,
+                f"{prefix}{f.name}",
+                field_types(cls)[f.name],
+                f.metadata,
+                group,
+                f.metadata["help"],
+                _show_default(f.default),
+            )(function)
         return function
 
     return decorator
@@ -199,8 +267,11 @@ def class_options(cls: type, prefix: str, group: str, exclude: tuple[str, ...] =
 def class_values(cls: type, prefix: str, options: dict, where: str, **fixed: Any) -> Any:
     """The ``cls`` that the options of ``class_options`` given on the command line make
     (``fixed``: fields set by the command itself)."""
-    given = {f.name: options[f"{prefix}{f.name}"] for f in setting_fields(cls)
-             if options.get(f"{prefix}{f.name}") not in (None, ())}
+    given = {
+        f.name: options[f"{prefix}{f.name}"]
+        for f in setting_fields(cls)
+        if options.get(f"{prefix}{f.name}") not in (None, ())
+    }
     return dataclasses.replace(from_dict(cls, given, where), **fixed)
 
 
@@ -217,13 +288,16 @@ def given_flags(options: dict) -> dict[str, Any]:
     """flag -> value for every generated option given on the command line (with ``--env``
     and ``--policy``)."""
     context = click.get_current_context()
-    given = {flag: options[name] for flag, name in (("--env", "env_name"), ("--policy", "policy_name"))
-             if options.get(name) is not None}
+    given = {
+        flag: options[name]
+        for flag, name in (("--env", "env_name"), ("--policy", "policy_name"))
+        if options.get(name) is not None
+    }
     for name, value in options.items():
         if not name.startswith("opt_"):
             continue
         if context.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            given["--" + name[len("opt_"):].replace("_", "-")] = value
+            given["--" + name[len("opt_") :].replace("_", "-")] = value
     return given
 
 

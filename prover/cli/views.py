@@ -11,21 +11,42 @@ from prover.errors import ProverError
 
 @click.command()
 @click.argument("targets", nargs=-1, required=True, type=click.Path(), metavar="TREE_FILE|RUN_DIR...")
-@click.option("--format", "output_format", type=click.Choice(["html", "text", "svg", "png", "graphml"]),
-              default="html", show_default=True,
-              help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
-                   "graphml: for other graph tools. A RUN_DIR gets HTML only.")
-@click.option("--output", "-o", type=click.Path(), default=None,
-              help="Where to write [default: TREE_FILE with the format's suffix; RUN_DIR/viz/ for a run; "
-                   "compare-A-vs-B-... beside the first for several runs; text is printed].")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["html", "text", "svg", "png", "graphml"]),
+    default="html",
+    show_default=True,
+    help="html: a page to explore in a browser (offline); text: an outline here; svg/png: a picture; "
+    "graphml: for other graph tools. A RUN_DIR gets HTML only.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(),
+    default=None,
+    help="Where to write [default: TREE_FILE with the format's suffix; RUN_DIR/viz/ for a run; "
+    "compare-A-vs-B-... beside the first for several runs; text is printed].",
+)
 @click.option("--open", "open_page", is_flag=True, help="Open what was written in a web browser.")
-@click.option("--max-nodes", type=click.IntRange(min=1), default=200, show_default=True,
-              help="svg/png: most states drawn (the proof path, or the frontier and deepest states, "
-                   "and the first expanded).")
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="svg/png: most states drawn (the proof path, or the frontier and deepest states, and the first expanded).",
+)
 @click.option("--show-failed", is_flag=True, help="text: list every failed tactic instead of counting them.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=400, show_default=True, help="text: most lines.")
-def viz(targets: tuple[str, ...], output_format: str, output: str | None, open_page: bool, max_nodes: int,
-        show_failed: bool, max_lines: int) -> None:
+def viz(
+    targets: tuple[str, ...],
+    output_format: str,
+    output: str | None,
+    open_page: bool,
+    max_nodes: int,
+    show_failed: bool,
+    max_lines: int,
+) -> None:
     """Show a saved search tree (an HTML page, text, an SVG/PNG picture or GraphML), or a whole
     run: RUN_DIR/viz/index.html lists every theorem and links to a page per tree; several
     runs: a page with their theorems side by side, linked to each run's trees."""
@@ -43,14 +64,15 @@ def viz(targets: tuple[str, ...], output_format: str, output: str | None, open_p
 
     if Path(target).is_dir():
         if output_format != "html":
-            raise ProverError(f"a run directory gets HTML pages, not {output_format}; give one tree file "
-                              f"(e.g. {Path(target) / 'trees'}/NAME.json.gz) for --format {output_format}")
+            raise ProverError(
+                f"a run directory gets HTML pages, not {output_format}; give one tree file "
+                f"(e.g. {Path(target) / 'trees'}/NAME.json.gz) for --format {output_format}"
+            )
         from prover.views.report import load_run, write_run_browser
 
         run = load_run(target)
         index, rendered = write_run_browser(run, output)
-        click.echo(f"wrote {index} ({len(run.records)} theorems; {rendered} tree pages rendered, "
-                   "unchanged ones kept)")
+        click.echo(f"wrote {index} ({len(run.records)} theorems; {rendered} tree pages rendered, unchanged ones kept)")
         _show_link(index, open_page)
         return
     try:
@@ -100,9 +122,14 @@ def _show_link(path: Path, open_page: bool) -> None:
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="RUN_DIR...")
-@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
-              help="Directory for report.md, report.json and the plots [default: RUN_DIR/report for one run; for several, "
-                   "compare-A-vs-B-... beside the first].")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for report.md, report.json and the plots [default: RUN_DIR/report for one run; for several, "
+    "compare-A-vs-B-... beside the first].",
+)
 def report(run_dirs: tuple[str, ...], output: str | None) -> None:
     """Summarise one run directory or compare several: the settings that differ, pass rates with
     95% intervals, outcome counts, costs, plots, and every theorem linked to its tree."""

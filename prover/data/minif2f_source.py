@@ -28,15 +28,17 @@ SPLITS = ("valid", "test")
 # Differences between the pinned files and the shipped list that are documented (DATA.md):
 # a theorem renamed after the pin, and test statements fixed after the pin.
 RENAMED_AFTER_PIN = {"imo_2006_p6": "imo_2006_p3"}  # name at the pin -> shipped name
-FIXED_AFTER_PIN = frozenset({
-    "aime_1994_p3",
-    "algebra_ineq_nto1onlt2m1on",
-    "amc12a_2019_p12",
-    "amc12a_2020_p10",
-    "amc12a_2021_p25",
-    "imo_1982_p1",
-    "mathd_numbertheory_618",
-})
+FIXED_AFTER_PIN = frozenset(
+    {
+        "aime_1994_p3",
+        "algebra_ineq_nto1onlt2m1on",
+        "amc12a_2019_p12",
+        "amc12a_2020_p10",
+        "amc12a_2021_p25",
+        "imo_1982_p1",
+        "mathd_numbertheory_618",
+    }
+)
 
 EXPECTED = "expected: "
 UNEXPECTED = "unexpected: "
@@ -103,7 +105,7 @@ def parse_lean_theorems(text: str) -> list[tuple[str, str]]:
             elif char in _CLOSERS:
                 depth -= 1
             elif depth == 0 and code.startswith(":=", i):
-                theorems.append((name, text[start:i + 2]))
+                theorems.append((name, text[start : i + 2]))
                 break
         else:
             line = text.count("\n", 0, start) + 1
@@ -126,9 +128,7 @@ def _shipped(minif2f_file: Path | None) -> dict[str, dict[str, str]]:
     return by_split
 
 
-def compare_with_shipped(
-    parsed: list[tuple[str, str]], split: str, minif2f_file: Path | None = None
-) -> list[str]:
+def compare_with_shipped(parsed: list[tuple[str, str]], split: str, minif2f_file: Path | None = None) -> list[str]:
     """The differences between a pinned split's theorems (``parse_lean_theorems`` of
     ``MiniF2F/Valid.lean`` or ``Test.lean``) and the shipped list of that split, one
     sentence each, statements compared up to whitespace.

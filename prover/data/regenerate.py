@@ -43,8 +43,9 @@ def regenerate(source_dir: Path, out_dir: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source_dir", type=Path, help=f"directory holding {MINIF2F_FILE} and {TRACES_FILE}")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent,
-                        help="where to write [default: this package's directory]")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent, help="where to write [default: this package's directory]"
+    )
     args = parser.parse_args(argv)
     for name, count in regenerate(args.source_dir, args.out).items():
         print(f"{args.out / name}: {count} lines")

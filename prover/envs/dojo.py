@@ -101,7 +101,9 @@ LEAN_DOJO_LOCK = threading.RLock()
 # The axioms a kernel-checked proof may use; anything else (Lean.ofReduceBool from
 # native_decide, Lean.trustCompiler, sorryAx, an `axiom` of the file) fails the re-check.
 STANDARD_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
-_AXIOMS_LINE = re.compile(r"'(?P<name>[^\n]+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*)\]|does not depend on any axioms)")
+_AXIOMS_LINE = re.compile(
+    r"'(?P<name>[^\n]+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*)\]|does not depend on any axioms)"
+)
 _SORRY_WARNING = re.compile(r"(?P<line>\d+):\d+:\s+warning:\s+declaration uses 'sorry'")
 _ERROR_LINE = re.compile(r":\d+:\d+: error: ")
 
@@ -222,8 +224,10 @@ def trace_checkout(checkout: str | Path, echo: Callable[[str], None] = print) ->
         echo(f"LeanDojo has traced {checkout.name} at {commit[:12]} already: {cache_entry(str(checkout), commit)}")
         return cache_entry(str(checkout), commit)
     ld = import_lean_dojo()
-    echo(f"tracing {checkout} at {commit[:12]} with LeanDojo into {cache_entry(str(checkout), commit).parent} "
-         "(for miniF2F: tens of minutes and a few GB; LeanDojo logs its steps below)")
+    echo(
+        f"tracing {checkout} at {commit[:12]} with LeanDojo into {cache_entry(str(checkout), commit).parent} "
+        "(for miniF2F: tens of minutes and a few GB; LeanDojo logs its steps below)"
+    )
     started = time.monotonic()
     try:
         repo = ld.LeanGitRepo(str(checkout), commit)
@@ -257,7 +261,9 @@ def check_file(theorem: Any, proof: str, timeout_s: float | None = None) -> str 
     if not (root / "Lean4Repl.lean").is_file():
         return f"{theorem.repo.url} is not traced in LeanDojo's cache; run `prover setup-lean`"
     try:
-        traced_file = TracedFile.from_traced_file(root, to_json_path(root, theorem.file_path, theorem.repo), theorem.repo)
+        traced_file = TracedFile.from_traced_file(
+            root, to_json_path(root, theorem.file_path, theorem.repo), theorem.repo
+        )
     except FileNotFoundError:
         return f"LeanDojo's cache has no *.ast.json for {theorem.file_path}"
     traced_theorem = traced_file.get_traced_theorem(theorem)
@@ -275,12 +281,24 @@ def check_file(theorem: Any, proof: str, timeout_s: float | None = None) -> str 
     last_line = code.count("\n") + 1
     code += f"\n#print axioms {theorem.full_name}\n" + lean_file[proof_end:]
 
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix=f"{theorem.file_path.stem}_check_",
-                                     suffix=".lean", dir=traced_file.abs_path.parent, delete=True) as modified:
+    with tempfile.NamedTemporaryFile(
+        "w",
+        encoding="utf-8",
+        prefix=f"{theorem.file_path.stem}_check_",
+        suffix=".lean",
+        dir=traced_file.abs_path.parent,
+        delete=True,
+    ) as modified:
         modified.write(code)
         modified.flush()
-        command = ["lake", "env", "lean", f"--threads={TACTIC_CPU_LIMIT}",
-                   f"--memory={1024 * int(TACTIC_MEMORY_LIMIT[:-1])}", str(Path(modified.name).relative_to(root))]
+        command = [
+            "lake",
+            "env",
+            "lean",
+            f"--threads={TACTIC_CPU_LIMIT}",
+            f"--memory={1024 * int(TACTIC_MEMORY_LIMIT[:-1])}",
+            str(Path(modified.name).relative_to(root)),
+        ]
         try:
             done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -303,8 +321,10 @@ def axioms_problem(output: str, full_name: str) -> str | None:
         axioms = [a.strip() for a in (match.group("axioms") or "").split(",") if a.strip()]
         extra = [a for a in axioms if a not in STANDARD_AXIOMS]
         if extra:
-            return (f"the proof depends on the axiom{'s' * (len(extra) > 1)} {', '.join(extra)}, beyond "
-                    f"{', '.join(STANDARD_AXIOMS[:-1])} and {STANDARD_AXIOMS[-1]}")
+            return (
+                f"the proof depends on the axiom{'s' * (len(extra) > 1)} {', '.join(extra)}, beyond "
+                f"{', '.join(STANDARD_AXIOMS[:-1])} and {STANDARD_AXIOMS[-1]}"
+            )
         return None
     return f"Lean printed no axioms of {full_name}, so they could not be checked"
 

@@ -113,8 +113,11 @@ class FaultyEnv(RestartingSession):
 
     def run_tactic(self, state: TacticState, tactic: str) -> Outcome:
         draw = self._rng.random()
-        for fault, probability in (("crash", self.crash_prob), ("timeout", self.timeout_prob),
-                                   ("hang", self.hang_prob)):
+        for fault, probability in (
+            ("crash", self.crash_prob),
+            ("timeout", self.timeout_prob),
+            ("hang", self.hang_prob),
+        ):
             if draw < probability:
                 self._pending = fault
                 self.num_injected += 1

@@ -27,7 +27,9 @@ from prover.holes import HOLE_WORDS, Hole, apply_edits, declarations, make_holes
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
 # `#print axioms NAME`'s answer, as prover.envs.repl reads it for one theorem.
-PRINTED_AXIOMS = re.compile(r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.DOTALL)
+PRINTED_AXIOMS = re.compile(
+    r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.DOTALL
+)
 
 Elaborate = Callable[[str], Any]  # a file's body -> the REPL's answer (a CommandResponse)
 
@@ -51,7 +53,9 @@ class SorryAnswer:
 
 
 def messages_of(response: Any) -> list[Message]:
-    return [Message(m.severity, m.start_pos.line, m.start_pos.column, m.data) for m in getattr(response, "messages", [])]
+    return [
+        Message(m.severity, m.start_pos.line, m.start_pos.column, m.data) for m in getattr(response, "messages", [])
+    ]
 
 
 def sorries_of(response: Any) -> list[SorryAnswer]:
@@ -163,8 +167,9 @@ def check_fills(elaborate: Elaborate, body: str, fills: Sequence[tuple[Hole, Seq
             index = declaration_of(sorry.line)
             if index in changed:
                 result.problems.setdefault(label[index], "a `sorry` is left where the proof was put")
-    still_open = {index for index in changed
-                  if any(declaration_of(s.line) == index for s in sorries if s.line <= lines)}
+    still_open = {
+        index for index in changed if any(declaration_of(s.line) == index for s in sorries if s.line <= lines)
+    }
     for index in changed:
         if label[index] in result.problems:
             continue
@@ -216,7 +221,6 @@ def check_hole_proof(elaborate: Elaborate, theorem: Theorem, tactics: Sequence[s
     return checked.overall
 
 
-
 def filled_text(theorem: Theorem, tactics: Sequence[str]) -> str:
     """The declaration of a hole with ``tactics`` in its place (a record's ``proof_text``)."""
     hole = hole_in_body(theorem.statement, theorem.sorry_at)
@@ -227,5 +231,3 @@ def filled_text(theorem: Theorem, tactics: Sequence[str]) -> str:
     begin = max(d.start for d in decls if d.start <= spans[0][0])
     following = [d.start for d in decls if d.start > begin]
     return patched[begin : following[0] if following else len(patched)].rstrip()
-
-

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from prover.settings import REPO_ROOT, Settings, setting
 from prover.data.minif2f_source import PIN_COMMIT
 from prover.errors import MissingDependencyError, ProverError
+from prover.settings import REPO_ROOT, Settings, setting
 
 ELAN_URL = "https://github.com/leanprover/elan"
 STEPS = (["lake", "exe", "cache", "get"], ["lake", "build"])
@@ -55,7 +55,8 @@ class LeanConfig(Settings):
         600.0,
         "Seconds to start Lean on a theorem (elaborating its file up to it), also for each restart and the "
         "re-check; the search's --time-limit starts after it.",
-        min=0, min_open=True,
+        min=0,
+        min_open=True,
     )
     memory_limit_mb: int = setting(16_000, "Memory limit of each Lean process.", min=256)
     sandbox: str = setting(
@@ -63,7 +64,8 @@ class LeanConfig(Settings):
         "How each Lean process is confined (no network, read-only files outside its work directory, limits): "
         "bwrap (bubblewrap), landlock (Landlock + seccomp), auto (bwrap, else landlock, else off with a warning), "
         "off. See `prover doctor`.",
-        choices=("auto", "bwrap", "landlock", "off"), resumable=True,
+        choices=("auto", "bwrap", "landlock", "off"),
+        resumable=True,
     )
     max_lean_processes: int = setting(
         1024, "Most processes and threads each sandboxed Lean process may run (RLIMIT_NPROC).", min=8, resumable=True
@@ -177,13 +179,17 @@ def checkout_minif2f(
         if git_head(destination) == commit:
             echo(f"miniF2F is checked out at {commit[:12]} in {destination}")
             return destination
-        steps = [["git", "fetch", "--quiet", "--tags", url, "+refs/heads/*:refs/remotes/origin/*"],
-                 ["git", "checkout", "--quiet", commit]]
+        steps = [
+            ["git", "fetch", "--quiet", "--tags", url, "+refs/heads/*:refs/remotes/origin/*"],
+            ["git", "checkout", "--quiet", commit],
+        ]
         where = destination
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        steps = [["git", "clone", "--quiet", "--no-checkout", url, str(destination)],
-                 ["git", "-C", str(destination), "checkout", "--quiet", commit]]
+        steps = [
+            ["git", "clone", "--quiet", "--no-checkout", url, str(destination)],
+            ["git", "-C", str(destination), "checkout", "--quiet", commit],
+        ]
         where = destination.parent
     for step in steps:
         echo(f"$ {' '.join(step)}")
@@ -224,7 +230,9 @@ def setup_lean_project(
         try:
             run(step, cwd=project, check=True)
         except subprocess.CalledProcessError as exc:
-            raise ProverError(f"`{' '.join(step)}` failed in {project} (exit code {exc.returncode}); see its output above") from None
+            raise ProverError(
+                f"`{' '.join(step)}` failed in {project} (exit code {exc.returncode}); see its output above"
+            ) from None
     if repl is not None:
         echo("preparing the Lean REPL for --env repl")
         try:

@@ -55,12 +55,12 @@ from search import (
     proof_text,
 )
 
-from prover.settings import setting
 from prover.envs.lean import DEFAULT_LEAN_PROJECT, LeanConfig, import_lean_interact, prepare_repl, require_lake
 from prover.envs.repl_pool import ReplPool, WarmRepl, pool_for
 from prover.envs.sandbox import Limits, confining_lake
 from prover.envs.session import RestartingSession
 from prover.errors import MissingDependencyError, ProverError
+from prover.settings import setting
 
 DEFAULT_STARTUP_TIMEOUT_S = 600.0  # importing Mathlib the first time can take minutes (--startup-timeout)
 # The axioms a kernel-checked Mathlib proof may use; anything else (Lean.ofReduceBool from
@@ -68,7 +68,9 @@ DEFAULT_STARTUP_TIMEOUT_S = 600.0  # importing Mathlib the first time can take m
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 # `theorem NAME` / `lemma NAME` (after attributes and modifiers), or a nameless `example`.
 DECLARATION = re.compile(r"(?:^|(?<=\s))(theorem|lemma|example)(?=[\s({\[⦃:])\s*(«[^»]+»|[^\s({\[⦃:]+)?")
-PRINTED_AXIOMS = re.compile(r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.S)
+PRINTED_AXIOMS = re.compile(
+    r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.S
+)
 
 _configs: dict[tuple, Any] = {}  # (project, repl, lake, memory) -> LeanREPLConfig, one per process
 _configs_lock = threading.Lock()
@@ -424,20 +426,44 @@ class ReplConfig(LeanConfig):
 def make_pool(config: ReplConfig) -> ReplPool:
     """This process's pool for ``config`` (one per worker process and configuration)."""
     li = import_lean_interact()
-    start = default_server_factory(config.lean_project, config.memory_limit_mb, config.repl_path, config.lake_path,
-                                   config.sandbox, config.max_lean_processes)
+    start = default_server_factory(
+        config.lean_project,
+        config.memory_limit_mb,
+        config.repl_path,
+        config.lake_path,
+        config.sandbox,
+        config.max_lean_processes,
+    )
     max_memory = config.repl_max_memory_mb
     if max_memory is None and config.memory_limit_mb is not None:
         max_memory = int(0.8 * config.memory_limit_mb)
-    key = (str(Path(config.lean_project).resolve()), config.repl_path, config.lake_path, config.memory_limit_mb,
-           config.repl_max_uses, max_memory, config.repl_spares, config.startup_timeout_s, config.sandbox,
-           config.max_lean_processes)
+    key = (
+        str(Path(config.lean_project).resolve()),
+        config.repl_path,
+        config.lake_path,
+        config.memory_limit_mb,
+        config.repl_max_uses,
+        max_memory,
+        config.repl_spares,
+        config.startup_timeout_s,
+        config.sandbox,
+        config.max_lean_processes,
+    )
 
     def command(cmd: str, env: int | None) -> Any:
         return li.Command(cmd=cmd, env=env) if env is not None else li.Command(cmd=cmd)
 
-    return pool_for(key, lambda: ReplPool(start, command, max_uses=config.repl_max_uses, max_memory_mb=max_memory,
-                                          spares=config.repl_spares, import_timeout_s=config.startup_timeout_s))
+    return pool_for(
+        key,
+        lambda: ReplPool(
+            start,
+            command,
+            max_uses=config.repl_max_uses,
+            max_memory_mb=max_memory,
+            spares=config.repl_spares,
+            import_timeout_s=config.startup_timeout_s,
+        ),
+    )
 
 
 def build(config: ReplConfig) -> ReplEnv:

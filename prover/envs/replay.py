@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, TacticState, Theorem
 
-from prover.settings import Settings, setting
 from prover.envs import replay_check
+from prover.settings import Settings, setting
 from prover.traces import TheoremTrace, TraceSet, load_traces
 
 

@@ -92,8 +92,22 @@ HOLES = {
 # filter says why up front).
 NETWORK = {
     name: f"`{name}` reaches the network"
-    for name in ("polyrith", "llmstep", "llmlean", "llmqed", "llm", "gpt", "leansearch", "moogle", "loogle",
-                 "leanfinder", "hammer", "suggest_premises", "select_premises", "premise_search")
+    for name in (
+        "polyrith",
+        "llmstep",
+        "llmlean",
+        "llmqed",
+        "llm",
+        "gpt",
+        "leansearch",
+        "moogle",
+        "loogle",
+        "leanfinder",
+        "hammer",
+        "suggest_premises",
+        "select_premises",
+        "premise_search",
+    )
 }
 
 # Resource exhaustion.
@@ -149,17 +163,68 @@ META = {
 # Keywords that start a command: in a whole-file re-check, a tactic that contains one
 # would end the proof and add declarations of its own (an `axiom`, a `theorem`, ...).
 COMMANDS = {
-    "axiom", "theorem", "lemma", "def", "abbrev", "instance", "example", "opaque",
-    "structure", "class", "inductive", "coinductive", "mutual", "attribute", "namespace",
-    "section", "end", "variable", "universe", "import", "initialize", "builtin_initialize",
-    "deriving", "export", "partial", "private", "protected", "noncomputable", "omit",
-    "include", "add_decl_doc", "library_note", "assert_not_exists", "irreducible_def",
+    "axiom",
+    "theorem",
+    "lemma",
+    "def",
+    "abbrev",
+    "instance",
+    "example",
+    "opaque",
+    "structure",
+    "class",
+    "inductive",
+    "coinductive",
+    "mutual",
+    "attribute",
+    "namespace",
+    "section",
+    "end",
+    "variable",
+    "universe",
+    "import",
+    "initialize",
+    "builtin_initialize",
+    "deriving",
+    "export",
+    "partial",
+    "private",
+    "protected",
+    "noncomputable",
+    "omit",
+    "include",
+    "add_decl_doc",
+    "library_note",
+    "assert_not_exists",
+    "irreducible_def",
     # registering rules, simprocs, hints and options: each runs or installs code
-    "simproc", "dsimproc", "simproc_decl", "dsimproc_decl", "unif_hint", "add_aesop_rules", "erase_aesop_rules",
-    "declare_aesop_rule_sets", "register_simp_attr", "register_option", "register_builtin_option",
-    "register_label_attr", "declare_simp_like_tactic", "notation3", "binder_predicate", "alias", "nonrec",
-    "seal", "unseal", "grind_pattern", "compile_inductive", "initialize_simps_projections",
-    "suppress_compilation", "unsuppress_compilation", "proof_wanted", "mk_iff_of_inductive_prop", "recall",
+    "simproc",
+    "dsimproc",
+    "simproc_decl",
+    "dsimproc_decl",
+    "unif_hint",
+    "add_aesop_rules",
+    "erase_aesop_rules",
+    "declare_aesop_rule_sets",
+    "register_simp_attr",
+    "register_option",
+    "register_builtin_option",
+    "register_label_attr",
+    "declare_simp_like_tactic",
+    "notation3",
+    "binder_predicate",
+    "alias",
+    "nonrec",
+    "seal",
+    "unseal",
+    "grind_pattern",
+    "compile_inductive",
+    "initialize_simps_projections",
+    "suppress_compilation",
+    "unsuppress_compilation",
+    "proof_wanted",
+    "mk_iff_of_inductive_prop",
+    "recall",
 }
 # Words that start a command only at the start of a line (elsewhere they are tactic syntax:
 # `open Real in simp`, `set_option pp.all true in simp`, `open scoped Real in simp`).
@@ -167,13 +232,32 @@ LINE_COMMANDS = ("open", "set_option", "local", "scoped")
 
 # Identifier prefixes that reach into the elaborator, the kernel or the environment.
 META_PREFIXES = (
-    "Lean.Elab", "Lean.Meta", "Lean.Parser", "Lean.Compiler", "Lean.IR", "Lean.Kernel",
-    "Lean.Environment", "Lean.addDecl", "Lean.Syntax", "Lean.Core", "Lean.MonadEnv",
-    "Lean.Language", "Lean.Server", "Lean.evalConst", "Lean.Expr",
+    "Lean.Elab",
+    "Lean.Meta",
+    "Lean.Parser",
+    "Lean.Compiler",
+    "Lean.IR",
+    "Lean.Kernel",
+    "Lean.Environment",
+    "Lean.addDecl",
+    "Lean.Syntax",
+    "Lean.Core",
+    "Lean.MonadEnv",
+    "Lean.Language",
+    "Lean.Server",
+    "Lean.evalConst",
+    "Lean.Expr",
     # after `open Lean` these are reachable without the `Lean.` prefix (not `Kernel.`:
     # Mathlib's ProbabilityTheory.Kernel is ordinary mathematics)
-    "Elab.", "Meta.", "Parser.", "Compiler.", "IR.",
-    "IO.", "EIO.", "BaseIO.", "System.",
+    "Elab.",
+    "Meta.",
+    "Parser.",
+    "Compiler.",
+    "IR.",
+    "IO.",
+    "EIO.",
+    "BaseIO.",
+    "System.",
 )
 
 # Options that may be set in a tactic (`set_option NAME VALUE in tac`): the bounded limits
@@ -181,8 +265,12 @@ META_PREFIXES = (
 SAFE_OPTION_PREFIXES = ("pp.", "trace.", "linter.")
 # The limit options: a plain number from 1 up to this bound (20x Lean's default, and above
 # anything Mathlib sets); 0 means "no limit" and a huge value does in effect.
-OPTION_BOUNDS = {"maxHeartbeats": 4_000_000, "synthInstance.maxHeartbeats": 400_000, "maxRecDepth": 100_000,
-                 "synthInstance.maxSize": 10_000}
+OPTION_BOUNDS = {
+    "maxHeartbeats": 4_000_000,
+    "synthInstance.maxHeartbeats": 400_000,
+    "maxRecDepth": 100_000,
+    "synthInstance.maxSize": 10_000,
+}
 SET_OPTION = re.compile(r"\bset_option\s+(?P<option>[^\s]+)(?:\s+(?P<value>[^\s()\[\]]+))?")
 # `aesop (add ...)`: the clauses of an aesop call, in whose parentheses `unsafe` is a phase.
 AESOP = re.compile(r"(?<![\w.])aesop\??(?![\w'!?])")
@@ -202,7 +290,7 @@ def _positioned_tokens(text: str) -> list[tuple[str, int]]:
     for match in TOKEN.finditer(text):
         token = match.group()
         while token.startswith("_root_."):
-            token = token[len("_root_."):]
+            token = token[len("_root_.") :]
         token = token.rstrip(".")
         if token:
             found.append((token, match.start()))

@@ -106,8 +106,10 @@ def resolve(mode: str) -> str:
     if landlock_abi() >= 1:
         return "landlock"
     if mode == "landlock":
-        raise MissingDependencyError("--sandbox landlock needs a Linux kernel with Landlock, which this one lacks; "
-                                     f"{INSTALL_HINT} and use --sandbox bwrap")
+        raise MissingDependencyError(
+            "--sandbox landlock needs a Linux kernel with Landlock, which this one lacks; "
+            f"{INSTALL_HINT} and use --sandbox bwrap"
+        )
     warn_unconfined()
     return "off"
 
@@ -119,8 +121,10 @@ def warn_unconfined() -> None:
     global _warned
     if not _warned:
         _warned = True
-        print(f"warning: Lean runs unconfined (no bubblewrap, no Landlock here): {INSTALL_HINT} to confine it",
-              file=sys.stderr)
+        print(
+            f"warning: Lean runs unconfined (no bubblewrap, no Landlock here): {INSTALL_HINT} to confine it",
+            file=sys.stderr,
+        )
 
 
 def describe(mode: str = "auto") -> str:
@@ -131,12 +135,18 @@ def describe(mode: str = "auto") -> str:
         return f"{mode}: unavailable ({exc})"
     root = " as its own unprivileged user (root drops to it)" if os.geteuid() == 0 else ""
     if resolved == "bwrap":
-        return (f"bwrap ({shutil.which('bwrap')}): own network namespace (loopback only), read-only file system "
-                f"except the work directory and a private TMPDIR, rlimits{root}, dies with the prover's process")
+        return (
+            f"bwrap ({shutil.which('bwrap')}): own network namespace (loopback only), read-only file system "
+            f"except the work directory and a private TMPDIR, rlimits{root}, dies with the prover's process"
+        )
     if resolved == "landlock":
-        seccomp = "seccomp (no socket(AF_INET*))" if has_seccomp() else "no seccomp (pip install pyseccomp; UDP is open)"
-        return (f"landlock (ABI {landlock_abi()}): no TCP connect/bind, writes only in the work directory and "
-                f"a private TMPDIR, {seccomp}, rlimits{root}, dies with the prover's process")
+        seccomp = (
+            "seccomp (no socket(AF_INET*))" if has_seccomp() else "no seccomp (pip install pyseccomp; UDP is open)"
+        )
+        return (
+            f"landlock (ABI {landlock_abi()}): no TCP connect/bind, writes only in the work directory and "
+            f"a private TMPDIR, {seccomp}, rlimits{root}, dies with the prover's process"
+        )
     return f"off: Lean runs unconfined{'' if mode == 'off' else f'; {INSTALL_HINT}'}"
 
 
@@ -224,9 +234,16 @@ def confine_lake_on_path(mode: str, limits: Limits) -> None:
 def _drop_root(uid: str, pdeathsig: bool = True) -> list[str]:
     """setpriv: become ``uid`` (a shell expression), keep only CAP_DAC_OVERRIDE, and (with
     ``pdeathsig``) die with the parent."""
-    return [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all,+dac_override", "--ambient-caps=-all,+dac_override",
-            "--bounding-set=-all,+dac_override", "--no-new-privs"] + (["--pdeathsig=SIGKILL"] if pdeathsig else [])
+    return [
+        shutil.which("setpriv") or "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all,+dac_override",
+        "--ambient-caps=-all,+dac_override",
+        "--bounding-set=-all,+dac_override",
+        "--no-new-privs",
+    ] + (["--pdeathsig=SIGKILL"] if pdeathsig else [])
 
 
 def _quote(words: list[str]) -> str:
@@ -246,25 +263,52 @@ def _watcher() -> str:
     sweep = f'; {shutil.which("pkill") or "pkill"} -KILL -U "$uid" 2>/dev/null' if os.geteuid() == 0 else ""
     # `( (...) & )`: the watcher is orphaned at once, so it is no descendant of Lean's that a
     # library would signal and wait for.
-    return ('owner=$PPID; me=$$; ( (while kill -0 "$owner" 2>/dev/null && kill -0 "$me" 2>/dev/null; do sleep 1; done; '
-            f'kill -0 "$owner" 2>/dev/null || kill -KILL "$me" 2>/dev/null{sweep}) </dev/null >/dev/null 2>&1 & )\n')
+    return (
+        'owner=$PPID; me=$$; ( (while kill -0 "$owner" 2>/dev/null && kill -0 "$me" 2>/dev/null; do sleep 1; done; '
+        f'kill -0 "$owner" 2>/dev/null || kill -KILL "$me" 2>/dev/null{sweep}) </dev/null >/dev/null 2>&1 & )\n'
+    )
 
 
 def _writable_binds() -> str:
     """Shell text: a --bind for each existing PROVER_SANDBOX_WRITABLE entry, read at run time."""
-    return (f'IFS=:; extra=""; for d in ${{{WRITABLE_VARIABLE}:-}}; do '
-            '[ -d "$d" ] && extra="$extra --bind $d $d"; done; unset IFS\n')
+    return (
+        f'IFS=:; extra=""; for d in ${{{WRITABLE_VARIABLE}:-}}; do '
+        '[ -d "$d" ] && extra="$extra --bind $d $d"; done; unset IFS\n'
+    )
 
 
 def _bwrap_script(real_lake: str, limits: Limits) -> str:
     root = os.geteuid() == 0
     # No pid namespace: the libraries kill and watch Lean by the pids they see.
-    namespaces = ([] if root else ["--unshare-user"]) + ["--unshare-net", "--unshare-ipc", "--unshare-uts",
-                                                          "--unshare-cgroup-try"]
+    namespaces = ([] if root else ["--unshare-user"]) + [
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]
     caps = [w for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE") for w in ("--cap-add", cap)] if root else []
-    head = [shutil.which("bwrap") or "bwrap", *namespaces, "--new-session",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", '"$HOME_DIR/tmp"',
-            "--setenv", "TMPDIR", '"$HOME_DIR/tmp"', "--bind", '"$work"', '"$work"', "--chdir", '"$work"']
+    head = [
+        shutil.which("bwrap") or "bwrap",
+        *namespaces,
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        '"$HOME_DIR/tmp"',
+        "--setenv",
+        "TMPDIR",
+        '"$HOME_DIR/tmp"',
+        "--bind",
+        '"$work"',
+        '"$work"',
+        "--chdir",
+        '"$work"',
+    ]
     # bwrap runs with SIGTERM ignored and Lean with it restored: a SIGTERM to both (as
     # lean-interact's kill sends) ends Lean, and bwrap exits after it, having reaped it (an
     # orphan's exit would wait for init to reap it). The limits are set by the shell
@@ -273,16 +317,18 @@ def _bwrap_script(real_lake: str, limits: Limits) -> str:
     tail = ["--", shutil.which("env") or "env", "--default-signal=TERM"]
     tail += _drop_root('"$uid"') if root else [shutil.which("setpriv") or "setpriv", "--pdeathsig=SIGKILL"]
     tail += [real_lake, '"$@"']
-    return ("#!/bin/sh\n"
-            f"{MARKER} (prover/envs/sandbox.py, bwrap): runs the real lake in a sandbox.\n"
-            "HOME_DIR=@HOME@\n"
-            'work="$(pwd -P)"\n'
-            f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} ))\n"
-            + _writable_binds()
-            + _ulimits(limits)
-            + _watcher()
-            + "trap '' TERM\n"
-            + f"exec {_quote(head)} $extra {_quote(caps + tail)}\n")
+    return (
+        "#!/bin/sh\n"
+        f"{MARKER} (prover/envs/sandbox.py, bwrap): runs the real lake in a sandbox.\n"
+        "HOME_DIR=@HOME@\n"
+        'work="$(pwd -P)"\n'
+        f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} ))\n"
+        + _writable_binds()
+        + _ulimits(limits)
+        + _watcher()
+        + "trap '' TERM\n"
+        + f"exec {_quote(head)} $extra {_quote(caps + tail)}\n"
+    )
 
 
 def _ulimits(limits: Limits) -> str:
@@ -290,22 +336,33 @@ def _ulimits(limits: Limits) -> str:
     -u; dash counts -f in 512-byte blocks and processes with -p); a failure stops the start."""
     memory = f"ulimit -v {limits.memory_mb * 1024} && " if limits.memory_mb else ""
     common = f"{memory}ulimit -t {limits.cpu_s}"
-    return ('if [ -n "${BASH_VERSION:-}" ]; then '
-            f"{common} && ulimit -f {limits.file_mb * 1024} && ulimit -u {limits.processes}; "
-            f"else {common} && ulimit -f {limits.file_mb * 2048} && ulimit -p {limits.processes}; fi "
-            '|| { echo "prover sandbox: could not set the resource limits" >&2; exit 126; }\n')
+    return (
+        'if [ -n "${BASH_VERSION:-}" ]; then '
+        f"{common} && ulimit -f {limits.file_mb * 1024} && ulimit -u {limits.processes}; "
+        f"else {common} && ulimit -f {limits.file_mb * 2048} && ulimit -p {limits.processes}; fi "
+        '|| { echo "prover sandbox: could not set the resource limits" >&2; exit 126; }\n'
+    )
 
 
 def _landlock_script(real_lake: str, limits: Limits) -> str:
     spec = {"limits": asdict(limits), "drop_root": os.geteuid() == 0 and shutil.which("setpriv") is not None}
-    launcher = [sys.executable, "-I", str(Path(__file__).resolve()), "landlock", json.dumps(spec), '"$HOME_DIR/tmp"',
-                "--"]
-    return ("#!/bin/sh\n"
-            f"{MARKER} (prover/envs/sandbox.py, Landlock + seccomp + rlimits).\n"
-            "HOME_DIR=@HOME@\n"
-            f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} )); export PROVER_SANDBOX_UID=$uid\n"
-            + _watcher()
-            + f"exec {_quote(launcher)} {shlex.quote(real_lake)} \"$@\"\n")
+    launcher = [
+        sys.executable,
+        "-I",
+        str(Path(__file__).resolve()),
+        "landlock",
+        json.dumps(spec),
+        '"$HOME_DIR/tmp"',
+        "--",
+    ]
+    return (
+        "#!/bin/sh\n"
+        f"{MARKER} (prover/envs/sandbox.py, Landlock + seccomp + rlimits).\n"
+        "HOME_DIR=@HOME@\n"
+        f"uid=$(( {UID_BASE} + $$ % {UID_SPAN} )); export PROVER_SANDBOX_UID=$uid\n"
+        + _watcher()
+        + f'exec {_quote(launcher)} {shlex.quote(real_lake)} "$@"\n'
+    )
 
 
 # -- the Landlock launcher ---------------------------------------------------------------------------
@@ -322,8 +379,11 @@ _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1, 2
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -335,8 +395,11 @@ def _landlock(writable: list[str], abi: int) -> None:
     """Restrict this process (and what it execs) to writing in ``writable``, and no TCP."""
     libc = ctypes.CDLL(None, use_errno=True)
     all_fs = (1 << _FS_BITS_BY_ABI.get(abi, 16)) - 1
-    attr = _RulesetAttr(all_fs, (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0,
-                        (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    attr = _RulesetAttr(
+        all_fs,
+        (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0,
+        (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0,
+    )
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
@@ -389,8 +452,11 @@ def launch_landlock(spec: dict, tmp: str, command: list[str]) -> None:
         os.setsid()  # no controlling terminal to inject input into
     except OSError:
         pass  # a session leader already (lean-interact starts it so)
-    for name, value in ((resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_FSIZE, limits.file_mb * 2**20),
-                        (resource.RLIMIT_NPROC, limits.processes)):
+    for name, value in (
+        (resource.RLIMIT_CPU, limits.cpu_s),
+        (resource.RLIMIT_FSIZE, limits.file_mb * 2**20),
+        (resource.RLIMIT_NPROC, limits.processes),
+    ):
         resource.setrlimit(name, (value, value))
     if limits.memory_mb:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2**20,) * 2)

@@ -96,8 +96,7 @@ class RestartingSession(ABC):
                 crashes += 1
                 if crashes > self.max_crash_retries:
                     raise EnvCrashError(
-                        f"the {self.session_name} crashed {crashes} times on `{tactic}` "
-                        f"({type(exc).__name__}: {exc})"
+                        f"the {self.session_name} crashed {crashes} times on `{tactic}` ({type(exc).__name__}: {exc})"
                     ) from None
                 self._restart(state.pp)
                 continue

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 from search import EnvInitError, LeanError, Outcome, ProofFinished, TacticState, Theorem
 
-from prover.settings import Settings, setting
 from prover.envs import replay_check
 from prover.envs import synthetic_hard as hard
+from prover.settings import Settings, setting
 
 NAME = re.compile(r"synthetic_(heldout_)?(\d+)$")
 DEAD_END = -1
@@ -60,9 +60,18 @@ LEARNABLE_TACTICS = ("norm_num", "simp", "linarith", "omega", "ring", "nlinarith
 NUMBER_TYPES = ("ℕ", "ℤ", "ℝ")
 RELATIONS = ("=", "≤", "<", "≠")
 RULE: dict[tuple[str, str], str] = {
-    ("ℕ", "="): "omega", ("ℕ", "≤"): "linarith", ("ℕ", "<"): "decide", ("ℕ", "≠"): "simp",
-    ("ℤ", "="): "ring", ("ℤ", "≤"): "nlinarith", ("ℤ", "<"): "omega", ("ℤ", "≠"): "decide",
-    ("ℝ", "="): "norm_num", ("ℝ", "≤"): "positivity", ("ℝ", "<"): "linarith", ("ℝ", "≠"): "nlinarith",
+    ("ℕ", "="): "omega",
+    ("ℕ", "≤"): "linarith",
+    ("ℕ", "<"): "decide",
+    ("ℕ", "≠"): "simp",
+    ("ℤ", "="): "ring",
+    ("ℤ", "≤"): "nlinarith",
+    ("ℤ", "<"): "omega",
+    ("ℤ", "≠"): "decide",
+    ("ℝ", "="): "norm_num",
+    ("ℝ", "≤"): "positivity",
+    ("ℝ", "<"): "linarith",
+    ("ℝ", "≠"): "nlinarith",
 }
 DEAD_GOAL = "⊢ False"
 _VARIABLES = "abcmnxyz"
@@ -210,8 +219,10 @@ def goal_text(rng: random.Random) -> str:
     lines = [f"{' '.join(names)} : {number_type}"]
     for i in range(rng.randint(0, 2)):
         lines.append(f"h{'₀₁₂'[i]} : {rng.randint(0, 9)} {rng.choice(RELATIONS)} {rng.choice(names)}")
-    terms = [f"{rng.randint(2, 9)} * {name}" if rng.random() < 0.5 else name
-             for name in rng.sample(names, rng.randint(1, len(names)))]
+    terms = [
+        f"{rng.randint(2, 9)} * {name}" if rng.random() < 0.5 else name
+        for name in rng.sample(names, rng.randint(1, len(names)))
+    ]
     lines.append(f"⊢ {' + '.join(terms)} {rng.choice(RELATIONS)} {rng.randint(0, 99)}")
     return "\n".join(lines)
 
@@ -219,7 +230,7 @@ def goal_text(rng: random.Random) -> str:
 def features(pp: str) -> tuple[str, str]:
     """(number type, goal relation) of a learnable-mode goal: what ``RULE`` is keyed by."""
     number_type = pp.split("\n", 1)[0].rsplit(" : ", 1)[1]
-    goal = pp[pp.rindex("⊢"):]
+    goal = pp[pp.rindex("⊢") :]
     relation = next(r for r in RELATIONS if f" {r} " in goal)
     return number_type, relation
 

@@ -35,18 +35,40 @@ from __future__ import annotations
 import random
 
 HARD_TACTICS = (
-    "norm_num", "simp", "linarith", "omega", "ring", "nlinarith", "positivity", "decide",
-    "field_simp", "aesop", "gcongr", "push_cast",
+    "norm_num",
+    "simp",
+    "linarith",
+    "omega",
+    "ring",
+    "nlinarith",
+    "positivity",
+    "decide",
+    "field_simp",
+    "aesop",
+    "gcongr",
+    "push_cast",
 )
 TEMPTING = ("norm_num", "simp", "linarith")
 OPERATORS = ("+", "-", "*", "^")
 RELATIONS = ("=", "≤", "<", "≠")
 NUMBER_TYPES = ("ℕ", "ℤ", "ℝ")
 HARD_RULE: dict[tuple[str, str], str] = {
-    ("+", "="): "omega", ("+", "≤"): "linarith", ("+", "<"): "gcongr", ("+", "≠"): "decide",
-    ("-", "="): "ring", ("-", "≤"): "nlinarith", ("-", "<"): "linarith", ("-", "≠"): "push_cast",
-    ("*", "="): "norm_num", ("*", "≤"): "positivity", ("*", "<"): "nlinarith", ("*", "≠"): "field_simp",
-    ("^", "="): "simp", ("^", "≤"): "nlinarith", ("^", "<"): "positivity", ("^", "≠"): "aesop",
+    ("+", "="): "omega",
+    ("+", "≤"): "linarith",
+    ("+", "<"): "gcongr",
+    ("+", "≠"): "decide",
+    ("-", "="): "ring",
+    ("-", "≤"): "nlinarith",
+    ("-", "<"): "linarith",
+    ("-", "≠"): "push_cast",
+    ("*", "="): "norm_num",
+    ("*", "≤"): "positivity",
+    ("*", "<"): "nlinarith",
+    ("*", "≠"): "field_simp",
+    ("^", "="): "simp",
+    ("^", "≤"): "nlinarith",
+    ("^", "<"): "positivity",
+    ("^", "≠"): "aesop",
 }
 TEMPTING_TRAP_RATE = 0.7  # a tempting wrong tactic leads to a false goal this often
 OTHER_TRAP_RATE = 0.15  # any other wrong tactic, this often (else it fails)

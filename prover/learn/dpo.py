@@ -69,14 +69,21 @@ def train_dpo(
         tokenizer.pad_token = tokenizer.eos_token
     fmt = get_prompt(prompt)
     policy = HFPolicy(model, tokenizer, HFConfig(prompt=prompt, max_prompt_tokens=max_prompt_tokens))
-    rows = [{"prompt": policy.render(state), "chosen": fmt.target(chosen), "rejected": fmt.target(rejected)}
-            for state, chosen, rejected in preferences]
+    rows = [
+        {"prompt": policy.render(state), "chosen": fmt.target(chosen), "rejected": fmt.target(rejected)}
+        for state, chosen, rejected in preferences
+    ]
     peft_config = None
     if options.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, lora_dropout=0.0,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=options.lora_rank,
+            lora_alpha=2 * options.lora_rank,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
     scratch = Path(tempfile.mkdtemp(prefix="dpo-"))
     try:
         config = DPOConfig(
@@ -97,8 +104,13 @@ def train_dpo(
             report_to=[],
             disable_tqdm=True,
         )
-        trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                             processing_class=tokenizer, peft_config=peft_config)
+        trainer = DPOTrainer(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # a dict of metrics a step on stdout; the losses are kept
@@ -113,8 +125,11 @@ def train_dpo(
     out.mkdir(parents=True, exist_ok=True)
     trained.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    metadata = json.loads((Path(model_dir) / POLICY_METADATA).read_text(encoding="utf-8")) \
-        if (Path(model_dir) / POLICY_METADATA).is_file() else {"prompt": prompt, "max_prompt_tokens": max_prompt_tokens}
+    metadata = (
+        json.loads((Path(model_dir) / POLICY_METADATA).read_text(encoding="utf-8"))
+        if (Path(model_dir) / POLICY_METADATA).is_file()
+        else {"prompt": prompt, "max_prompt_tokens": max_prompt_tokens}
+    )
     metadata["dpo"] = {
         "from": str(model_dir),
         "data": str(source),

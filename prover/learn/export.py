@@ -305,8 +305,11 @@ def export_runs(
         "valid_fraction": valid_fraction,
         "seed": seed,
         "all_proving_edges": all_proving_edges,
-        "curation": {"excluded_theorems": sorted(excluded), "only_rechecked": only_rechecked,
-                     "dedupe_across_theorems": dedupe_across_theorems},
+        "curation": {
+            "excluded_theorems": sorted(excluded),
+            "only_rechecked": only_rechecked,
+            "dedupe_across_theorems": dedupe_across_theorems,
+        },
         "stats": asdict(stats),
     }
     _write(out / METADATA, json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")

@@ -60,34 +60,47 @@ class IterateOptions(Settings):
     """
 
     valid_fraction: float = setting(
-        0.0, "Share of the proved theorems held out of training as a validation split.", min=0, max=1,
+        0.0,
+        "Share of the proved theorems held out of training as a validation split.",
+        min=0,
+        max=1,
         max_open=True,
     )
     all_proving_edges: bool = setting(
         False, "Train on every tactic that led to a proved state, not only shortest proofs."
     )
     decoding: str = setting(
-        "beam", "The trained policies of rounds 2.. when round 1's policy is not a model: their decoding.",
-        choices=("beam", "sampling"), flag="--trained-decoding",
+        "beam",
+        "The trained policies of rounds 2.. when round 1's policy is not a model: their decoding.",
+        choices=("beam", "sampling"),
+        flag="--trained-decoding",
     )
     max_new_tokens: int = setting(
-        16, "The trained policies of rounds 2.. when round 1's policy is not a model: their new-token limit "
-        "(a tactic and its end: beams that never end run to this length).", min=1, flag="--trained-max-new-tokens",
+        16,
+        "The trained policies of rounds 2.. when round 1's policy is not a model: their new-token limit "
+        "(a tactic and its end: beams that never end run to this length).",
+        min=1,
+        flag="--trained-max-new-tokens",
     )
     dpo: bool = setting(
-        False, "After each round's fine-tuning, a DPO stage on the preference pairs of the round's data "
+        False,
+        "After each round's fine-tuning, a DPO stage on the preference pairs of the round's data "
         "(proof tactic over a failed one at the same state; needs TRL: pip install 'lean-prover[dpo]').",
     )
-    dpo_beta: float = setting(0.1, "--dpo: how strongly the policy is held to the model it starts from.", min=0,
-                              min_open=True)
+    dpo_beta: float = setting(
+        0.1, "--dpo: how strongly the policy is held to the model it starts from.", min=0, min_open=True
+    )
     dpo_steps: int = setting(50, "--dpo: optimiser steps.", min=1)
     curate: bool = setting(
-        False, "Curate each round's data: drop the theorems the round's policy proved in one expansion (nothing "
+        False,
+        "Curate each round's data: drop the theorems the round's policy proved in one expansion (nothing "
         "to learn), keep proof steps only from proofs that passed the re-check, one record per (state, tactic).",
     )
     retrain_every: int = setting(
-        0, "Every N rounds, train from the base model (round 1's model, or a tiny one from scratch) on all the "
-        "data so far instead of from the last round's policy; 0: never.", min=0,
+        0,
+        "Every N rounds, train from the base model (round 1's model, or a tiny one from scratch) on all the "
+        "data so far instead of from the last round's policy; 0: never.",
+        min=0,
     )
     train: TrainOptions = field(default_factory=TrainOptions)  # not a flag itself: its settings are
 
@@ -202,8 +215,9 @@ def iterate(
                 result = RoundResult.from_json(json.loads(done.read_text(encoding="utf-8")))
                 echo(f"{result.line()} (finished earlier)")
             else:
-                result = _run_round(number, round_dir, out, config, theorems, heldout, heldout_config,
-                                    options, results, prove, echo)
+                result = _run_round(
+                    number, round_dir, out, config, theorems, heldout, heldout_config, options, results, prove, echo
+                )
                 _write_json(done, asdict(result))
                 echo(result.line())
             results.append(result)
@@ -219,8 +233,19 @@ def _require_trace(config: RunConfig, theorems: Sequence[Theorem]) -> None:
         load(config.env.capabilities.module, "require_traced")(theorems)
 
 
-def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, heldout, heldout_config,
-               options: IterateOptions, earlier: list[RoundResult], prove: ProveFunction, echo) -> RoundResult:
+def _run_round(
+    number,
+    round_dir: Path,
+    out: Path,
+    config: RunConfig,
+    theorems,
+    heldout,
+    heldout_config,
+    options: IterateOptions,
+    earlier: list[RoundResult],
+    prove: ProveFunction,
+    echo,
+) -> RoundResult:
     from prover.learn.export import export_runs
 
     started = time.perf_counter()
@@ -239,9 +264,16 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
 
     runs = [out / f"round-{n}" for n in range(1, number + 1)]
     easy = _proved_in_one_expansion(round_dir) if options.curate else set()
-    stats = export_runs(runs, round_dir / "data", valid_fraction=options.valid_fraction,
-                        seed=options.train.seed, all_proving_edges=options.all_proving_edges,
-                        exclude_theorems=easy, only_rechecked=options.curate, dedupe_across_theorems=options.curate)
+    stats = export_runs(
+        runs,
+        round_dir / "data",
+        valid_fraction=options.valid_fraction,
+        seed=options.train.seed,
+        all_proving_edges=options.all_proving_edges,
+        exclude_theorems=easy,
+        only_rechecked=options.curate,
+        dedupe_across_theorems=options.curate,
+    )
     exported_at = time.perf_counter()
 
     trained, loss, base, dpo = None, None, None, None
@@ -250,8 +282,10 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
     else:
         retrain = options.retrain_every > 0 and number % options.retrain_every == 0
         base = _model_of(config.policy) if retrain else _model_of(policy)
-        echo(f"round {number}: training on {stats.proof_records['train']} proof steps "
-             f"({'from ' + base if base else 'a tiny model from scratch'}{', retraining from the base' if retrain else ''})")
+        echo(
+            f"round {number}: training on {stats.proof_records['train']} proof steps "
+            f"({'from ' + base if base else 'a tiny model from scratch'}{', retraining from the base' if retrain else ''})"
+        )
         # LoRA adapts a model; the first tiny model from scratch is trained whole.
         train = dataclasses.replace(options.train, base_model=base, lora=options.train.lora and base is not None)
         trained, loss = _train(round_dir / "policy", round_dir / "data", train)
@@ -269,8 +303,12 @@ def _run_round(number, round_dir: Path, out: Path, config: RunConfig, theorems, 
         train_loss=loss,
         trained_from=base,
         dpo=dpo,
-        time_s={"prove": round(proved_at - started, 1), "export": round(exported_at - proved_at, 1),
-                "train": round(finished - exported_at, 1), "total": round(finished - started, 1)},
+        time_s={
+            "prove": round(proved_at - started, 1),
+            "export": round(exported_at - proved_at, 1),
+            "train": round(finished - exported_at, 1),
+            "total": round(finished - started, 1),
+        },
     )
 
 
@@ -354,8 +392,9 @@ def _policy_for(first: BackendSpec, model: str | None, options: IterateOptions) 
         return BackendSpec(first.kind, first.name, dataclasses.replace(first.options, model=model))
     from prover.policies.hf import HFConfig
 
-    return BackendSpec("policy", "hf", HFConfig(model=model, decoding=options.decoding,
-                                                max_new_tokens=options.max_new_tokens))
+    return BackendSpec(
+        "policy", "hf", HFConfig(model=model, decoding=options.decoding, max_new_tokens=options.max_new_tokens)
+    )
 
 
 def _describe(policy: BackendSpec) -> str:
@@ -401,8 +440,11 @@ def _differences(saved: dict, settings: dict) -> list[str]:
         old, new = saved.get(key) or [], settings[key]
         if old != new:
             which = "held-out theorems" if key == "heldout" else "theorems"
-            phrases.append(f"the {which} ({len(new)} named now, {len(old)} before"
-                           + (", in another order" if sorted(old) == sorted(new) else "") + ")")
+            phrases.append(
+                f"the {which} ({len(new)} named now, {len(old)} before"
+                + (", in another order" if sorted(old) == sorted(new) else "")
+                + ")"
+            )
     for key in ("config", "options"):
         old, new = _flat(saved.get(key) or {}), _flat(settings[key])
         for name in dict.fromkeys([*new, *old]):
@@ -440,7 +482,7 @@ def _option_flag(name: str) -> str:
     from prover.learn.training import TrainOptions
     from prover.settings import flag_of, setting_fields
 
-    owner, field_name = (TrainOptions, name[len("train."):]) if name.startswith("train.") else (IterateOptions, name)
+    owner, field_name = (TrainOptions, name[len("train.") :]) if name.startswith("train.") else (IterateOptions, name)
     for f in setting_fields(owner):
         if f.name == field_name:
             return IterateOptions.train_flags().get(f.name, flag_of(f)) if owner is TrainOptions else flag_of(f)

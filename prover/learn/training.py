@@ -131,9 +131,11 @@ def training_pairs(traces_path: str | Path | None = None) -> list[tuple[str, str
     return training_data(read_records(path)).pairs
 
 
-LEARNING_RATE_RULE = ("3e-3 for a tiny model from scratch, 2e-4 with --lora, and for fine-tuning in full "
-                      "1e-3 for a small model (under 100M parameters, such as an earlier tiny policy) or 1e-5 for "
-                      "a large one")
+LEARNING_RATE_RULE = (
+    "3e-3 for a tiny model from scratch, 2e-4 with --lora, and for fine-tuning in full "
+    "1e-3 for a small model (under 100M parameters, such as an earlier tiny policy) or 1e-5 for "
+    "a large one"
+)
 
 
 @dataclass(frozen=True)
@@ -151,40 +153,56 @@ class TrainOptions(Settings):
     steps: int = setting(150, "Optimiser steps.", min=1)
     batch_size: int = setting(16, "Examples per step.", min=1)
     learning_rate: float | None = setting(None, f"[default: {LEARNING_RATE_RULE}]", min=0, min_open=True)
-    seed: int = setting(0, "Seed of the initial weights and the batches (iterate: and of the data split).",
-                        min=0, max=MAX_SEED)
+    seed: int = setting(
+        0, "Seed of the initial weights and the batches (iterate: and of the data split).", min=0, max=MAX_SEED
+    )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
     vocab_size: int = setting(
-        320, "A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, merges); few "
-        "merges generalise better from little data.", min=260, max=MAX_VOCAB_SIZE,
+        320,
+        "A tiny model from scratch: its tokenizer's vocabulary (256 bytes, 2 special tokens, merges); few "
+        "merges generalise better from little data.",
+        min=260,
+        max=MAX_VOCAB_SIZE,
     )
-    prompt: str = setting("goal_proofstep", "Prompt format to train on (the model directory remembers it; a "
-                          "--model keeps the one it records).", choices=sorted(PROMPTS))
+    prompt: str = setting(
+        "goal_proofstep",
+        "Prompt format to train on (the model directory remembers it; a --model keeps the one it records).",
+        choices=sorted(PROMPTS),
+    )
     max_prompt_tokens: int | None = setting(
-        None, "Prompt tokens kept (cut from the top, as the policy cuts them); the model directory records it and "
-        "the policy keeps to it [default: the model's context length less room for a tactic].", min=16,
+        None,
+        "Prompt tokens kept (cut from the top, as the policy cuts them); the model directory records it and "
+        "the policy keeps to it [default: the model's context length less room for a tactic].",
+        min=16,
         metavar="TOKENS",
     )
     base_model: str | None = setting(
-        None, "A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama from scratch].",
-        flag="--model", metavar="MODEL",
+        None,
+        "A model to fine-tune: a local directory or a Hugging Face id [default: a tiny Llama from scratch].",
+        flag="--model",
+        metavar="MODEL",
     )
     lora: bool = setting(False, "Fine-tune LoRA adapters (merged into the saved model); needs peft.")
     lora_rank: int = setting(16, "--lora: rank of the adapters.", min=1)
     precision: str = setting(
-        "fp32", "Arithmetic of the passes: fp32, or bf16/fp16 mixed precision, the weights and optimiser state "
-        "kept in float32 (master weights: updates of 1e-5 vanish in bfloat16).", choices=("fp32", "bf16", "fp16"),
+        "fp32",
+        "Arithmetic of the passes: fp32, or bf16/fp16 mixed precision, the weights and optimiser state "
+        "kept in float32 (master weights: updates of 1e-5 vanish in bfloat16).",
+        choices=("fp32", "bf16", "fp16"),
     )
     optimizer: str = setting(
-        "adamw", "adamw (float32 state, 8 bytes a parameter), or adamw_8bit (bitsandbytes on a GPU: 2 bytes).",
+        "adamw",
+        "adamw (float32 state, 8 bytes a parameter), or adamw_8bit (bitsandbytes on a GPU: 2 bytes).",
         choices=("adamw", "adamw_8bit"),
     )
     gradient_checkpointing: bool = setting(
-        False, "Recompute activations in the backward pass instead of keeping them: far less memory, about a "
-        "third more time.",
+        False,
+        "Recompute activations in the backward pass instead of keeping them: far less memory, about a third more time.",
     )
     gradient_accumulation: int = setting(
-        1, "Micro-batches of --batch-size per optimiser step: a larger effective batch in the same memory.", min=1,
+        1,
+        "Micro-batches of --batch-size per optimiser step: a larger effective batch in the same memory.",
+        min=1,
     )
     # Not a setting: the other sizes of the tiny model (tests shrink it); None: TinyLlamaShape with vocab_size.
     shape: TinyLlamaShape | None = None
@@ -219,8 +237,15 @@ def train_tiny_policy(
     """Train a tiny Llama from scratch on a trace file's (state -> tactic) pairs; return its
     directory (``train_policy`` with no base model). ``traces_path`` None means the shipped
     traces."""
-    options = TrainOptions(steps=steps, seed=seed, prompt=prompt, batch_size=batch_size,
-                           learning_rate=learning_rate, max_prompt_tokens=max_prompt_tokens, shape=shape)
+    options = TrainOptions(
+        steps=steps,
+        seed=seed,
+        prompt=prompt,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_prompt_tokens=max_prompt_tokens,
+        shape=shape,
+    )
     return train_policy(traces_path, out_dir, options, progress)
 
 
@@ -252,8 +277,9 @@ def train_policy(
     session = _Session.start(options, prompt_texts=lambda fmt: [fmt.render(s) + fmt.target(t) for s, t in pairs])
     fmt = get_prompt(session.prompt)
     # The policy object renders (and cuts) prompts exactly as inference will.
-    policy = HFPolicy(session.model, session.tokenizer,
-                      HFConfig(prompt=session.prompt, max_prompt_tokens=session.max_prompt_tokens))
+    policy = HFPolicy(
+        session.model, session.tokenizer, HFConfig(prompt=session.prompt, max_prompt_tokens=session.max_prompt_tokens)
+    )
     encode = lambda items: [_encode(session.tokenizer, policy.render(s), fmt.target(t)) for s, t in items]  # noqa: E731
     examples, valid_examples = encode(pairs), encode(valid_pairs)
     eos = session.tokenizer.eos_token_id
@@ -305,8 +331,10 @@ def train_critic(
     positives = [s for s, provable in values if provable]
     negatives = [s for s, provable in values if not provable]
     if not positives or not negatives:
-        raise ProverError(f"a value model needs provable and failed states; {source} has "
-                          f"{len(positives)} provable and {len(negatives)} failed")
+        raise ProverError(
+            f"a value model needs provable and failed states; {source} has "
+            f"{len(positives)} provable and {len(negatives)} failed"
+        )
     valid_values: list[tuple[str, bool]] = []
     if Path(data).is_dir() and (Path(data) / "valid.jsonl").is_file():
         valid_values = training_data(read_records(Path(data) / "valid.jsonl")).values
@@ -314,8 +342,8 @@ def train_critic(
     session = _Session.start(
         options, prompt_texts=lambda _: [CRITIC_PROMPT.render(s) + label for s, p in values for label in LABELS]
     )
-    critic = HFCritic(session.model, session.tokenizer,
-                      CriticConfig(max_prompt_tokens=session.max_prompt_tokens))
+    critic = HFCritic(session.model, session.tokenizer, CriticConfig(max_prompt_tokens=session.max_prompt_tokens))
+
     def encode(items):  # (prompt ids, class): 0 provable, 1 not
         return [(session.tokenizer(critic.render(s))["input_ids"], int(not p)) for s, p in items]
 
@@ -407,8 +435,9 @@ class _Session:
             recorded = recorded_settings(options.base_model)
             prompt = recorded.get("prompt", prompt)  # the model knows that format
             if recorded.get("max_prompt_tokens"):
-                max_prompt_tokens = min(max_prompt_tokens or recorded["max_prompt_tokens"],
-                                        recorded["max_prompt_tokens"])
+                max_prompt_tokens = min(
+                    max_prompt_tokens or recorded["max_prompt_tokens"], recorded["max_prompt_tokens"]
+                )
         if max_prompt_tokens is None:
             max_prompt_tokens = default_prompt_tokens(model)
         if tokenizer.pad_token is None:
@@ -469,8 +498,10 @@ class _Session:
             schedule.step()
             losses.append(step_loss)
             if progress and accelerator.is_main_process and (step % 50 == 0 or step == steps - 1):
-                progress(f"step {step + 1}/{steps}  loss {sum(losses[-50:]) / len(losses[-50:]):.3f}  "
-                         f"{time.perf_counter() - started:.0f}s")
+                progress(
+                    f"step {step + 1}/{steps}  loss {sum(losses[-50:]) / len(losses[-50:]):.3f}  "
+                    f"{time.perf_counter() - started:.0f}s"
+                )
         model.eval()
         self.prepared = model  # sharded under FSDP or DeepSpeed: save() gathers it
         self.model = accelerator.unwrap_model(model)
@@ -548,8 +579,9 @@ def _with_lora(model, rank: int):
         raise MissingDependencyError(
             "--lora needs peft, which is not installed here; install it with pip install 'lean-prover[train]'"
         ) from None
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, config)
 
 

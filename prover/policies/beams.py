@@ -79,8 +79,15 @@ def beam_score(rule: BeamRule, beam: Beam, prompt_length: int, eos_id: int | Non
     return beam.logprob / max(length, 1)
 
 
-def advance(search: BeamState, expansions: list[tuple[float, Beam, int, float]], k: int, rule: BeamRule,
-            ends: Callable[[Beam], bool], eos_id: int | None, last_step: bool = False) -> None:
+def advance(
+    search: BeamState,
+    expansions: list[tuple[float, Beam, int, float]],
+    k: int,
+    rule: BeamRule,
+    ends: Callable[[Beam], bool],
+    eos_id: int | None,
+    last_step: bool = False,
+) -> None:
     """One step of ``search``. ``expansions`` are (summed log-prob, parent beam, token,
     token log-prob); the 2k best by summed log-prob are the step's candidates."""
     expansions.sort(key=lambda item: -item[0])  # stable: ties keep the engine's order

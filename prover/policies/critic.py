@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from prover.settings import Settings, setting
 from prover.policies.hf import load_model
 from prover.policies.prompts import PromptFormat, fit_prompt
+from prover.settings import Settings, setting
 
 CRITIC_METADATA = "prover_critic.json"  # written beside the weights by prover.learn.training
 CRITIC_PROMPT = PromptFormat("critic", "[GOAL]", "[PROVABLE]", stop=())

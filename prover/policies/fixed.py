@@ -1,7 +1,7 @@
 """A model-free policy that proposes the same scored tactics for every state.
 
-    policy = FixedPolicy([("norm_num", -0.5), ("linarith", -1.0)])
-    policy.propose(["⊢ 1 + 1 = 2"], k=1)  # [[Proposal("norm_num", -0.5)]]
+policy = FixedPolicy([("norm_num", -0.5), ("linarith", -1.0)])
+policy.propose(["⊢ 1 + 1 = 2"], k=1)  # [[Proposal("norm_num", -0.5)]]
 """
 
 from __future__ import annotations
@@ -60,8 +60,10 @@ def parse_tactics(specs: Sequence[str]) -> list[tuple[str, float]]:
 @dataclass(frozen=True)
 class FixedConfig(Settings):
     tactics: tuple[str, ...] = setting(
-        (), "A tactic to propose, optionally scored as TACTIC:LOGPROB (repeatable) [default: a built-in "
-        "list of closing tactics].", flag="--tactic",
+        (),
+        "A tactic to propose, optionally scored as TACTIC:LOGPROB (repeatable) [default: a built-in "
+        "list of closing tactics].",
+        flag="--tactic",
     )
 
 

@@ -43,7 +43,6 @@ from urllib.parse import urlparse
 
 from search import Proposal
 
-from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
 from prover.policies.beams import BeamState, advance, final_beams
 from prover.policies.prompts import (
@@ -57,6 +56,7 @@ from prover.policies.prompts import (
     special_stop_ids,
     to_proposals,
 )
+from prover.settings import setting
 
 log = logging.getLogger(__name__)
 _logged_warnings: set[str] = set()
@@ -87,6 +87,7 @@ def library_output_to_log():
             _logged_warnings.add(text)
             log.info("%s", text)
 
+
 POLICY_METADATA = "prover_policy.json"  # written beside the weights by prover.learn.training
 
 
@@ -98,9 +99,13 @@ FREE_MEMORY_SHARE = 0.85  # of what the GPU reports free: the rest is for activa
 class HFConfig(ModelPolicyConfig):
     device: str = setting("auto", "Where the model runs: auto, cpu, cuda or cuda:N.")
     gpu_memory_gb: float | None = setting(
-        None, "Memory (GB) that the KV cache and logits of one generate call may take; larger batches of "
+        None,
+        "Memory (GB) that the KV cache and logits of one generate call may take; larger batches of "
         "states are split into calls that fit [default: 85% of what the GPU reports free; on the CPU, no "
-        "split].", min=0, min_open=True, metavar="GB",
+        "split].",
+        min=0,
+        min_open=True,
+        metavar="GB",
     )
 
 
@@ -138,8 +143,9 @@ class HFPolicy(PromptedPolicy):
     @classmethod
     def from_config(cls, config: HFConfig) -> "HFPolicy":
         """Load ``config.model`` (a local directory or a hub id) and wrap it."""
-        model, tokenizer = load_model(config.model, config.device, trust_remote_code=config.trust_remote_code,
-                                      dtype=config.dtype)
+        model, tokenizer = load_model(
+            config.model, config.device, trust_remote_code=config.trust_remote_code, dtype=config.dtype
+        )
         recorded = recorded_settings(config.model)
         if recorded.get("prompt") and recorded["prompt"] != config.prompt:
             log.info("model %s was trained on the '%s' prompt; using it", config.model, recorded["prompt"])
@@ -177,8 +183,7 @@ class HFPolicy(PromptedPolicy):
                     ) from exc
                 per_call = max(1, len(part) // 2)
                 self.states_per_call_limit = per_call
-                log.warning("out of GPU memory with %d states per generate call; retrying with %d",
-                            len(part), per_call)
+                log.warning("out of GPU memory with %d states per generate call; retrying with %d", len(part), per_call)
         return results
 
     def states_per_call(self, prompts: Sequence[str], k: int) -> int:
@@ -192,8 +197,10 @@ class HFPolicy(PromptedPolicy):
         if budget is not None:
             prompt_tokens = max(self.count_tokens(prompt) for prompt in prompts)
             per_state = generation_bytes_per_state(
-                self.model, sequences=self._sequences_per_state(k),
-                prompt_tokens=prompt_tokens, new_tokens=self.config.max_new_tokens,
+                self.model,
+                sequences=self._sequences_per_state(k),
+                prompt_tokens=prompt_tokens,
+                new_tokens=self.config.max_new_tokens,
             )
             limit = min(limit, max(1, int(budget // per_state)))
         return max(1, limit)
@@ -238,8 +245,9 @@ class HFPolicy(PromptedPolicy):
         if beam:
             # transformers' own beam search: length_penalty 0 ranks finished beams by their
             # summed log-prob, 1 by its mean over generated tokens (--beam-ranking).
-            options.update(do_sample=False, num_beams=k,
-                           length_penalty=0.0 if self.config.beam_ranking == "sum" else 1.0)
+            options.update(
+                do_sample=False, num_beams=k, length_penalty=0.0 if self.config.beam_ranking == "sum" else 1.0
+            )
         elif greedy or self.config.decoding == "beam":
             options.update(do_sample=False, num_beams=1)
         else:
@@ -252,7 +260,7 @@ class HFPolicy(PromptedPolicy):
             if num_return > 1 and not beam and self.generate_cache_argument is not None:
                 batch = self._prefill_once(batch, num_return, options)
             output = self.model.generate(**batch, **options)
-        generated = output.sequences[:, batch["input_ids"].shape[1]:]
+        generated = output.sequences[:, batch["input_ids"].shape[1] :]
         token_logprobs = _token_logprobs(output, generated)
         return self._proposals(generated.tolist(), token_logprobs.tolist(), len(prompts), num_return, k)
 
@@ -268,8 +276,13 @@ class HFPolicy(PromptedPolicy):
         cache = DynamicCache(config=self.model.config)
         # Left padding: positions count real tokens only, as generate() computes them.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                   use_cache=True, **{self.forward_cache_argument: cache})
+        self.model(
+            input_ids=ids[:, :-1],
+            attention_mask=mask[:, :-1],
+            position_ids=positions[:, :-1],
+            use_cache=True,
+            **{self.forward_cache_argument: cache},
+        )
         cache.batch_repeat_interleave(copies)
         options["num_return_sequences"] = 1
         return {
@@ -297,14 +310,18 @@ class HFPolicy(PromptedPolicy):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens only
         steps = self.config.max_new_tokens
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                **cache_argument).logits[:, -1]
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache_argument
+            ).logits[:, -1]
             for step in range(steps):
                 top_logprobs, top_tokens = torch.log_softmax(logits.float(), dim=-1).topk(2 * k, dim=-1)
                 top_logprobs, top_tokens = top_logprobs.tolist(), top_tokens.tolist()
                 for search in searches:
-                    expansions = [(beam.logprob + logprob, beam, token, logprob) for beam in search.running
-                                  for logprob, token in zip(top_logprobs[beam.parent], top_tokens[beam.parent])]
+                    expansions = [
+                        (beam.logprob + logprob, beam, token, logprob)
+                        for beam in search.running
+                        for logprob, token in zip(top_logprobs[beam.parent], top_tokens[beam.parent])
+                    ]
                     if expansions:
                         advance(search, expansions, k, rule, self.ends_tactic, eos, last_step=step == steps - 1)
                 running = [beam for search in searches for beam in search.running]
@@ -316,10 +333,17 @@ class HFPolicy(PromptedPolicy):
                 for row, beam in enumerate(running):
                     beam.parent = row
                 next_ids = torch.tensor([[beam.tokens[-1]] for beam in running], device=self.device)
-                logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
-                                    use_cache=True, **cache_argument).logits[:, -1]
-        return [to_proposals(self.beam_candidates(final_beams(search, k, rule, eos)), self.config.length_normalise)
-                for search in searches]
+                logits = self.model(
+                    input_ids=next_ids,
+                    attention_mask=mask,
+                    position_ids=mask.sum(-1, keepdim=True) - 1,
+                    use_cache=True,
+                    **cache_argument,
+                ).logits[:, -1]
+        return [
+            to_proposals(self.beam_candidates(final_beams(search, k, rule, eos)), self.config.length_normalise)
+            for search in searches
+        ]
 
     def _proposals(self, generated, token_logprobs, num_states, num_return, k) -> list[list[Proposal]]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -430,8 +454,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(model: str, device: str = "auto", trust_remote_code: bool = False, flag: str = "--model",
-               dtype: str = "bfloat16"):
+def load_model(
+    model: str, device: str = "auto", trust_remote_code: bool = False, flag: str = "--model", dtype: str = "bfloat16"
+):
     """``(model, tokenizer)`` for a local directory or a hub id, ready to generate.
 
     Every failure is one ``ProverError`` sentence: a missing directory, a hub id that is
@@ -479,7 +504,9 @@ def load_model(model: str, device: str = "auto", trust_remote_code: bool = False
             try:
                 loaded, tokenizer = load()
             except (OSError, ValueError) as exc:
-                raise ProverError(f"cannot load model '{model}' from the Hugging Face hub: {_first_line(exc)}") from None
+                raise ProverError(
+                    f"cannot load model '{model}' from the Hugging Face hub: {_first_line(exc)}"
+                ) from None
     if not placement:
         loaded = loaded.to(device)
     return loaded, tokenizer

@@ -176,7 +176,7 @@ class PromptFormat:
         if self.echo_separator:
             at = continuation.find(self.echo_separator)
             if at != -1:
-                return continuation[at + len(self.echo_separator):]
+                return continuation[at + len(self.echo_separator) :]
         return continuation
 
     def cut(self, continuation: str) -> str:
@@ -223,16 +223,26 @@ class InternLMStepProverFormat(PromptFormat):
     def prefix_for(self, context: ProofContext | None) -> str:
         if context is None:
             return self.prefix
-        return (_INTERNLM_NAME + context.theorem_name + _INTERNLM_PROOF_BEFORE + "\n".join(context.tactics)
-                + _INTERNLM_STATE_BEFORE)
+        return (
+            _INTERNLM_NAME
+            + context.theorem_name
+            + _INTERNLM_PROOF_BEFORE
+            + "\n".join(context.tactics)
+            + _INTERNLM_STATE_BEFORE
+        )
 
-PROMPTS: Registry[PromptFormat] = Registry("prompt format", {
-    "llemma": PromptFormat("llemma", _LLEMMA_PREFIX, _LLEMMA_SUFFIX, stop=("---",), target_prefix="\n"),
-    "goal_proofstep": PromptFormat("goal_proofstep", "[GOAL]", "[PROOFSTEP]", stop=()),
-    "bfs_prover": PromptFormat("bfs_prover", "", ":::", stop=(), echo_separator=":::"),
-    "internlm_stepprover": InternLMStepProverFormat("internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX,
-                                                    stop=("<|im_end|>",), target_suffix="<|im_end|>"),
-})
+
+PROMPTS: Registry[PromptFormat] = Registry(
+    "prompt format",
+    {
+        "llemma": PromptFormat("llemma", _LLEMMA_PREFIX, _LLEMMA_SUFFIX, stop=("---",), target_prefix="\n"),
+        "goal_proofstep": PromptFormat("goal_proofstep", "[GOAL]", "[PROOFSTEP]", stop=()),
+        "bfs_prover": PromptFormat("bfs_prover", "", ":::", stop=(), echo_separator=":::"),
+        "internlm_stepprover": InternLMStepProverFormat(
+            "internlm_stepprover", _INTERNLM_PREFIX, _INTERNLM_SUFFIX, stop=("<|im_end|>",), target_suffix="<|im_end|>"
+        ),
+    },
+)
 
 
 def get_prompt(name: str) -> PromptFormat:
@@ -307,8 +317,9 @@ def _shortest(holds, length: int) -> int:
     return low
 
 
-def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int,
-               context: ProofContext | None = None) -> str:
+def fit_prompt(
+    fmt: PromptFormat, state: str, count_tokens, max_tokens: int, context: ProofContext | None = None
+) -> str:
     """``fmt.render(state, context)``, cut until it has ``max_tokens`` tokens or fewer
     (``count_tokens(text)`` counts them as the model will see them).
 
@@ -321,9 +332,11 @@ def fit_prompt(fmt: PromptFormat, state: str, count_tokens, max_tokens: int,
         if count_tokens(fmt.render(state, context)) <= max_tokens:
             return fmt.render(state, context)
         tactics = context.tactics
-        kept = _first(lambda start: count_tokens(fmt.render(state, replace(context, tactics=tactics[start:])))
-                      <= max_tokens, list(range(1, len(tactics) + 1)))
-        context = replace(context, tactics=tactics[kept if kept is not None else len(tactics):])
+        kept = _first(
+            lambda start: count_tokens(fmt.render(state, replace(context, tactics=tactics[start:]))) <= max_tokens,
+            list(range(1, len(tactics) + 1)),
+        )
+        context = replace(context, tactics=tactics[kept if kept is not None else len(tactics) :])
     fits = lambda start: count_tokens(fmt.render(state[start:], context)) <= max_tokens  # noqa: E731
     if fits(0):
         return fmt.render(state, context)
@@ -371,31 +384,37 @@ class ModelPolicyConfig(Settings):
     prompt: str = setting("llemma", "Prompt format.", choices=PROMPTS)
     decoding: str = setting("sampling", "How the k candidates are drawn.", choices=("sampling", "beam"))
     temperature: float = setting(1.0, "Sampling temperature; 0 is greedy.", min=0)
-    top_p: float = setting(0.95, "Nucleus sampling: keep the smallest set of tokens with this much mass.",
-                           min=0, max=1, min_open=True)
+    top_p: float = setting(
+        0.95, "Nucleus sampling: keep the smallest set of tokens with this much mass.", min=0, max=1, min_open=True
+    )
     max_new_tokens: int = setting(128, "Most tokens generated per tactic.", min=1)
     max_prompt_tokens: int = setting(2048, "Longest prompt; longer states lose their first lines.", min=16)
     length_normalise: bool = setting(
-        False, "Score a tactic by its mean token log-prob instead of the sum (see --scorer for the priority "
-        "of states)."
+        False, "Score a tactic by its mean token log-prob instead of the sum (see --scorer for the priority of states)."
     )
     beam_ranking: str = setting(
-        "sum", "How beam search ranks finished beams: sum (summed log-prob of the generated tokens), mean (over "
+        "sum",
+        "How beam search ranks finished beams: sum (summed log-prob of the generated tokens), mean (over "
         "generated tokens), vllm_0_1_7 (sum over prompt + generated tokens, as vLLM 0.1.7 did for Llemma).",
         choices=RANKINGS,
     )
     beam_finish: str = setting(
-        "top_k", "Which of a beam step's 2k candidates may finish: top_k (those ranked in the first k, as "
-        "transformers) or any (as vLLM 0.1.7).", choices=FINISHES,
+        "top_k",
+        "Which of a beam step's 2k candidates may finish: top_k (those ranked in the first k, as "
+        "transformers) or any (as vLLM 0.1.7).",
+        choices=FINISHES,
     )
     dtype: str = setting(
-        "bfloat16", "Type of the weights and activations on a GPU; auto takes the model's own (vllm: float32 "
-        "becomes float16; hf on the CPU: always float32).", choices=("auto", "bfloat16", "float16", "float32"),
+        "bfloat16",
+        "Type of the weights and activations on a GPU; auto takes the model's own (vllm: float32 "
+        "becomes float16; hf on the CPU: always float32).",
+        choices=("auto", "bfloat16", "float16", "float32"),
     )
     seed: int = setting(0, "Seed of the policy's sampling.")
     trust_remote_code: bool = setting(
-        False, "Run the Python code that a model's repository ships (models whose architecture transformers "
-        "does not know, such as InternLM2); only for repositories you trust."
+        False,
+        "Run the Python code that a model's repository ships (models whose architecture transformers "
+        "does not know, such as InternLM2); only for repositories you trust.",
     )
 
 

@@ -18,10 +18,10 @@ from typing import Sequence
 
 from search import ProofContext, Proposal
 
-ATTEMPT_SEED_STRIDE = 7919  # attempt a of a theorem samples with seed + a x this
-
 from prover.settings import Settings, setting
 from prover.traces import TraceSet, load_traces
+
+ATTEMPT_SEED_STRIDE = 7919  # attempt a of a theorem samples with seed + a x this
 
 
 def _seeded_logprob(seed: int, state: str, tactic: str) -> float:
@@ -41,8 +41,9 @@ class ReplayPolicy:
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         return self.propose_in_context(states, [None] * len(states), k)
 
-    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext | None],
-                           k: int) -> list[list[Proposal]]:
+    def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext | None], k: int
+    ) -> list[list[Proposal]]:
         """``propose``, seeded on each search's ``attempt`` as well (pass@N: attempts differ)."""
         batches = []
         for state, context in zip(states, contexts):
@@ -61,7 +62,8 @@ class ReplayPolicy:
 @dataclass(frozen=True)
 class ReplayPolicyConfig(Settings):
     traces: str | None = setting(
-        None, "Trace file whose recorded tactics the policy knows [default: the shipped miniF2F traces].",
+        None,
+        "Trace file whose recorded tactics the policy knows [default: the shipped miniF2F traces].",
         metavar="FILE",
     )
     seed: int = setting(0, "Seed of the policy's sampling.")

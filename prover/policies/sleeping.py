@@ -14,8 +14,8 @@ from typing import Sequence
 
 from search import Proposal
 
-from prover.settings import Settings, setting
 from prover.policies.fixed import FixedPolicy
+from prover.settings import Settings, setting
 
 
 @dataclass(frozen=True)

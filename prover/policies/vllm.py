@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from typing import Sequence
 
 from search import Proposal
 
-from prover.settings import setting
 from prover.errors import MissingDependencyError, ProverError
 from prover.policies.beams import Beam, BeamState, advance, final_beams
 from prover.policies.prompts import (
@@ -58,6 +56,7 @@ from prover.policies.prompts import (
     special_stop_ids,
     to_proposals,
 )
+from prover.settings import setting
 
 MAX_BEAM_WIDTH = 64  # beams per state; the LLM is built to return 2x this many log-probs per step
 
@@ -66,12 +65,18 @@ MAX_BEAM_WIDTH = 64  # beams per state; the LLM is built to return 2x this many 
 class VLLMConfig(ModelPolicyConfig):
     tensor_parallel_size: int = setting(1, "GPUs the model is split across (tensor parallelism).", min=1)
     gpu_memory_utilization: float = setting(
-        0.9, "Share of each GPU's memory vLLM may take for the weights and its KV cache.", min=0, max=1,
+        0.9,
+        "Share of each GPU's memory vLLM may take for the weights and its KV cache.",
+        min=0,
+        max=1,
         min_open=True,
     )
     max_model_len: int | None = setting(
-        None, "Longest sequence (prompt + new tokens) vLLM plans its KV cache for [default: --max-prompt-tokens "
-        "+ --max-new-tokens].", min=16, metavar="TOKENS",
+        None,
+        "Longest sequence (prompt + new tokens) vLLM plans its KV cache for [default: --max-prompt-tokens "
+        "+ --max-new-tokens].",
+        min=16,
+        metavar="TOKENS",
     )
 
 
@@ -210,6 +215,7 @@ class VLLMPolicy(PromptedPolicy):
             for _, search in searches:
                 advance(search, expansions.get(id(search), []), k, rule, ends, eos, last_step=last)
         return [self.beam_candidates(final_beams(search, k, rule, eos)) for _, search in searches]
+
 
 def _logprob_value(entry) -> float:
     return float(entry.logprob if hasattr(entry, "logprob") else entry)

@@ -34,8 +34,7 @@ from prover.run.rundir import RunDir, make_record, tree_filename
 
 ATTEMPTS_FILE = "attempts.jsonl"
 # Which outcome a theorem has when its attempts disagree: the first of these that any has.
-_STATUS_ORDER = (SearchStatus.PROVED, SearchStatus.REJECTED, SearchStatus.OPEN, SearchStatus.FAILED,
-                 SearchStatus.ERROR)
+_STATUS_ORDER = (SearchStatus.PROVED, SearchStatus.REJECTED, SearchStatus.OPEN, SearchStatus.FAILED, SearchStatus.ERROR)
 
 
 def attempt_jobs(theorem: Theorem, attempts: int, done: dict[int, dict]) -> list[Theorem]:
@@ -80,11 +79,16 @@ def save_attempt(run: RunDir, theorem: Theorem, result: SearchResult, extra: dic
             os.replace(temporary, path)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
-            raise ProverError(f"cannot write {path}: {exc.strerror or exc}; continue the run with --resume "
-                              f"{run.path}") from None
+            raise ProverError(
+                f"cannot write {path}: {exc.strerror or exc}; continue the run with --resume {run.path}"
+            ) from None
         tree = f"trees/{name}"
-    entry = {"theorem": theorem.name, "attempt": theorem.attempt, **replace(record, tree=tree).to_json(),
-             **(extra or {})}
+    entry = {
+        "theorem": theorem.name,
+        "attempt": theorem.attempt,
+        **replace(record, tree=tree).to_json(),
+        **(extra or {}),
+    }
     entry.pop("attempts", None)
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
     fd = os.open(run.path / ATTEMPTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -105,21 +109,39 @@ def theorem_record(theorem: Theorem, entries: dict[int, dict]) -> ResultRecord:
     best = min(records, key=lambda r: _STATUS_ORDER.index(r.status))
     total = lambda field: sum(getattr(r, field) for r in records)  # noqa: E731
     return replace(
-        best, theorem=theorem.name,
-        num_expansions=total("num_expansions"), num_tactics=total("num_tactics"), num_states=total("num_states"),
-        wall_time_s=total("wall_time_s"), startup_time_s=total("startup_time_s"), env_time_s=total("env_time_s"),
-        policy_time_s=total("policy_time_s"), attempts=tuple(_brief(entry) for entry in ordered),
+        best,
+        theorem=theorem.name,
+        num_expansions=total("num_expansions"),
+        num_tactics=total("num_tactics"),
+        num_states=total("num_states"),
+        wall_time_s=total("wall_time_s"),
+        startup_time_s=total("startup_time_s"),
+        env_time_s=total("env_time_s"),
+        policy_time_s=total("policy_time_s"),
+        attempts=tuple(_brief(entry) for entry in ordered),
     )
 
 
 def _brief(entry: dict) -> dict:
-    keep = ("attempt", "status", "stop_reason", "num_expansions", "num_tactics", "num_states", "wall_time_s",
-            "tree", "proof", "error", "expansions_after_cancel")
+    keep = (
+        "attempt",
+        "status",
+        "stop_reason",
+        "num_expansions",
+        "num_tactics",
+        "num_states",
+        "wall_time_s",
+        "tree",
+        "proof",
+        "error",
+        "expansions_after_cancel",
+    )
     return {key: entry[key] for key in keep if key in entry and entry[key] is not None}
 
 
-def run_attempts(todo: Sequence[Theorem], run: RunDir, executor, attempts: int,
-                 on_record: Callable[[Theorem, ResultRecord], None]) -> None:
+def run_attempts(
+    todo: Sequence[Theorem], run: RunDir, executor, attempts: int, on_record: Callable[[Theorem, ResultRecord], None]
+) -> None:
     """Run ``attempts`` searches of every theorem of ``todo`` (those without a result line),
     skipping attempts already on disk; ``on_record`` saves each theorem's combined record."""
     done = read_attempts(run)

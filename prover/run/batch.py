@@ -64,8 +64,11 @@ def choose_executor(config: RunConfig, num_theorems: int) -> ExecutorChoice:
         return ExecutorChoice(True, f"the {policy.name} policy runs a model (batched by a policy server)")
     if num_theorems > SMALL_JOB_THEOREMS:
         return ExecutorChoice(True, f"{num_theorems} theorems (over {SMALL_JOB_THEOREMS})")
-    return ExecutorChoice(False, f"a small job ({num_theorems} theorems, the {env.name} environment, the "
-                                 f"{policy.name} policy); --num-workers N runs it on Ray")
+    return ExecutorChoice(
+        False,
+        f"a small job ({num_theorems} theorems, the {env.name} environment, the "
+        f"{policy.name} policy); --num-workers N runs it on Ray",
+    )
 
 
 def executor_for(config: RunConfig, theorems: Sequence[Theorem]) -> Executor:
@@ -112,8 +115,13 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def prove_batch(theorems: Sequence[Theorem], config: RunConfig, run: RunDir, show_bar: bool = False,
-                echo: Callable[[str], None] | None = None):
+def prove_batch(
+    theorems: Sequence[Theorem],
+    config: RunConfig,
+    run: RunDir,
+    show_bar: bool = False,
+    echo: Callable[[str], None] | None = None,
+):
     """Prove ``theorems`` into ``run`` with a progress display (lines on stderr, and a bar
     over them when ``show_bar`` and stderr is a terminal); returns the run's summary.
     ``echo`` gets the one line that says where the run goes (``choose_executor``)."""
@@ -143,4 +151,3 @@ def _ray_logs(run: RunDir, uses_ray: bool):
     from prover.run.cluster import ray_logs_to
 
     return ray_logs_to(run.path / "ray.log")
-

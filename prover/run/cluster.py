@@ -174,7 +174,9 @@ class PolicyClient:
         """``TacticPolicy.propose``, answered by a replica."""
         return self._call("propose", states, k)
 
-    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+    def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext], k: int
+    ) -> list[list[Proposal]]:
         """``ContextualPolicy.propose_in_context``, answered by a replica (whose policy may
         ignore the contexts: the replica then asks it ``propose``)."""
         return self._call(PROPOSE_IN_CONTEXT, list(zip(states, contexts)), k)
@@ -269,8 +271,7 @@ class SearchWorker:
     lost at any time: the driver owns every result, so nothing is lost with it.
     """
 
-    def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0,
-                 sticky: bool = False):
+    def __init__(self, config: RunConfig, replicas: Sequence[Any], restart_wait_s: float = 300.0, sticky: bool = False):
         from prover.envs import DISPOSABLE_PROCESS_VARIABLE
 
         os.environ[DISPOSABLE_PROCESS_VARIABLE] = "1"  # losing this process loses nothing: the driver owns every result
@@ -304,8 +305,13 @@ class SearchWorker:
 
             return cancelled_result(theorem)
         with self.policy.search():
-            return search_theorem(theorem, self.policy, self.config, value_model=self.value_model,
-                                  on_expansion=lambda tree, node: theorem.name in self._cancelled)  # True: stop
+            return search_theorem(
+                theorem,
+                self.policy,
+                self.config,
+                value_model=self.value_model,
+                on_expansion=lambda tree, node: theorem.name in self._cancelled,
+            )  # True: stop
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -408,8 +414,10 @@ def plan_workers(env: BackendSpec, dist: DistributedConfig, nodes: Sequence[dict
         plan = WorkerPlan(num_workers, dist.searches_per_worker, dist.worker_cpus)
     else:
         search_memory = int(dist.lean_memory_gb * GIB)
-        slots = [min(int(node.get("CPU", 0.0) // (dist.worker_cpus or 1.0)), int(node.get("memory", 0.0) // search_memory))
-                 for node in nodes]  # the Lean searches each node holds
+        slots = [
+            min(int(node.get("CPU", 0.0) // (dist.worker_cpus or 1.0)), int(node.get("memory", 0.0) // search_memory))
+            for node in nodes
+        ]  # the Lean searches each node holds
         if max(slots, default=0) < 1:
             largest = max((node.get("memory", 0.0) for node in nodes), default=0.0) / GIB
             raise ProverError(
@@ -526,8 +534,12 @@ class RayExecutor:
     to ``summary.json``: the replicas' batches and where workers ran.
     """
 
-    def __init__(self, config: RunConfig, on_submit: Callable[[Theorem, int], None] | None = None,
-                 session: "RaySession | None" = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        on_submit: Callable[[Theorem, int], None] | None = None,
+        session: "RaySession | None" = None,
+    ):
         self.config = config
         self.session = session if session is not None else _SESSION.get()
         self.dist = config.distributed
@@ -609,10 +621,15 @@ class RayExecutor:
         )
         critic = self.config.search.critic
         self.replicas = [
-            _Replica(replica_class.remote(
-                self.config.policy, self.dist.max_batch_size, self.dist.max_wait_ms, self.dist.batch_idle_ms,
-                critic=critic,
-            ))
+            _Replica(
+                replica_class.remote(
+                    self.config.policy,
+                    self.dist.max_batch_size,
+                    self.dist.max_wait_ms,
+                    self.dist.batch_idle_ms,
+                    critic=critic,
+                )
+            )
             for _ in range(num_replicas)
         ]
         try:
@@ -622,8 +639,11 @@ class RayExecutor:
         reservation = {"memory": self.plan.memory_per_worker} if self.plan.memory_per_worker else {}
         worker_options: dict[str, Any] = dict(
             # one thread more than its searches: a cancel (--attempts) must not wait for a search to end
-            num_cpus=self.plan.cpus_per_worker, max_concurrency=self.plan.searches_per_worker + 1,
-            max_restarts=0, max_task_retries=0, **reservation,
+            num_cpus=self.plan.cpus_per_worker,
+            max_concurrency=self.plan.searches_per_worker + 1,
+            max_restarts=0,
+            max_task_retries=0,
+            **reservation,
         )
         if selector:
             worker_options["label_selector"] = selector
@@ -695,8 +715,7 @@ class RayExecutor:
     def policy_stats(self) -> dict:
         """The replicas' ``BatchStats`` since the start or the last reset, summed."""
         self._refresh_reports()
-        return _sum_stats([report["stats"] for replica in self.replicas
-                           for report in replica.incarnations.values()])
+        return _sum_stats([report["stats"] for replica in self.replicas for report in replica.incarnations.values()])
 
     def reset_policy_stats(self) -> None:
         import ray
@@ -714,19 +733,28 @@ class RayExecutor:
         replicas = []
         for replica in self.replicas:
             reports = list(replica.incarnations.values())
-            replicas.append({
-                "node_ids": [report["node_id"] for report in reports],
-                "gpu_ids": reports[-1]["gpu_ids"] if reports else [],
-                "restarts": max(0, len(reports) - 1),
-                **_sum_stats([report["stats"] for report in reports]),
-            })
+            replicas.append(
+                {
+                    "node_ids": [report["node_id"] for report in reports],
+                    "gpu_ids": reports[-1]["gpu_ids"] if reports else [],
+                    "restarts": max(0, len(reports) - 1),
+                    **_sum_stats([report["stats"] for report in reports]),
+                }
+            )
         every = [report["stats"] for replica in self.replicas for report in replica.incarnations.values()]
         return {
-            "policy": {"num_replicas": len(self.replicas), "gpus_per_replica": self.policy_gpus,
-                       **_sum_stats(every), "replicas": replicas},
-            "workers": {"num_workers": self.num_workers, "num_lost": self.num_workers_lost,
-                        "attempts_resent_after_node_loss": self.num_node_losses,
-                        "started_on_nodes": dict(self.worker_nodes)},
+            "policy": {
+                "num_replicas": len(self.replicas),
+                "gpus_per_replica": self.policy_gpus,
+                **_sum_stats(every),
+                "replicas": replicas,
+            },
+            "workers": {
+                "num_workers": self.num_workers,
+                "num_lost": self.num_workers_lost,
+                "attempts_resent_after_node_loss": self.num_node_losses,
+                "started_on_nodes": dict(self.worker_nodes),
+            },
         }
 
     def _refresh_reports(self, timeout_s: float = 5.0) -> None:
@@ -878,7 +906,11 @@ class RayExecutor:
             # search_theorem turns every failure into a result except a ProverError, which
             # is the same for every theorem (a bad setting, a lost policy): stop.
             raise _as_prover_error(exc, "a search worker failed") from None
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as exc:
+        except (
+            ray.exceptions.RayActorError,
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.OutOfMemoryError,
+        ) as exc:
             self._lose(attempt.worker)
             if isinstance(exc, getattr(ray.exceptions, "ActorUnavailableError", ())):
                 # The connection broke before Ray knew why: a node going down does this.

@@ -56,13 +56,14 @@ def search_theorem(
         value_model = make_value_model(config)
     scorer = make_scorer(config)
     if getattr(scorer, "needs_value", False) and value_model is None:
-        raise ProverError(f"--scorer {config.search.scorer} needs a value model: give --critic DIR "
-                          "(one written by prover train-critic)")
+        raise ProverError(
+            f"--scorer {config.search.scorer} needs a value model: give --critic DIR "
+            "(one written by prover train-critic)"
+        )
     env = make_env(config.env, config.safety)
     search = get_algorithm(config.search.algorithm)
     try:
-        return search(theorem, policy, env, config.limits, scorer, value_model=value_model,
-                      on_expansion=on_expansion)
+        return search(theorem, policy, env, config.limits, scorer, value_model=value_model, on_expansion=on_expansion)
     except ProverError:
         raise
     except Exception as exc:  # a crashing policy or environment must not end the batch
@@ -118,9 +119,15 @@ class InProcessExecutor:
         from prover.run.attempts import AttemptRace, SerializedPolicy, group_by_theorem
 
         shared = SerializedPolicy(self.policy, self.value_model)
-        self._race = AttemptRace(lambda theorem, on_expansion: search_theorem(
-            theorem, shared, self.config, on_expansion=on_expansion,
-            value_model=shared if self.value_model is not None else None))
+        self._race = AttemptRace(
+            lambda theorem, on_expansion: search_theorem(
+                theorem,
+                shared,
+                self.config,
+                on_expansion=on_expansion,
+                value_model=shared if self.value_model is not None else None,
+            )
+        )
         for group in group_by_theorem(theorems):
             if len(group) == 1 and group[0].attempt == 0:
                 theorem = group[0]
@@ -176,7 +183,7 @@ def prove_set(
                     run_attempts(todo, run, executor, attempts, record_theorem)
                 except RunStopped as exc:
                     raise RunStopped(f"{exc}; continue it with: prover prove-split --resume {run.path}") from None
-            for theorem, result in (_resume_hint_on_stop(executor.prove(todo), run) if attempts == 1 else ()):
+            for theorem, result in _resume_hint_on_stop(executor.prove(todo), run) if attempts == 1 else ():
                 if theorem.name in finished:
                     continue
                 finished.add(theorem.name)

@@ -54,8 +54,9 @@ def k_values(max_k: int) -> list[int]:
     return ks
 
 
-def pass_at_k_table(counts: Sequence[tuple[int, int]], num_theorems: int, max_k: int,
-                    seed: int = 0) -> dict[str, dict[str, float]]:
+def pass_at_k_table(
+    counts: Sequence[tuple[int, int]], num_theorems: int, max_k: int, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """``{"k": {"estimate", "low", "high"}}`` for each k of ``k_values(max_k)``: the mean of
     ``pass_at_k`` over the set (``counts`` holds (n, c) for each theorem searched; the other
     theorems of ``num_theorems`` count 0) and its 95% bootstrap interval."""
@@ -69,12 +70,17 @@ def pass_at_k_table(counts: Sequence[tuple[int, int]], num_theorems: int, max_k:
     for i, (n, c) in enumerate(counts):
         rows[i] = [pass_at_k(n, c, k) for k in ks]
     rng = np.random.default_rng(seed)
-    means = np.concatenate([rows[rng.integers(0, theorems, (chunk, theorems))].mean(axis=1)
-                            for chunk in _chunks(BOOTSTRAP_SAMPLES, max(1, 2_000_000 // (theorems * len(ks))))])
+    means = np.concatenate(
+        [
+            rows[rng.integers(0, theorems, (chunk, theorems))].mean(axis=1)
+            for chunk in _chunks(BOOTSTRAP_SAMPLES, max(1, 2_000_000 // (theorems * len(ks))))
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5], axis=0)
     estimate = rows.mean(axis=0)
-    return {str(k): {"estimate": float(estimate[j]), "low": float(low[j]), "high": float(high[j])}
-            for j, k in enumerate(ks)}
+    return {
+        str(k): {"estimate": float(estimate[j]), "low": float(low[j]), "high": float(high[j])} for j, k in enumerate(ks)
+    }
 
 
 def _chunks(total: int, size: int) -> list[int]:

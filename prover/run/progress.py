@@ -32,12 +32,16 @@ class SearchProgress:
         if now - self.last < (0.1 if self.on_terminal else self.heartbeat_s):
             return
         self.last = now
-        open_scores = [a["priority"] for n, a in tree.graph.nodes(data=True)
-                       if n >= 0 and a.get("expanded_order") is None and a.get("priority") is not None
-                       and a["status"] == "open"]
+        open_scores = [
+            a["priority"]
+            for n, a in tree.graph.nodes(data=True)
+            if n >= 0 and a.get("expanded_order") is None and a.get("priority") is not None and a["status"] == "open"
+        ]
         best = f"{max(open_scores):.3g}" if open_scores else "-"
-        text = (f"{tree.num_expanded}/{self.max_expansions} expansions, {plural(tree.num_states, 'state')}, "
-                f"best open score {best}, {duration(now - self.started)}")
+        text = (
+            f"{tree.num_expanded}/{self.max_expansions} expansions, {plural(tree.num_states, 'state')}, "
+            f"best open score {best}, {duration(now - self.started)}"
+        )
         if self.status is not None:
             self.status.update(text)
         else:
@@ -62,8 +66,16 @@ class RunProgress:
     from ``on_started`` (Ray's start-up is not a search). ``mode``: ``bar`` (bar and
     lines), ``log`` (lines) or ``off`` (nothing)."""
 
-    def __init__(self, total: int, done: int, mode: str, starting: str,
-                 heartbeat_s: float = 30.0, min_gap_s: float = 2.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        mode: str,
+        starting: str,
+        heartbeat_s: float = 30.0,
+        min_gap_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total, self.done_before, self.mode, self.starting = total, done, mode, starting
         self.heartbeat_s, self.min_gap_s, self.clock = heartbeat_s, min_gap_s, clock
         self.finished, self.proved = done, 0
@@ -78,11 +90,17 @@ class RunProgress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[figures]}"), console=Console(stderr=True))
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[figures]}"),
+                console=Console(stderr=True),
+            )
             self.bar.__enter__()
-            self.task = self.bar.add_task(self.starting + "…", total=self.total, completed=self.finished,
-                                          figures=self.figures())
+            self.task = self.bar.add_task(
+                self.starting + "…", total=self.total, completed=self.finished, figures=self.figures()
+            )
         if self.mode in ("bar", "log"):
             import threading
 
@@ -103,8 +121,9 @@ class RunProgress:
         self.finished, self.proved = summary.num_finished, summary.num_proved
         if self.bar is not None:
             self.bar.update(self.task, completed=self.finished, figures=self.figures())
-        if self.mode in ("bar", "log") and (self.clock() - self.last_line >= self.min_gap_s
-                                            or self.finished == self.total):
+        if self.mode in ("bar", "log") and (
+            self.clock() - self.last_line >= self.min_gap_s or self.finished == self.total
+        ):
             self._status(f"{record.theorem}: {record.status.value}")
 
     def pass_rate_text(self) -> str:
@@ -121,8 +140,9 @@ class RunProgress:
 
     def figures(self) -> str:
         eta = self.eta()
-        return (f"{self.proved} proved (pass rate {self.pass_rate_text()})"
-                + (f", ETA {duration(eta)}" if eta is not None else ""))
+        return f"{self.proved} proved (pass rate {self.pass_rate_text()})" + (
+            f", ETA {duration(eta)}" if eta is not None else ""
+        )
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s / 4):

@@ -22,8 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-from prover.settings import REPO_ROOT
 from prover.envs.lean import LeanConfig
+from prover.settings import REPO_ROOT
 
 LIBRARIES = ("torch", "transformers", "vllm", "lean-dojo", "lean-interact", "ray", "networkx")
 
@@ -45,10 +45,16 @@ def git_commit(root: Path = REPO_ROOT) -> str | None:
     if not (root / ".git").exists() or shutil.which("git") is None:
         return None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")

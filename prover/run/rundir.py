@@ -224,8 +224,10 @@ class Summary:
             return {}
         from prover.run.passk import pass_at_k_table
 
-        return {"attempts": self.max_attempts,
-                "pass_at_k": pass_at_k_table(self.attempt_counts, self.num_theorems, self.max_attempts)}
+        return {
+            "attempts": self.max_attempts,
+            "pass_at_k": pass_at_k_table(self.attempt_counts, self.num_theorems, self.max_attempts),
+        }
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -258,11 +260,17 @@ class SessionFigures:
         """A session read back (None for anything that is not one: a damaged file)."""
         if not isinstance(data, dict) or _number(data.get("wall_time_s"), -1.0) < 0:
             return None
-        text = {key: data.get(key) if isinstance(data.get(key), str) else None
-                for key in ("started_at", "updated_at", "ended_at")}
-        return cls(wall_time_s=float(data["wall_time_s"]), theorems_finished=int(_number(data.get("theorems_finished"))),
-                   theorems_per_hour=float(_number(data.get("theorems_per_hour"))),
-                   expansions_per_s=float(_number(data.get("expansions_per_s"))), **text)
+        text = {
+            key: data.get(key) if isinstance(data.get(key), str) else None
+            for key in ("started_at", "updated_at", "ended_at")
+        }
+        return cls(
+            wall_time_s=float(data["wall_time_s"]),
+            theorems_finished=int(_number(data.get("theorems_finished"))),
+            theorems_per_hour=float(_number(data.get("theorems_per_hour"))),
+            expansions_per_s=float(_number(data.get("expansions_per_s"))),
+            **text,
+        )
 
 
 @dataclass(frozen=True)
@@ -295,9 +303,13 @@ class RunSummary:
 
     def to_json(self) -> dict:
         data: dict[str, Any] = {
-            "num_theorems": self.num_theorems, "num_finished": self.num_finished, "num_proved": self.num_proved,
-            "pass_rate": self.pass_rate, "status_counts": dict(sorted(self.status_counts.items())),
-            "total_expansions": self.total_expansions, "total_search_time_s": self.total_search_time_s,
+            "num_theorems": self.num_theorems,
+            "num_finished": self.num_finished,
+            "num_proved": self.num_proved,
+            "pass_rate": self.pass_rate,
+            "status_counts": dict(sorted(self.status_counts.items())),
+            "total_expansions": self.total_expansions,
+            "total_search_time_s": self.total_search_time_s,
         }
         if self.attempts is not None:
             data["attempts"] = self.attempts
@@ -326,7 +338,9 @@ class RunSummary:
         return cls(
             **counts,
             pass_rate=float(_number(data.get("pass_rate"))),
-            status_counts={k: int(_number(v)) for k, v in status_counts.items()} if isinstance(status_counts, dict) else {},
+            status_counts={k: int(_number(v)) for k, v in status_counts.items()}
+            if isinstance(status_counts, dict)
+            else {},
             total_search_time_s=float(_number(data.get("total_search_time_s"))),
             attempts=data["attempts"] if isinstance(data.get("attempts"), int) else None,
             pass_at_k=data["pass_at_k"] if isinstance(data.get("pass_at_k"), dict) else None,
@@ -396,9 +410,11 @@ class RunDir:
             run.results_path.touch()
         except OSError as exc:
             run.discard_if_empty()
-            raise ProverError(f"cannot start a run in {run.path}: {exc.strerror or exc}"
-                              f"{_DISK_HINT.get(exc.errno, '')}; nothing was kept, start it again with "
-                              f"--out {run.path} once there is room") from None
+            raise ProverError(
+                f"cannot start a run in {run.path}: {exc.strerror or exc}"
+                f"{_DISK_HINT.get(exc.errno, '')}; nothing was kept, start it again with "
+                f"--out {run.path} once there is room"
+            ) from None
         except BaseException:
             run.close()
             raise
@@ -423,8 +439,10 @@ class RunDir:
         if not run.config_path.is_file():
             leftovers = run.config_path.with_suffix(".tmp").exists() or run.trees_dir.is_dir()
             if leftovers and run._holds_only_leftovers():
-                raise ProverError(f"{run.path} holds no run (its start failed before the settings were saved); "
-                                  f"start it again with --out {run.path}")
+                raise ProverError(
+                    f"{run.path} holds no run (its start failed before the settings were saved); "
+                    f"start it again with --out {run.path}"
+                )
             raise ProverError(f"{run.path} is not a run directory (it has no config.json)")
         _lock(run.path)
         try:
@@ -441,8 +459,14 @@ class RunDir:
         try:
             if self.results_path.exists() and self.results_path.stat().st_size > 0:
                 return False
-            for path in (self.config_path, self.results_path, self.summary_path,
-                         self.path / "ray.log", self.config_path.with_suffix(".tmp"), self.path / LOCK_FILE):
+            for path in (
+                self.config_path,
+                self.results_path,
+                self.summary_path,
+                self.path / "ray.log",
+                self.config_path.with_suffix(".tmp"),
+                self.path / LOCK_FILE,
+            ):
                 path.unlink(missing_ok=True)
             self.close()
             if self.trees_dir.is_dir() and not any(self.trees_dir.iterdir()):
@@ -457,9 +481,11 @@ class RunDir:
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ProverError(f"{self.config_path} is not a readable run config ({type(exc).__name__})"
-                              if isinstance(exc, RecursionError) else
-                              f"{self.config_path} is not a readable run config ({exc})") from None
+            raise ProverError(
+                f"{self.config_path} is not a readable run config ({type(exc).__name__})"
+                if isinstance(exc, RecursionError)
+                else f"{self.config_path} is not a readable run config ({exc})"
+            ) from None
         try:
             return RunConfig.from_dict(data, where=str(self.config_path), strict=False)
         except ConfigError as exc:
@@ -497,9 +523,12 @@ class RunDir:
         self.summary = Summary(theorem_names)
         for record in self.records():
             self.summary.add(record)
-        self._session = {"provenance": provenance(command_line=self.command_line), "clock": time.monotonic(),
-                         "finished_before": self.summary.num_finished,
-                         "expansions_before": self.summary.total_expansions}
+        self._session = {
+            "provenance": provenance(command_line=self.command_line),
+            "clock": time.monotonic(),
+            "finished_before": self.summary.num_finished,
+            "expansions_before": self.summary.total_expansions,
+        }
         self._previous = _previous_summary(self.summary_path)
         return self.summary
 
@@ -559,20 +588,43 @@ class RunDir:
         run) adds nothing: what earlier sessions wrote is kept as it was."""
         previous = RunSummary.from_json(self._previous)
         counts = self.summary.to_json()
-        summary = replace(previous, **{key: counts.get(key) for key in (
-            "num_theorems", "num_finished", "num_proved", "pass_rate", "status_counts", "total_expansions",
-            "total_search_time_s", "attempts", "pass_at_k")})
+        summary = replace(
+            previous,
+            **{
+                key: counts.get(key)
+                for key in (
+                    "num_theorems",
+                    "num_finished",
+                    "num_proved",
+                    "pass_rate",
+                    "status_counts",
+                    "total_expansions",
+                    "total_search_time_s",
+                    "attempts",
+                    "pass_at_k",
+                )
+            },
+        )
         if self._session and self.summary.num_finished > self._session["finished_before"]:
             wall_s = time.monotonic() - self._session["clock"]
             finished = self.summary.num_finished - self._session["finished_before"]
             expansions = self.summary.total_expansions - self._session["expansions_before"]
             updated_at = now()
             session = SessionFigures(
-                started_at=self._session["provenance"]["started_at"], updated_at=updated_at, wall_time_s=wall_s,
-                theorems_finished=finished, theorems_per_hour=finished * 3600 / wall_s if wall_s > 0 else 0.0,
-                expansions_per_s=expansions / wall_s if wall_s > 0 else 0.0, ended_at=updated_at if final else None)
-            summary = replace(summary, sessions=(*previous.sessions, session), provenance=self._session["provenance"],
-                              executor={**previous.executor, **self.executor_stats})
+                started_at=self._session["provenance"]["started_at"],
+                updated_at=updated_at,
+                wall_time_s=wall_s,
+                theorems_finished=finished,
+                theorems_per_hour=finished * 3600 / wall_s if wall_s > 0 else 0.0,
+                expansions_per_s=expansions / wall_s if wall_s > 0 else 0.0,
+                ended_at=updated_at if final else None,
+            )
+            summary = replace(
+                summary,
+                sessions=(*previous.sessions, session),
+                provenance=self._session["provenance"],
+                executor={**previous.executor, **self.executor_stats},
+            )
         try:
             _write_atomically(self.summary_path, json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
         except OSError as exc:
@@ -590,9 +642,11 @@ class RunDir:
         )
 
 
-_DISK_HINT = {errno.ENOSPC: " (the disk is full: free some space)",
-              errno.EDQUOT: " (the disk quota is used up)",
-              errno.EFBIG: " (a file-size limit was reached: see `ulimit -f`)"}
+_DISK_HINT = {
+    errno.ENOSPC: " (the disk is full: free some space)",
+    errno.EDQUOT: " (the disk quota is used up)",
+    errno.EFBIG: " (a file-size limit was reached: see `ulimit -f`)",
+}
 
 
 def _previous_summary(path: Path) -> dict:
@@ -626,8 +680,9 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def trusted_records(run_path: str | Path, records: Iterable[ResultRecord]
-                    ) -> tuple[list[ResultRecord], list[tuple[ResultRecord, str]]]:
+def trusted_records(
+    run_path: str | Path, records: Iterable[ResultRecord]
+) -> tuple[list[ResultRecord], list[tuple[ResultRecord, str]]]:
     """``records`` split by ``verify_record``: (those that can be trusted, (record, why) for the others)."""
     kept, untrusted = [], []
     for record in records:
@@ -645,9 +700,12 @@ def warn_untrusted(run_path: str | Path, untrusted: list[tuple[ResultRecord, str
         return
     record, reason = untrusted[0]
     count = len(untrusted)
-    print(f"warning: {count} record{'s' * (count != 1)} of {run_path} cannot be trusted (first: "
-          f"{record.theorem!r}: {reason}); they {consequence}; `prover repair {run_path}` moves them aside",
-          file=sys.stderr, flush=True)
+    print(
+        f"warning: {count} record{'s' * (count != 1)} of {run_path} cannot be trusted (first: "
+        f"{record.theorem!r}: {reason}); they {consequence}; `prover repair {run_path}` moves them aside",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def read_records(results_path: Path) -> list[ResultRecord]:
@@ -667,10 +725,17 @@ def read_records(results_path: Path) -> list[ResultRecord]:
             continue
         try:
             records.append(ResultRecord.from_json(json.loads(line.decode("utf-8"))))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError,
-                RecursionError) as exc:
+        except (
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+            RecordFormatError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             why = {UnicodeDecodeError: "it is not UTF-8 text", RecursionError: "it is nested too deeply"}.get(
-                type(exc), str(exc))
+                type(exc), str(exc)
+            )
             raise ProverError(
                 f"line {number} of {results_path} is not a result record ({why}); "
                 f"`prover repair {results_path.parent}` keeps every good line and moves the bad ones aside"
@@ -692,8 +757,7 @@ def repair_results(run_path: str | Path) -> tuple[int, int, Path | None]:
             continue
         try:
             record = ResultRecord.from_json(json.loads(line.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError,
-                RecursionError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecordFormatError, TypeError, AttributeError, RecursionError):
             bad.append(line)
             continue
         (good if verify_record(run_path, record) is None else bad).append(line)

@@ -38,8 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from prover.errors import ProverError
 from search import ProofContext, Proposal, propose
+
+from prover.errors import ProverError
 
 # The method whose items are (state, ProofContext) pairs: a call of it carries each state's
 # context to the policy, and a target that ignores contexts is asked ``propose`` instead.
@@ -106,7 +107,9 @@ class PolicyWithCritic:
     def propose(self, states: Sequence[str], k: int) -> list[list[Proposal]]:
         return self.policy.propose(states, k)
 
-    def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+    def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext], k: int
+    ) -> list[list[Proposal]]:
         return propose(self.policy, states, contexts, k)
 
     def score(self, states: Sequence[str]) -> list[float]:
@@ -152,7 +155,9 @@ class BatchingServer:
             except ProverError as exc:  # already one sentence, naming what to fix
                 self._load_error = exc
             except Exception as exc:
-                self._load_error = ProverError(f"the policy server could not load {loading}: {type(exc).__name__}: {exc}")
+                self._load_error = ProverError(
+                    f"the policy server could not load {loading}: {type(exc).__name__}: {exc}"
+                )
                 self._load_error.__cause__ = exc
 
     def _ensure_serving(self) -> None:
@@ -182,7 +187,9 @@ class BatchingServer:
         """``TacticPolicy.propose``, batched."""
         return await self.call("propose", states, k)
 
-    async def propose_in_context(self, states: Sequence[str], contexts: Sequence[ProofContext], k: int) -> list[list[Proposal]]:
+    async def propose_in_context(
+        self, states: Sequence[str], contexts: Sequence[ProofContext], k: int
+    ) -> list[list[Proposal]]:
         """``ContextualPolicy.propose_in_context``, batched with every other search's calls
         (a target that ignores contexts gets ``propose``)."""
         return await self.call(PROPOSE_IN_CONTEXT, list(zip(states, contexts)), k)

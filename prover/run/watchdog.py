@@ -25,8 +25,11 @@ def watch(driver_pid: int, session_dir: str) -> subprocess.Popen:
     """Start the watchdog for ``driver_pid``'s Ray session (detached: it outlives a killed driver)."""
     return subprocess.Popen(
         [sys.executable, "-m", "prover.run.watchdog", str(driver_pid), session_dir],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
     )
 
 

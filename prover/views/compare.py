@@ -39,32 +39,45 @@ def comparison_data(runs: Sequence[Run], out_dir: Path) -> dict:
                 continue
             tree = run.tree_path(record)
             page = run.path / "viz" / tree_page_name(tree) if tree is not None else None
-            href = (Path(os.path.relpath(page.resolve(), out_dir.resolve())).as_posix()
-                    if page is not None and page.is_file() else None)
+            href = (
+                Path(os.path.relpath(page.resolve(), out_dir.resolve())).as_posix()
+                if page is not None and page.is_file()
+                else None
+            )
             cells.append([record.status.value, record.num_expansions, record.wall_time_s, href])
         rows.append([name, cells])
     runs_data = []
     for run, label in zip(runs, labels):
         stats = run_stats(run)
         index = run.path / "viz" / "index.html"
-        runs_data.append({
-            "label": label, "path": str(run.path.resolve()), "num_theorems": stats.num_theorems,
-            "num_proved": stats.counts.get("proved", 0), "pass_rate": stats.pass_rate,
-            "pass_rate_ci": list(stats.pass_rate_ci),
-            "index": Path(os.path.relpath(index.resolve(), out_dir.resolve())).as_posix() if index.is_file() else None,
-        })
+        runs_data.append(
+            {
+                "label": label,
+                "path": str(run.path.resolve()),
+                "num_theorems": stats.num_theorems,
+                "num_proved": stats.counts.get("proved", 0),
+                "pass_rate": stats.pass_rate,
+                "pass_rate_ci": list(stats.pass_rate_ci),
+                "index": Path(os.path.relpath(index.resolve(), out_dir.resolve())).as_posix()
+                if index.is_file()
+                else None,
+            }
+        )
     return {"runs": runs_data, "rows": rows, "paired": [asdict(test) for test in paired_tests(runs, labels)]}
 
 
 def render_comparison_html(data: dict) -> str:
     from prover.views.viz import _asset, _fill, _script_json
 
-    return _fill("compare_view.html", {
-        "title": html.escape(" vs ".join(run["label"] for run in data["runs"]) + " — comparison"),
-        "css": _asset("run_view.css") + _asset("compare_view.css"),
-        "js": _asset("compare_view.js"),
-        "data": _script_json(data),
-    })
+    return _fill(
+        "compare_view.html",
+        {
+            "title": html.escape(" vs ".join(run["label"] for run in data["runs"]) + " — comparison"),
+            "css": _asset("run_view.css") + _asset("compare_view.css"),
+            "js": _asset("compare_view.js"),
+            "data": _script_json(data),
+        },
+    )
 
 
 def write_comparison_page(runs: Sequence[Run], out_dir: str | Path) -> tuple[Path, int]:
@@ -91,8 +104,10 @@ def viz_runs(run_dirs: Sequence[str], output_format: str, output: str | None, ec
     from prover.views.report import default_report_dir, load_run
 
     if output_format != "html":
-        raise ProverError(f"several runs are compared on an HTML page, not {output_format}; give one tree file "
-                          f"for --format {output_format}")
+        raise ProverError(
+            f"several runs are compared on an HTML page, not {output_format}; give one tree file "
+            f"for --format {output_format}"
+        )
     not_runs = [d for d in run_dirs if not Path(d).is_dir()]
     if not_runs:
         raise ProverError(f"{not_runs[0]} is not a run directory; to compare runs give only run directories")

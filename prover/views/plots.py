@@ -18,11 +18,13 @@ from prover.views.viz import (
     PROOF_COLOUR,
     STATUS_COLOUR,
     _drawn_nodes,
-    _first_line as goal_line,
     _layered_layout,
     _sorted_edges,
     marked_states,
     primary_parents,
+)
+from prover.views.viz import (
+    _first_line as goal_line,
 )
 
 
@@ -52,15 +54,25 @@ def write_report_plots(runs: Sequence, stats: Sequence, labels: Sequence[str], o
     """Every plot of a report, as PNGs in ``out_dir``; the scatter only for two runs or more
     (every other run against the first, a panel each)."""
     costs = [
-        ("expansions", lambda r: r.num_expansions, "expansions per theorem (budget ≤ x)",
-         "Pass rate against expansions"),
-        ("tactics", lambda r: r.num_tactics, "tactic applications per theorem (budget ≤ x)",
-         "Pass rate against tactic applications"),
+        (
+            "expansions",
+            lambda r: r.num_expansions,
+            "expansions per theorem (budget ≤ x)",
+            "Pass rate against expansions",
+        ),
+        (
+            "tactics",
+            lambda r: r.num_tactics,
+            "tactic applications per theorem (budget ≤ x)",
+            "Pass rate against tactic applications",
+        ),
         ("time", lambda r: r.wall_time_s, "search time per theorem, s (budget ≤ x)", "Pass rate against search time"),
     ]
     labels = plot_labels(labels)
-    plots = [plot_pass_rate(runs, stats, labels, out_dir / PLOT_FILES[key], cost, xlabel, title)
-             for key, cost, xlabel, title in costs]
+    plots = [
+        plot_pass_rate(runs, stats, labels, out_dir / PLOT_FILES[key], cost, xlabel, title)
+        for key, cost, xlabel, title in costs
+    ]
     plots.append(plot_time_to_proof_cdf(runs, labels, out_dir / PLOT_FILES["cdf"]))
     plots.append(plot_proof_lengths(runs, labels, out_dir / PLOT_FILES["proof_length"]))
     if len(runs) >= 2:
@@ -79,8 +91,11 @@ def plot_labels(labels: Sequence[str], width: int = 44) -> list[str]:
     while all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
         parts = [p[1:] for p in parts]
     cut = False
-    while (any(len("/".join(p)) > width for p in parts) and all(len(p) > 1 for p in parts)
-           and len({p[-1] for p in parts}) == 1):
+    while (
+        any(len("/".join(p)) > width for p in parts)
+        and all(len(p) > 1 for p in parts)
+        and len({p[-1] for p in parts}) == 1
+    ):
         parts, cut = [p[:-1] for p in parts], True
     return ["/".join(p + ["…"] if cut else p) for p in parts]
 
@@ -102,13 +117,14 @@ def _legend_below(fig, entries: int, title: str | None = None) -> None:
     texts = [text for ax in fig.axes for text in ax.get_legend_handles_labels()[1]]
     longest = max((len(text) for text in texts), default=0)
     columns = 1 if longest * min(entries, 3) > 95 else min(entries, 3)
-    fig.legend(loc="outside lower center", ncols=max(columns, 1), fontsize=8.5, frameon=False, title=title,
-               title_fontsize=8.5)
+    fig.legend(
+        loc="outside lower center", ncols=max(columns, 1), fontsize=8.5, frameon=False, title=title, title_fontsize=8.5
+    )
 
 
 def _short(label: str, width: int = 44) -> str:
     """A run's label as a plot shows it: the end of a long path (the part that tells runs apart)."""
-    return label if len(label) <= width else "…" + label[-(width - 1):]
+    return label if len(label) <= width else "…" + label[-(width - 1) :]
 
 
 def _save(fig, path: Path) -> Path:
@@ -133,9 +149,15 @@ def _integer_axis(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_pass_rate(runs: Sequence, stats: Sequence, labels: Sequence[str], path: Path,
-                   cost: Callable = lambda r: r.num_expansions, xlabel: str = "expansions per theorem (budget ≤ x)",
-                   title: str = "Pass rate against expansions") -> Path:
+def plot_pass_rate(
+    runs: Sequence,
+    stats: Sequence,
+    labels: Sequence[str],
+    path: Path,
+    cost: Callable = lambda r: r.num_expansions,
+    xlabel: str = "expansions per theorem (budget ≤ x)",
+    title: str = "Pass rate against expansions",
+) -> Path:
     """The fraction of the whole theorem set proved within a budget of x (of ``cost``): the
     pass rate a run with that budget would have had. Log x when the costs spread widely."""
     from matplotlib.ticker import PercentFormatter
@@ -153,8 +175,14 @@ def plot_pass_rate(runs: Sequence, stats: Sequence, labels: Sequence[str], path:
         xs = [floor] + spent + [max(budget, spent[-1] if spent else floor, floor)]
         ys = [0.0] + [(k + 1) / max(stat.num_theorems, 1) for k in range(len(spent))] + [stat.pass_rate]
         low, high = stat.pass_rate_ci
-        ax.step(xs, ys, where="post", linewidth=1.8, color=_colour(i),
-                label=f"{_short(label)}: {stat.pass_rate:.1%} ({low:.0%}–{high:.0%})")
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            linewidth=1.8,
+            color=_colour(i),
+            label=f"{_short(label)}: {stat.pass_rate:.1%} ({low:.0%}–{high:.0%})",
+        )
         top_y = max(top_y, stat.pass_rate)
     if log_x:
         _log_axis(ax)
@@ -187,8 +215,14 @@ def plot_time_to_proof_cdf(runs: Sequence, labels: Sequence[str], path: Path) ->
             continue
         xs = [max(v, floor) if log_x else v for v in values]
         ys = [(k + 1) / len(values) for k in range(len(values))]
-        ax.step([xs[0]] + xs, [0.0] + ys, where="post", linewidth=1.8, color=_colour(i),
-                label=f"{_short(label)}: {len(values)} proofs, median {percentile_text(values)} s")
+        ax.step(
+            [xs[0]] + xs,
+            [0.0] + ys,
+            where="post",
+            linewidth=1.8,
+            color=_colour(i),
+            label=f"{_short(label)}: {len(values)} proofs, median {percentile_text(values)} s",
+        )
     if log_x:
         _log_axis(ax)
     elif every:
@@ -252,8 +286,11 @@ def plot_expansions_scatter(runs: Sequence, labels: Sequence[str], path: Path) -
         other, other_label = runs[index + 1], _short(labels[index + 1], 30)
         b = {r.theorem: r for r in other.records}
         shared = [name for name in first if name in b]
-        groups = {"both proved": ([], [], "#1f77b4", "o"), f"only {first_label}": ([], [], "#d62728", "v"),
-                  f"only {other_label}": ([], [], "#2ca02c", "<")}
+        groups = {
+            "both proved": ([], [], "#1f77b4", "o"),
+            f"only {first_label}": ([], [], "#d62728", "v"),
+            f"only {other_label}": ([], [], "#2ca02c", "<"),
+        }
         neither = 0
         for name in shared:
             x = max(first[name].num_expansions, 1) if first[name].proved else None
@@ -280,16 +317,29 @@ def plot_expansions_scatter(runs: Sequence, labels: Sequence[str], path: Path) -
         ax.set_title(f"{len(shared)} theorems in both; {neither} proved by neither", fontsize=9.5)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", fontsize=7.5, framealpha=0.85)  # each panel's groups are its own
-    fig.suptitle("Expansions to proof, per theorem" + (f": every run against {_short(labels[0], 40)}"
-                                                      if others > 1 else ""))
+    fig.suptitle(
+        "Expansions to proof, per theorem" + (f": every run against {_short(labels[0], 40)}" if others > 1 else "")
+    )
     return _save(fig, path)
 
 
-STATUS_PLOT_COLOUR = {"proved": "#2e9d4f", "rejected": "#e3a21a", "open": "#9aa3ad", "failed": "#d0453b",
-                      "error": "#6f42c1"}
-OUTCOME_PLOT_COLOUR = {"new state": "#8fb8de", "closed goal": "#2e9d4f", "Lean error": "#d0453b",
-                       "not recorded": "#c9b99a", "refused": "#6f42c1", "timeout": "#e3a21a",
-                       "gave up (sorry)": "#8c564b", "cycle": "#9aa3ad"}
+STATUS_PLOT_COLOUR = {
+    "proved": "#2e9d4f",
+    "rejected": "#e3a21a",
+    "open": "#9aa3ad",
+    "failed": "#d0453b",
+    "error": "#6f42c1",
+}
+OUTCOME_PLOT_COLOUR = {
+    "new state": "#8fb8de",
+    "closed goal": "#2e9d4f",
+    "Lean error": "#d0453b",
+    "not recorded": "#c9b99a",
+    "refused": "#6f42c1",
+    "timeout": "#e3a21a",
+    "gave up (sorry)": "#8c564b",
+    "cycle": "#9aa3ad",
+}
 
 
 MIN_SHARE = 0.02  # the narrowest slice drawn: one proof in 500 tactics is still seen
@@ -329,13 +379,27 @@ def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
     starts = [0] * len(stats)
     for status in statuses:
         counts = [s.counts.get(status, 0) for s in stats]
-        left.barh(ys, counts, left=starts, color=STATUS_PLOT_COLOUR.get(status, "#555"), height=0.6,
-                  label=f"{status} ({' / '.join(str(c) for c in counts)})")
+        left.barh(
+            ys,
+            counts,
+            left=starts,
+            color=STATUS_PLOT_COLOUR.get(status, "#555"),
+            height=0.6,
+            label=f"{status} ({' / '.join(str(c) for c in counts)})",
+        )
         starts = [a + b for a, b in zip(starts, counts)]
     unfinished = [s.num_unfinished for s in stats]
     if any(unfinished):
-        left.barh(ys, unfinished, left=starts, color="white", edgecolor="#999", hatch="//", height=0.6,
-                  label=f"not yet run ({' / '.join(str(c) for c in unfinished)})")
+        left.barh(
+            ys,
+            unfinished,
+            left=starts,
+            color="white",
+            edgecolor="#999",
+            hatch="//",
+            height=0.6,
+            label=f"not yet run ({' / '.join(str(c) for c in unfinished)})",
+        )
     left.set_yticks(ys, short)
     _integer_axis(left.xaxis)
     left.set_xlabel("theorems")
@@ -348,14 +412,24 @@ def plot_outcomes(stats: Sequence, labels: Sequence[str], path: Path) -> Path:
     for column, kind in enumerate(kinds):
         counts = [s.tactic_outcomes.get(kind, 0) for s in stats]
         shares = [row[column] for row in drawn]
-        right.barh(ys, shares, left=starts, color=OUTCOME_PLOT_COLOUR[kind], height=0.6,
-                   edgecolor="white", linewidth=0.6, label=f"{kind} ({' / '.join(str(c) for c in counts)})")
+        right.barh(
+            ys,
+            shares,
+            left=starts,
+            color=OUTCOME_PLOT_COLOUR[kind],
+            height=0.6,
+            edgecolor="white",
+            linewidth=0.6,
+            label=f"{kind} ({' / '.join(str(c) for c in counts)})",
+        )
         starts = [a + b for a, b in zip(starts, shares)]
     right.set_yticks(ys, [f"{label}\n{total} tactics" for label, total in zip(short, totals)])
     right.set_xlim(0, 1)
     right.xaxis.set_major_formatter(PercentFormatter(1.0))
-    right.set_xlabel(f"share of tactic applications (from the saved trees)\n"
-                     f"a share under {MIN_SHARE:.0%} is drawn {MIN_SHARE:.0%} wide")
+    right.set_xlabel(
+        f"share of tactic applications (from the saved trees)\n"
+        f"a share under {MIN_SHARE:.0%} is drawn {MIN_SHARE:.0%} wide"
+    )
     right.set_title("Tactic applications by outcome")
     if kinds:
         right_fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
@@ -453,19 +527,23 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         qed_xy = (xy(last_proof)[0], xy(last_proof)[1] - 1)
         ax.add_collection(LineCollection([[xy(last_proof), qed_xy]], colors=PROOF_COLOUR, linewidths=2.6))
         ax.scatter([qed_xy[0]], [qed_xy[1]], s=260, marker="*", c=PROOF_COLOUR, zorder=4)
-        ax.annotate("QED", qed_xy, xytext=(9, -3), textcoords="offset points", fontsize=9,
-                    color=PROOF_COLOUR, fontweight="bold")
+        ax.annotate(
+            "QED", qed_xy, xytext=(9, -3), textcoords="offset points", fontsize=9, color=PROOF_COLOUR, fontweight="bold"
+        )
     size = 120 if label_all else max(8.0, 60.0 - len(drawn) / 5)
     tag_of = {node: tag for tag, node in marks}
 
     def dots(nodes: Sequence[int]):
         on_proof = [(n == ROOT and bool(proof)) or (parents.get(n), n) in proof_pairs for n in nodes]
-        return ax.scatter([xy(n)[0] for n in nodes], [xy(n)[1] for n in nodes], zorder=3,
-                          s=[size * (1.8 if n in tag_of else 1) for n in nodes],
-                          c=[STATUS_COLOUR[tree.status(n)] for n in nodes],
-                          edgecolors=[PROOF_COLOUR if p else "#0b3d91" if n in tag_of else "white"
-                                      for n, p in zip(nodes, on_proof)],
-                          linewidths=[1.6 if n in tag_of else 1.2 for n in nodes])
+        return ax.scatter(
+            [xy(n)[0] for n in nodes],
+            [xy(n)[1] for n in nodes],
+            zorder=3,
+            s=[size * (1.8 if n in tag_of else 1) for n in nodes],
+            c=[STATUS_COLOUR[tree.status(n)] for n in nodes],
+            edgecolors=[PROOF_COLOUR if p else "#0b3d91" if n in tag_of else "white" for n, p in zip(nodes, on_proof)],
+            linewidths=[1.6 if n in tag_of else 1.2 for n in nodes],
+        )
 
     if state_artists:
         for node in drawn:
@@ -479,20 +557,34 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         for node in drawn:
             x, y = xy(node)
             if label_all and node not in tag_of:
-                ax.annotate(str(node), (x, y), xytext=(0, 7), textcoords="offset points",
-                            ha="center", fontsize=7, color="#333")
+                ax.annotate(
+                    str(node), (x, y), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=7, color="#333"
+                )
             if label_all:
                 failed = sum(1 for t, _, _ in tree.tactic_edges(node) if t == DEAD)
                 if failed:
-                    ax.annotate(f"✗{failed}", (x, y), xytext=(0, -12), textcoords="offset points",
-                                ha="center", fontsize=7, color=STATUS_COLOUR[Status.FAILED])
+                    ax.annotate(
+                        f"✗{failed}",
+                        (x, y),
+                        xytext=(0, -12),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=7,
+                        color=STATUS_COLOUR[Status.FAILED],
+                    )
             for kid in children[node]:
                 tactic = proof_tactic.get((node, kid))
                 if tactic is None and (label_all or (node, kid) in best_pairs):
                     tactic = next(tac for t, tac, _ in _sorted_edges(tree, node) if t == kid)
                 if tactic is not None:
-                    _edge_label(ax, xy(node), xy(kid), tactic, on_proof=(node, kid) in proof_pairs,
-                                colour=PROMISING_COLOUR if (node, kid) in best_pairs else None)
+                    _edge_label(
+                        ax,
+                        xy(node),
+                        xy(kid),
+                        tactic,
+                        on_proof=(node, kid) in proof_pairs,
+                        colour=PROMISING_COLOUR if (node, kid) in best_pairs else None,
+                    )
         if qed_xy is not None:
             _edge_label(ax, xy(last_proof), qed_xy, proof_tactic[(last_proof, QED)], on_proof=True)
         # Tags of neighbouring states alternate above and below them, so they do not collide.
@@ -502,10 +594,18 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
             x, level = position[node]
             flip = (not flip) if level in previous and x - previous[level] < 1.5 else False
             previous[level] = x
-            ax.annotate(tag, xy(node), xytext=(0, -15 if flip else 8), textcoords="offset points", ha="center",
-                        fontsize=7.5,
-                        fontweight="bold", color="#0b3d91", zorder=6,
-                        bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.9})
+            ax.annotate(
+                tag,
+                xy(node),
+                xytext=(0, -15 if flip else 8),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7.5,
+                fontweight="bold",
+                color="#0b3d91",
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.9},
+            )
 
         result = tree.graph.graph.get("result") or {}
         title = f"{_first_line(tree.theorem, 90)}: {tree.status(ROOT).value}"
@@ -526,21 +626,48 @@ def tree_figure(tree: SearchTree, max_nodes: int = 200, state_artists: bool = Fa
         legend = [Line2D([], [], marker="o", ls="", color=STATUS_COLOUR[s], label=s.value) for s in Status]
         legend.append(Line2D([], [], color=PROOF_COLOUR, lw=2.6, label="proof"))
         if marks:
-            legend.append(Line2D([], [], marker="o", ls="", color="#9aa3ad", markeredgecolor="#0b3d91",
-                                 markeredgewidth=1.6, label="F: frontier by priority, D: deepest open"))
+            legend.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    ls="",
+                    color="#9aa3ad",
+                    markeredgecolor="#0b3d91",
+                    markeredgewidth=1.6,
+                    label="F: frontier by priority, D: deepest open",
+                )
+            )
         if best_pairs:
             legend.append(Line2D([], [], color=PROMISING_COLOUR, lw=2.0, label="way to F1"))
-        fig.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.015, from_top(header_in - 0.43)),
-                   ncols=len(legend), fontsize=8, frameon=False, borderaxespad=0, handletextpad=0.3,
-                   columnspacing=1.2)
+        fig.legend(
+            handles=legend,
+            loc="upper left",
+            bbox_to_anchor=(0.015, from_top(header_in - 0.43)),
+            ncols=len(legend),
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0,
+            handletextpad=0.3,
+            columnspacing=1.2,
+        )
         for i, (tag, node) in enumerate(marks):
             attrs = tree.node(node)
             priority = attrs.get("priority")
-            line = (f"{tag}  [{node}]  depth {attrs['depth']}"
-                    + (f", priority {priority:.3g}" if priority is not None else "")
-                    + f":  {goal_line(attrs['state'], width=max(40, int(fig_w * 13) - 40))}")
-            fig.text(0.02, (key_in - 0.12 - i * key_line_in) / fig_h, line, fontsize=8, va="top",
-                     family="monospace", color="#222")
+            line = (
+                f"{tag}  [{node}]  depth {attrs['depth']}"
+                + (f", priority {priority:.3g}" if priority is not None else "")
+                + f":  {goal_line(attrs['state'], width=max(40, int(fig_w * 13) - 40))}"
+            )
+            fig.text(
+                0.02,
+                (key_in - 0.12 - i * key_line_in) / fig_h,
+                line,
+                fontsize=8,
+                va="top",
+                family="monospace",
+                color="#222",
+            )
         ax.set_xlim(-0.8, width - 0.2)
         ax.set_ylim(-levels + 0.5, 0.6)
     return fig, drawn, tag_of
@@ -562,10 +689,13 @@ def _svg_with_tooltips(svg: bytes, tree: SearchTree, drawn: Sequence[int], tag_o
         attrs = tree.node(node)
         priority = attrs.get("priority")
         head = f"{tag_of[node]} " if node in tag_of else ""
-        text = (f"{head}[{node}] {attrs['status']}, depth {attrs['depth']}"
-                + (f", priority {priority:.4g}" if priority is not None else "")
-                + (", not expanded" if attrs["expanded_order"] is None else f", expansion #{attrs['expanded_order']}")
-                + "\n" + attrs["state"])
+        text = (
+            f"{head}[{node}] {attrs['status']}, depth {attrs['depth']}"
+            + (f", priority {priority:.4g}" if priority is not None else "")
+            + (", not expanded" if attrs["expanded_order"] is None else f", expansion #{attrs['expanded_order']}")
+            + "\n"
+            + attrs["state"]
+        )
         title = ElementTree.Element(f"{{{namespace}}}title")
         title.text = text  # ElementTree escapes it: goals are untrusted text
         group.insert(0, title)
@@ -580,9 +710,16 @@ def _first_line(text: str, width: int) -> str:
 def _edge_label(ax, start, end, tactic: str, on_proof: bool, colour: str | None = None) -> None:
     text = tactic.splitlines()[0]
     text = text if len(text) <= 28 else text[:27] + "…"
-    ax.annotate(text, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), ha="center", va="center",
-                fontsize=7, color=colour or (PROOF_COLOUR if on_proof else "#555"), zorder=5,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    ax.annotate(
+        text,
+        ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2),
+        ha="center",
+        va="center",
+        fontsize=7,
+        color=colour or (PROOF_COLOUR if on_proof else "#555"),
+        zorder=5,
+        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+    )
 
 
 def plot_pass_at_k(curves: Sequence[dict], labels: Sequence[str], path: Path) -> Path:
@@ -596,8 +733,14 @@ def plot_pass_at_k(curves: Sequence[dict], labels: Sequence[str], path: Path) ->
             continue
         estimate = [curve[str(k)]["estimate"] for k in ks]
         ax.plot(ks, estimate, marker="o", markersize=3, color=_colour(i), label=_short(label))
-        ax.fill_between(ks, [curve[str(k)]["low"] for k in ks], [curve[str(k)]["high"] for k in ks],
-                        color=_colour(i), alpha=0.15, linewidth=0)
+        ax.fill_between(
+            ks,
+            [curve[str(k)]["low"] for k in ks],
+            [curve[str(k)]["high"] for k in ks],
+            color=_colour(i),
+            alpha=0.15,
+            linewidth=0,
+        )
     if any(len(curve) > 16 for curve in curves):
         _log_axis(ax, "x")
     else:

@@ -33,8 +33,16 @@ SETTING_SECTIONS = ("env", "policy", "search", "limits", "theorems")  # what a r
 # What a tactic application did, as the report counts it: its edge's outcome, with the
 # safety filter's refusals (errors that start "refused:") and the replay environment's tactics
 # it has no record of ("not recorded": Lean never ran them) told apart (``viz.error_kind``).
-TACTIC_OUTCOMES = ("new state", "closed goal", "Lean error", "not recorded", "refused", "timeout", "gave up (sorry)",
-                   "cycle")
+TACTIC_OUTCOMES = (
+    "new state",
+    "closed goal",
+    "Lean error",
+    "not recorded",
+    "refused",
+    "timeout",
+    "gave up (sorry)",
+    "cycle",
+)
 Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
@@ -118,16 +126,23 @@ def load_run(path: str | Path) -> Run:
     results_path = path / "results.jsonl"
     started = (path / "config.json").is_file()
     if not results_path.is_file() and not started:
-        raise ProverError(f"{path} is not a run directory (it has no results.jsonl); "
-                          "give a directory made by prover prove-split")
+        raise ProverError(
+            f"{path} is not a run directory (it has no results.jsonl); give a directory made by prover prove-split"
+        )
     records = read_records(results_path) if results_path.is_file() else []
     records, untrusted = trusted_records(path, records)  # a record's word is checked against its tree
     warn_untrusted(path, untrusted, "are left out")
     if not records:
-        raise ProverError(f"{path} has no finished theorem: the run failed at start or has not finished one yet, "
-                          "so there is nothing to report")
-    return Run(path=path, records=records, summary=RunSummary.from_json(_read_json_object(path / "summary.json")),
-               config=_read_json_object(path / "config.json"))
+        raise ProverError(
+            f"{path} has no finished theorem: the run failed at start or has not finished one yet, "
+            "so there is nothing to report"
+        )
+    return Run(
+        path=path,
+        records=records,
+        summary=RunSummary.from_json(_read_json_object(path / "summary.json")),
+        config=_read_json_object(path / "config.json"),
+    )
 
 
 def flat_settings(config: dict) -> dict[str, str]:
@@ -257,8 +272,10 @@ def _summed_split(records: Sequence[ResultRecord]) -> dict[str, float]:
 def split_text(split: dict[str, float]) -> str:
     """``12.3 (40%) / 15.1 (49%) / 3.4 (11%)``: policy / Lean / engine seconds and shares."""
     total = sum(split.values())
-    return " / ".join(f"{_fmt(split[k], 3)}" + (f" ({split[k] / total:.0%})" if total > 0 else "")
-                      for k in ("policy_s", "env_s", "engine_s"))
+    return " / ".join(
+        f"{_fmt(split[k], 3)}" + (f" ({split[k] / total:.0%})" if total > 0 else "")
+        for k in ("policy_s", "env_s", "engine_s")
+    )
 
 
 # ---- a paired test of two runs --------------------------------------------------------------
@@ -346,18 +363,25 @@ class Report:
     @classmethod
     def from_json(cls, data: dict) -> "Report":
         """A report.json read back (one this version wrote)."""
-        runs = [RunStats(**{**{k: v for k, v in entry.items() if k != "label"},
-                            "pass_rate_ci": tuple(entry["pass_rate_ci"])}) for entry in data["runs"]]
+        runs = [
+            RunStats(
+                **{**{k: v for k, v in entry.items() if k != "label"}, "pass_rate_ci": tuple(entry["pass_rate_ci"])}
+            )
+            for entry in data["runs"]
+        ]
         comparison = data.get("comparison")
         return cls(
-            labels=[entry["label"] for entry in data["runs"]], runs=runs,
+            labels=[entry["label"] for entry in data["runs"]],
+            runs=runs,
             settings=[(s["setting"], s["values"]) for s in data.get("settings", [])],
             settings_same=data.get("settings_same", 0),
             provenance=[(p["field"], p["values"]) for p in data.get("provenance", [])],
             comparison=Comparison(**{**comparison, "only": [OnlyProved(**o) for o in comparison["only"]]})
-            if comparison else None,
+            if comparison
+            else None,
             paired=[PairedTest(**test) for test in data.get("paired", [])],
-            pass_at_k=data.get("pass_at_k"), plots=data.get("plots", []),
+            pass_at_k=data.get("pass_at_k"),
+            plots=data.get("plots", []),
         )
 
 
@@ -371,8 +395,9 @@ def paired_tests(runs: Sequence[Run], labels: Sequence[str]) -> list[PairedTest]
         both = [name for name in first if name in other]
         only_first = sum(1 for name in both if first[name] and not other[name])
         only_other = sum(1 for name in both if other[name] and not first[name])
-        tests.append(PairedTest(labels[0], label, len(both), only_first, only_other,
-                                mcnemar_exact(only_first, only_other)))
+        tests.append(
+            PairedTest(labels[0], label, len(both), only_first, only_other, mcnemar_exact(only_first, only_other))
+        )
     return tests
 
 
@@ -380,11 +405,16 @@ def paired_lines(report: Report) -> list[str]:
     """The paired tests, a sentence each (the terminal and report.md)."""
     lines = []
     for test in report.paired:
-        verdict = ("a difference this large would be rare if the runs were equally good"
-                   if test.p_value < 0.05 else "no evidence that one run proves more than the other")
-        lines.append(f"{test.first} vs {test.second}: of {test.theorems} theorems both ran, "
-                     f"{test.only_first} proved by {test.first} only and {test.only_second} by "
-                     f"{test.second} only; McNemar's exact p = {test.p_value:.3g} ({verdict})")
+        verdict = (
+            "a difference this large would be rare if the runs were equally good"
+            if test.p_value < 0.05
+            else "no evidence that one run proves more than the other"
+        )
+        lines.append(
+            f"{test.first} vs {test.second}: of {test.theorems} theorems both ran, "
+            f"{test.only_first} proved by {test.first} only and {test.only_second} by "
+            f"{test.second} only; McNemar's exact p = {test.p_value:.3g} ({verdict})"
+        )
     return lines
 
 
@@ -440,8 +470,12 @@ def compare(runs: Sequence[Run], labels: Sequence[str]) -> Comparison:
     for i, label in enumerate(labels):
         others = set().union(*(p for j, p in enumerate(proved) if j != i))
         only.append(OnlyProved(label, sorted(proved[i] - others)))
-    return Comparison(proved_by_all=len(set.intersection(*proved)), proved_by_any=len(set.union(*proved)),
-                      recorded_by_all=len(set.intersection(*recorded)), only=only)
+    return Comparison(
+        proved_by_all=len(set.intersection(*proved)),
+        proved_by_any=len(set.union(*proved)),
+        recorded_by_all=len(set.intersection(*recorded)),
+        only=only,
+    )
 
 
 def _labels(runs: Sequence[Run]) -> list[str]:
@@ -510,9 +544,12 @@ def table_rows(stats: Sequence[RunStats]) -> list[tuple[str, list[str]]]:
     if any(s.session_wall_time_s is not None for s in stats):
         rows.append(("wall-clock time of the last session, s", [_fmt(s.session_wall_time_s, 4) for s in stats]))
         if any(len(s.sessions_wall_time_s) > 1 for s in stats):
-            rows.append(("sessions: how many, wall-clock time summed, s",
-                         [f"{len(s.sessions_wall_time_s)}, {_fmt(sum(s.sessions_wall_time_s), 4)}"
-                          for s in stats]))
+            rows.append(
+                (
+                    "sessions: how many, wall-clock time summed, s",
+                    [f"{len(s.sessions_wall_time_s)}, {_fmt(sum(s.sessions_wall_time_s), 4)}" for s in stats],
+                )
+            )
         rows.append(("theorems per hour (last session)", [_fmt(s.theorems_per_hour, 4) for s in stats]))
     return rows
 
@@ -537,8 +574,12 @@ def build_report(runs: Sequence[Run]) -> Report:
     settings, num_same = settings_rows(runs)
     several = len(runs) > 1
     return Report(
-        labels=labels, runs=[run_stats(run) for run in runs], settings=settings, settings_same=num_same,
-        provenance=provenance_rows(runs), comparison=compare(runs, labels) if several else None,
+        labels=labels,
+        runs=[run_stats(run) for run in runs],
+        settings=settings,
+        settings_same=num_same,
+        provenance=provenance_rows(runs),
+        comparison=compare(runs, labels) if several else None,
         paired=paired_tests(runs, labels) if several else [],
         pass_at_k=[run.summary.pass_at_k or {} for run in runs] if any(run.summary.pass_at_k for run in runs) else None,
     )
@@ -546,8 +587,9 @@ def build_report(runs: Sequence[Run]) -> Report:
 
 # Characters a report must not copy from a name: controls (NUL...) and the bidirectional
 # overrides and isolates that make text read in another order than it is stored.
-_HIDDEN = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                         *range(0x2066, 0x206A)])
+_HIDDEN = dict.fromkeys(
+    [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
 
 
 def printable(text: str) -> str:
@@ -571,10 +613,13 @@ def pass_at_k_lines(report: Report) -> list[str]:
             entry = curve.get(str(k))
             cells.append(f"{entry['estimate']:.1%} [{entry['low']:.1%}, {entry['high']:.1%}]" if entry else "")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    lines += ["", "pass@k is Chen et al.'s (2021) unbiased estimator over each theorem's searches, averaged over "
-                  "the theorem set, with a 95% bootstrap interval over theorems. Searches cancelled once another "
-                  "had proved the theorem are left out, which makes the estimate for k < N an upper one; pass@N "
-                  "is exact."]
+    lines += [
+        "",
+        "pass@k is Chen et al.'s (2021) unbiased estimator over each theorem's searches, averaged over "
+        "the theorem set, with a 95% bootstrap interval over theorems. Searches cancelled once another "
+        "had proved the theorem are left out, which makes the estimate for k < N an upper one; pass@N "
+        "is exact.",
+    ]
     return lines
 
 
@@ -632,9 +677,11 @@ def theorem_rows(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, list[str
                 cells.append("–")
                 continue
             split = time_split(record)
-            cell = (f"{record.status.value}, {record.num_expansions} exp, {_fmt(record.wall_time_s)} s "
-                    f"(policy {_fmt(split['policy_s'])}, Lean {_fmt(split['env_s'])}, "
-                    f"engine {_fmt(split['engine_s'])})")
+            cell = (
+                f"{record.status.value}, {record.num_expansions} exp, {_fmt(record.wall_time_s)} s "
+                f"(policy {_fmt(split['policy_s'])}, Lean {_fmt(split['env_s'])}, "
+                f"engine {_fmt(split['engine_s'])})"
+            )
             link = tree_link(run, record, out_dir)
             cells.append(cell + (" · " + _md_link("tree", link) if link else ""))
         rows.append((name, cells))
@@ -659,32 +706,48 @@ def render_markdown(report: Report, plots: Sequence[str], theorems: Sequence[tup
     if settings:
         lines += table("setting", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in settings])
     if len(labels) > 1:
-        lines += ["", f"{same} other setting{'s are' if same != 1 else ' is'} the same in every run."
-                  if settings else f"All {same} settings are the same in every run."]
+        lines += [
+            "",
+            f"{same} other setting{'s are' if same != 1 else ' is'} the same in every run."
+            if settings
+            else f"All {same} settings are the same in every run.",
+        ]
     elif not settings:
         lines += ["(the run's config.json gives no settings)"]
     lines += ["", "## Results", ""]
     lines += table("", table_rows(runs))
-    lines += ["", "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval. "
-                  "A search's time splits into the policy's (and value model's), Lean's (the environment's, "
-                  "the re-check included) and the engine's (the rest)."]
+    lines += [
+        "",
+        "Pass rates count the whole theorem set; the interval is Wilson's 95% score interval. "
+        "A search's time splits into the policy's (and value model's), Lean's (the environment's, "
+        "the re-check included) and the engine's (the rest).",
+    ]
     provenance = report.provenance
     if provenance:
         lines += ["", "## Provenance", ""]
         lines += table("", [(f"`{k}`", [_md_code(v) for v in values]) for k, values in provenance])
     lines += ["", "## Outcomes", ""]
     lines += table("", outcome_rows(runs))
-    lines += ["", "Refused tactics are those the safety filter stopped before Lean saw them; "
-                  "not recorded: the replay environment has no record of the tactic, so Lean never ran it."]
+    lines += [
+        "",
+        "Refused tactics are those the safety filter stopped before Lean saw them; "
+        "not recorded: the replay environment has no record of the tactic, so Lean never ran it.",
+    ]
     if report.paired:
         lines += ["", "## Paired test", ""]
         lines += [f"- {line}" for line in paired_lines(report)]
-        lines += ["", "On the theorems both runs recorded, only those one run proved and the other did not "
-                      "count; the test asks how likely so lopsided a split is if each could go either way."]
+        lines += [
+            "",
+            "On the theorems both runs recorded, only those one run proved and the other did not "
+            "count; the test asks how likely so lopsided a split is if each could go either way.",
+        ]
     comparison = report.comparison
     if comparison:
-        lines += ["", f"Proved by all {len(labels)} runs: {comparison.proved_by_all}; "
-                      f"by at least one: {comparison.proved_by_any}."]
+        lines += [
+            "",
+            f"Proved by all {len(labels)} runs: {comparison.proved_by_all}; "
+            f"by at least one: {comparison.proved_by_any}.",
+        ]
         for entry in comparison.only:
             names = entry.theorems
             lines += ["", f"## Proved by {entry.label} only ({len(names)})", ""]
@@ -748,10 +811,23 @@ def run_page_data(run: Run, pages: dict[str, str]) -> dict:
     policy_time_s, lean_time_s]``.
     """
     stats = run_stats(run)
-    rows = [[r.theorem, r.status.value, r.stop_reason.value, len(r.proof) if r.proof else None,
-             r.num_expansions, r.num_tactics, r.num_states, r.wall_time_s, r.error or "", pages.get(r.theorem),
-             time_split(r)["policy_s"], time_split(r)["env_s"]]
-            for r in run.records]
+    rows = [
+        [
+            r.theorem,
+            r.status.value,
+            r.stop_reason.value,
+            len(r.proof) if r.proof else None,
+            r.num_expansions,
+            r.num_tactics,
+            r.num_states,
+            r.wall_time_s,
+            r.error or "",
+            pages.get(r.theorem),
+            time_split(r)["policy_s"],
+            time_split(r)["env_s"],
+        ]
+        for r in run.records
+    ]
     settings, _ = settings_rows([run])
     return {
         "name": run.name,
@@ -789,18 +865,24 @@ def write_run_browser(run: Run, out_dir: str | Path | None = None) -> tuple[Path
     with_trees = [(r, p) for r, p in with_trees if p is not None]
     names = [tree_page_name(tree_file) for _, tree_file in with_trees]
     code_mtime = viewer_mtime()
-    stale = {i for i, (_, tree_file) in enumerate(with_trees)
-             if not (out_dir / names[i]).is_file()
-             or (out_dir / names[i]).stat().st_mtime < max(tree_file.stat().st_mtime, code_mtime)}
+    stale = {
+        i
+        for i, (_, tree_file) in enumerate(with_trees)
+        if not (out_dir / names[i]).is_file()
+        or (out_dir / names[i]).stat().st_mtime < max(tree_file.stat().st_mtime, code_mtime)
+    }
     stale |= {i - 1 for i in stale if i > 0}  # the page before a new one gains its "next" link
     pages: dict[str, str] = {}
     written = 0
-    for index, (record, tree_file) in enumerate(with_trees):
+    for index, (record, tree_path) in enumerate(with_trees):
         if index in stale:
-            nav = {"index": "index.html", "prev": names[index - 1] if index > 0 else None,
-                   "next": names[index + 1] if index + 1 < len(names) else None}
+            nav = {
+                "index": "index.html",
+                "prev": names[index - 1] if index > 0 else None,
+                "next": names[index + 1] if index + 1 < len(names) else None,
+            }
             try:
-                tree = SearchTree.load(tree_file)
+                tree = SearchTree.load(tree_path)
             except TreeFormatError:
                 continue  # a damaged tree gets no page; the index row says it has none
             (out_dir / names[index]).write_text(render_html(tree, nav=nav), encoding="utf-8")

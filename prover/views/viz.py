@@ -52,8 +52,7 @@ def render_text(tree: SearchTree, show_failed: bool = False, max_lines: int = 40
     proof = {(s, t, tac) for s, t, tac in (tree.proof_edges() or [])}
     result = tree.graph.graph.get("result", {})
     header = (
-        f"theorem {tree.theorem}: {tree.status(ROOT).value}"
-        f", {tree.num_states} states, {tree.num_expanded} expansions"
+        f"theorem {tree.theorem}: {tree.status(ROOT).value}, {tree.num_states} states, {tree.num_expanded} expansions"
     )
     if result.get("wall_time_s") is not None:
         header += f", {result['wall_time_s']:.2f} s"
@@ -129,8 +128,13 @@ def _sorted_edges(tree: SearchTree, node: int) -> list[tuple[int, str, dict[str,
 
 # What a tactic application did, as the pages count it: the edge outcome (the safety
 # filter's refusals are edges of their own outcome, "refused", apart from Lean's errors).
-ERROR_KINDS = {"error": "Lean error", "refused": "refused", "timeout": "timeout", "given_up": "gave up (sorry)",
-               "cycle": "cycle"}
+ERROR_KINDS = {
+    "error": "Lean error",
+    "refused": "refused",
+    "timeout": "timeout",
+    "given_up": "gave up (sorry)",
+    "cycle": "cycle",
+}
 
 
 def error_kind(outcome: str, error: str) -> str:
@@ -139,8 +143,9 @@ def error_kind(outcome: str, error: str) -> str:
     it; trees of older runs say ``replay: `…` was never recorded``)."""
     if outcome == "error" and error.startswith("refused:"):
         return "refused"  # a tree saved before refusals had an outcome of their own
-    if outcome == "error" and (error.startswith("not recorded:")
-                               or (error.startswith("replay: `") and "was never recorded" in error)):
+    if outcome == "error" and (
+        error.startswith("not recorded:") or (error.startswith("replay: `") and "was never recorded" in error)
+    ):
         return "not recorded"
     return ERROR_KINDS.get(outcome, outcome)
 
@@ -221,15 +226,29 @@ def view_data(tree: SearchTree) -> dict:
     nodes, edges = [], []
     for node in sorted(n for n in tree.graph.nodes if n not in (QED, DEAD)):
         a = tree.node(node)
-        nodes.append([
-            node, a["status"], a["depth"], a["expanded_order"], a["t_created_s"], a["t_expanded_s"],
-            a["cumulative_logprob"], a["distance"], a["partial"], parents.get(node, None), a.get("priority"),
-            a.get("value"), a["state"],
-        ])
-        edges.append([
-            [target, tactic, e["logprob"], e["outcome"], e["error"], e["time_s"], e["step"]]
-            for target, tactic, e in _sorted_edges(tree, node)
-        ])
+        nodes.append(
+            [
+                node,
+                a["status"],
+                a["depth"],
+                a["expanded_order"],
+                a["t_created_s"],
+                a["t_expanded_s"],
+                a["cumulative_logprob"],
+                a["distance"],
+                a["partial"],
+                parents.get(node, None),
+                a.get("priority"),
+                a.get("value"),
+                a["state"],
+            ]
+        )
+        edges.append(
+            [
+                [target, tactic, e["logprob"], e["outcome"], e["error"], e["time_s"], e["step"]]
+                for target, tactic, e in _sorted_edges(tree, node)
+            ]
+        )
     result = tree.graph.graph.get("result") or {}
     return {
         "theorem": tree.theorem,
@@ -270,8 +289,11 @@ def _nav_html(nav: dict | None) -> str:
     links = []
     for key, text in (("index", "↑ all theorems"), ("prev", "◀ previous"), ("next", "next ▶")):
         href = nav.get(key)
-        links.append(f'<a id="nav-{key}" href="{html.escape(href, quote=True)}">{text}</a>' if href
-                     else f'<span class="muted">{text}</span>')
+        links.append(
+            f'<a id="nav-{key}" href="{html.escape(href, quote=True)}">{text}</a>'
+            if href
+            else f'<span class="muted">{text}</span>'
+        )
     return '<nav class="runnav">' + " · ".join(links) + "</nav>"
 
 
@@ -287,31 +309,37 @@ def render_html(tree: SearchTree, nav: dict | None = None) -> str:
     """
     result = tree.graph.graph.get("result") or {}
     wall = result.get("wall_time_s")
-    return _fill("tree_view.html", {
-        "title": html.escape(f"{_first_line(tree.theorem, 80)} — search tree"),
-        "theorem": html.escape(tree.theorem),
-        "nav": _nav_html(nav),
-        "status": html.escape(tree.status(ROOT).value),
-        "num_states": str(tree.num_states),
-        "num_expanded": str(tree.num_expanded),
-        "num_tactics": str(tree.graph.number_of_edges()),
-        "wall_time": "" if wall is None else html.escape(f" · {wall:.3g} s"),
-        "css": _asset("tree_view.css"),
-        "js": _asset("tree_view.js"),
-        "data": _script_json(view_data(tree)),
-    })
+    return _fill(
+        "tree_view.html",
+        {
+            "title": html.escape(f"{_first_line(tree.theorem, 80)} — search tree"),
+            "theorem": html.escape(tree.theorem),
+            "nav": _nav_html(nav),
+            "status": html.escape(tree.status(ROOT).value),
+            "num_states": str(tree.num_states),
+            "num_expanded": str(tree.num_expanded),
+            "num_tactics": str(tree.graph.number_of_edges()),
+            "wall_time": "" if wall is None else html.escape(f" · {wall:.3g} s"),
+            "css": _asset("tree_view.css"),
+            "js": _asset("tree_view.js"),
+            "data": _script_json(view_data(tree)),
+        },
+    )
 
 
 def render_run_html(data: dict) -> str:
     """The run browser's index page (``prover.views.report.run_page_data`` builds ``data``): every
     theorem with its status, proof length, expansions and time, sortable, filterable and
     searchable, each linked to its tree page. Self-contained, like the tree pages."""
-    return _fill("run_view.html", {
-        "title": html.escape(f"{data['name']} — run"),
-        "css": _asset("run_view.css"),
-        "js": _asset("run_view.js"),
-        "data": _script_json(data),
-    })
+    return _fill(
+        "run_view.html",
+        {
+            "title": html.escape(f"{data['name']} — run"),
+            "css": _asset("run_view.css"),
+            "js": _asset("run_view.js"),
+            "data": _script_json(data),
+        },
+    )
 
 
 # ---- static pictures ----------------------------------------------------------------------
@@ -338,8 +366,9 @@ def _drawn_nodes(tree: SearchTree, parents: dict[int, int], max_nodes: int, mark
     if len(states) <= max_nodes:
         return sorted(states)
     chosen = {ROOT} | {t for _, t, _ in tree.proof_edges() or [] if t != QED}
-    by_order = sorted(states, key=lambda n: (tree.node(n)["expanded_order"] is None,
-                                             tree.node(n)["expanded_order"] or 0, n))
+    by_order = sorted(
+        states, key=lambda n: (tree.node(n)["expanded_order"] is None, tree.node(n)["expanded_order"] or 0, n)
+    )
     marked = list(marked)
     for index, node in enumerate([*marked, *by_order]):
         chain = []

@@ -110,7 +110,12 @@ def _wrapper(tool: str, home: Path) -> str:
     )
 
 
-def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[str | os.PathLike] | None = None, log: bool = True, **knobs: object) -> dict[str, str]:
+def install(
+    tmp_path: str | os.PathLike,
+    traces: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
+    log: bool = True,
+    **knobs: object,
+) -> dict[str, str]:
     """Write the stand-in toolchain under ``tmp_path/lean-standin``; returns the environment
     to run with: ``os.environ`` plus ``PATH`` and the ``LEAN_STANDIN_*`` variables above.
 
@@ -130,7 +135,9 @@ def install(tmp_path: str | os.PathLike, traces: str | os.PathLike | Iterable[st
     repl_binary.write_text(_wrapper("repl", home))
     repl_binary.chmod(0o755)
     (repl_dir / "lean-toolchain").write_text(LEAN_TOOLCHAIN + "\n")
-    (repl_dir / "lakefile.lean").write_text('import Lake\nopen Lake DSL\n\npackage REPL\n\n@[default_target]\nlean_exe repl where\n  root := `REPL.Main\n')
+    (repl_dir / "lakefile.lean").write_text(
+        "import Lake\nopen Lake DSL\n\npackage REPL\n\n@[default_target]\nlean_exe repl where\n  root := `REPL.Main\n"
+    )
     env = dict(os.environ)
     for name in list(env):
         if name.startswith("LEAN_STANDIN_"):
@@ -207,7 +214,9 @@ def write_traces(path: str | os.PathLike, records: Iterable[dict]) -> Path:
     return path
 
 
-def minif2f_source(names: Iterable[str], statements_path: str | os.PathLike, proofs: dict[str, str] | None = None) -> str:
+def minif2f_source(
+    names: Iterable[str], statements_path: str | os.PathLike, proofs: dict[str, str] | None = None
+) -> str:
     """A Lean file with the named miniF2F statements, each ``by sorry`` unless ``proofs``
     gives its proof text (what follows ``:=``)."""
     statements = {}
@@ -216,7 +225,9 @@ def minif2f_source(names: Iterable[str], statements_path: str | os.PathLike, pro
             record = json.loads(line)
             statements[record["name"]] = record
     proofs = proofs or {}
-    parts = ["import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"]
+    parts = [
+        "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
+    ]
     for name in names:
         statement = statements[name]["formal_statement"].rstrip()
         parts.append(f"\n{statement}{proofs.get(name, ' by sorry')}\n")
@@ -236,7 +247,9 @@ lean_lib MiniF2F where
 """
 
 
-def make_git_repo(path: str | os.PathLike, files: dict[str, str], toolchain: str = LEAN_TOOLCHAIN, lakefile: str = LAKEFILE) -> str:
+def make_git_repo(
+    path: str | os.PathLike, files: dict[str, str], toolchain: str = LEAN_TOOLCHAIN, lakefile: str = LAKEFILE
+) -> str:
     """A one-commit git repository of a Lake package at ``path``; returns the commit hash."""
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
@@ -248,8 +261,20 @@ def make_git_repo(path: str | os.PathLike, files: dict[str, str], toolchain: str
 
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", "-c", "user.name=stand-in", "-c", "user.email=stand-in@localhost", "-c", "init.defaultBranch=main", *args],
-            cwd=root, capture_output=True, text=True, check=True,
+            [
+                "git",
+                "-c",
+                "user.name=stand-in",
+                "-c",
+                "user.email=stand-in@localhost",
+                "-c",
+                "init.defaultBranch=main",
+                *args,
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return done.stdout
 
@@ -263,10 +288,14 @@ def run_dojo_driver(ops: list[dict], env: dict[str, str], timeout_s: float = 120
     """Run ``dojo_driver.py`` (the real ``lean_dojo`` in a fresh interpreter) on ``ops``."""
     done = subprocess.run(
         [sys.executable, str(HERE / "dojo_driver.py")],
-        input=json.dumps(ops), env=env, capture_output=True, text=True, timeout=timeout_s,
+        input=json.dumps(ops),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
     marker = "DOJO_DRIVER_RESULT "
-    answers = [line[len(marker):] for line in done.stdout.splitlines() if line.startswith(marker)]
+    answers = [line[len(marker) :] for line in done.stdout.splitlines() if line.startswith(marker)]
     if done.returncode != 0 or not answers:
         raise RuntimeError(f"dojo_driver.py failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return json.loads(answers[-1])

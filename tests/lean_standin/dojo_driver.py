@@ -63,7 +63,13 @@ def describe(result) -> dict:
     import lean_dojo as ld
 
     if isinstance(result, ld.TacticState):
-        return {"type": "TacticState", "pp": result.pp, "id": result.id, "message": result.message, "num_goals": result.num_goals}
+        return {
+            "type": "TacticState",
+            "pp": result.pp,
+            "id": result.id,
+            "message": result.message,
+            "num_goals": result.num_goals,
+        }
     if isinstance(result, ld.ProofFinished):
         return {"type": "ProofFinished", "id": result.tactic_state_id, "message": result.message}
     if isinstance(result, ld.LeanError):

@@ -53,7 +53,9 @@ def statements(statements_path: str | os.PathLike) -> dict[str, str]:
     return found
 
 
-def holes_source(statements_path: str | os.PathLike, holes: dict[str, str] | None = None, extra: str = COMPLEX_AND) -> str:
+def holes_source(
+    statements_path: str | os.PathLike, holes: dict[str, str] | None = None, extra: str = COMPLEX_AND
+) -> str:
     """A Lean file: ``HEADER``, the recorded statements with the proofs of ``holes`` (what
     follows ``:=``; default ``HOLES``), then ``extra``."""
     known = statements(statements_path)
@@ -65,12 +67,20 @@ def holes_source(statements_path: str | os.PathLike, holes: dict[str, str] | Non
     return "".join(parts)
 
 
-def lean_check(env: dict[str, str], project: str | os.PathLike, path: str | os.PathLike,
-               timeout_s: float = 60) -> subprocess.CompletedProcess:
+def lean_check(
+    env: dict[str, str], project: str | os.PathLike, path: str | os.PathLike, timeout_s: float = 60
+) -> subprocess.CompletedProcess:
     """``lake env lean PATH`` in ``project`` with the stand-in: exit status 1 on an error;
     Lean's messages (errors, `declaration uses 'sorry'` warnings) on stdout."""
-    return subprocess.run([env["LEAN_STANDIN_LAKE"], "env", "lean", str(Path(path).resolve())], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        [env["LEAN_STANDIN_LAKE"], "env", "lean", str(Path(path).resolve())],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 # -- focus blocks (`· tactics`), elaborated for model.check_declaration ------------------------
@@ -96,8 +106,10 @@ def run_focused(model, source, tactic, state, book):
             sorries.extend(nested)
         else:
             outcome = model.run_tactic(current, step.text, book)
-            sorries.extend(model.SorryAt(goal, step.span.start, step.span.end, model.ProofState((goal,)))
-                           for goal in outcome.sorried_goals)
+            sorries.extend(
+                model.SorryAt(goal, step.span.start, step.span.end, model.ProofState((goal,)))
+                for goal in outcome.sorried_goals
+            )
         if outcome.error is not None:
             return model.StepOutcome(None, outcome.error, thrown=True), sorries
         current = outcome.state

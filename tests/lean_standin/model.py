@@ -575,6 +575,7 @@ def read_source(text: str) -> Source:
     docs = _doc_comments(text)
     # chunks: the words of the masked text, and doc comments as single chunks
     chunks = sorted(_words(masked, 0, len(masked)) + docs, key=lambda s: s.start)
+
     def at_column_zero(span: Span) -> bool:
         return span.start == 0 or text[span.start - 1] == "\n"
 
@@ -686,7 +687,7 @@ def _classify(source: Source, group: list[Span], namespaces: list[tuple[str, str
 
 
 def _declaration(source: Source, keyword_span: Span, end: int, keyword: str, prefix: str) -> Declaration:
-    text, masked = source.text, source.masked
+    masked = source.masked
     position = keyword_span.end
     name = name_span = None
     if keyword != "example":
@@ -704,8 +705,17 @@ def _declaration(source: Source, keyword_span: Span, end: int, keyword: str, pre
     colon_span = Span(colon, colon + 1) if colon is not None else None
     type_span = _trimmed(masked, colon + 1, sig_end) if colon is not None else None
     declaration = Declaration(
-        keyword, name, full_name, keyword_span, name_span, binders_span, colon_span, type_span,
-        Span(assign, assign + 2) if assign is not None else None, None, None,
+        keyword,
+        name,
+        full_name,
+        keyword_span,
+        name_span,
+        binders_span,
+        colon_span,
+        type_span,
+        Span(assign, assign + 2) if assign is not None else None,
+        None,
+        None,
     )
     if assign is None:
         return declaration
@@ -817,7 +827,9 @@ class CheckResult:
         return any(m.severity == "error" for m in self.messages)
 
 
-def check_declaration(source: Source, declaration: Declaration, book: TraceBook) -> tuple[CheckedDeclaration, list[Message], list[SorryAt]]:
+def check_declaration(
+    source: Source, declaration: Declaration, book: TraceBook
+) -> tuple[CheckedDeclaration, list[Message], list[SorryAt]]:
     """Elaborate one theorem through the recorded steps: Lean's messages and its sorries."""
     messages: list[Message] = []
     sorries: list[SorryAt] = []
@@ -833,7 +845,10 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
         checked.errored = True
 
     if declaration.proof_span is None:
-        fail(declaration.keyword_span, "the Lean stand-in reads only proofs given after `:=` (no `|` equations or `where`)")
+        fail(
+            declaration.keyword_span,
+            "the Lean stand-in reads only proofs given after `:=` (no `|` equations or `where`)",
+        )
     elif normalise_tactic(proof_text) in ("sorry", "by sorry"):  # needs no goal: Lean only warns
         if initial is not None:  # at the `sorry` token, the proof's last five characters
             sorries.append(SorryAt(initial.pp, declaration.proof_span.end - 5, declaration.proof_span.end, initial))
@@ -860,11 +875,17 @@ def check_declaration(source: Source, declaration: Declaration, book: TraceBook)
                 if book.lookup(state.pp, joined) is not None:
                     taken, outcome = j - i, run_tactic(state, joined, book)
                     break
-            tactic = tactics[i] if taken == 1 else Tactic(
-                source.text[tactics[i].span.start : tactics[i + taken - 1].span.end],
-                Span(tactics[i].span.start, tactics[i + taken - 1].span.end),
+            tactic = (
+                tactics[i]
+                if taken == 1
+                else Tactic(
+                    source.text[tactics[i].span.start : tactics[i + taken - 1].span.end],
+                    Span(tactics[i].span.start, tactics[i + taken - 1].span.end),
+                )
             )
-            focused = _files().run_focused(sys.modules[__name__], source, tactic, state, book) if outcome is None else None
+            focused = (
+                _files().run_focused(sys.modules[__name__], source, tactic, state, book) if outcome is None else None
+            )
             if focused is not None:  # `· tactics` (files.py), its sorries at their own places
                 outcome, inner_sorries = focused
                 sorries.extend(inner_sorries)
@@ -933,7 +954,11 @@ def check_source(
                 found = result.axioms[candidates[0]] if candidates else None
                 name = candidates[0] if candidates else name
             if found is None:
-                result.messages.append(Message("error", command.argument_span.start, command.argument_span.end, f"unknown constant '{name}'"))
+                result.messages.append(
+                    Message(
+                        "error", command.argument_span.start, command.argument_span.end, f"unknown constant '{name}'"
+                    )
+                )
             else:
                 result.messages.append(Message("info", span.start, command.span.end, print_axioms_message(name, found)))
     return result
@@ -970,7 +995,14 @@ class _AstBuilder:
 
     def ident(self, span: Span) -> dict:
         raw = self.source.slice(span)
-        return {"ident": {"info": self.info(span), "rawVal": raw, "val": raw.replace("«", "").replace("»", ""), "preresolved": []}}
+        return {
+            "ident": {
+                "info": self.info(span),
+                "rawVal": raw,
+                "val": raw.replace("«", "").replace("»", ""),
+                "preresolved": [],
+            }
+        }
 
     @staticmethod
     def node(kind: str, args: list[dict]) -> dict:
@@ -996,7 +1028,22 @@ class _AstBuilder:
             original["endPos"] = self.source.byte(original["endPos"])
 
 
-_NODE_KINDS_WITH_SHAPE = {"def", "abbrev", "instance", "structure", "class", "inductive", "opaque", "axiom", "theorem", "example", "namespace", "section", "end", "declaration"}
+_NODE_KINDS_WITH_SHAPE = {
+    "def",
+    "abbrev",
+    "instance",
+    "structure",
+    "class",
+    "inductive",
+    "opaque",
+    "axiom",
+    "theorem",
+    "example",
+    "namespace",
+    "section",
+    "end",
+    "declaration",
+}
 
 
 def ast_json(source: Source, book: TraceBook, package_root: Path) -> tuple[dict, str]:
@@ -1007,7 +1054,10 @@ def ast_json(source: Source, book: TraceBook, package_root: Path) -> tuple[dict,
     header_imports = []
     for command in imports:
         header_imports.append(
-            builder.node("Lean.Parser.Module.import", [builder.atom(command.keyword_span), builder.null(), builder.ident(command.argument_span)])
+            builder.node(
+                "Lean.Parser.Module.import",
+                [builder.atom(command.keyword_span), builder.null(), builder.ident(command.argument_span)],
+            )
         )
     commands_json.append(builder.node("Lean.Parser.Module.header", [builder.null(), builder.null(header_imports)]))
     tactic_traces: list[dict] = []
@@ -1027,7 +1077,9 @@ def _command_json(builder: _AstBuilder, command: Command, book: TraceBook, tacti
     # `set_option ... in` wraps the command: in(set_option, "in", command)
     for prefix in reversed(command.prefixes):
         words = _words(source.masked, prefix.start, prefix.end)
-        head = builder.node(f"Lean.Parser.Command.{source.slice(words[0])}", [builder.atom(Span(words[0].start, words[-2].end))])
+        head = builder.node(
+            f"Lean.Parser.Command.{source.slice(words[0])}", [builder.atom(Span(words[0].start, words[-2].end))]
+        )
         inner = builder.node("Lean.Parser.Command.in", [head, builder.atom(words[-1]), inner])
     return inner
 
@@ -1037,42 +1089,77 @@ def _inner_command_json(builder: _AstBuilder, command: Command, book: TraceBook,
     start = command.prefixes[-1].end if command.prefixes else command.span.start
     body = _trimmed(source.masked, start, command.span.end) or command.span
     if command.kind == "namespace" and command.argument_span:
-        return builder.node("Lean.Parser.Command.namespace", [builder.atom(command.keyword_span), builder.ident(command.argument_span)])
-    if command.kind == "section" and command.modifier_spans and source.slice(command.modifier_spans[-1]) == "noncomputable":
+        return builder.node(
+            "Lean.Parser.Command.namespace", [builder.atom(command.keyword_span), builder.ident(command.argument_span)]
+        )
+    if (
+        command.kind == "section"
+        and command.modifier_spans
+        and source.slice(command.modifier_spans[-1]) == "noncomputable"
+    ):
         name = [builder.ident(command.argument_span)] if command.argument_span else []
         return builder.node(
             "Lean.Parser.Command.noncomputableSection",
             [builder.atom(command.modifier_spans[-1]), builder.atom(command.keyword_span), builder.null(name)],
         )
     if command.kind == "section" and source.slice(command.keyword_span) == "section":
-        name = [builder.ident(command.argument_span)] if command.argument_span and command.argument_span.end <= command.span.end else []
+        name = (
+            [builder.ident(command.argument_span)]
+            if command.argument_span and command.argument_span.end <= command.span.end
+            else []
+        )
         return builder.node("Lean.Parser.Command.section", [builder.atom(command.keyword_span), builder.null(name)])
     if command.kind == "end":
         name = [builder.ident(command.argument_span)] if command.argument_span else []
         return builder.node("Lean.Parser.Command.end", [builder.atom(command.keyword_span), builder.null(name)])
     if command.kind == "moddoc":
         span = command.keyword_span or body
-        return builder.node("Lean.Parser.Command.moduleDoc", [builder.atom(Span(span.start, span.start + 3)), builder.atom(Span(span.start + 3, span.end))])
+        return builder.node(
+            "Lean.Parser.Command.moduleDoc",
+            [builder.atom(Span(span.start, span.start + 3)), builder.atom(Span(span.start + 3, span.end))],
+        )
     if command.kind == "declaration" and command.declaration is not None:
         return _declaration_json(builder, command, command.declaration, book, tactic_traces)
     keyword = source.slice(command.keyword_span) if command.keyword_span else ""
-    kind = f"Lean.Parser.Command.{keyword}" if re.fullmatch(r"[A-Za-z_]+", keyword) and keyword not in _NODE_KINDS_WITH_SHAPE else "Lean.Parser.Command.standinUnmodelled"
+    kind = (
+        f"Lean.Parser.Command.{keyword}"
+        if re.fullmatch(r"[A-Za-z_]+", keyword) and keyword not in _NODE_KINDS_WITH_SHAPE
+        else "Lean.Parser.Command.standinUnmodelled"
+    )
     return builder.node(kind, [builder.atom(body)])
 
 
-def _declaration_json(builder: _AstBuilder, command: Command, declaration: Declaration, book: TraceBook, tactic_traces: list[dict]) -> dict:
+def _declaration_json(
+    builder: _AstBuilder, command: Command, declaration: Declaration, book: TraceBook, tactic_traces: list[dict]
+) -> dict:
     source = builder.source
     doc = []
     if command.doc_span is not None:
         span = command.doc_span
-        doc = [builder.node("Lean.Parser.Command.docComment", [builder.atom(Span(span.start, span.start + 3)), builder.atom(Span(span.start + 3, span.end))])]
+        doc = [
+            builder.node(
+                "Lean.Parser.Command.docComment",
+                [builder.atom(Span(span.start, span.start + 3)), builder.atom(Span(span.start + 3, span.end))],
+            )
+        ]
     others = [s for s in command.modifier_spans if s is not command.doc_span and s is not command.private_span]
-    private = [builder.node("Lean.Parser.Command.private", [builder.atom(command.private_span)])] if command.private_span else []
+    private = (
+        [builder.node("Lean.Parser.Command.private", [builder.atom(command.private_span)])]
+        if command.private_span
+        else []
+    )
     attributes = [builder.atom(s) for s in others if source.slice(s).startswith("@[")]
     rest = [builder.atom(s) for s in others if not source.slice(s).startswith("@[")]
     modifiers = builder.node(
         "Lean.Parser.Command.declModifiers",
-        [builder.null(doc), builder.null(attributes), builder.null(private), builder.null(rest), builder.null(), builder.null()],
+        [
+            builder.null(doc),
+            builder.null(attributes),
+            builder.null(private),
+            builder.null(rest),
+            builder.null(),
+            builder.null(),
+        ],
     )
     keyword = builder.atom(declaration.keyword_span)
     decl_id = (
@@ -1082,18 +1169,30 @@ def _declaration_json(builder: _AstBuilder, command: Command, declaration: Decla
     )
     binders = builder.null([builder.atom(declaration.binders_span)] if declaration.binders_span else [])
     type_spec = (
-        builder.node("Lean.Parser.Term.typeSpec", [builder.atom(declaration.colon_span), builder.atom(declaration.type_span)])
+        builder.node(
+            "Lean.Parser.Term.typeSpec", [builder.atom(declaration.colon_span), builder.atom(declaration.type_span)]
+        )
         if declaration.colon_span and declaration.type_span
         else builder.null()
     )
-    signature_kind = "Lean.Parser.Command.optDeclSig" if declaration.keyword == "example" else "Lean.Parser.Command.declSig"
-    signature = builder.node(signature_kind, [binders, builder.null([type_spec]) if declaration.keyword == "example" else type_spec])
+    signature_kind = (
+        "Lean.Parser.Command.optDeclSig" if declaration.keyword == "example" else "Lean.Parser.Command.declSig"
+    )
+    signature = builder.node(
+        signature_kind, [binders, builder.null([type_spec]) if declaration.keyword == "example" else type_spec]
+    )
     value = _value_json(builder, declaration, book, tactic_traces)
     if declaration.keyword == "lemma":  # Mathlib's `lemma` syntax
         return builder.node("lemma", [modifiers, builder.node("group", [keyword, decl_id, signature, value])])
     if declaration.keyword == "example":
-        return builder.node("Lean.Parser.Command.declaration", [modifiers, builder.node("Lean.Parser.Command.example", [keyword, signature, value])])
-    return builder.node("Lean.Parser.Command.declaration", [modifiers, builder.node("Lean.Parser.Command.theorem", [keyword, decl_id, signature, value])])
+        return builder.node(
+            "Lean.Parser.Command.declaration",
+            [modifiers, builder.node("Lean.Parser.Command.example", [keyword, signature, value])],
+        )
+    return builder.node(
+        "Lean.Parser.Command.declaration",
+        [modifiers, builder.node("Lean.Parser.Command.theorem", [keyword, decl_id, signature, value])],
+    )
 
 
 def _tactic_kind(text: str) -> str:
@@ -1112,8 +1211,14 @@ def _value_json(builder: _AstBuilder, declaration: Declaration, book: TraceBook,
     suffix = builder.node("Lean.Parser.Termination.suffix", [builder.null(), builder.null()])
     if declaration.by_span is None:
         text = source.slice(declaration.proof_span)
-        proof = builder.node("Lean.Parser.Term.sorry", [builder.atom(declaration.proof_span)]) if text.strip() == "sorry" else builder.atom(declaration.proof_span)
-        return builder.node("Lean.Parser.Command.declValSimple", [builder.atom(declaration.assign_span), proof, suffix, builder.null()])
+        proof = (
+            builder.node("Lean.Parser.Term.sorry", [builder.atom(declaration.proof_span)])
+            if text.strip() == "sorry"
+            else builder.atom(declaration.proof_span)
+        )
+        return builder.node(
+            "Lean.Parser.Command.declValSimple", [builder.atom(declaration.assign_span), proof, suffix, builder.null()]
+        )
     states = _tactic_states(source, declaration, book)
     items: list[dict] = []
     for k, tactic in enumerate(declaration.tactics):
@@ -1123,13 +1228,21 @@ def _value_json(builder: _AstBuilder, declaration: Declaration, book: TraceBook,
         if (tactic.span.start, tactic.span.end) in states:
             before, after = states[(tactic.span.start, tactic.span.end)]
             if before != after and before != NO_GOALS:
-                tactic_traces.append({
-                    "stateBefore": before, "stateAfter": after,
-                    "pos": source.byte(tactic.span.start), "endPos": source.byte(tactic.span.end),
-                })
-    sequence = builder.node("Lean.Parser.Tactic.tacticSeq", [builder.node("Lean.Parser.Tactic.tacticSeq1Indented", [builder.null(items)])])
+                tactic_traces.append(
+                    {
+                        "stateBefore": before,
+                        "stateAfter": after,
+                        "pos": source.byte(tactic.span.start),
+                        "endPos": source.byte(tactic.span.end),
+                    }
+                )
+    sequence = builder.node(
+        "Lean.Parser.Tactic.tacticSeq", [builder.node("Lean.Parser.Tactic.tacticSeq1Indented", [builder.null(items)])]
+    )
     proof = builder.node("Lean.Parser.Term.byTactic", [builder.atom(declaration.by_span), sequence])
-    return builder.node("Lean.Parser.Command.declValSimple", [builder.atom(declaration.assign_span), proof, suffix, builder.null()])
+    return builder.node(
+        "Lean.Parser.Command.declValSimple", [builder.atom(declaration.assign_span), proof, suffix, builder.null()]
+    )
 
 
 def _tactic_states(source: Source, declaration: Declaration, book: TraceBook) -> dict[int, tuple[str, str]]:

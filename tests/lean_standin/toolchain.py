@@ -58,8 +58,20 @@ ELAN_NO_DEFAULT = (
     "the latest Lean 4 stable release."
 )
 EXTERNAL_PACKAGES = {
-    "Mathlib", "Aesop", "Lean", "Init", "Std", "Batteries", "Qq", "ProofWidgets", "Plausible",
-    "ImportGraph", "LeanSearchClient", "Lake", "Archive", "Counterexamples",
+    "Mathlib",
+    "Aesop",
+    "Lean",
+    "Init",
+    "Std",
+    "Batteries",
+    "Qq",
+    "ProofWidgets",
+    "Plausible",
+    "ImportGraph",
+    "LeanSearchClient",
+    "Lake",
+    "Archive",
+    "Counterexamples",
 }
 
 
@@ -84,7 +96,9 @@ class Knobs:
                 overrides = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
             except ValueError:
                 overrides = {}
-            values.update({k: "" if v is None or v is False else str(v) for k, v in overrides.items() if k in KNOB_VARIABLES})
+            values.update(
+                {k: "" if v is None or v is False else str(v) for k, v in overrides.items() if k in KNOB_VARIABLES}
+            )
         self.startup_delay_s = float(values["startup_delay_s"] or 0)
         self.tactic_delay_s = float(values["tactic_delay_s"] or 0)
         self.slow_tactic = model.normalise_tactic(values["slow_tactic"])
@@ -304,7 +318,10 @@ def lean(args: list[str]) -> int:
         i += 1
     if run is not None:
         if not run or Path(run[0]).name != "ExtractData.lean":
-            print(f"the Lean stand-in cannot run {run[0] if run else 'nothing'}; it serves LeanDojo's ExtractData.lean only", file=sys.stderr)
+            print(
+                f"the Lean stand-in cannot run {run[0] if run else 'nothing'}; it serves LeanDojo's ExtractData.lean only",
+                file=sys.stderr,
+            )
             return 1
         return extract_data(files)
     if len(files) != 1:
@@ -331,9 +348,15 @@ def import_errors(source: model.Source, root: Path) -> list[model.Message]:
         if (root / local).exists():
             olean = Path(".lake/build/lib/lean") / local.with_suffix(".olean")
             if not (root / olean).exists():
-                errors.append(model.Message("error", span.start, span.end, f"object file ./{olean} of module {module} does not exist"))
+                errors.append(
+                    model.Message(
+                        "error", span.start, span.end, f"object file ./{olean} of module {module} does not exist"
+                    )
+                )
         elif module.split(".")[0] not in EXTERNAL_PACKAGES and not any(root.glob(f".lake/packages/*/{local}")):
-            errors.append(model.Message("error", span.start, span.end, f"unknown module prefix '{module.split('.')[0]}'"))
+            errors.append(
+                model.Message("error", span.start, span.end, f"unknown module prefix '{module.split('.')[0]}'")
+            )
     return errors
 
 
@@ -360,7 +383,9 @@ def lean_file(file_name: str) -> int:
         if declaration.tactics and model.normalise_tactic(declaration.tactics[0].text) == "lean_dojo_repl":
             return dojo_repl(file_name, source, declaration, traces)
     result = model.check_source(source, traces)
-    costs.pay_command(len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text)
+    costs.pay_command(
+        len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text
+    )
     for message in result.messages:
         print(format_message(file_name, source, message), flush=True)
     return 1 if result.has_errors else 0
@@ -385,7 +410,9 @@ def dojo_repl(file_name: str, source: model.Source, declaration: model.Declarati
     saved: list[model.ProofState] = [model.ProofState.of(goal)]
 
     def respond(sid: int | None = None, tactic_state: str | None = None, error: str | None = None) -> None:
-        payload = json.dumps({"error": error, "sid": sid, "tacticState": tactic_state}, ensure_ascii=False, sort_keys=True)
+        payload = json.dumps(
+            {"error": error, "sid": sid, "tacticState": tactic_state}, ensure_ascii=False, sort_keys=True
+        )
         sys.stdout.write(f"REPL> {payload}\n")
         sys.stdout.flush()
 
@@ -503,7 +530,9 @@ class Repl:
             if not 0 <= query["proofState"] < len(self.proof_states):
                 return {"message": "Unknown proof State."}
             state = self.proof_states[query["proofState"]]
-            Path(query["pickleTo"]).write_text(json.dumps({"goals": state.goals, "uses_sorry": state.uses_sorry}), encoding="utf-8")
+            Path(query["pickleTo"]).write_text(
+                json.dumps({"goals": state.goals, "uses_sorry": state.uses_sorry}), encoding="utf-8"
+            )
             return self.state_response(state)
         if "unpickleProofStateFrom" in query:
             data = json.loads(Path(query["unpickleProofStateFrom"]).read_text(encoding="utf-8"))
@@ -514,13 +543,19 @@ class Repl:
             try:
                 text = Path(query["path"]).read_text(encoding="utf-8")
             except OSError as exc:
-                return {"message": f"no such file or directory (error code: 2, {exc.strerror})\n  file: {query['path']}"}
+                return {
+                    "message": f"no such file or directory (error code: 2, {exc.strerror})\n  file: {query['path']}"
+                }
             return self.command(text, query.get("env"), bool(query.get("rootGoals")))
         raise ValueError("Could not parse as a valid JSON command")
 
     def state_response(self, state: model.ProofState) -> dict:
         state_id = self.record(state)
-        return {"proofState": state_id, "goals": list(state.goals), "proofStatus": model.finished_status(model.StepOutcome(state))}
+        return {
+            "proofState": state_id,
+            "goals": list(state.goals),
+            "proofStatus": model.finished_status(model.StepOutcome(state)),
+        }
 
     def command(self, text: str, env: int | None, root_goals: bool) -> dict:
         if env is not None and not 0 <= env < len(self.envs):
@@ -533,29 +568,54 @@ class Repl:
         else:
             for command in source.commands:
                 if command.kind == "import":
-                    messages.append(model.Message("error", command.span.start, command.span.end, "invalid 'import' command, it must be used in the beginning of the file"))
+                    messages.append(
+                        model.Message(
+                            "error",
+                            command.span.start,
+                            command.span.end,
+                            "invalid 'import' command, it must be used in the beginning of the file",
+                        )
+                    )
         known = dict(self.envs[env]) if env is not None else {}
         if env is None and any(c.kind == "import" for c in source.commands):
             costs.pay_import()  # the REPL keeps no import cache: each command without env imports again
         result = model.check_source(source, self.traces, known_axioms=known)
-        costs.pay_command(len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text)
+        costs.pay_command(
+            len(result.declarations), sum(len(d.tactic_states) for d in result.declarations), "#print axioms" in text
+        )
         messages.extend(result.messages)
         sorries = []
         for sorry in result.sorries:
-            sorries.append({
-                "proofState": self.record(sorry.state), "pos": self.pos(source, sorry.start),
-                "goal": sorry.goal, "endPos": self.pos(source, sorry.end),
-            })
+            sorries.append(
+                {
+                    "proofState": self.record(sorry.state),
+                    "pos": self.pos(source, sorry.start),
+                    "goal": sorry.goal,
+                    "endPos": self.pos(source, sorry.end),
+                }
+            )
         if root_goals:
             for checked in result.declarations:
                 if checked.initial is not None:
                     where = self.pos(source, checked.declaration.keyword_span.start)
-                    sorries.append({"proofState": self.record(checked.initial), "pos": where, "goal": checked.initial.pp, "endPos": where})
+                    sorries.append(
+                        {
+                            "proofState": self.record(checked.initial),
+                            "pos": where,
+                            "goal": checked.initial.pp,
+                            "endPos": where,
+                        }
+                    )
         self.envs.append(result.axioms)
         response: dict = {"env": len(self.envs) - 1}
         if messages:
             response["messages"] = [
-                {"severity": m.severity, "pos": self.pos(source, m.start), "endPos": self.pos(source, m.end), "data": m.data}
+                {
+                    "severity": m.severity,
+                    "pos": self.pos(source, m.start),
+                    "endPos": self.pos(source, m.end),
+                    "data": m.data,
+                }
                 for m in messages
             ]
         if sorries:
@@ -581,7 +641,9 @@ class Repl:
         if outcome.state is None:
             prefix = "<input>:1:1: " if outcome.syntax else ""
             return {"message": f"Lean error:\n{prefix}{outcome.error}"}
-        sorries = [{"proofState": self.record(model.ProofState((goal,))), "goal": goal} for goal in outcome.sorried_goals]
+        sorries = [
+            {"proofState": self.record(model.ProofState((goal,))), "goal": goal} for goal in outcome.sorried_goals
+        ]
         response: dict = {"proofState": self.record(outcome.state), "goals": list(outcome.state.goals)}
         if outcome.error is not None:
             nowhere = {"line": 0, "column": 0}
@@ -621,7 +683,10 @@ def repl(_args: list[str]) -> int:
                 raise ValueError("expected a JSON object")
             answer = server.answer(parsed)
         except (ValueError, KeyError, TypeError) as exc:
-            print(f'uncaught exception: {{"message": "Could not parse as a valid JSON command:\\n{exc}"}}', file=sys.stderr)
+            print(
+                f'uncaught exception: {{"message": "Could not parse as a valid JSON command:\\n{exc}"}}',
+                file=sys.stderr,
+            )
             return 1
         sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n\n")
         sys.stdout.flush()
