@@ -4,13 +4,16 @@ Each session is what a search does on the Lean side through the real lean-intera
 a REPL process (``lake env repl``, through the confining ``lake`` when the sandbox is on),
 elaborate the header and the statement, run the four tactics of a recorded proof, and
 re-check the whole proof with ``#print axioms``. The Lean is the stand-in toolchain
-(``tests/lean_standin``), which starts in tens of milliseconds where a real Lean that
-imports Mathlib takes seconds, so the ratio printed here is an upper bound of the
-sandbox's share. The modes take turns session by session, so a change of the machine's
-load hits them alike, and the medians are compared; the load average is printed.
+(``tests/lean_standin``) charging what Lean charges (``tests/lean_standin/costs.py``): by
+default 8 s per import of the header (``import Mathlib`` on an idle machine, as Mathlib's
+users report it; the search REPL and the checker REPL each import once) and 0.1 s per
+tactic. ``--import-s 0 --tactic-s 0`` measures the bare process start instead, the upper
+bound of the sandbox's share (tens of milliseconds against a stand-in that answers at once).
+The modes take turns session by session, so a change of the machine's load hits them alike,
+and the medians are compared; the load average is printed.
 
-    python benchmarks/sandbox_cost.py                  # 20 sessions x 3 rounds per mode, medians
-    python benchmarks/sandbox_cost.py --sessions 5 --rounds 1
+    python benchmarks/sandbox_cost.py                            # 4 sessions per mode at Lean's costs
+    python benchmarks/sandbox_cost.py --import-s 0 --tactic-s 0 --sessions 20 --rounds 3
 """
 
 from __future__ import annotations
@@ -31,13 +34,21 @@ STATEMENT = "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) : 
 PROOF = ["apply And.intro", "exact h1.left", "apply h2", "exact h1.right"]
 
 
-def prepare(directory: Path, startup_delay_s: float) -> dict:
-    """The stand-in toolchain on this process's PATH, and a Lake project for it."""
+def prepare(directory: Path, startup_delay_s: float, import_s: float, tactic_s: float) -> dict:
+    """The stand-in toolchain, charging ``import_s`` per import and ``tactic_s`` per tactic,
+    on this process's PATH, and a Lake project for it."""
     from prover.data import repl_fixtures_path
 
     from tests.lean_standin import LEAN_TOOLCHAIN, install, standin_variables
 
-    env = install(directory, traces=repl_fixtures_path(), log=False, startup_delay_s=startup_delay_s or None)
+    env = install(
+        directory,
+        traces=repl_fixtures_path(),
+        log=False,
+        startup_delay_s=startup_delay_s or None,
+        import_delay_s=import_s or None,
+        tactic_cost_s=tactic_s or None,
+    )
     os.environ.update(standin_variables(env))
     os.environ.pop("ELAN_TOOLCHAIN", None)
     project = directory / "project"
@@ -88,8 +99,10 @@ def available(mode: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=20, help="REPL sessions per mode and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the modes alternate within each")
+    parser.add_argument("--sessions", type=int, default=4, help="REPL sessions per mode and round")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; the modes alternate within each")
+    parser.add_argument("--import-s", type=float, default=8.0, help="seconds the stand-in takes per import")
+    parser.add_argument("--tactic-s", type=float, default=0.1, help="seconds the stand-in takes per tactic")
     parser.add_argument(
         "--startup-delay",
         type=float,
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     times: dict[str, list[float]] = {mode: [] for mode in ["off", *modes]}
     with tempfile.TemporaryDirectory() as directory:
-        standin = prepare(Path(directory), args.startup_delay)
+        standin = prepare(Path(directory), args.startup_delay, args.import_s, args.tactic_s)
         envs = {mode: make_env(standin, mode) for mode in times}
         for env in envs.values():
             session(env)  # warm the file cache and lean-interact's set-up
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     count = args.sessions * args.rounds
     print(
         f"{count} REPL sessions per mode (a new Lean process, 4 tactics, the re-check), taking turns; "
-        f"stand-in start-up delay {args.startup_delay:g} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"stand-in import {args.import_s:g} s, tactic {args.tactic_s:g} s, start-up delay {args.startup_delay:g} s; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     off = statistics.median(times["off"])
     print(f"  sandbox off      median {1000 * off:7.1f} ms per session  (total {sum(times['off']):6.2f} s)")

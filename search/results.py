@@ -217,6 +217,9 @@ class SearchResult:
     policy_time_s: float = 0.0  # inside the policy and the value model
     error: str | None = None
     tree: SearchTree | None = field(default=None, repr=False)
+    # One of several attempts at a theorem, stopped because another proved it: the expansions
+    # it finished after the cancel (None where no cancel reached it).
+    expansions_after_cancel: int | None = None
 
     @property
     def proved(self) -> bool:

@@ -102,7 +102,7 @@ def test_a_cancelled_attempt_stops_within_one_expansion_of_the_proof():
     for attempt in (1, 2, 3):
         cancelled = results[attempt]
         assert cancelled.stop_reason is StopReason.CANCELLED and cancelled.status is SearchStatus.OPEN
-        assert cancelled.extra["expansions_after_cancel"] <= 1  # measured in expansions, not seconds
+        assert cancelled.expansions_after_cancel <= 1  # measured in expansions, not seconds
         assert cancelled.num_expansions < 100  # far from the budget: it did stop
         # its tree is kept (an attempt that had not started when the cancel came has none)
         assert cancelled.tree is not None or cancelled.num_expansions == 0

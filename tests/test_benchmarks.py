@@ -153,7 +153,7 @@ TINY_RUNS = [
     ),
     (
         "sandbox_cost.py",
-        ["--sessions", "1", "--rounds", "1"],
+        ["--sessions", "1", "--rounds", "1", "--import-s", "0", "--tactic-s", "0"],
         [
             r"sandbox off +median +[\d.]+ ms",
             r"sandbox \w+ +median .* cost [-+][\d.]+% of the Lean side's time|no sandbox is available",

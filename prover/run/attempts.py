@@ -66,7 +66,7 @@ def read_attempts(run: RunDir) -> dict[str, dict[int, dict]]:
     return done
 
 
-def save_attempt(run: RunDir, theorem: Theorem, result: SearchResult, extra: dict | None = None) -> dict:
+def save_attempt(run: RunDir, theorem: Theorem, result: SearchResult) -> dict:
     """Keep one finished attempt: its tree, then its fsync'd line in ``attempts.jsonl``."""
     record = make_record(theorem, result)
     tree = None
@@ -87,8 +87,9 @@ def save_attempt(run: RunDir, theorem: Theorem, result: SearchResult, extra: dic
         "theorem": theorem.name,
         "attempt": theorem.attempt,
         **replace(record, tree=tree).to_json(),
-        **(extra or {}),
     }
+    if result.expansions_after_cancel is not None:
+        entry["expansions_after_cancel"] = result.expansions_after_cancel
     entry.pop("attempts", None)
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
     fd = os.open(run.path / ATTEMPTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -155,10 +156,7 @@ def run_attempts(
     by_name = {t.name: t for t in todo}
     cancel = getattr(executor, "cancel", None)
     for job, result in executor.prove(jobs):
-        extra = {}
-        if isinstance(getattr(result, "extra", None), dict):
-            extra = result.extra
-        entry = save_attempt(run, job, result, extra)
+        entry = save_attempt(run, job, result)
         have = done.setdefault(job.name, {})
         have[job.attempt] = entry
         if result.status is SearchStatus.PROVED and cancel is not None:
@@ -217,9 +215,7 @@ class AttemptRace:
         def one(theorem: Theorem) -> SearchResult:
             with self._lock:
                 if event.is_set():
-                    result = cancelled_result(theorem)
-                    result.extra = {"expansions_after_cancel": 0}
-                    return result
+                    return replace(cancelled_result(theorem), expansions_after_cancel=0)
                 counts = self._live[(name, theorem.attempt)] = [0, -1]
 
             def on_expansion(tree, node) -> bool:
@@ -228,7 +224,7 @@ class AttemptRace:
 
             result = self.search(theorem, on_expansion)
             if counts[1] >= 0:
-                result.extra = {"expansions_after_cancel": max(0, result.num_expansions - counts[1])}
+                result = replace(result, expansions_after_cancel=max(0, result.num_expansions - counts[1]))
             return result
 
         with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="attempt") as pool:
