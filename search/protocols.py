@@ -59,7 +59,8 @@ class TacticState:
 
 @dataclass(frozen=True)
 class ProofFinished:
-    """The tactic closed every goal."""
+    """The tactic closed every goal. ``tactic_state_id`` mirrors ``lean_dojo.ProofFinished``
+    (the Lean backends pass on the id Lean gave); the engine does not need it."""
 
     tactic_state_id: int = 0
     message: str = ""

@@ -37,7 +37,7 @@ from prover.envs.dojo import DojoConfig, DojoEnv, axioms_problem, build
 from prover.envs.lean import ELAN_URL, MINIF2F_COMMIT, MINIF2F_URL, minif2f_checkout, setup_lean_project
 from prover.envs.safety import GuardedEnv
 from prover.errors import MissingDependencyError, ProverError
-from prover.run.rundir import summarize
+from prover.run.rundir import Summary
 from prover.settings import REPO_ROOT
 from prover.theorem_sets import MINIF2F_REPO_URL, minif2f
 
@@ -298,7 +298,7 @@ def test_init_failure_is_an_error_record_counted_in_the_pass_rate():
     ]
     assert [r.status for r in results] == [SearchStatus.PROVED, SearchStatus.ERROR]
     assert "could not start" in results[1].error and "ast.json" in results[1].error
-    summary = summarize([r.to_record() for r in results], ["t", "u"])
+    summary = Summary.of(["t", "u"], [r.to_record() for r in results]).to_json()
     assert summary["num_theorems"] == 2 and summary["num_proved"] == 1
     assert summary["pass_rate"] == 0.5 and summary["status_counts"] == {"proved": 1, "error": 1}
 

@@ -44,7 +44,7 @@ from prover.envs.lean import prepare_repl
 from prover.envs.repl import ReplConfig, ReplEnv, axioms_problem, build, declared_name
 from prover.envs.safety import GuardedEnv, TacticFilter
 from prover.errors import MissingDependencyError
-from prover.run.rundir import summarize
+from prover.run.rundir import Summary
 
 from tests.fakes import TablePolicy
 from tests.lean_standin import LEAN_TOOLCHAIN, install, read_log, set_knobs, standin_variables, write_traces
@@ -300,7 +300,7 @@ def test_header_or_statement_lean_rejects_is_an_init_error_and_the_process_is_ki
 def test_theorem_without_statement_is_an_init_error_counted_in_the_pass_rate(standin):
     result = best_first_search(Theorem("nameless"), TablePolicy({}), make_env(standin), SearchLimits())
     assert result.status is SearchStatus.ERROR and "no statement" in result.error
-    assert summarize([result.to_record()], ["nameless", "other"])["pass_rate"] == 0.0
+    assert Summary.of(["nameless", "other"], [result.to_record()]).pass_rate == 0.0
 
 
 def test_guarded_repl_env_refuses_unsafe_tactics_before_they_reach_the_repl(standin):

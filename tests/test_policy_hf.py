@@ -255,7 +255,9 @@ def test_a_tiny_policy_trained_on_recorded_proofs_proves_their_theorems_end_to_e
     ``from_pretrained`` with the prompt it was trained on, and every theorem is proved and
     re-checked. It memorises, and that is all this shows: the pipeline works end to end."""
     from prover.cli import main
-    from prover.learn.training import TinyLlamaShape, train_tiny_policy
+    from prover.learn.training import TinyLlamaShape
+
+    from tests.tiny_llama import train_tiny_policy
 
     chosen = {"mathd_algebra_478", "mathd_numbertheory_185", "amc12a_2002_p6"}
     lines = [
@@ -463,7 +465,9 @@ def test_real_model_proposes_for_a_minif2f_state_on_the_gpu():
 
 @pytest.mark.slow
 def test_tiny_policy_trains_on_the_traces_and_loads_as_an_hf_model(traces_path, tmp_path):
-    from prover.learn.training import TinyLlamaShape, train_tiny_policy, training_pairs
+    from prover.learn.training import TinyLlamaShape, training_pairs
+
+    from tests.tiny_llama import train_tiny_policy
 
     shape = TinyLlamaShape(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2)
     out = train_tiny_policy(

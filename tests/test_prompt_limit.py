@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from prover.learn.training import TACTIC_ROOM_TOKENS, TinyLlamaShape, train_tiny_policy
+from prover.learn.training import TACTIC_ROOM_TOKENS, TinyLlamaShape
 from prover.policies.hf import POLICY_METADATA, HFConfig, HFPolicy
 
 from tests.test_presets import run_cli
+from tests.tiny_llama import train_tiny_policy
 
 SHAPE = TinyLlamaShape(
     vocab_size=300,

@@ -13,7 +13,7 @@ from prover.envs.synthetic import SyntheticConfig
 from prover.errors import ProverError
 from prover.policies.fixed import FixedConfig
 from prover.run.driver import InProcessExecutor, prove_set
-from prover.run.rundir import RunDir, read_records, summarize, tree_filename
+from prover.run.rundir import RunDir, Summary, read_records, tree_filename
 
 
 def _config(**synthetic):
@@ -207,7 +207,11 @@ def test_summary_is_updated_with_each_result_without_rereading_the_results(tmp_p
     assert len(reads) == 1  # when the run was opened, never per result
     assert [s["num_finished"] for s in summaries] == [2, 3, 4, 5]
     on_disk = json.loads(run.summary_path.read_text())
-    assert {key: on_disk[key] for key in summary.to_json()} == summary.to_json() == summarize(run.records(), names)
+    assert (
+        {key: on_disk[key] for key in summary.to_json()}
+        == summary.to_json()
+        == Summary.of(names, run.records()).to_json()
+    )
     assert summary.num_theorems == 5 and summary.status_counts["error"] == 1
 
 
@@ -231,7 +235,7 @@ def test_pass_rate_counts_unfinished_theorems_and_errors():
         record("c", SearchStatus.FAILED),
         record("outside", SearchStatus.PROVED),
     ]
-    summary = summarize(records, ["a", "b", "c", "d"])
+    summary = Summary.of(["a", "b", "c", "d"], records).to_json()
     assert summary["pass_rate"] == 0.25
     assert summary["status_counts"] == {"error": 1, "failed": 1, "proved": 1}
     assert summary["num_finished"] == 3 and summary["num_theorems"] == 4

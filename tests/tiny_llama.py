@@ -8,8 +8,9 @@ is downloaded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
-from prover.learn.training import TinyLlamaShape, build_tiny_llama, build_tokenizer
+from prover.learn.training import TinyLlamaShape, TrainOptions, build_tiny_llama, build_tokenizer, train_policy
 from prover.policies.prompts import PROMPTS
 
 # Lean-flavoured text, so the tokenizer has merges for the symbols that states are made of.
@@ -63,3 +64,30 @@ def session_tiny_llama(tmp_path_factory) -> Path:
     """The test session's tiny Llama directory: built by the first module that asks, shared
     by the rest (pass pytest's ``tmp_path_factory``). Tests must not write into it."""
     return save_tiny_llama(tmp_path_factory.getbasetemp() / "tiny-llama")
+
+
+def train_tiny_policy(
+    traces_path: str | Path | None,
+    out_dir: str | Path,
+    steps: int = 1200,
+    seed: int = 0,
+    prompt: str = "goal_proofstep",
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    max_prompt_tokens: int | None = None,
+    shape: TinyLlamaShape = TinyLlamaShape(),
+    progress: Callable[[str], None] | None = print,
+) -> Path:
+    """Train a tiny Llama from scratch on a trace file's (state -> tactic) pairs; return its
+    directory (``train_policy`` with no base model). ``traces_path`` None means the shipped
+    traces."""
+    options = TrainOptions(
+        steps=steps,
+        seed=seed,
+        prompt=prompt,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_prompt_tokens=max_prompt_tokens,
+        shape=shape,
+    )
+    return train_policy(traces_path, out_dir, options, progress)

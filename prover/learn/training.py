@@ -222,33 +222,6 @@ class TrainOptions(Settings):
         return 1e-3 if num_parameters < 100_000_000 else 1e-5
 
 
-def train_tiny_policy(
-    traces_path: str | Path | None,
-    out_dir: str | Path,
-    steps: int = 1200,
-    seed: int = 0,
-    prompt: str = "goal_proofstep",
-    batch_size: int = 16,
-    learning_rate: float = 3e-3,
-    max_prompt_tokens: int | None = None,
-    shape: TinyLlamaShape = TinyLlamaShape(),
-    progress: Callable[[str], None] | None = print,
-) -> Path:
-    """Train a tiny Llama from scratch on a trace file's (state -> tactic) pairs; return its
-    directory (``train_policy`` with no base model). ``traces_path`` None means the shipped
-    traces."""
-    options = TrainOptions(
-        steps=steps,
-        seed=seed,
-        prompt=prompt,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        max_prompt_tokens=max_prompt_tokens,
-        shape=shape,
-    )
-    return train_policy(traces_path, out_dir, options, progress)
-
-
 def train_policy(
     data: str | Path | None,
     out_dir: str | Path,

@@ -185,6 +185,14 @@ class Summary:
         self.attempt_counts: list[tuple[int, int]] = []  # (searches run to their end, proofs) per theorem
         self.max_attempts = 0
 
+    @classmethod
+    def of(cls, theorem_names: Iterable[str], records: Iterable[ResultRecord]) -> "Summary":
+        """The summary of ``records`` over the theorem set ``theorem_names``."""
+        summary = cls(theorem_names)
+        for record in records:
+            summary.add(record)
+        return summary
+
     def add(self, record: ResultRecord) -> None:
         if record.theorem not in self.theorem_names or record.theorem in self._seen:
             return
@@ -348,14 +356,6 @@ class RunSummary:
             provenance=data["provenance"] if isinstance(data.get("provenance"), dict) else None,
             executor={k: v for k, v in data.items() if k not in known and isinstance(v, dict)},
         )
-
-
-def summarize(records: Iterable[ResultRecord], theorem_names: Iterable[str]) -> dict:
-    """The summary of ``records`` over the theorem set ``theorem_names``."""
-    summary = Summary(theorem_names)
-    for record in records:
-        summary.add(record)
-    return summary.to_json()
 
 
 class RunDir:

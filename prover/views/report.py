@@ -426,9 +426,7 @@ def _session_figure(summary: RunSummary, key: str) -> float | None:
 def run_stats(run: Run) -> RunStats:
     """Pass rate, its interval, outcome counts and cost percentiles of ``run``."""
     records = run.records
-    summary = Summary(r.theorem for r in records)
-    for record in records:
-        summary.add(record)
+    summary = Summary.of((r.theorem for r in records), records)
     counts = {status: 0 for status in STATUSES}
     counts.update(summary.status_counts)
     num_theorems = max(run.summary.num_theorems, summary.num_finished)
