@@ -47,14 +47,21 @@ def minif2f_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
+def ray_local(tmp_path_factory):
     """Ray on 2 CPUs, started once per test session (starting it takes seconds).
 
-    Yields the cluster's address, so a subprocess can join it with ``--ray-address``.
+    Yields the cluster's address, so a subprocess can join it with ``--ray-address``. Its
+    workers start Lean (the stand-in) in the sandbox; they take their environment from this
+    process now, before any test's ``install`` names its own ``tmp_path`` writable, so the
+    session's temporary root is the directory the sandbox leaves writable for them (the
+    stand-in writes its logs there; the rest of the file system stays read-only).
     """
     ray = pytest.importorskip("ray", reason="the distributed tests need Ray (pip install 'ray[default]')")
     import logging
+    import os
 
+    writable = [p for p in os.environ.get("PROVER_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
+    os.environ["PROVER_SANDBOX_WRITABLE"] = os.pathsep.join([*writable, str(tmp_path_factory.getbasetemp().resolve())])
     context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     yield context.address_info["gcs_address"]
     ray.shutdown()

@@ -323,3 +323,23 @@ def test_the_dojo_path_confines_each_hostile_act_and_the_search_goes_on(mode, st
     else:
         assert not any(r["done"] for r in acts.values()), acts
         assert listener.received == 0 and list(outside.iterdir()) == []
+
+
+def test_many_threads_writing_the_confining_lake_at_once_all_get_it_whole(tmp_path):
+    # The search threads of one Ray worker share a process id: each write needs a name of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prover.envs import sandbox
+
+    if sandbox.resolve("auto") == "off":
+        pytest.skip("no sandbox on this machine (install bubblewrap)")
+    limits = sandbox.Limits(memory_mb=512, processes=64)
+    lake = tmp_path / "real-lake"
+    lake.write_text("#!/bin/sh\nexit 0\n")
+    lake.chmod(0o755)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        paths = list(
+            pool.map(lambda _: sandbox.confining_lake(str(lake), "auto", limits, tmp_path / "cache"), range(64))
+        )
+    assert len(set(paths)) == 1 and sandbox.is_confining(paths[0])
+    assert not list((tmp_path / "cache").rglob("*.tmp"))

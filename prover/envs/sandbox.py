@@ -187,10 +187,13 @@ def confining_lake(lake: str, mode: str, limits: Limits, directory: str | os.Pat
     wrapper = home / "lake"
     if not wrapper.is_file():
         (home / "tmp").mkdir(parents=True, exist_ok=True)
-        partial = home / f"lake.{os.getpid()}.tmp"
-        partial.write_text(script.replace("@HOME@", shlex.quote(str(home))), encoding="utf-8")
-        partial.chmod(0o755)
-        partial.replace(wrapper)
+        # A name of its own for each writer: the search threads of one process (and other
+        # processes) may write the same wrapper at once, and the last rename wins whole.
+        handle, partial = tempfile.mkstemp(prefix="lake.", suffix=".tmp", dir=home)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(script.replace("@HOME@", shlex.quote(str(home))))
+        os.chmod(partial, 0o755)
+        os.replace(partial, wrapper)
     return str(wrapper)
 
 
