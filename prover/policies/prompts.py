@@ -452,6 +452,8 @@ class PromptedPolicy:
         return self._propose_prompts([self.render(state, context) for state, context in zip(states, contexts)], k)
 
     def _propose_prompts(self, prompts: list[str], k: int) -> list[list[Proposal]]:
+        """The model's ``k`` candidates per rendered prompt: the hf and vLLM policies each
+        generate them their own way."""
         raise NotImplementedError
 
     def count_tokens(self, text: str) -> int:
