@@ -140,15 +140,16 @@ def test_a_timeout_with_a_spare_ready_costs_no_import_on_the_search_path(standin
     left = env.run_tactic(root, "apply And.intro")
     right = env.run_tactic(left, "exact h1.left")
     set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2")
-    started = time.monotonic()
     with pytest.raises(EnvTimeoutError):
         env.run_tactic(right, "apply h2")
-    restart_s = time.monotonic() - started - TIMEOUT_S
     set_knobs(standin.env, tactic_delay_s=None, slow_tactic=None)
     assert isinstance(env.run_tactic(env.run_tactic(right, "apply h2"), "exact h1.right"), ProofFinished)
     stats = env.pool.stats()
-    assert stats["imports"] - stats["background_imports"] == 1  # only the first REPL's, before the search
-    assert env.num_restarts == 1 and restart_s < 2.0  # no 4 s import while the search waited
+    # Counted, not timed: the restart took the ready spare, so the only import the search
+    # waited for is the first REPL's, before the search; the spare's replacement imports
+    # in the background.
+    assert stats["imports"] - stats["background_imports"] == 1
+    assert env.num_restarts == 1
 
 
 def test_a_memory_kill_is_restarted_on_a_spare_and_the_path_replayed(standin, pooled):  # noqa: F811
