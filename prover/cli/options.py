@@ -95,6 +95,19 @@ def option(*decls: str, group: str, **attrs: Any) -> Callable:
     return decorator
 
 
+def run_directory_options(out_help: str, resume_help: str) -> Callable:
+    """``--out DIR`` (a new run directory) and ``--resume DIR`` (an existing one), with each
+    command's own help."""
+
+    def decorator(function: Callable) -> Callable:
+        function = option(
+            "--resume", type=click.Path(file_okay=False, exists=True), default=None, group="Output", help=resume_help
+        )(function)
+        return option("--out", type=click.Path(file_okay=False), default=None, group="Output", help=out_help)(function)
+
+    return decorator
+
+
 # ---- options generated from the config classes ---------------------------------------------
 
 

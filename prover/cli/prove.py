@@ -17,6 +17,7 @@ from prover.cli.options import (
     given_flags,
     invocation,
     option,
+    run_directory_options,
     with_settings,
 )
 from prover.config import RunConfig
@@ -87,19 +88,9 @@ def attack(theorem: str | None, statement: str | None, tree_out: str | None, **o
 
 @click.command("prove-split", cls=GroupedCommand)
 @with_settings(include_distributed=True)
-@option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    group="Output",
-    help="New run directory [default: runs/<theorem set>-<time>].",
-)
-@option(
-    "--resume",
-    type=click.Path(file_okay=False, exists=True),
-    default=None,
-    group="Output",
-    help="Continue the run in this directory with its saved settings, skipping finished theorems "
+@run_directory_options(
+    "New run directory [default: runs/<theorem set>-<time>].",
+    "Continue the run in this directory with its saved settings, skipping finished theorems "
     "(only the Ray settings may change).",
 )
 @option(
@@ -190,19 +181,9 @@ def prove_split(out: str | None, resume: str | None, progress: bool, **options) 
     help="Where to write the filled file [default: FILE.filled.lean].",
 )
 @option("--overwrite", is_flag=True, group="Output", help="Replace an existing output file or backup.")
-@option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    group="Output",
-    help="New run directory for the searches [default: runs/fill-<file>-<time>].",
-)
-@option(
-    "--resume",
-    type=click.Path(file_okay=False, exists=True),
-    default=None,
-    group="Output",
-    help="Continue the fill run in this directory (the file must be unchanged), skipping finished holes.",
+@run_directory_options(
+    "New run directory for the searches [default: runs/fill-<file>-<time>].",
+    "Continue the fill run in this directory (the file must be unchanged), skipping finished holes.",
 )
 @option("--json", "as_json", is_flag=True, group="Output", help="Print the result as JSON (for editors and scripts).")
 def fill(
