@@ -7,23 +7,31 @@ replay policy on the recorded miniF2F theorems, repeated as ``copyK.NAME`` to ma
 best-first search, re-check included, as ``prove-split``'s in-process executor runs them:
 a fresh environment per theorem) against the stand-in Lean (``tests/lean_standin``) at
 Lean's costs (``tests/lean_standin/costs.py``): an import of ``--import-delay`` seconds,
-``--tactic-cost`` per tactic, ``--slow-fraction`` of (goal, tactic) pairs running past the
-``--tactic-timeout``, ``--command-delay`` per declaration elaborated. In one run:
+``--tactic-cost`` per tactic, ``--command-delay`` per declaration elaborated, and
+``--slow-fraction`` of (goal, tactic) pairs that run long. Lean's heartbeat limit stops
+such a REPL proof step after ``--heartbeat-s`` seconds (the REPL answers an error and goes
+on), under the ``--tactic-timeout`` that kills a process as a wall-clock backstop; LeanDojo
+sets ``maxHeartbeats 0``, so its slow tactics always run into the timeout. In one run:
 
 - ``repl, a process per theorem`` (``--no-repl-pool``): each theorem and each restart
   starts a REPL that imports, and the re-check imports again;
-- ``repl, warm pool`` (the default): REPLs import once and serve every theorem;
+- ``repl, warm pool`` (the default): REPLs import once and serve every theorem; a worker
+  holds its search REPL and its checker, and imports again only to recycle a REPL;
+- ``repl, warm pool, killed at timeouts`` (``--kill-theorems``, 0 skips it): the pool with
+  slow tactics that no heartbeat limit stops, so each one is killed at the timeout (what
+  a ``--tactic-timeout`` shorter than the time Lean takes to reach its limit costs);
 - ``dojo`` (``--dojo-theorems``, 0 skips it): each theorem starts a LeanDojo session (an
   import, and the file above the theorem elaborated) and the re-check compiles the file.
 
 It prints, per way, the Lean time split as the search saw it (starts, tactics, restarts
 with their replays, re-checks; imports counted by the stand-in), the overhead ratio (Lean
 wall time beyond the tactics' own time, a timed-out tactic counted up to its timeout,
-divided by that time), the Lean wall-time ratio of the two REPL ways and whether they
-proved the same theorems.
+divided by that time), the pool's imports against what it must import (2 per worker
+process, its search REPL and its checker, plus one per recycle), the Lean wall-time ratio
+of the two REPL ways and whether they proved the same theorems.
 
     python benchmarks/lean_throughput.py                          # 244 theorems: hours for the old paths
-    python benchmarks/lean_throughput.py --theorems 24 --dojo-theorems 6
+    python benchmarks/lean_throughput.py --theorems 24 --baseline-theorems 6 --dojo-theorems 4
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ class Timed:
         from search import EnvTimeoutError
 
         replayed, started, timed_out = self.env.replay_s, time.perf_counter(), False
+        stops = getattr(self.env, "num_heartbeat_stops", 0)
         try:
             return self.env.run_tactic(state, tactic)
         except EnvTimeoutError:
@@ -114,6 +123,7 @@ class Timed:
                 self.times["tactics"] += min(spent, self.timeout_s)
                 self.times["restarts"] += max(0.0, spent - self.timeout_s)
                 self.times["timeouts"] += 1
+                self.times["heartbeat_stops"] += getattr(self.env, "num_heartbeat_stops", 0) - stops
             else:  # a replay on the way (a state lost in a restart) is not the tactic's own time
                 replay = self.env.replay_s - replayed
                 self.times["tactics"] += spent - replay
@@ -160,7 +170,7 @@ def worker(spec: dict) -> None:
             tactic_timeout_s=spec["timeout"],
             startup_timeout_s=600,
             memory_limit_mb=spec["memory_mb"],
-            repl_pool=spec["way"] == "pool",
+            repl_pool=spec["way"] != "per-theorem",
         )
         make = lambda: build(config)  # noqa: E731
         records = statements()
@@ -178,6 +188,8 @@ def worker(spec: dict) -> None:
         results[theorem.name] = [result.status.value, result.startup_time_s + result.env_time_s]
         times["lean_wall"] += result.startup_time_s + result.env_time_s
     wall = time.perf_counter() - started
+    if pool is not None:
+        pool.settle(600)  # a replacement importing in the background counts once it has landed
     stats = pool.stats() if pool is not None else {}
     if pool is not None:
         pool.close()
@@ -219,8 +231,9 @@ def prepare(directory: Path, args) -> dict:
 
 def run_way(setup: dict, way: str, pairs: list, args) -> dict:
     """One way's searches in a fresh worker process, with the stand-in's costs it caused."""
-    from tests.lean_standin import read_costs
+    from tests.lean_standin import read_costs, set_knobs
 
+    set_knobs(setup["env"], heartbeat_s=None if way == "killed" else args.heartbeat_s)
     before = len(read_costs(setup["env"]))
     spec = {
         **{k: v for k, v in setup.items() if k != "env"},
@@ -256,9 +269,10 @@ def report(label: str, out: dict) -> float:
     stats = out.get("pool") or {}
     on_path = stats["imports"] - stats["background_imports"] if stats else out["imports"]
     print(
-        f"{label:<28} {len(out['results']):>4} {proved:>6} {out['imports']:>7} {on_path:>8} "
+        f"{label:<36} {len(out['results']):>4} {proved:>6} {out['imports']:>7} {on_path:>8} "
         f"{t['lean_wall']:>9.1f} {t.get('starts', 0):>8.1f} {own:>8.1f} {t.get('restarts', 0):>9.1f} "
-        f"{t.get('checks', 0):>7.1f} {int(t.get('timeouts', 0)):>8} {overhead:>9.3f}"
+        f"{t.get('checks', 0):>7.1f} {int(t.get('timeouts', 0)):>8} {int(t.get('heartbeat_stops', 0)):>7} "
+        f"{overhead:>9.3f}"
     )
     return overhead
 
@@ -279,8 +293,20 @@ def main() -> None:
     parser.add_argument("--import-memory-mb", type=float, default=64.0, help="resident memory per import (scaled down)")
     parser.add_argument("--command-delay", type=float, default=0.05, help="seconds per declaration elaborated")
     parser.add_argument("--tactic-cost", type=float, default=0.1, help="seconds per tactic")
-    parser.add_argument("--slow-fraction", type=float, default=0.1, help="fraction of tactics running past the timeout")
-    parser.add_argument("--tactic-timeout", type=float, default=1.0)
+    parser.add_argument("--slow-fraction", type=float, default=0.1, help="fraction of tactics that run long")
+    parser.add_argument(
+        "--heartbeat-s",
+        type=float,
+        default=0.9,
+        help="seconds a long-running REPL tactic takes to reach Lean's heartbeat limit (0: never)",
+    )
+    parser.add_argument("--tactic-timeout", type=float, default=1.0, help="the wall-clock backstop per tactic")
+    parser.add_argument(
+        "--kill-theorems",
+        type=int,
+        default=None,
+        help="the first M through the pool with no heartbeat limit, killed at timeouts [default: as baseline; 0 skips]",
+    )
     parser.add_argument("--max-expansions", type=int, default=8)
     parser.add_argument("--tactics-per-node", type=int, default=4)
     parser.add_argument("--memory-limit-mb", type=int, default=4096)
@@ -293,13 +319,18 @@ def main() -> None:
         args.dojo_theorems = args.theorems
     if args.baseline_theorems is None:
         args.baseline_theorems = args.theorems
+    if args.kill_theorems is None:
+        args.kill_theorems = args.baseline_theorems
     if (
         args.theorems < 1
         or not 1 <= args.baseline_theorems <= args.theorems
         or not 0 <= args.dojo_theorems <= args.theorems
+        or not 0 <= args.kill_theorems <= args.theorems
+        or args.heartbeat_s < 0
     ):
         parser.error(
-            "--theorems must be at least 1, --baseline-theorems between 1 and it, --dojo-theorems between 0 and it"
+            "--theorems must be at least 1, --baseline-theorems between 1 and it, --dojo-theorems and "
+            "--kill-theorems between 0 and it, --heartbeat-s not negative"
         )
     pairs = copies(args.theorems)
     with tempfile.TemporaryDirectory() as directory:
@@ -307,34 +338,50 @@ def main() -> None:
         started = time.perf_counter()
         old = run_way(setup, "per-theorem", pairs[: args.baseline_theorems], args)
         pool = run_way(setup, "pool", pairs, args)
+        killed = run_way(setup, "killed", pairs[: args.kill_theorems], args) if args.kill_theorems else None
         dojo = run_way(setup, "dojo", copies(args.dojo_theorems), args) if args.dojo_theorems else None
         elapsed = time.perf_counter() - started
-    print(
-        f"{args.theorems} theorems (dojo: {args.dojo_theorems}); import {args.import_delay:g} s, tactic "
-        f"{args.tactic_cost:g} s, {args.slow_fraction:.0%} of tactics past a {args.tactic_timeout:g} s timeout; "
-        f"one worker process; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all"
+    heartbeats = (
+        f"Lean's heartbeat limit stops them after {args.heartbeat_s:g} s"
+        if args.heartbeat_s
+        else "no heartbeat limit stops them"
     )
     print(
-        f"{'way':<28} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'starts':>8} "
-        f"{'tactics':>8} {'restarts':>9} {'checks':>7} {'timeouts':>8} {'overhead':>9}"
+        f"{args.theorems} theorems (dojo: {args.dojo_theorems}); import {args.import_delay:g} s, tactic "
+        f"{args.tactic_cost:g} s, {args.slow_fraction:.0%} of tactics run long: {heartbeats}, a "
+        f"{args.tactic_timeout:g} s timeout kills; one worker process; {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all"
+    )
+    print(
+        f"{'way':<36} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'starts':>8} "
+        f"{'tactics':>8} {'restarts':>9} {'checks':>7} {'timeouts':>8} {'stopped':>7} {'overhead':>9}"
     )
     report("repl, a process per theorem", old)
     ratio = report("repl, warm pool", pool)
+    if killed is not None:
+        report("repl, warm pool, killed at timeouts", killed)
     if dojo is not None:
         report("dojo", dojo)
     stats = pool.get("pool", {})
+    expected = 2 + stats.get("recycles", 0)
     print(
-        f"pool: {stats.get('imports', 0)} imports ({stats.get('background_imports', 0)} in the background: spares) "
-        f"for {stats.get('leases', 0)} leases and {stats.get('checks', 0)} re-checks; {stats.get('recycles', 0)} "
-        f"recycles, {stats.get('drops', 0)} dead REPLs replaced"
+        f"pool: {stats.get('imports', 0)} imports ({stats.get('background_imports', 0)} in the background) for "
+        f"{stats.get('leases', 0)} leases and {stats.get('checks', 0)} re-checks; {stats.get('recycles', 0)} "
+        f"recycles, {stats.get('drops', 0)} dead REPLs replaced, {stats.get('checker_moves', 0)} checkers moved "
+        f"to a search"
+    )
+    print(
+        f"pool imports = 2 per worker process (its search REPL and its checker) + recycles: "
+        f"{stats.get('imports', 0)} = 2 + {stats.get('recycles', 0)}? "
+        f"{'meets' if stats.get('imports', 0) == expected else 'misses'}"
     )
     common = list(old["results"])  # the baseline's theorems, the first M of the pool's
     lean = lambda out: sum(out["results"][name][1] for name in common)  # noqa: E731
     proved = lambda out: {name for name in common if out["results"][name][0] == "proved"}  # noqa: E731
     print(
         f"on the {len(common)} theorems both REPL ways ran: Lean wall time, process per theorem / pool: "
-        f"{lean(old) / lean(pool):.1f}x; same theorems proved: {'yes' if proved(old) == proved(pool) else 'no'} "
-        f"({len(proved(pool))} of {len(common)})"
+        f"{lean(old) / lean(pool):.1f}x (goal >= 3x); same theorems proved: "
+        f"{'yes' if proved(old) == proved(pool) else 'no'} ({len(proved(pool))} of {len(common)})"
     )
     print(
         f"pool overhead ratio over its {args.theorems} theorems: {ratio:.3f} (goal <= 0.10: "

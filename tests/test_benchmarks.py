@@ -128,6 +128,10 @@ TINY_RUNS = [
             "0.005",
             "--tactic-timeout",
             "0.5",
+            "--heartbeat-s",
+            "0.2",
+            "--kill-theorems",
+            "1",
             "--max-expansions",
             "3",
             "--tactics-per-node",
@@ -135,8 +139,11 @@ TINY_RUNS = [
         ],
         [
             r"repl, warm pool +3 +\d+ +\d+ +\d+ ",
+            r"repl, warm pool, killed at timeouts +1 +\d+ ",
             r"dojo +1 +\d+ ",
-            r"Lean wall time, process per theorem / pool: [\d.]+x; "
+            r"pool imports = 2 per worker process \(its search REPL and its checker\) \+ recycles: "
+            r"\d+ = 2 \+ \d+\? (meets|misses)",
+            r"Lean wall time, process per theorem / pool: [\d.]+x \(goal >= 3x\); "
             r"same theorems proved: (yes|no)",
             r"pool overhead ratio over its 3 theorems: [\d.]+ \(goal <= 0.10: (meets|misses)\)",
         ],

@@ -106,3 +106,28 @@ def test_a_slow_pair_runs_long_and_others_cost_the_tactic_time(standin):  # noqa
         repl.run(lean_interact.ProofStep(proof_state=proof_state, tactic=slow[0]), timeout=1)
     logged = [(c["slow"], c["seconds"]) for c in read_costs(standin.env) if c["kind"] == "tactic"]
     assert logged == [(False, 0.01), (True, 30.0)]
+
+
+def test_lean_stops_a_slow_repl_step_at_its_heartbeat_limit_and_the_repl_goes_on(standin):  # noqa: F811
+    costs.configure({"slow_fraction": "0.5"})
+    goal = "p q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p ∧ r"
+    tactics = ["apply And.intro", "omega", "simp", "linarith", "ring", "norm_num", "aesop", "constructor"]
+    slow = [t for t in tactics if costs.is_slow(goal, t)]
+    fast = [t for t in tactics if not costs.is_slow(goal, t)]
+    costs.configure({})
+    assert slow and fast
+    set_knobs(standin.env, slow_fraction=0.5, tactic_delay_s=30, heartbeat_s=0.2)
+    repl = server(standin)
+    pid = repl._proc.pid
+    state = repl.run(lean_interact.Command(cmd=HEADER + COMPLEX_AND.statement + " by sorry"))
+    proof_state = state.sorries[0].proof_state
+    started = time.monotonic()
+    stopped = repl.run(lean_interact.ProofStep(proof_state=proof_state, tactic=slow[0]), timeout=5)
+    assert 0.2 <= time.monotonic() - started < 5
+    assert isinstance(stopped, lean_interact.interface.LeanError)
+    assert "maximum number of heartbeats (200000) has been reached" in stopped.message
+    answer = repl.run(lean_interact.ProofStep(proof_state=proof_state, tactic=fast[0]), timeout=5)
+    assert "heartbeats" not in str(answer) and repl._proc.pid == pid  # the same process answers on
+    logged = [(c["slow"], c["stopped"], c["seconds"]) for c in read_costs(standin.env) if c["kind"] == "tactic"]
+    assert logged == [(True, True, 0.2), (False, False, 0.0)]
+    repl.kill()

@@ -1,8 +1,10 @@
 """Warm Lean REPLs (``prover.envs.repl_pool``) driving the real ``lean_interact.LeanServer``
 against the stand-in Lean, whose costs (``tests/lean_standin/costs.py``) make imports,
-memory and memory kills visible: one import per REPL across many theorems, the warm
-checker's verdicts, recycling at max uses and at the memory level, a timeout or a memory
-kill served by a warm spare with no import on the search's path.
+memory, memory kills and Lean's heartbeat limit visible: one import per REPL across many
+theorems, the warm checker's verdicts, recycling at max uses and at the memory level with
+the replacement imported off the search's path, a tactic stopped at the heartbeat limit
+that kills nothing, and a wall-clock timeout or a memory kill served by the checker with no
+import on the search's path: a worker imports its header 2 + recycles times.
 """
 
 from __future__ import annotations
@@ -107,13 +109,22 @@ def test_the_warm_checker_gives_the_verdicts_of_the_fresh_check(standin, pooled)
     assert sum(imports_by_pid(standin).values()) == 1  # every check on the checker's header environment
 
 
-def test_a_repl_is_recycled_after_max_uses(standin, pooled):  # noqa: F811
+def on_path(stats: dict) -> int:
+    return stats["imports"] - stats["background_imports"]
+
+
+def test_a_repl_is_recycled_after_max_uses_and_its_replacement_imports_off_the_path(standin, pooled):  # noqa: F811
     env = pooled(repl_max_uses=2)
     for _ in range(5):
         prove_complex_and(env)
         env.close()
-    assert len(standin.repl_pids()) == 3 and env.pool.stats()["recycles"] == 2
-    assert sum(imports_by_pid(standin).values()) == 3
+    assert env.pool.settle(20)
+    stats = env.pool.stats()
+    assert stats["recycles"] == 2 and stats["drops"] == 0
+    assert stats["imports"] == 2 + stats["recycles"]  # the search REPL and the checker, then one per recycle
+    assert on_path(stats) == 1  # only the first REPL's import was waited for
+    imports = imports_by_pid(standin)
+    assert len(imports) == 4 and set(imports.values()) == {1}
 
 
 def test_a_repl_above_the_memory_level_is_recycled_when_its_theorem_ends(standin, pooled):  # noqa: F811
@@ -131,37 +142,77 @@ def test_a_repl_above_the_memory_level_is_recycled_when_its_theorem_ends(standin
     assert env._repl.server._proc.pid != first
 
 
-@pytest.mark.slow
-def test_a_timeout_with_a_spare_ready_costs_no_import_on_the_search_path(standin, pooled):  # noqa: F811
-    set_knobs(standin.env, import_delay_s=4.0)
-    env = pooled(repl_spares=1, tactic_timeout_s=TIMEOUT_S)
+def test_a_tactic_lean_stops_at_its_heartbeat_limit_is_a_timeout_that_kills_nothing(standin, pooled):  # noqa: F811
+    env = pooled(tactic_timeout_s=TIMEOUT_S)
     root = env.start(COMPLEX_AND)
-    wait_for(lambda: env.pool.processes() == 1)  # the spare has imported
+    pid = env._repl.server._proc.pid
+    right = env.run_tactic(env.run_tactic(root, "apply And.intro"), "exact h1.left")
+    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2", heartbeat_s=0.1)
+    with pytest.raises(EnvTimeoutError, match="heartbeat limit"):
+        env.run_tactic(right, "apply h2")
+    set_knobs(standin.env, tactic_delay_s=None, slow_tactic=None, heartbeat_s=None)
+    assert isinstance(env.run_tactic(env.run_tactic(right, "apply h2"), "exact h1.right"), ProofFinished)
+    assert env.num_restarts == 0 and env.num_heartbeat_stops == 1
+    assert env._repl.server._proc.pid == pid and alive(pid)  # the same REPL, its proof states intact
+    env.close()
+    assert env.pool.settle(20)
+    stats = env.pool.stats()
+    assert stats["imports"] == 2 and stats["drops"] == 0
+
+
+def test_imports_are_two_plus_recycles_across_many_theorems_with_slow_tactics(standin, pooled):  # noqa: F811
+    set_knobs(standin.env, slow_fraction=0.3, tactic_delay_s=30, heartbeat_s=0.05)
+    env = pooled(repl_max_uses=3, tactic_timeout_s=TIMEOUT_S)
+    tactics = ["apply And.intro", "omega", "simp", "linarith", "norm_num", "constructor", "exact h1.left"]
+    stopped = 0
+    for _ in range(7):
+        root = env.start(COMPLEX_AND)
+        for tactic in tactics:
+            try:
+                env.run_tactic(root, tactic)
+            except EnvTimeoutError:
+                stopped += 1
+        assert env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF) is None
+        env.close()
+    assert env.pool.settle(20)
+    stats = env.pool.stats()
+    assert stopped >= 7 and env.num_restarts == 0  # the same slow pairs in every theorem, none killed a REPL
+    assert stats["recycles"] == 2 and stats["drops"] == 0 and stats["checks"] == 7
+    assert stats["imports"] == 2 + stats["recycles"] and on_path(stats) == 1
+
+
+@pytest.mark.slow
+def test_a_wall_clock_timeout_moves_the_search_to_the_checker_with_no_import_on_its_path(standin, pooled):  # noqa: F811
+    set_knobs(standin.env, import_delay_s=4.0)
+    env = pooled(tactic_timeout_s=TIMEOUT_S)
+    root = env.start(COMPLEX_AND)
+    wait_for(lambda: env.pool.processes() == 1)  # the checker has imported, in the background
     left = env.run_tactic(root, "apply And.intro")
     right = env.run_tactic(left, "exact h1.left")
-    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2")
-    with pytest.raises(EnvTimeoutError):
+    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply h2")  # no heartbeat limit stops it
+    with pytest.raises(EnvTimeoutError, match="restarted"):
         env.run_tactic(right, "apply h2")
     set_knobs(standin.env, tactic_delay_s=None, slow_tactic=None)
     assert isinstance(env.run_tactic(env.run_tactic(right, "apply h2"), "exact h1.right"), ProofFinished)
+    assert env.check_proof(COMPLEX_AND, COMPLEX_AND_PROOF) is None  # on the new checker, once it has imported
     stats = env.pool.stats()
-    # Counted, not timed: the restart took the ready spare, so the only import the search
-    # waited for is the first REPL's, before the search; the spare's replacement imports
-    # in the background.
-    assert stats["imports"] - stats["background_imports"] == 1
-    assert env.num_restarts == 1
+    # Counted, not timed: the restart took the warm checker, so the only import the search
+    # waited for is the first REPL's, before the search; the new checker imported in the
+    # background.
+    assert on_path(stats) == 1 and stats["checker_moves"] == 1
+    assert env.num_restarts == 1 and stats["imports"] == 3
 
 
-def test_a_memory_kill_is_restarted_on_a_spare_and_the_path_replayed(standin, pooled):  # noqa: F811
+def test_a_memory_kill_is_restarted_on_the_checker_and_the_path_replayed(standin, pooled):  # noqa: F811
     # RLIMIT_AS 400 MB: the stand-in's ~25 MB plus seven 50 MB commands or steps fit, eight do not.
     set_knobs(standin.env, command_memory_mb=50)
-    env = pooled(memory_limit_mb=400, repl_max_memory_mb=100_000, repl_spares=1)
+    env = pooled(memory_limit_mb=400, repl_max_memory_mb=100_000)
     prove_complex_and(env)  # the header, the statement, 4 steps: 6 allocations in this REPL
     env.close()
-    wait_for(lambda: env.pool.processes() == 2)  # the search REPL, idle, and its spare
+    wait_for(lambda: env.pool.processes() == 2)  # the search REPL, idle, and the checker
     root = env.start(FOO)  # the 7th, on the same REPL (the most used idle one is lent first)
     victim = env._repl.server._proc.pid
-    two = env.run_tactic(root, "induction x")  # the 8th kills it; the spare replays the path and retries
+    two = env.run_tactic(root, "induction x")  # the 8th kills it; the checker replays the path and retries
     assert isinstance(two, TacticState) and two.pp.startswith("case zero")
     assert not alive(victim) and env.num_restarts == 1
     assert env.pool.stats()["drops"] >= 1

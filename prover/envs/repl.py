@@ -7,11 +7,20 @@ a command on H and takes the proof state of that ``sorry`` as the initial state;
 run in tactic mode (``ProofStep(proof_state=..., tactic=...)``). When the theorem ends its
 proof states are let go and the REPL serves the next theorem with the same header, until
 ``repl_max_uses`` theorems or ``repl_max_memory_mb`` of resident memory; it runs under a
-hard memory limit (``memory_limit_mb``). After a timeout or a crash (also a memory kill)
-the search moves to a warm spare REPL and the tactic path to the state is replayed there
-(``prover.envs.session``): a timeout is then reported as ``EnvTimeoutError``, a crash is
-retried up to ``max_crash_retries`` times, then raised as ``EnvCrashError``. The search's
-REPL never imports again.
+hard memory limit (``memory_limit_mb``).
+
+A slow tactic is stopped by Lean itself: the REPL runs each proof step under Lean's
+heartbeat limit (``maxHeartbeats``; the REPL that lean-interact builds for Lean v4.20 gives
+every proof step Lean's default, 200000, whatever a ``set_option`` says: see
+leanprover-community/repl#69), answers ``(deterministic) timeout ..., maximum number of
+heartbeats ...`` as an error, and goes on; the search records a timed-out edge
+(``EnvTimeoutError``) and nothing restarts. ``tactic_timeout_s`` is the wall-clock
+backstop for a step that the heartbeats do not stop in time: lean-interact kills the
+process then. After such a kill or a crash (also a memory kill) the search moves to a warm
+REPL of the pool (a spare, or the checker, whose replacement imports in the background)
+and the tactic path to the state is replayed there (``prover.envs.session``): the timeout
+is then reported as ``EnvTimeoutError``, a crash is retried up to ``max_crash_retries``
+times, then raised as ``EnvCrashError``. The search's REPL never imports again.
 
 ``check_proof`` compiles ``statement + " by" + tactics`` followed by ``#print axioms
 NAME`` as one command on H in the pool's checker REPL (a separate warm process, whose H
@@ -46,6 +55,7 @@ from typing import Any, Callable, Sequence
 
 from search import (
     EnvInitError,
+    EnvTimeoutError,
     LeanError,
     Outcome,
     ProofFinished,
@@ -68,6 +78,9 @@ DEFAULT_STARTUP_TIMEOUT_S = 600.0  # importing Mathlib the first time can take m
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 # `theorem NAME` / `lemma NAME` (after attributes and modifiers), or a nameless `example`.
 DECLARATION = re.compile(r"(?:^|(?<=\s))(theorem|lemma|example)(?=[\s({\[⦃:])\s*(«[^»]+»|[^\s({\[⦃:]+)?")
+# Lean's words when a step passes maxHeartbeats (also synthInstance.maxHeartbeats's):
+# "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached".
+HEARTBEAT_LIMIT = "maximum number of heartbeats"
 PRINTED_AXIOMS = re.compile(
     r"^'(?P<name>.+)' (?:depends on axioms: \[(?P<axioms>.*)\]|does not depend on any axioms)$", re.S
 )
@@ -185,6 +198,7 @@ class ReplEnv(RestartingSession):
         self._server: Any = None  # without a pool: this theorem's process
         self._repl: WarmRepl | None = None  # with a pool: the warm REPL lent for this theorem
         self._theorem: Theorem | None = None
+        self.num_heartbeat_stops = 0  # tactics Lean stopped at its heartbeat limit (no restart)
 
     # -- the ProofEnv protocol -------------------------------------------------------------
 
@@ -368,6 +382,9 @@ class ReplEnv(RestartingSession):
         process = self._repl if self._repl is not None else self._server
         response = process.run(request, timeout=self.tactic_timeout_s)
         outcome = self._map(response)
+        if isinstance(outcome, LeanError) and HEARTBEAT_LIMIT in outcome.error:
+            self.num_heartbeat_stops += 1
+            raise EnvTimeoutError(f"Lean stopped `{tactic}` at its heartbeat limit; the {self.session_name} goes on")
         return outcome, response.proof_state if isinstance(outcome, TacticState) else None
 
     def _map(self, response: Any) -> Outcome:
@@ -419,7 +436,11 @@ class ReplConfig(LeanConfig):
         min=1,
     )
     repl_spares: int = setting(
-        1, "Warm Lean REPLs kept imported in reserve per header, so a restart or recycle waits for no import.", min=0
+        0,
+        "Warm Lean REPLs kept imported in reserve per header, besides the checker (which a search whose REPL "
+        "died moves to while a new checker imports in the background) and the replacement of a REPL on its last "
+        "use: each holds a copy of the header's environment in memory.",
+        min=0,
     )
 
 

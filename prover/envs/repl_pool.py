@@ -12,29 +12,43 @@ the process, ``get_memory_usage`` through psutil). What it lacks and this module
 REPLs keyed by header with the header's environment kept (``AutoLeanServer`` replays its
 session cache into the *same* process after a restart, which re-imports; ``LeanServerPool``
 shares one cache over interchangeable servers), recycling after a number of uses or above
-a resident-memory level (as kimina-lean-server's manager does), and warm spares imported
-in the background so that replacing a dead REPL costs no import on the search's path.
+a resident-memory level (as kimina-lean-server's manager does), and warm REPLs imported in
+the background so that replacing a dead or recycled REPL costs no import on the search's
+path.
+
+Which REPLs a header has: the searches' (lent, or idle between theorems), one checker, and
+``spares`` idle ones more (0 by default). The checker is imported in the background when
+the header is first leased, and doubles as the spare: a search whose REPL died (a
+wall-clock timeout, a crash, a memory kill) moves to the checker when no idle REPL is
+there, and a new checker imports in the background. A REPL lent for its last use
+(``max_uses``) has its replacement imported in the background, so a recycle waits for
+nothing either. A slow tactic that Lean's heartbeat limit stops kills nothing
+(``prover.envs.repl``). So a worker that runs one search at a time imports each header
+``2 + recycles + dead REPLs`` times (``spares`` more), only the first on a search's path.
 
 The API (``ReplPool``, one per process and configuration through ``pool_for``):
 
 - ``lease(header) -> WarmRepl``: a warm REPL for ``header``, lent to one search until
-  ``give_back``; an idle one (a spare) if there is one, else one started now (the import
-  is paid here). Leasing starts a spare in the background when none is left.
+  ``give_back``: an idle one if there is one (the most used first), else the checker
+  (when no check runs), else one imported in the background if that is under way, else
+  one started now (the import is paid here).
 - ``elaborate(repl, command, timeout) -> (response, [(goal, proof_state), ...])``: an
   arbitrary command on the REPL's header environment and the proof states of its
   ``sorry``s (a theorem's ``statement := by sorry`` gives its root state; a user's file
   with several ``sorry``s gives one per hole). ``repl.run(request, timeout)`` then runs
   proof steps on those states.
 - ``give_back(repl)``: the search is over and its proof states are let go (the REPL has no
-  call that frees them; their memory goes when the process is recycled). A dead REPL
-  (killed by a timeout, crashed, past its memory limit) is dropped and a spare refilled;
-  a live one is recycled after ``max_uses`` leases or above ``max_memory_mb``, else idles.
+  call that frees them; their memory goes when the process is recycled). A dead REPL is
+  dropped; a live one is recycled after ``max_uses`` leases or above ``max_memory_mb``,
+  else idles.
 - ``check(header, command, timeout)``: a command on the header environment of this
-  header's checker REPL, a REPL of its own that no search uses (so a proof is checked in
-  an environment that only has the header); restarted (from a spare when there is one)
-  and tried once more when it dies.
+  header's checker REPL, which no search uses meanwhile (so a proof is checked in an
+  environment that only has the header); checks take turns; a dead checker is replaced
+  (by an idle REPL, one imported in the background, or one started now) and the check
+  tried once more.
 - ``stats()``: imports (on the search's path and in the background), recycles, drops,
-  leases; ``close()`` kills every process (also at interpreter exit).
+  leases, checks, checkers moved to a search; ``settle()`` waits for the background
+  imports under way; ``close()`` kills every process (also at interpreter exit).
 """
 
 from __future__ import annotations
@@ -51,12 +65,14 @@ from search import EnvInitError
 @dataclass(eq=False)
 class WarmRepl:
     """One REPL process with its header imported: ``env`` is the header's environment
-    (None for an empty header); ``uses`` counts the searches it served."""
+    (None for an empty header); ``uses`` counts the searches it served; ``retiring``: lent
+    for its last use, its replacement is on the way."""
 
     server: Any
     header: str
     env: int | None
     uses: int = 0
+    retiring: bool = False
 
     def run(self, request: Any, timeout: float | None) -> Any:
         return self.server.run(request, timeout=timeout)
@@ -83,12 +99,13 @@ class WarmRepl:
 @dataclass
 class PoolStats:
     imports: int = 0  # every header imported, wherever
-    background_imports: int = 0  # of which in a spare's background thread
+    background_imports: int = 0  # of which in a background thread (checkers, spares, replacements)
     import_s: float = 0.0  # seconds spent importing on a search's path
     recycles: int = 0  # REPLs ended after max_uses or above max_memory_mb
-    drops: int = 0  # REPLs found dead (timeouts, crashes, memory kills)
+    drops: int = 0  # REPLs found dead (wall-clock timeouts, crashes, memory kills)
     leases: int = 0
     checks: int = 0
+    checker_moves: int = 0  # checkers lent to a search that had no idle REPL (a new one imports meanwhile)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -98,7 +115,8 @@ class PoolStats:
 class _Header:
     idle: list[WarmRepl] = field(default_factory=list)
     checker: WarmRepl | None = None
-    starting: int = 0  # spares being imported in the background
+    starting: int = 0  # imports under way in the background
+    retiring: int = 0  # REPLs lent for their last use, whose replacements are wanted
     checking: threading.Lock = field(default_factory=threading.Lock)  # checks take turns
 
 
@@ -115,11 +133,13 @@ class ReplPool:
         command: Callable[[str, int | None], Any],
         max_uses: int = 64,
         max_memory_mb: float | None = None,
-        spares: int = 1,
+        spares: int = 0,
         import_timeout_s: float = 600.0,
     ):
         if max_uses < 1:
             raise ValueError("max_uses must be at least 1")
+        if spares < 0:
+            raise ValueError("spares must not be negative")
         self.start_server = start_server
         self.command = command
         self.max_uses = max_uses
@@ -129,6 +149,7 @@ class ReplPool:
         self.stats_ = PoolStats()
         self._headers: dict[str, _Header] = {}
         self._lock = threading.Lock()
+        self._landed = threading.Condition(self._lock)  # a background import landed, or a REPL came back
         self._closed = False
 
     # -- leasing ---------------------------------------------------------------------------------
@@ -139,17 +160,20 @@ class ReplPool:
             self._check_open()
             slot = self._headers.setdefault(header, _Header())
             self.stats_.leases += 1
-            repl = None
-            while slot.idle and repl is None:  # the most used first: fresh ones stay spares
-                candidate = max(slot.idle, key=lambda r: r.uses)
-                slot.idle.remove(candidate)
-                if candidate.alive():
-                    repl = candidate
-                else:
-                    self.stats_.drops += 1
+            deadline = time.monotonic() + self.import_timeout_s
+            while True:
+                repl = self._take_idle(slot, most_used=True) or self._take_checker(slot)
+                if repl is not None or slot.starting == 0 or time.monotonic() > deadline:
+                    break
+                self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))  # an import under way lands
+                self._check_open()
         if repl is None:
             repl = self._import(header)
         repl.uses += 1
+        if repl.uses >= self.max_uses:
+            with self._lock:
+                repl.retiring = True
+                slot.retiring += 1
         self._top_up(header)
         return repl
 
@@ -157,6 +181,9 @@ class ReplPool:
         """The search on ``repl`` is over; see the module docstring."""
         with self._lock:
             slot = self._headers.get(repl.header)
+            if repl.retiring and slot is not None:
+                repl.retiring = False
+                slot.retiring -= 1
             if self._closed or slot is None:
                 repl.kill()
                 return
@@ -168,6 +195,7 @@ class ReplPool:
                 repl.kill()
             else:
                 slot.idle.append(repl)
+                self._landed.notify_all()
         self._top_up(repl.header)
 
     def elaborate(self, repl: WarmRepl, command: str, timeout: float | None) -> tuple[Any, list[tuple[str, int]]]:
@@ -180,7 +208,7 @@ class ReplPool:
     def check(self, header: str, command: str, timeout: float | None) -> Any:
         """``command`` on the header environment of ``header``'s checker REPL. Checks of one
         header take turns (a check is one short command; a second checker would cost an
-        import); a dead checker is replaced by a spare, or by a REPL started now."""
+        import); a dead checker is replaced and the check tried once more."""
         with self._lock:
             self._check_open()
             self.stats_.checks += 1
@@ -188,26 +216,30 @@ class ReplPool:
         with slot.checking:
             for attempt in range(2):
                 with self._lock:
-                    self._check_open()
+                    deadline = time.monotonic() + self.import_timeout_s
+                    while True:
+                        self._check_open()
+                        if slot.checker is not None and not slot.checker.alive():
+                            self.stats_.drops += 1
+                            slot.checker.kill()
+                            slot.checker = None
+                        if slot.checker is None:
+                            slot.checker = self._take_idle(slot, most_used=False)  # fresh ones first
+                        if slot.checker is not None or slot.starting == 0 or time.monotonic() > deadline:
+                            break
+                        self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))
                     checker = slot.checker
-                    if checker is not None and not checker.alive():
-                        self.stats_.drops += 1
-                        checker = slot.checker = None
-                    took_spare = checker is None and bool(slot.idle)
-                    if took_spare:
-                        checker = min(slot.idle, key=lambda r: r.uses)
-                        slot.idle.remove(checker)
                 if checker is None:
                     checker = self._import(header)
-                with self._lock:
-                    slot.checker = checker
-                if took_spare:  # searches keep their spare
-                    self._top_up(header)
+                    with self._lock:
+                        slot.checker = checker
+                self._top_up(header)
                 try:
                     response = checker.run(self.command(command, checker.env), timeout)
                 except Exception:
                     with self._lock:
-                        slot.checker = None
+                        if slot.checker is checker:
+                            slot.checker = None
                         self.stats_.drops += 1
                     checker.kill()
                     if attempt == 1:
@@ -215,13 +247,43 @@ class ReplPool:
                     continue
                 if self._over_memory(checker):
                     with self._lock:
-                        slot.checker = None
+                        if slot.checker is checker:
+                            slot.checker = None
                         self.stats_.recycles += 1
                     checker.kill()
+                    self._top_up(header)
                 return response
         raise AssertionError("unreachable")
 
     # -- the processes ---------------------------------------------------------------------------
+
+    def _take_idle(self, slot: _Header, most_used: bool) -> WarmRepl | None:
+        """An idle live REPL out of ``slot`` (dead ones dropped), or None; under the lock.
+        Searches take the most used first, so fresh ones stay spares."""
+        while slot.idle:
+            pick = max if most_used else min
+            candidate = pick(slot.idle, key=lambda r: r.uses)
+            slot.idle.remove(candidate)
+            if candidate.alive():
+                return candidate
+            self.stats_.drops += 1
+            candidate.kill()
+        return None
+
+    def _take_checker(self, slot: _Header) -> WarmRepl | None:
+        """The checker, lent to a search that found no idle REPL, when it is alive and no
+        check runs on it (its replacement then imports in the background); under the lock."""
+        checker = slot.checker
+        if checker is None or not slot.checking.acquire(blocking=False):
+            return None
+        try:
+            if slot.checker is not checker or not checker.alive():
+                return None
+            slot.checker = None
+            self.stats_.checker_moves += 1
+            return checker
+        finally:
+            slot.checking.release()
 
     def _import(self, header: str, background: bool = False) -> WarmRepl:
         """Start a REPL and import ``header`` in it (EnvInitError when Lean refuses it)."""
@@ -253,32 +315,35 @@ class ReplPool:
         return self.max_memory_mb is not None and repl.memory_mb() > self.max_memory_mb
 
     def _top_up(self, header: str) -> None:
-        """Start spares in the background until ``spares`` idle REPLs (and those being
-        started) are there for ``header``."""
+        """Import in the background what ``header`` lacks: a checker, ``spares`` idle REPLs,
+        and a replacement for each REPL on its last use (counting those under way)."""
         with self._lock:
             slot = self._headers.get(header)
             if self._closed or slot is None:
                 return
-            wanted = self.spares - len(slot.idle) - slot.starting
-            slot.starting += max(0, wanted)
-        for _ in range(max(0, wanted)):
+            have = (slot.checker is not None) + len(slot.idle) + slot.starting
+            wanted = max(0, 1 + self.spares + slot.retiring - have)
+            slot.starting += wanted
+        for _ in range(wanted):
             threading.Thread(target=self._start_spare, args=(header,), name="repl-spare", daemon=True).start()
 
     def _start_spare(self, header: str) -> None:
         try:
             repl = self._import(header, background=True)
         except BaseException:
-            repl = None  # the search that needs it will start one and report why
+            repl = None  # the search that needs one will start it and report why
         with self._lock:
             slot = self._headers.get(header)
             if slot is not None:
                 slot.starting -= 1
-            if repl is None:
-                return
-            if self._closed or slot is None:
-                repl.kill()
-            else:
-                slot.idle.append(repl)
+            if repl is not None:
+                if self._closed or slot is None:
+                    repl.kill()
+                elif slot.checker is None:
+                    slot.checker = repl
+                else:
+                    slot.idle.append(repl)
+            self._landed.notify_all()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -287,6 +352,18 @@ class ReplPool:
     def stats(self) -> dict:
         with self._lock:
             return self.stats_.as_dict()
+
+    def settle(self, timeout_s: float | None = None) -> bool:
+        """Wait until no import is under way in the background (True), or ``timeout_s`` has
+        passed (False): before reading ``stats`` as a whole."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._lock:
+            while any(slot.starting for slot in self._headers.values()):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._landed.wait(timeout=left)
+        return True
 
     def processes(self) -> int:
         """Warm REPLs held now (idle and checkers; not those lent out)."""
@@ -299,6 +376,7 @@ class ReplPool:
             self._closed = True
             held = [r for s in self._headers.values() for r in [*s.idle, s.checker] if r is not None]
             self._headers.clear()
+            self._landed.notify_all()
         for repl in held:
             repl.kill()
 

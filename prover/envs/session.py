@@ -6,8 +6,10 @@ loses every proof state. ``RestartingSession`` keeps, for every state the sessio
 produced, the tactic path from the root that led there, so a fresh session can replay
 its way back to any state and the search carries on as if nothing happened:
 
-- a timed-out tactic: the session is restarted at the state, and the tactic is reported
-  to the engine as ``EnvTimeoutError`` (a failed edge);
+- a tactic that Lean itself stopped (``_step`` raises ``EnvTimeoutError``: the REPL's
+  heartbeat limit): reported to the engine as it is, a failed edge; the session lives on;
+- a timed-out tactic (past the wall-clock limit, the process killed): the session is
+  restarted at the state, and the tactic is reported to the engine as ``EnvTimeoutError``;
 - a crash: the session is restarted at the state and the tactic retried, up to
   ``max_crash_retries`` times, then ``EnvCrashError`` ends the search;
 - a crash or timeout during a restart (while the new session starts or replays the
@@ -90,7 +92,7 @@ class RestartingSession(ABC):
                 raise EnvTimeoutError(
                     f"`{tactic}` ran past {self.tactic_timeout_s:g} s; the {self.session_name} was restarted"
                 ) from None
-            except EnvCrashError:
+            except (EnvCrashError, EnvTimeoutError):  # the latter: Lean stopped the tactic, the session is intact
                 raise
             except Exception as exc:  # a dead process, a broken pipe, an answer that makes no sense
                 crashes += 1

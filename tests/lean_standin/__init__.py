@@ -59,7 +59,8 @@ A process reads the variables when it starts and the knobs file before every ans
 - ``PROVER_SANDBOX_WRITABLE``: ``install`` sets it to ``tmp_path``, so a sandboxed stand-in
   may write its log and crash markers there (``prover/envs/sandbox.py``).
 - What Lean costs (``costs.py`` describes them): [import_delay_s], [import_memory_mb],
-  [command_delay_s], [command_memory_mb], [tactic_cost_s], [slow_fraction]; every cost
+  [command_delay_s], [command_memory_mb], [tactic_cost_s], [slow_fraction], and when
+  Lean's heartbeat limit stops a slow REPL proof step [heartbeat_s]; every cost
   paid is logged to ``$LEAN_STANDIN_HOME/costs.jsonl`` (``read_costs``), and a process
   past its ``RLIMIT_AS`` dies as Lean does.
 - ``LEAN_STANDIN_KNOBS_FILE``: a JSON object keyed by the bracketed names of the

@@ -22,15 +22,25 @@ works on running processes) are:
   inside a command's proofs;
 - ``LEAN_STANDIN_SLOW_FRACTION`` [slow_fraction]: the fraction of (goal, tactic) pairs that
   take ``tactic_delay_s`` instead (to run past a tactic timeout); chosen by a hash, so the
-  same tactic at the same goal is slow in every process and every run.
+  same tactic at the same goal is slow in every process and every run;
+- ``LEAN_STANDIN_HEARTBEAT_S`` [heartbeat_s]: seconds after which Lean's heartbeat limit
+  stops a slow proof step of the Lean REPL (0, the default: never). Lean counts
+  heartbeats (small allocations) and throws ``(deterministic) timeout ..., maximum number
+  of heartbeats (200000) has been reached`` when a step passes ``maxHeartbeats``; the REPL
+  answers that as an error and lives on. The pinned REPL (lean-interact's build for Lean
+  v4.20) runs every proof step under Lean's default limit, 200000, whatever a ``set_option
+  maxHeartbeats`` in the command says (leanprover-community/repl#69), so this knob is the
+  time a slow tactic takes to reach that limit. LeanDojo's REPL sets ``maxHeartbeats 0``,
+  so its tactics are never stopped so (``pay_tactic(..., heartbeats=False)``).
 
 Past the address-space limit (``RLIMIT_AS``, which lean-interact sets from
 ``memory_hard_limit_mb``) an allocation fails and the process dies as Lean does:
 ``INTERNAL PANIC: out of memory`` on stderr and exit status 1, no answer.
 
 Each cost paid is appended as one JSON line to ``$LEAN_STANDIN_HOME/costs.jsonl``
-(``{"pid", "kind": import|command|check|tactic, "seconds", "slow"}``; ``check`` is a
-command with ``#print axioms``; a slow tactic is logged before it sleeps), which
+(``{"pid", "kind": import|command|check|tactic, "seconds", "slow", "stopped"}``; ``check``
+is a command with ``#print axioms``; ``stopped``: Lean's heartbeat limit ended the tactic;
+a slow tactic is logged before it sleeps), which
 ``read_costs`` reads back: the benchmark's split of Lean's time comes from there.
 """
 
@@ -50,7 +60,14 @@ KNOBS = {
     "command_memory_mb": "LEAN_STANDIN_COMMAND_MEMORY_MB",
     "tactic_cost_s": "LEAN_STANDIN_TACTIC_COST_S",
     "slow_fraction": "LEAN_STANDIN_SLOW_FRACTION",
+    "heartbeat_s": "LEAN_STANDIN_HEARTBEAT_S",
 }
+# What Lean v4.20 says when a step passes maxHeartbeats (the REPL prefixes "Lean error:\n").
+HEARTBEAT_ERROR = (
+    "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached\n"
+    "Use `set_option maxHeartbeats <num>` to set the limit.\n"
+    "Additional diagnostic information may be available using the `set_option diagnostics true` command."
+)
 PAGE = 4096
 
 _values: dict[str, float] = {name: 0.0 for name in KNOBS}
@@ -64,11 +81,12 @@ def configure(values: dict[str, str]) -> None:
         _values[name] = float(text) if text.strip() else 0.0
 
 
-def _log(kind: str, seconds: float, slow: bool = False) -> None:
+def _log(kind: str, seconds: float, slow: bool = False, stopped: bool = False) -> None:
     home = os.environ.get("LEAN_STANDIN_HOME")
     if not home:
         return
-    line = json.dumps({"pid": os.getpid(), "kind": kind, "seconds": seconds, "slow": slow}) + "\n"
+    record = {"pid": os.getpid(), "kind": kind, "seconds": seconds, "slow": slow, "stopped": stopped}
+    line = json.dumps(record) + "\n"
     fd = os.open(Path(home) / "costs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -120,14 +138,32 @@ def is_slow(goal: str, tactic: str) -> bool:
     return int.from_bytes(digest, "little") / 2**64 < fraction
 
 
-def pay_tactic(goal: str, tactic: str, slow_delay_s: float) -> None:
-    """One proof step: its memory, and ``tactic_cost_s`` or, for a slow pair, ``slow_delay_s``."""
+def stops(seconds: float, heartbeats: bool) -> bool:
+    """Whether Lean's heartbeat limit ends a step that would run ``seconds`` (``heartbeats``:
+    the step runs under a limit, as the REPL's proof steps do)."""
+    limit = _values["heartbeat_s"]
+    return heartbeats and 0 < limit < seconds
+
+
+def spend(seconds: float, heartbeats: bool) -> bool:
+    """Run a step of ``seconds``, or until the heartbeat limit stops it: True if it did."""
+    stopped = stops(seconds, heartbeats)
+    if stopped:
+        seconds = _values["heartbeat_s"]
+    if seconds > 0:
+        time.sleep(seconds)
+    return stopped
+
+
+def pay_tactic(goal: str, tactic: str, slow_delay_s: float, heartbeats: bool = False) -> bool:
+    """One proof step: its memory, and ``tactic_cost_s`` or, for a slow pair, ``slow_delay_s``
+    (cut short by the heartbeat limit when ``heartbeats``): True when the limit stopped it."""
     allocate(_values["command_memory_mb"])
     slow = is_slow(goal, tactic)
     seconds = slow_delay_s if slow else _values["tactic_cost_s"]
-    _log("tactic", seconds, slow)
-    if seconds > 0:
-        time.sleep(seconds)
+    stopped = stops(seconds, heartbeats)
+    _log("tactic", _values["heartbeat_s"] if stopped else seconds, slow, stopped)
+    return spend(seconds, heartbeats)
 
 
 def selects_slow() -> bool:

@@ -51,6 +51,7 @@ KNOB_VARIABLES = {
     "command_memory_mb": "LEAN_STANDIN_COMMAND_MEMORY_MB",
     "tactic_cost_s": "LEAN_STANDIN_TACTIC_COST_S",
     "slow_fraction": "LEAN_STANDIN_SLOW_FRACTION",
+    "heartbeat_s": "LEAN_STANDIN_HEARTBEAT_S",
 }
 
 NO_GOALS = "no goals"

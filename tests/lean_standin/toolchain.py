@@ -122,8 +122,9 @@ class Knobs:
             if self.startup_delay_s > 0:
                 time.sleep(self.startup_delay_s)
 
-    def before_tactic(self, tactic: str) -> None:
-        """Crash or stall as configured, before a tactic request is answered."""
+    def before_tactic(self, tactic: str, heartbeats: bool = False) -> bool:
+        """Crash or stall as configured, before a tactic request is answered; True when a
+        stall was cut short by Lean's heartbeat limit (``heartbeats``: a REPL proof step)."""
         self.refresh()
         norm = model.normalise_tactic(tactic)
         self.tactics_seen += 1
@@ -146,7 +147,8 @@ class Knobs:
         drawn_slow = not self.slow_prob or self.crash_prob <= draw < self.crash_prob + self.slow_prob
         slow = drawn_slow and not costs.selects_slow()  # else costs.pay_tactic decides
         if self.tactic_delay_s > 0 and (not self.slow_tactic or norm == self.slow_tactic) and slow:
-            time.sleep(self.tactic_delay_s)
+            return costs.spend(self.tactic_delay_s, heartbeats)
+        return False
 
 
 def log_invocation(tool: str, args: list[str]) -> None:
@@ -632,11 +634,15 @@ class Repl:
         if not isinstance(index, int) or not 0 <= index < len(self.proof_states):
             return {"message": "Unknown proof state."}
         tactic = str(query["tactic"])
-        self.knobs.before_tactic(tactic)
+        # The REPL runs a proof step under Lean's heartbeat limit: past it Lean throws, the
+        # REPL answers the error and goes on (costs.py, heartbeat_s).
+        if self.knobs.before_tactic(tactic, heartbeats=True):
+            return {"message": f"Lean error:\n{costs.HEARTBEAT_ERROR}"}
         harm = hostile.act(self.knobs.hostile, tactic, self.proof_states[index].pp)
         if harm is not None:
             return {"message": f"Lean error:\n{harm}"}
-        costs.pay_tactic(self.proof_states[index].pp, tactic, self.knobs.tactic_delay_s)
+        if costs.pay_tactic(self.proof_states[index].pp, tactic, self.knobs.tactic_delay_s, heartbeats=True):
+            return {"message": f"Lean error:\n{costs.HEARTBEAT_ERROR}"}
         outcome = model.run_tactic(self.proof_states[index], tactic, self.traces)
         if outcome.state is None:
             prefix = "<input>:1:1: " if outcome.syntax else ""
