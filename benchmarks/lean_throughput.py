@@ -110,6 +110,7 @@ class Timed:
     def run_tactic(self, state, tactic):
         from search import EnvTimeoutError
 
+        self.times["tactic_calls"] += 1
         replayed, started, timed_out = self.env.replay_s, time.perf_counter(), False
         stops = getattr(self.env, "num_heartbeat_stops", 0)
         try:
@@ -308,7 +309,12 @@ def main() -> None:
         help="the first M through the pool with no heartbeat limit, killed at timeouts [default: as baseline; 0 skips]",
     )
     parser.add_argument("--max-expansions", type=int, default=8)
-    parser.add_argument("--tactics-per-node", type=int, default=4)
+    parser.add_argument(
+        "--tactics-per-node",
+        type=int,
+        default=16,
+        help="tactics the policy proposes per expansion (the presets: 2 to 32): the recorded ones and wrong ones",
+    )
     parser.add_argument("--memory-limit-mb", type=int, default=4096)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -374,6 +380,11 @@ def main() -> None:
         f"pool imports = 2 per worker process (its search REPL and its checker) + recycles: "
         f"{stats.get('imports', 0)} = 2 + {stats.get('recycles', 0)}? "
         f"{'meets' if stats.get('imports', 0) == expected else 'misses'}"
+    )
+    tried = pool["times"].get("tactic_calls", 0)
+    print(
+        f"pool: {tried / max(1, len(pool['results'])):.1f} tactics run per theorem ({args.tactics_per_node} "
+        f"proposed per expansion, at most {args.max_expansions} expansions)"
     )
     common = list(old["results"])  # the baseline's theorems, the first M of the pool's
     lean = lambda out: sum(out["results"][name][1] for name in common)  # noqa: E731

@@ -168,6 +168,7 @@ class ReplPool:
                 self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))  # an import under way lands
                 self._check_open()
         if repl is None:
+            self._top_up(header)  # the checker imports beside this REPL, not after it
             repl = self._import(header)
         repl.uses += 1
         if repl.uses >= self.max_uses:
