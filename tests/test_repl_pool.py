@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("lean_interact")
 
-from search import EnvTimeoutError, ProofFinished, TacticState, Theorem
+from search import EnvInitError, EnvTimeoutError, ProofFinished, TacticState, Theorem
 
 from prover.envs.repl import ReplConfig, ReplEnv, build
 
@@ -232,4 +232,18 @@ def test_elaborate_gives_every_sorry_of_a_command_as_a_proof_state(standin, pool
     step = repl.run(lean_interact.ProofStep(proof_state=states[0][1], tactic="apply And.intro"), 5.0)
     assert len(step.goals) == 2
     env.pool.give_back(repl)
-    assert sum(imports_by_pid(standin).values()) == 1
+    assert env.pool.settle(20)
+    assert sorted(imports_by_pid(standin).values()) == [1, 1]  # the REPL and, beside it, the checker
+
+
+def test_a_header_lean_rejects_costs_one_process_per_theorem_not_a_stream_of_background_imports(  # noqa: F811
+    standin, pooled
+):
+    env = pooled()
+    bad = Theorem("bad", statement=FOO.statement, header="import NoSuchModule\n")
+    for _ in range(3):
+        with pytest.raises(EnvInitError, match="rejected the header"):
+            env.start(bad)
+        assert env.pool.settle(20)
+    assert len(standin.repl_pids()) == 4  # the first lease's own try and its checker's, then one per theorem
+    assert env.pool.stats()["imports"] == 0

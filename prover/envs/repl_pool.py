@@ -117,6 +117,7 @@ class _Header:
     checker: WarmRepl | None = None
     starting: int = 0  # imports under way in the background
     retiring: int = 0  # REPLs lent for their last use, whose replacements are wanted
+    failing: bool = False  # the last background import failed: none more until one succeeds
     checking: threading.Lock = field(default_factory=threading.Lock)  # checks take turns
 
 
@@ -305,6 +306,9 @@ class ReplPool:
                 pass
             raise
         with self._lock:
+            slot = self._headers.get(header)
+            if slot is not None:
+                slot.failing = False
             self.stats_.imports += bool(header.strip())
             if background:
                 self.stats_.background_imports += bool(header.strip())
@@ -320,7 +324,7 @@ class ReplPool:
         and a replacement for each REPL on its last use (counting those under way)."""
         with self._lock:
             slot = self._headers.get(header)
-            if self._closed or slot is None:
+            if self._closed or slot is None or slot.failing:
                 return
             have = (slot.checker is not None) + len(slot.idle) + slot.starting
             wanted = max(0, 1 + self.spares + slot.retiring - have)
@@ -337,6 +341,7 @@ class ReplPool:
             slot = self._headers.get(header)
             if slot is not None:
                 slot.starting -= 1
+                slot.failing = repl is None
             if repl is not None:
                 if self._closed or slot is None:
                     repl.kill()
