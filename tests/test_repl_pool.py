@@ -58,7 +58,8 @@ def pooled(standin):  # noqa: F811 (the fixture imported above)
     yield make
     for env in made:
         env.close()
-        env.pool.close()
+        if env.pool is not None:
+            env.pool.close()
 
 
 def imports_by_pid(standin) -> Counter:  # noqa: F811
@@ -158,6 +159,18 @@ def test_a_tactic_lean_stops_at_its_heartbeat_limit_is_a_timeout_that_kills_noth
     assert env.pool.settle(20)
     stats = env.pool.stats()
     assert stats["imports"] == 2 and stats["drops"] == 0
+
+
+def test_without_the_pool_a_heartbeat_stop_also_keeps_the_process(standin, pooled):  # noqa: F811
+    env = pooled(repl_pool=False, tactic_timeout_s=TIMEOUT_S)
+    root = env.start(COMPLEX_AND)
+    pid = env._server._proc.pid
+    set_knobs(standin.env, tactic_delay_s=30, slow_tactic="apply And.intro", heartbeat_s=0.1)
+    with pytest.raises(EnvTimeoutError, match="heartbeat limit"):
+        env.run_tactic(root, "apply And.intro")
+    set_knobs(standin.env, tactic_delay_s=None, slow_tactic=None, heartbeat_s=None)
+    assert isinstance(env.run_tactic(root, "apply And.intro"), TacticState)
+    assert env.num_restarts == 0 and env._server._proc.pid == pid
 
 
 def test_imports_are_two_plus_recycles_across_many_theorems_with_slow_tactics(standin, pooled):  # noqa: F811
