@@ -249,9 +249,7 @@ def test_elaborate_gives_every_sorry_of_a_command_as_a_proof_state(standin, pool
     assert sorted(imports_by_pid(standin).values()) == [1, 1]  # the REPL and, beside it, the checker
 
 
-def test_a_header_lean_rejects_costs_one_process_per_theorem_not_a_stream_of_background_imports(  # noqa: F811
-    standin, pooled
-):
+def test_a_header_lean_rejects_costs_one_process_per_theorem(standin, pooled):  # noqa: F811
     env = pooled()
     bad = Theorem("bad", statement=FOO.statement, header="import NoSuchModule\n")
     for _ in range(3):
