@@ -24,7 +24,8 @@ sets ``maxHeartbeats 0``, so its slow tactics always run into the timeout. In on
   import, and the file above the theorem elaborated) and the re-check compiles the file.
 
 It prints, per way, the Lean time split as the search saw it (starts, tactics, restarts
-with their replays, re-checks; imports counted by the stand-in), the overhead ratio (Lean
+with their replays, re-checks; imports counted by the stand-in, and the seconds of those on
+the search's path, which lie within the other parts), the overhead ratio (Lean
 wall time beyond the tactics' own time, a timed-out tactic counted up to its timeout,
 divided by that time), the pool's imports against what it must import (2 per worker
 process, its search REPL and its checker, plus one per recycle), the Lean wall-time ratio
@@ -262,7 +263,7 @@ def run_way(setup: dict, way: str, pairs: list, args) -> dict:
     return out
 
 
-def report(label: str, out: dict) -> float:
+def report(label: str, out: dict, import_delay_s: float) -> float:
     t = out["times"]
     own = t.get("tactics", 0.0)
     overhead = (t["lean_wall"] - own) / own if own else float("nan")
@@ -271,7 +272,8 @@ def report(label: str, out: dict) -> float:
     on_path = stats["imports"] - stats["background_imports"] if stats else out["imports"]
     print(
         f"{label:<36} {len(out['results']):>4} {proved:>6} {out['imports']:>7} {on_path:>8} "
-        f"{t['lean_wall']:>9.1f} {t.get('starts', 0):>8.1f} {own:>8.1f} {t.get('restarts', 0):>9.1f} "
+        f"{t['lean_wall']:>9.1f} {on_path * import_delay_s:>8.1f} {t.get('starts', 0):>8.1f} {own:>8.1f} "
+        f"{t.get('restarts', 0):>9.1f} "
         f"{t.get('checks', 0):>7.1f} {int(t.get('timeouts', 0)):>8} {int(t.get('heartbeat_stops', 0)):>7} "
         f"{overhead:>9.3f}"
     )
@@ -359,15 +361,16 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all"
     )
     print(
-        f"{'way':<36} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'starts':>8} "
+        f"{'way':<36} {'thms':>4} {'proved':>6} {'imports':>7} {'on path':>8} {'Lean s':>9} {'import s':>8} "
+        f"{'starts':>8} "
         f"{'tactics':>8} {'restarts':>9} {'checks':>7} {'timeouts':>8} {'stopped':>7} {'overhead':>9}"
     )
-    report("repl, a process per theorem", old)
-    ratio = report("repl, warm pool", pool)
+    report("repl, a process per theorem", old, args.import_delay)
+    ratio = report("repl, warm pool", pool, args.import_delay)
     if killed is not None:
-        report("repl, warm pool, killed at timeouts", killed)
+        report("repl, warm pool, killed at timeouts", killed, args.import_delay)
     if dojo is not None:
-        report("dojo", dojo)
+        report("dojo", dojo, args.import_delay)
     stats = pool.get("pool", {})
     expected = 2 + stats.get("recycles", 0)
     print(
@@ -375,6 +378,10 @@ def main() -> None:
         f"{stats.get('leases', 0)} leases and {stats.get('checks', 0)} re-checks; {stats.get('recycles', 0)} "
         f"recycles, {stats.get('drops', 0)} dead REPLs replaced, {stats.get('checker_moves', 0)} checkers moved "
         f"to a search"
+    )
+    print(
+        "(import s: the imports on the search's path, as the stand-in charges them; within starts, restarts and "
+        "checks, whose rest is starting processes and elaborating statements, replays, and re-checking)"
     )
     print(
         f"pool imports = 2 per worker process (its search REPL and its checker) + recycles: "
