@@ -31,7 +31,7 @@ works on running processes) are:
   v4.20) runs every proof step under Lean's default limit, 200000, whatever a ``set_option
   maxHeartbeats`` in the command says (leanprover-community/repl#69), so this knob is the
   time a slow tactic takes to reach that limit. LeanDojo's REPL sets ``maxHeartbeats 0``,
-  so its tactics are never stopped so (``pay_tactic(..., heartbeats=False)``).
+  so its tactics are never stopped by it (``pay_tactic(..., heartbeats=False)``).
 
 Past the address-space limit (``RLIMIT_AS``, which lean-interact sets from
 ``memory_hard_limit_mb``) an allocation fails and the process dies as Lean does:
