@@ -48,6 +48,7 @@ from prover.run.rundir import Summary
 
 from tests.fakes import TablePolicy
 from tests.lean_standin import LEAN_TOOLCHAIN, install, read_log, set_knobs, standin_variables, write_traces
+from tests.lean_standin import SYNTHETIC_RECORDS as SYNTHETIC
 
 pytestmark = pytest.mark.standin
 
@@ -65,33 +66,6 @@ ONE_IS_ZERO = Theorem("one_is_zero", statement="example : 1 = 0 :=", header=HEAD
 # Tactic timeout of the tests that make a tactic slow: far above a stand-in answer's time
 # even on a loaded machine, so that only the slowed tactic times out.
 TIMEOUT_S = 1.5
-# Synthetic records (not real Lean output), for the `#print axioms` checks only.
-SYNTHETIC = [
-    {
-        "theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry",
-        "state_before": "⊢ 2 ^ 10 = 1024",
-        "tactic": "native_decide",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-    {
-        "theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry",
-        "state_before": "⊢ 2 + 2 = 4",
-        "tactic": "rfl",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-    {
-        "theorem": "theorem standin_trust : True := by sorry",
-        "state_before": "⊢ True",
-        "tactic": "exact Lean.trustCompiler",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-]
 
 
 def standin_traces(directory: Path, shipped_traces: Path) -> Path:

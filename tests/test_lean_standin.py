@@ -27,6 +27,9 @@ from tests.lean_standin import (
     standin_variables,
     write_traces,
 )
+from tests.lean_standin import (
+    SYNTHETIC_RECORDS as SYNTHETIC,
+)
 
 # The real libraries against the stand-in take a second or more a test: the slow tier (still
 # in the default `pytest -q`); tests/test_env_repl.py and test_dojo_standin.py keep quick ones.
@@ -34,33 +37,6 @@ pytestmark = [pytest.mark.standin, pytest.mark.slow]
 
 THEOREMS = ["mathd_numbertheory_222", "mathd_algebra_176", "mathd_algebra_338"]
 FILE = "MiniF2F/Test.lean"
-# Synthetic records (not real Lean output) for the `#print axioms` checks only.
-SYNTHETIC = [
-    {
-        "theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry",
-        "state_before": "⊢ 2 ^ 10 = 1024",
-        "tactic": "native_decide",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-    {
-        "theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry",
-        "state_before": "⊢ 2 + 2 = 4",
-        "tactic": "rfl",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-    {
-        "theorem": "theorem standin_trust : True := by sorry",
-        "state_before": "⊢ True",
-        "tactic": "exact Lean.trustCompiler",
-        "state_after": "no goals",
-        "proof_finished": True,
-        "source": "synthetic",
-    },
-]
 
 
 @pytest.fixture(scope="module")

@@ -161,13 +161,7 @@ class ReplPool:
             self._check_open()
             slot = self._headers.setdefault(header, _Header())
             self.stats_.leases += 1
-            deadline = time.monotonic() + self.import_timeout_s
-            while True:
-                repl = self._take_idle(slot, most_used=True) or self._take_checker(slot)
-                if repl is not None or slot.starting == 0 or time.monotonic() > deadline:
-                    break
-                self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))  # an import under way lands
-                self._check_open()
+            repl = self._take_or_wait(slot, lambda: self._take_idle(slot, most_used=True) or self._take_checker(slot))
         if repl is None:
             self._top_up(header)  # the checker imports beside this REPL, not after it
             repl = self._import(header)
@@ -218,19 +212,7 @@ class ReplPool:
         with slot.checking:
             for attempt in range(2):
                 with self._lock:
-                    deadline = time.monotonic() + self.import_timeout_s
-                    while True:
-                        self._check_open()
-                        if slot.checker is not None and not slot.checker.alive():
-                            self.stats_.drops += 1
-                            slot.checker.kill()
-                            slot.checker = None
-                        if slot.checker is None:
-                            slot.checker = self._take_idle(slot, most_used=False)  # fresh ones first
-                        if slot.checker is not None or slot.starting == 0 or time.monotonic() > deadline:
-                            break
-                        self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))
-                    checker = slot.checker
+                    checker = self._take_or_wait(slot, lambda: self._live_checker(slot))
                 if checker is None:
                     checker = self._import(header)
                     with self._lock:
@@ -258,6 +240,28 @@ class ReplPool:
         raise AssertionError("unreachable")
 
     # -- the processes ---------------------------------------------------------------------------
+
+    def _take_or_wait(self, slot: _Header, take: Callable[[], WarmRepl | None]) -> WarmRepl | None:
+        """``take()`` until it gives a REPL, waiting while an import under way for ``slot``
+        may land (at most ``import_timeout_s``); None when none is under way. Under the lock."""
+        deadline = time.monotonic() + self.import_timeout_s
+        while True:
+            self._check_open()
+            repl = take()
+            if repl is not None or slot.starting == 0 or time.monotonic() > deadline:
+                return repl
+            self._landed.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _live_checker(self, slot: _Header) -> WarmRepl | None:
+        """``slot``'s checker, a dead one dropped and a missing one taken from the idle REPLs
+        (the freshest); under the lock."""
+        if slot.checker is not None and not slot.checker.alive():
+            self.stats_.drops += 1
+            slot.checker.kill()
+            slot.checker = None
+        if slot.checker is None:
+            slot.checker = self._take_idle(slot, most_used=False)
+        return slot.checker
 
     def _take_idle(self, slot: _Header, most_used: bool) -> WarmRepl | None:
         """An idle live REPL out of ``slot`` (dead ones dropped), or None; under the lock.

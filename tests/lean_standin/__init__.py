@@ -167,6 +167,36 @@ def install(
     return env
 
 
+# Synthetic records (not real Lean output), for the tests' `#print axioms` checks only:
+# native_decide, the trusted compiler, and a proof with no axioms.
+SYNTHETIC_RECORDS = [
+    {
+        "theorem": "theorem standin_native : 2 ^ 10 = 1024 := by sorry",
+        "state_before": "⊢ 2 ^ 10 = 1024",
+        "tactic": "native_decide",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_rfl : 2 + 2 = 4 := by sorry",
+        "state_before": "⊢ 2 + 2 = 4",
+        "tactic": "rfl",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+    {
+        "theorem": "theorem standin_trust : True := by sorry",
+        "state_before": "⊢ True",
+        "tactic": "exact Lean.trustCompiler",
+        "state_after": "no goals",
+        "proof_finished": True,
+        "source": "synthetic",
+    },
+]
+
+
 def set_knobs(env: dict[str, str], **knobs: object) -> None:
     """Change the knobs of running and future stand-in processes (short names as for
     ``install``; None clears one); writes ``$LEAN_STANDIN_KNOBS_FILE`` atomically."""
